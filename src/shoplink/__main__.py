@@ -1,0 +1,3 @@
+from shoplink.cli import main
+
+raise SystemExit(main())

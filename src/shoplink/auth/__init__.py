@@ -1,0 +1,1 @@
+"""Accounts, roles, API tokens, and the policy that decides who may do what."""

@@ -1,0 +1,1 @@
+"""Seller catalog: shops, their verified domains, and products."""

@@ -1,0 +1,281 @@
+"""Catalog rules: who owns what, and which URLs a shop may send viewers to."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from shoplink.auth import policy
+from shoplink.auth.models import Principal
+from shoplink.catalog import repository as repo
+from shoplink.catalog.models import CatalogChange, Product, Shop
+from shoplink.catalog.urls import (
+    DomainRule,
+    UrlRejected,
+    check_url_on_domains,
+    host_allowed,
+    normalize_host,
+    normalize_url,
+)
+from shoplink.db import Conn
+from shoplink.errors import Conflict, NotFound, ValidationFailed, field_error
+from shoplink.money import MoneyError, is_currency, to_minor
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[CatalogChange], Awaitable[None]]
+MAX_BULK_ROWS = 1000
+
+
+class CatalogService:
+    def __init__(self, pool: asyncpg.Pool, *, allow_http_urls: bool) -> None:
+        self._pool = pool
+        self._allow_http = allow_http_urls
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener` after every committed change to a shop or product."""
+        self._listeners.append(listener)
+
+    async def _notify(self, change: CatalogChange) -> None:
+        for listener in self._listeners:
+            try:
+                await listener(change)
+            except Exception:  # a cache that misses one change is bounded by its TTL
+                log.exception("catalog listener failed", extra={"change": change.kind})
+
+    # ---- shops -------------------------------------------------------------------------
+
+    def _domain_rules(self, entries: list[Any]) -> list[DomainRule]:
+        rules: dict[str, DomainRule] = {}
+        for i, entry in enumerate(entries):
+            raw, subs = (entry, False) if isinstance(entry, str) else (
+                entry["domain"], entry.get("include_subdomains", False))
+            try:
+                host = normalize_host(raw, allow_local=self._allow_http)
+            except UrlRejected as exc:
+                raise field_error(f"domains.{i}", str(exc)) from None
+            rules[host] = DomainRule(host, subs)
+        return list(rules.values())
+
+    def _fallback(self, raw: str | None, rules: list[DomainRule]) -> str | None:
+        if raw is None:
+            return None
+        try:
+            return check_url_on_domains(raw, rules, allow_http=self._allow_http)
+        except UrlRejected as exc:
+            raise field_error("fallback_url", str(exc)) from None
+
+    async def create_shop(self, who: Principal, body: dict[str, Any]) -> Shop:
+        policy.require(who, "shops.create")
+        rules = self._domain_rules(body["domains"])
+        fallback = self._fallback(body.get("fallback_url"), rules)
+        async with self._pool.acquire() as con, con.transaction():
+            shop_id = await repo.insert_shop(con, who.account_id, body["name"].strip(), fallback)
+            for rule in rules:
+                await repo.upsert_domain(con, shop_id, rule.domain, rule.include_subdomains)
+            shop = await repo.get_shop(con, shop_id)
+        assert shop is not None
+        return shop
+
+    async def _owned_shop(self, con: Conn, who: Principal, shop_id: int,
+                          *, for_update: bool = False) -> Shop:
+        shop = await repo.get_shop(con, shop_id, for_update=for_update)
+        if shop is None:
+            raise NotFound("shop not found")
+        policy.require_owner(who, shop.owner_id, "shop")
+        return shop
+
+    async def get_shop(self, who: Principal, shop_id: int) -> Shop:
+        async with self._pool.acquire() as con:
+            return await self._owned_shop(con, who, shop_id)
+
+    async def list_shops(self, who: Principal, limit: int, after_id: int) -> list[Shop]:
+        owner = None if who.is_admin else who.account_id
+        async with self._pool.acquire() as con:
+            return await repo.list_shops(con, owner, limit, after_id)
+
+    async def update_shop(self, who: Principal, shop_id: int, body: dict[str, Any]) -> Shop:
+        async with self._pool.acquire() as con, con.transaction():
+            shop = await self._owned_shop(con, who, shop_id, for_update=True)
+            changes: dict[str, Any] = {}
+            if "name" in body:
+                changes["name"] = body["name"].strip()
+            if "fallback_url" in body:
+                changes["fallback_url"] = self._fallback(body["fallback_url"], shop.rules)
+            await repo.update_shop(con, shop_id, changes)
+            updated = await repo.get_shop(con, shop_id)
+        assert updated is not None
+        await self._notify(CatalogChange("shop", shop_id))
+        return updated
+
+    async def add_domain(self, who: Principal, shop_id: int, body: dict[str, Any]) -> Shop:
+        rule = self._domain_rules([body])[0]
+        async with self._pool.acquire() as con, con.transaction():
+            await self._owned_shop(con, who, shop_id, for_update=True)
+            await repo.upsert_domain(con, shop_id, rule.domain, rule.include_subdomains)
+            shop = await repo.get_shop(con, shop_id)
+        assert shop is not None
+        await self._notify(CatalogChange("shop", shop_id))
+        return shop
+
+    async def remove_domain(self, who: Principal, shop_id: int, raw_domain: str) -> Shop:
+        try:
+            domain = normalize_host(raw_domain, allow_local=self._allow_http)
+        except UrlRejected as exc:
+            raise field_error("domain", str(exc)) from None
+        async with self._pool.acquire() as con, con.transaction():
+            shop = await self._owned_shop(con, who, shop_id, for_update=True)
+            remaining = [r for r in shop.rules if r.domain != domain]
+            if len(remaining) == len(shop.rules):
+                raise NotFound(f"domain {domain} is not registered for this shop")
+            stranded = [r["id"] for r in await repo.active_product_urls(con, shop_id)
+                        if not self._url_on(r["url"], remaining)]
+            if stranded:
+                raise Conflict(f"{len(stranded)} active product(s) link to {domain}; "
+                               "change or delist them first", code="domain_in_use",
+                               details={"product_ids": stranded[:100]})
+            if shop.fallback_url and not self._url_on(shop.fallback_url, remaining):
+                raise Conflict(f"the shop's fallback_url is on {domain}; change it first",
+                               code="domain_in_use")
+            await repo.delete_domain(con, shop_id, domain)
+            updated = await repo.get_shop(con, shop_id)
+        assert updated is not None
+        await self._notify(CatalogChange("shop", shop_id))
+        return updated
+
+    def _url_on(self, url: str, rules: list[DomainRule]) -> bool:
+        try:
+            _, host = normalize_url(url, allow_http=True)
+        except UrlRejected:
+            return False
+        return host_allowed(host, rules)
+
+    # ---- products ----------------------------------------------------------------------
+
+    def _product_fields(self, body: dict[str, Any], shop: Shop, prefix: str = "",
+                        current: Product | None = None) -> dict[str, Any]:
+        """Validate and normalize product fields (already schema-checked)."""
+        out: dict[str, Any] = {}
+        if "title" in body:
+            title = body["title"].strip()
+            if not title:
+                raise field_error(f"{prefix}title", "must not be blank")
+            out["title"] = title
+        if "url" in body:
+            try:
+                out["url"] = check_url_on_domains(body["url"], shop.rules, allow_http=self._allow_http)
+            except UrlRejected as exc:
+                raise field_error(f"{prefix}url", str(exc)) from None
+        if "image_url" in body:
+            out["image_url"] = None
+            if body["image_url"] is not None:
+                try:
+                    out["image_url"], _ = normalize_url(body["image_url"], allow_http=self._allow_http)
+                except UrlRejected as exc:
+                    raise field_error(f"{prefix}image_url", str(exc)) from None
+        if "sku" in body:
+            out["sku"] = body["sku"].strip() or None if body["sku"] is not None else None
+        if "price" in body or "currency" in body:
+            price = body.get("price", current.price if current else None)
+            currency = body.get("currency", current.currency if current else None)
+            if price is None and currency is None:
+                out["price_minor"], out["currency"] = None, None
+            elif price is None or currency is None:
+                raise field_error(f"{prefix}price", "price and currency go together")
+            else:
+                if not is_currency(currency):
+                    raise field_error(f"{prefix}currency", f"unknown ISO 4217 currency {currency!r}")
+                try:
+                    out["price_minor"] = to_minor(price, currency)
+                except MoneyError as exc:
+                    raise field_error(f"{prefix}price", str(exc)) from None
+                out["currency"] = currency
+        return out
+
+    async def create_products(self, who: Principal, shop_id: int,
+                              rows: list[dict[str, Any]]) -> list[Product]:
+        """Insert every row or none; a 422 lists each bad row."""
+        policy.require(who, "catalog.manage")
+        if len(rows) > MAX_BULK_ROWS:
+            raise ValidationFailed(f"at most {MAX_BULK_ROWS} products per request")
+        async with self._pool.acquire() as con, con.transaction():
+            shop = await self._owned_shop(con, who, shop_id)
+            clean: list[dict[str, Any]] = []
+            errors: list[dict[str, Any]] = []
+            for n, row in enumerate(rows):
+                try:
+                    clean.append(self._product_fields(row, shop))
+                except ValidationFailed as exc:
+                    errors.extend({"row": n, **d} for d in exc.details)
+            skus = [r["sku"] for r in clean if r.get("sku")]
+            seen: set[str] = set()
+            taken = await repo.existing_skus(con, shop_id, skus) if skus else set()
+            for n, row in enumerate(clean):
+                sku = row.get("sku")
+                if sku and (sku in seen or sku in taken):
+                    errors.append({"row": n, "field": "sku", "code": "duplicate",
+                                   "message": f"sku {sku!r} already exists in this shop"})
+                if sku:
+                    seen.add(sku)
+            if errors:
+                raise ValidationFailed(f"{len(errors)} problem(s) in the products; nothing was stored",
+                                       details=errors[:200])
+            ids = await repo.insert_products(con, shop_id, clean)
+            return await repo.get_products(con, ids)
+
+    async def get_product(self, who: Principal, product_id: int) -> Product:
+        product = await self.product_by_id(product_id)
+        if product is None:
+            raise NotFound("product not found")
+        policy.require_owner(who, product.owner_id, "product")
+        return product
+
+    async def product_by_id(self, product_id: int) -> Product | None:
+        """For other domains (anchors, plans): no ownership check, callers apply their rules."""
+        async with self._pool.acquire() as con:
+            return await repo.get_product(con, product_id)
+
+    async def products_by_ids(self, product_ids: list[int]) -> list[Product]:
+        async with self._pool.acquire() as con:
+            return await repo.get_products(con, product_ids)
+
+    async def list_products(self, who: Principal, *, shop_id: int | None, status: str | None,
+                            search: str | None, limit: int, after_id: int) -> list[Product]:
+        async with self._pool.acquire() as con:
+            if shop_id is not None:
+                await self._owned_shop(con, who, shop_id)
+            owner = None if who.is_admin else who.account_id
+            pattern = None
+            if search:
+                pattern = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return await repo.list_products(con, shop_id=shop_id, owner_id=owner, status=status,
+                                            search=pattern, limit=limit, after_id=after_id)
+
+    async def update_product(self, who: Principal, product_id: int, body: dict[str, Any]) -> Product:
+        async with self._pool.acquire() as con, con.transaction():
+            product = await repo.get_product(con, product_id)
+            if product is None:
+                raise NotFound("product not found")
+            policy.require_owner(who, product.owner_id, "product")
+            shop = await repo.get_shop(con, product.shop_id)
+            assert shop is not None
+            changes = self._product_fields(body, shop, current=product)
+            if "status" in body:
+                changes["status"] = body["status"]
+            if changes.get("sku") and changes["sku"] != product.sku and await repo.existing_skus(
+                    con, shop.id, [changes["sku"]]):
+                raise field_error("sku", f"sku {changes['sku']!r} already exists in this shop",
+                                  code="duplicate")
+            if changes:
+                await repo.update_product(con, product_id, changes)
+            updated = await repo.get_product(con, product_id)
+        assert updated is not None
+        await self._notify(CatalogChange("product", product_id))
+        return updated
+
+    async def delist_product(self, who: Principal, product_id: int) -> Product:
+        return await self.update_product(who, product_id, {"status": "delisted"})

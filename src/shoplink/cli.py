@@ -1,0 +1,130 @@
+"""The one entry point: `shoplink serve | migrate | accounts | demo` (also `python -m shoplink`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+
+from shoplink import db, logs
+from shoplink.config import ConfigError, Settings
+
+log = logging.getLogger("shoplink")
+
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+    sys.stdout.flush()
+
+
+def run_async(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+@command("migrate")
+async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    con = await db.connect(settings.database_url)
+    try:
+        applied = await db.migrate(con)
+    finally:
+        await con.close()
+    _print_json({"applied": applied})
+    return 0
+
+
+@command("accounts")
+async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
+    from shoplink.auth.service import AuthService
+
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        service = AuthService(pool)
+        if args.accounts_command == "create":
+            account, token = await service.create_account(args.name, args.role)
+            _print_json({"id": account.id, "token": token.token, "name": account.name,
+                         "roles": [str(r) for r in account.roles]})
+        elif args.accounts_command == "token":
+            _, token = await service.create_account_token(args.account_id, args.label)
+            _print_json({"id": args.account_id, "token": token.token, "token_id": token.id})
+        elif args.accounts_command == "revoke":
+            await service.revoke_token_admin(args.token_id)
+            _print_json({"revoked": args.token_id})
+    finally:
+        await pool.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shoplink", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--migrate", action="store_true", help="apply pending migrations first")
+
+    sub.add_parser("migrate", help="apply pending database migrations (idempotent)")
+
+    accounts = sub.add_parser("accounts", help="create accounts and tokens")
+    acc_sub = accounts.add_subparsers(dest="accounts_command", required=True)
+    create = acc_sub.add_parser("create", help="create an account and print its first token")
+    create.add_argument("--role", action="append", required=True,
+                        choices=["admin", "seller", "creator", "analyst"],
+                        help="a role (repeat for several)")
+    create.add_argument("--name", required=True)
+    token = acc_sub.add_parser("token", help="issue another token for an account")
+    token.add_argument("--account-id", type=int, required=True)
+    token.add_argument("--label", default="cli")
+    revoke = acc_sub.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("--token-id", type=int, required=True)
+
+    demo = sub.add_parser("demo", help="seed demo accounts, a shop and products; print tokens")
+    demo.add_argument("--quiet", action="store_true")
+
+    for extend in PARSER_EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+# Later domains add subcommands (e.g. `count`) through these hooks.
+PARSER_EXTENSIONS: list[Callable[[Any], None]] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    from shoplink import demo, server  # noqa: F401  (registers their commands)
+
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"shoplink: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    if args.command == "serve":
+        return server.serve(settings, migrate_first=args.migrate)
+    try:
+        return run_async(COMMANDS[args.command](settings, args))
+    except db.MigrationError as exc:
+        print(f"shoplink: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"shoplink: cannot reach a store: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,211 @@
+"""Every SHOPLINK_* environment variable, read in one place.
+
+`Settings.from_env()` is the only code that looks at the environment. Each field is
+declared once in `_FIELDS` with its variable, default and parser, so the README table
+and the docker-compose test can be checked against this list.
+A bad value raises `ConfigError` whose message is one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting could not be parsed; the message names the variable."""
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected one of true/false/1/0/yes/no/on/off")
+
+
+def _parse_int(minimum: int, maximum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if not minimum <= value <= maximum:
+            raise ValueError(f"must be between {minimum} and {maximum}")
+        return value
+
+    return parse
+
+
+def _parse_float(minimum: float, maximum: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw.strip())
+        if not (minimum <= value <= maximum):  # also rejects NaN
+            raise ValueError(f"must be between {minimum} and {maximum}")
+        return value
+
+    return parse
+
+
+def _parse_url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.netloc:
+            raise ValueError(f"expected a URL with scheme {' or '.join(schemes)}")
+        return value
+
+    return parse
+
+
+def _parse_base_url(raw: str) -> str:
+    return _parse_url("http", "https")(raw).rstrip("/")
+
+
+def _parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _parse_str(raw: str) -> str:
+    return raw
+
+
+def _parse_secret(raw: str) -> str:
+    if len(raw) < 16:
+        raise ValueError("must be at least 16 characters")
+    return raw
+
+
+def _parse_path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return Path(raw.strip())
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    env: str
+    default: str
+    parse: Callable[[str], Any]
+    doc: str
+    secret: bool = False
+
+
+# The single list of settings. README.md's configuration table mirrors it (a test checks).
+_FIELDS: tuple[_Field, ...] = (
+    _Field("database_url", "SHOPLINK_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/shoplink",
+           _parse_url("postgresql", "postgres"), "PostgreSQL connection URL.", secret=True),
+    _Field("redis_url", "SHOPLINK_REDIS_URL", "redis://127.0.0.1:6379/0",
+           _parse_url("redis", "rediss", "unix"), "Redis connection URL.", secret=True),
+    _Field("host", "SHOPLINK_HOST", "127.0.0.1", _parse_str, "Address the HTTP server binds."),
+    _Field("port", "SHOPLINK_PORT", "8080", _parse_int(0, 65535), "Port the HTTP server binds."),
+    _Field("public_base_url", "SHOPLINK_PUBLIC_BASE_URL", "",
+           lambda raw: _parse_base_url(raw) if raw.strip() else "",
+           "Base URL viewers reach (links, QR codes). Empty: http://HOST:PORT."),
+    _Field("secret_key", "SHOPLINK_SECRET_KEY", "dev-only-insecure-secret-key-change-me",
+           _parse_secret, "Key for viewer hashes, session cookies and CSRF tokens (16+ chars).",
+           secret=True),
+    _Field("log_level", "SHOPLINK_LOG_LEVEL", "info",
+           _parse_choice("debug", "info", "warning", "error"), "Log level."),
+    _Field("access_log", "SHOPLINK_ACCESS_LOG", "true", _parse_bool,
+           "Write one structured access-log line per request."),
+    _Field("db_pool_min", "SHOPLINK_DB_POOL_MIN", "1", _parse_int(0, 100),
+           "Minimum PostgreSQL pool connections."),
+    _Field("db_pool_max", "SHOPLINK_DB_POOL_MAX", "10", _parse_int(1, 500),
+           "Maximum PostgreSQL pool connections."),
+    _Field("max_body_bytes", "SHOPLINK_MAX_BODY_BYTES", "1048576", _parse_int(1024, 1 << 30),
+           "Largest JSON or CSV request body accepted."),
+    _Field("allow_http_urls", "SHOPLINK_ALLOW_HTTP_URLS", "false", _parse_bool,
+           "Development only: accept http:// product URLs and localhost/IP shop domains."),
+    _Field("media_dir", "SHOPLINK_MEDIA_DIR", "./var/media", _parse_path,
+           "Where uploaded videos and thumbnails are stored."),
+    _Field("max_upload_bytes", "SHOPLINK_MAX_UPLOAD_BYTES", str(512 * 1024 * 1024),
+           _parse_int(1024, 1 << 40), "Largest video upload accepted."),
+    _Field("allow_server_paths", "SHOPLINK_ALLOW_SERVER_PATHS", "false", _parse_bool,
+           "Admin setting: allow registering videos by a path on the server."),
+    _Field("max_anchors_per_video", "SHOPLINK_MAX_ANCHORS_PER_VIDEO", "30", _parse_int(1, 10_000),
+           "Most active anchors one video may carry."),
+    _Field("click_shards", "SHOPLINK_CLICK_SHARDS", "4", _parse_int(1, 1024),
+           "Number of click streams shoplink:clicks:{n}."),
+)
+
+
+def _fields_by_name() -> dict[str, _Field]:
+    return {field.name: field for field in _FIELDS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    host: str
+    port: int
+    public_base_url: str
+    secret_key: str
+    log_level: str
+    access_log: bool
+    db_pool_min: int
+    db_pool_max: int
+    max_body_bytes: int
+    allow_http_urls: bool
+    media_dir: Path
+    max_upload_bytes: int
+    allow_server_paths: bool
+    max_anchors_per_video: int
+    click_shards: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read settings from `environ` (default: os.environ); `overrides` win (tests)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in _FIELDS:
+            if field.name in overrides:
+                values[field.name] = overrides.pop(field.name)
+                continue
+            raw = _raw_value(env, field)
+            try:
+                values[field.name] = field.parse(raw)
+            except ValueError as exc:
+                shown = "(hidden)" if field.secret else repr(raw)
+                raise ConfigError(f"{field.env}={shown} is invalid: {exc}") from None
+        if overrides:
+            raise TypeError(f"unknown settings: {', '.join(sorted(overrides))}")
+        if not values["public_base_url"]:
+            values["public_base_url"] = f"http://{values['host']}:{values['port']}"
+        if values["db_pool_min"] > values["db_pool_max"]:
+            raise ConfigError("SHOPLINK_DB_POOL_MIN must not exceed SHOPLINK_DB_POOL_MAX")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def uses_default_secret(self) -> bool:
+        return self.secret_key == _fields_by_name()["secret_key"].default
+
+
+def _raw_value(env: Mapping[str, str], field: _Field) -> str:
+    file_var = f"{field.env}_FILE"
+    if field.secret and env.get(file_var):
+        path = env[file_var]
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{file_var}={path!r} cannot be read: {exc.strerror}") from None
+    return env.get(field.env, field.default)
+
+
+def documented_variables() -> list[tuple[str, str, str, bool]]:
+    """(variable, default, description, has *_FILE variant) for docs and tests."""
+    return [(f.env, f.default, f.doc, f.secret) for f in _FIELDS]

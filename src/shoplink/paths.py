@@ -1,0 +1,11 @@
+"""Where the project's non-Python files live (schemas, SQL migrations)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent.parent
+SCHEMAS_DIR = Path(os.environ.get("SHOPLINK_SCHEMAS_DIR", PROJECT_DIR / "schemas"))
+SQL_DIR = SCHEMAS_DIR / "sql"

@@ -1,0 +1,57 @@
+"""Running the HTTP server: event loop, signals, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from aiohttp import web
+
+from shoplink import db
+from shoplink.app import UnmigratedDatabase, create_app
+from shoplink.config import Settings
+from shoplink.logs import AccessLogger
+
+log = logging.getLogger(__name__)
+
+
+async def _migrate(settings: Settings) -> None:
+    con = await db.connect(settings.database_url)
+    try:
+        applied = await db.migrate(con)
+    finally:
+        await con.close()
+    if applied:
+        log.info("migrations applied", extra={"applied": applied})
+
+
+def serve(settings: Settings, *, migrate_first: bool = False) -> int:
+    try:
+        import uvloop
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        if migrate_first:
+            loop.run_until_complete(_migrate(settings))
+        if settings.uses_default_secret:
+            log.warning("SHOPLINK_SECRET_KEY is the development default; set a real secret")
+        app = create_app(settings)
+        log.info("listening", extra={"url": settings.public_base_url,
+                                     "bind": f"{settings.host}:{settings.port}"})
+        web.run_app(app, host=settings.host, port=settings.port, loop=loop, print=None,
+                    access_log_class=AccessLogger,
+                    access_log=logging.getLogger("shoplink.access") if settings.access_log else None,
+                    shutdown_timeout=10, handle_signals=True)
+    except UnmigratedDatabase as exc:
+        print(f"shoplink: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"shoplink: cannot start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if not loop.is_closed():
+            loop.close()
+    return 0

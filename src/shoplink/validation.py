@@ -1,0 +1,110 @@
+"""Request bodies: size limits, JSON parsing, and JSON Schema validation.
+
+Schemas live in `schemas/requests/<name>.schema.json` (Draft 2020-12). A body that is not
+JSON is a 400; a body that is JSON but breaks its schema is a 422 whose details name each
+offending field.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import orjson
+from aiohttp import web
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError as SchemaError
+
+from shoplink.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from shoplink.paths import SCHEMAS_DIR
+
+REQUEST_SCHEMAS_DIR = SCHEMAS_DIR / "requests"
+
+
+@functools.cache
+def validator(name: str) -> Draft202012Validator:
+    path = REQUEST_SCHEMAS_DIR / f"{name}.schema.json"
+    schema = orjson.loads(path.read_bytes())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _field_of(error: SchemaError) -> str:
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "required" and isinstance(error.message, str):
+        missing = error.message.split("'")[1] if "'" in error.message else ""
+        path.append(missing)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        allowed = set(schema.get("properties", {}))
+        extra = sorted(k for k in error.instance if k not in allowed)
+        if extra:
+            path.append(extra[0])
+    return ".".join(path) or "(body)"
+
+
+def _message_of(error: SchemaError) -> str:
+    if error.validator == "additionalProperties":
+        return "unknown field"
+    if error.validator == "required":
+        return "is required"
+    return str(error.message)
+
+
+def validate(instance: Any, schema_name: str) -> None:
+    errors = sorted(validator(schema_name).iter_errors(instance),
+                    key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        details = [{"field": _field_of(e), "message": _message_of(e), "code": str(e.validator)}
+                   for e in errors[:20]]
+        first = details[0]
+        raise ValidationFailed(f"{first['field']}: {first['message']}", details=details)
+
+
+def _reject_non_finite(value: Any) -> None:
+    # orjson already refuses NaN/Infinity literals; huge numbers parse as floats that overflow to inf.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadRequest("numbers must be finite", code="invalid_number")
+    if isinstance(value, dict):
+        for item in value.values():
+            _reject_non_finite(item)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_non_finite(item)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """Read the whole body, refusing early (413) when it is larger than `limit`."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise BadRequest("request body is empty; a JSON document is expected", code="empty_body")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}", code="malformed_json") from None
+    _reject_non_finite(value)
+    return value
+
+
+async def read_json(request: web.Request, schema_name: str, limit: int) -> Any:
+    """Parse and validate a JSON request body."""
+    content_type = request.headers.get("Content-Type", "")
+    if content_type and request.content_type != "application/json":
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    body = parse_json(await read_body(request, limit))
+    validate(body, schema_name)
+    return body

@@ -1,0 +1,145 @@
+"""Fixtures: a fresh PostgreSQL database and a private Redis per test session, clean state per test,
+and the real app served over real HTTP. Nothing here is mocked."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+from redis.asyncio import Redis
+
+from shoplink import db
+from shoplink.app import create_app
+from shoplink.auth.service import AuthService
+from shoplink.config import Settings
+from support.api import Api
+from support.services import RedisProcess, admin_database_url, create_database, drop_database
+
+TEST_SECRET = "test-secret-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    admin = admin_database_url()
+    url = await create_database(admin)
+    con = await db.connect(url)
+    try:
+        await db.migrate(con)
+    finally:
+        await con.close()
+    yield url
+    await drop_database(admin, url)
+
+
+@pytest.fixture(scope="session")
+def redis_proc() -> Iterator[RedisProcess]:
+    proc = RedisProcess()
+    proc.start()
+    yield proc
+    proc.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def _session_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.create_pool(database_url, min_size=1, max_size=5)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def _session_redis(redis_proc: RedisProcess) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_proc.url)
+    yield client
+    await client.aclose()
+
+
+async def reset_state(pool: asyncpg.Pool, redis: Redis) -> None:
+    async with pool.acquire() as con:
+        tables = [r["tablename"] for r in await con.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'schema_migrations'")]
+        if tables:
+            await con.execute(
+                f"TRUNCATE {', '.join(f'{t!s}' for t in tables)} RESTART IDENTITY CASCADE")
+    await redis.flushall()
+
+
+@pytest.fixture
+async def pool(_session_pool: asyncpg.Pool, _session_redis: Redis) -> asyncpg.Pool:
+    """The session's pool, with every table emptied and Redis flushed before the test."""
+    await reset_state(_session_pool, _session_redis)
+    return _session_pool
+
+
+@pytest.fixture
+async def redis(pool: asyncpg.Pool, _session_redis: Redis) -> Redis:
+    return _session_redis
+
+
+@pytest.fixture
+def settings(database_url: str, redis_proc: RedisProcess, tmp_path: Path) -> Settings:
+    return Settings.from_env(
+        {}, database_url=database_url, redis_url=redis_proc.url, secret_key=TEST_SECRET,
+        media_dir=tmp_path / "media", public_base_url="http://127.0.0.1:8080",
+        access_log=False, log_level="warning")
+
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+
+
+@pytest.fixture
+async def start_server(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[ServerFactory]:
+    """Start real app instances over HTTP; `await start_server(**setting_overrides)`."""
+    started: list[TestServer] = []
+
+    async def start(app: web.Application | None = None, **overrides: Any) -> TestServer:
+        server = TestServer(app or create_app(settings.replace(**overrides)), host="127.0.0.1")
+        await server.start_server()
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        await server.close()
+
+
+@pytest.fixture
+async def server(start_server: ServerFactory) -> TestServer:
+    return await start_server()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[ClientSession]:
+    async with ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def base_url(server: TestServer) -> str:
+    return str(server.make_url("")).rstrip("/")
+
+
+AccountFactory = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+def make_account(pool: asyncpg.Pool, http: ClientSession, base_url: str) -> AccountFactory:
+    """`await make_account("seller", name=...)` -> an Api client authenticated as a new account."""
+    counter = iter(range(1, 10_000))
+
+    async def make(*roles: str, name: str | None = None) -> Api:
+        account, token = await AuthService(pool).create_account(
+            name or f"{'-'.join(roles)}-{next(counter)}", list(roles))
+        return Api(http, base_url, token.token, account.id)
+
+    return make
+
+
+@pytest.fixture
+def anon(http: ClientSession, base_url: str) -> Api:
+    return Api(http, base_url, None)

@@ -1,0 +1,63 @@
+"""A thin client for the real HTTP API of a running test server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import ClientSession
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: Any
+
+    @property
+    def error_code(self) -> str | None:
+        if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
+            code: str = self.body["error"]["code"]
+            return code
+        return None
+
+
+class Api:
+    """Calls one server as one account (or anonymously when token is None)."""
+
+    def __init__(self, session: ClientSession, base_url: str, token: str | None,
+                 account_id: int | None = None) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.account_id = account_id
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers.update(extra or {})
+        return headers
+
+    async def request(self, method: str, path: str, *, json: Any = None, data: Any = None,
+                      headers: dict[str, str] | None = None, **kwargs: Any) -> Reply:
+        async with self.session.request(method, self.base_url + path, json=json, data=data,
+                                        headers=self._headers(headers), allow_redirects=False,
+                                        **kwargs) as resp:
+            raw = await resp.read()
+            body: Any = raw
+            if resp.content_type == "application/json" and raw:
+                body = await resp.json()
+            elif resp.content_type.startswith("text/"):
+                body = raw.decode()
+            return Reply(resp.status, body, resp.headers)
+
+    async def get(self, path: str, **kw: Any) -> Reply:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, json: Any = None, **kw: Any) -> Reply:
+        return await self.request("POST", path, json=json, **kw)
+
+    async def patch(self, path: str, json: Any = None, **kw: Any) -> Reply:
+        return await self.request("PATCH", path, json=json, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Reply:
+        return await self.request("DELETE", path, **kw)
