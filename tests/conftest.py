@@ -17,6 +17,7 @@ from shoplink import db
 from shoplink.app import create_app
 from shoplink.auth.service import AuthService
 from shoplink.config import Settings
+
 from support.api import Api
 from support.services import RedisProcess, admin_database_url, create_database, drop_database
 

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from shoplink import db, health
+from shoplink import db, health, metrics
+from shoplink.anchors.rights import PromotionRights
 from shoplink.auth import views as auth_views
 from shoplink.auth.middleware import auth_middleware
 from shoplink.auth.service import AuthService
 from shoplink.catalog import views as catalog_views
 from shoplink.catalog.service import CatalogService
+from shoplink.changes import ChangeBus
 from shoplink.config import Settings
 from shoplink.errors import Handler, error_middleware
-from shoplink.keys import AUTH, CATALOG, DB_POOL, REDIS, REQUEST_ID, SETTINGS
+from shoplink.keys import (
+    AUTH,
+    CATALOG,
+    CHANGES,
+    DB_POOL,
+    METRICS,
+    PROMOTION_RIGHTS,
+    REDIS,
+    REQUEST_ID,
+    SETTINGS,
+)
+from shoplink.metrics import Registry
 from shoplink.redis import create_redis
 
 log = logging.getLogger(__name__)
@@ -24,6 +39,7 @@ log = logging.getLogger(__name__)
 # Each domain registers its routes here, in one visible table.
 ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     health.setup_routes,
+    metrics.setup_routes,
     auth_views.setup_routes,
     catalog_views.setup_routes,
 ]
@@ -43,7 +59,22 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     return response
 
 
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    """The Redis client and the change bus that keeps every instance's caches correct."""
+    client = create_redis(app[SETTINGS].redis_url)
+    app[REDIS] = client
+    bus = ChangeBus(client)
+    app[CHANGES] = bus
+    task = asyncio.create_task(bus.run(), name="change-bus")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await client.aclose()
+
+
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
+    """The pool and the services built on it (refuses an unmigrated database)."""
     settings = app[SETTINGS]
     pool = await db.create_pool(settings.database_url, min_size=settings.db_pool_min,
                                 max_size=settings.db_pool_max)
@@ -57,16 +88,11 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
             "or start with `shoplink serve --migrate`")
     app[DB_POOL] = pool
     app[AUTH] = AuthService(pool)
-    app[CATALOG] = CatalogService(pool, allow_http_urls=settings.allow_http_urls)
+    app[CATALOG] = CatalogService(pool, allow_http_urls=settings.allow_http_urls,
+                                  changes=app[CHANGES])
+    app[PROMOTION_RIGHTS] = PromotionRights(app[CATALOG])
     yield
     await pool.close()
-
-
-async def _redis(app: web.Application) -> AsyncIterator[None]:
-    client = create_redis(app[SETTINGS].redis_url)
-    app[REDIS] = client
-    yield
-    await client.aclose()
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -75,7 +101,9 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([_postgres, _redis])
+    app[METRICS] = Registry()
+    # Order matters: later contexts use what earlier ones opened; teardown runs in reverse.
+    app.cleanup_ctx.extend([_redis, _postgres])
     for setup in ROUTE_SETUPS:
         setup(app)
     return app

@@ -73,11 +73,3 @@ class Product:
                 "price": self.price, "price_minor": self.price_minor, "currency": self.currency,
                 "image_url": self.image_url, "sku": self.sku, "status": self.status,
                 "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat()}
-
-
-@dataclass(frozen=True)
-class CatalogChange:
-    """Published after a commit so caches (e.g. the click resolver) can drop stale entries."""
-
-    kind: str  # "product" | "shop"
-    id: int

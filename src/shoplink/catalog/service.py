@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -11,7 +10,7 @@ import asyncpg
 from shoplink.auth import policy
 from shoplink.auth.models import Principal
 from shoplink.catalog import repository as repo
-from shoplink.catalog.models import CatalogChange, Product, Shop
+from shoplink.catalog.models import Product, Shop
 from shoplink.catalog.urls import (
     DomainRule,
     UrlRejected,
@@ -20,32 +19,26 @@ from shoplink.catalog.urls import (
     normalize_host,
     normalize_url,
 )
+from shoplink.changes import Change, ChangeBus
 from shoplink.db import Conn
 from shoplink.errors import Conflict, NotFound, ValidationFailed, field_error
 from shoplink.money import MoneyError, is_currency, to_minor
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[CatalogChange], Awaitable[None]]
 MAX_BULK_ROWS = 1000
 
 
 class CatalogService:
-    def __init__(self, pool: asyncpg.Pool, *, allow_http_urls: bool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, allow_http_urls: bool,
+                 changes: ChangeBus | None = None) -> None:
         self._pool = pool
         self._allow_http = allow_http_urls
-        self._listeners: list[Listener] = []
+        self._changes = changes or ChangeBus()
 
-    def subscribe(self, listener: Listener) -> None:
-        """Call `listener` after every committed change to a shop or product."""
-        self._listeners.append(listener)
-
-    async def _notify(self, change: CatalogChange) -> None:
-        for listener in self._listeners:
-            try:
-                await listener(change)
-            except Exception:  # a cache that misses one change is bounded by its TTL
-                log.exception("catalog listener failed", extra={"change": change.kind})
+    async def _notify(self, change: Change) -> None:
+        """After commit: caches of every instance (click resolver, timelines) drop what changed."""
+        await self._changes.publish(change)
 
     # ---- shops -------------------------------------------------------------------------
 
@@ -109,7 +102,7 @@ class CatalogService:
             await repo.update_shop(con, shop_id, changes)
             updated = await repo.get_shop(con, shop_id)
         assert updated is not None
-        await self._notify(CatalogChange("shop", shop_id))
+        await self._notify(Change("shop", shop_id))
         return updated
 
     async def add_domain(self, who: Principal, shop_id: int, body: dict[str, Any]) -> Shop:
@@ -119,7 +112,7 @@ class CatalogService:
             await repo.upsert_domain(con, shop_id, rule.domain, rule.include_subdomains)
             shop = await repo.get_shop(con, shop_id)
         assert shop is not None
-        await self._notify(CatalogChange("shop", shop_id))
+        await self._notify(Change("shop", shop_id))
         return shop
 
     async def remove_domain(self, who: Principal, shop_id: int, raw_domain: str) -> Shop:
@@ -144,7 +137,7 @@ class CatalogService:
             await repo.delete_domain(con, shop_id, domain)
             updated = await repo.get_shop(con, shop_id)
         assert updated is not None
-        await self._notify(CatalogChange("shop", shop_id))
+        await self._notify(Change("shop", shop_id))
         return updated
 
     def _url_on(self, url: str, rules: list[DomainRule]) -> bool:
@@ -274,7 +267,7 @@ class CatalogService:
                 await repo.update_product(con, product_id, changes)
             updated = await repo.get_product(con, product_id)
         assert updated is not None
-        await self._notify(CatalogChange("product", product_id))
+        await self._notify(Change("product", product_id))
         return updated
 
     async def delist_product(self, who: Principal, product_id: int) -> Product:

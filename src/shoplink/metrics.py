@@ -1,0 +1,117 @@
+"""A small Prometheus text-format registry (counters, gauges, summaries of durations).
+
+Domains register their metrics once (module level or at start-up) and update them on their
+hot paths; updating is a dict operation. `GET /metrics` renders everything. Gauges may also be
+computed at scrape time through `register_collector`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+Labels = tuple[tuple[str, str], ...]
+
+
+def _fmt_labels(labels: Labels) -> str:
+    if not labels:
+        return ""
+    inner = ",".join(f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+                     for k, v in labels)
+    return "{" + inner + "}"
+
+
+def _fmt_value(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+@dataclass
+class Metric:
+    name: str
+    help: str
+    kind: str  # counter | gauge | summary
+    values: dict[Labels, float] = field(default_factory=dict)
+
+    def inc(self, amount: float = 1.0, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        self.values[key] = self.values.get(key, 0.0) + amount
+
+    def set(self, value: float, **labels: str) -> None:
+        self.values[tuple(sorted(labels.items()))] = value
+
+    def get(self, **labels: str) -> float:
+        return self.values.get(tuple(sorted(labels.items())), 0.0)
+
+    def observe(self, seconds: float, **labels: str) -> None:
+        """Summary: keeps _count and _sum (enough for rates and averages)."""
+        key = tuple(sorted(labels.items()))
+        self.values[(*key, ("__part", "count"))] = self.values.get((*key, ("__part", "count")), 0) + 1
+        self.values[(*key, ("__part", "sum"))] = self.values.get((*key, ("__part", "sum")), 0) + seconds
+
+    def render(self) -> Iterable[str]:
+        yield f"# HELP {self.name} {self.help}"
+        yield f"# TYPE {self.name} {self.kind}"
+        for labels, value in sorted(self.values.items()):
+            if self.kind == "summary":
+                part = dict(labels)["__part"]
+                rest = tuple(kv for kv in labels if kv[0] != "__part")
+                yield f"{self.name}_{part}{_fmt_labels(rest)} {_fmt_value(value)}"
+            else:
+                yield f"{self.name}{_fmt_labels(labels)} {_fmt_value(value)}"
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._metrics: dict[str, Metric] = {}
+        self._collectors: list[Callable[[], Awaitable[None]]] = []
+
+    def _get(self, name: str, help: str, kind: str) -> Metric:
+        metric = self._metrics.get(name)
+        if metric is None:
+            metric = self._metrics[name] = Metric(name, help, kind)
+        return metric
+
+    def counter(self, name: str, help: str) -> Metric:
+        return self._get(name, help, "counter")
+
+    def gauge(self, name: str, help: str) -> Metric:
+        return self._get(name, help, "gauge")
+
+    def summary(self, name: str, help: str) -> Metric:
+        return self._get(name, help, "summary")
+
+    def register_collector(self, collect: Callable[[], Awaitable[None]]) -> None:
+        """`collect()` runs before each scrape (e.g. to read stream lag from Redis)."""
+        self._collectors.append(collect)
+
+    async def render(self) -> str:
+        for collect in self._collectors:
+            try:
+                await collect()
+            except Exception:  # a failing collector must not hide the other metrics
+                continue
+        lines: list[str] = []
+        for name in sorted(self._metrics):
+            lines.extend(self._metrics[name].render())
+        return "\n".join(lines) + "\n"
+
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/metrics")
+async def metrics_view(request: web.Request) -> web.Response:
+    from shoplink.keys import METRICS
+
+    body = await request.app[METRICS].render()
+    return web.Response(text=body, content_type="text/plain", charset="utf-8",
+                        headers={"Cache-Control": "no-store"})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.add_routes(routes)
