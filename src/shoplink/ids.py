@@ -23,9 +23,14 @@ def _encode(value: int, length: int) -> str:
 
 
 def new_ulid(now_ms: int | None = None) -> str:
-    """Monotonic within this process: ids made in the same millisecond still sort in order."""
+    """Monotonic within this process: ids made in the same millisecond still sort in order.
+
+    An explicit `now_ms` (tests, back-dated events) is used as given.
+    """
     global _last_ms, _last_rand
-    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    if now_ms is not None:
+        return _encode(now_ms, 10) + _encode(int.from_bytes(os.urandom(10), "big"), 16)
+    ms = int(time.time() * 1000)
     if ms <= _last_ms:
         ms = _last_ms
         rand = (_last_rand + 1) & ((1 << 80) - 1)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent.parent
-SCHEMAS_DIR = Path(os.environ.get("SHOPLINK_SCHEMAS_DIR", PROJECT_DIR / "schemas"))
+SCHEMAS_DIR = PROJECT_DIR / "schemas"  # the package is installed in place (pip install -e .)
 SQL_DIR = SCHEMAS_DIR / "sql"

@@ -1,0 +1,27 @@
+# shoplink: one stateless HTTP instance. Run as many as the load needs (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY src ./src
+COPY schemas ./schemas
+RUN pip install -e . \
+    && useradd --system --uid 10001 --user-group --home-dir /app --no-create-home shoplink \
+    && mkdir -p /var/lib/shoplink/media \
+    && chown shoplink:shoplink /var/lib/shoplink/media
+
+# Installed in place (editable), so the code finds migrations and JSON schemas in /app/schemas.
+ENV SHOPLINK_HOST=0.0.0.0 \
+    SHOPLINK_PORT=8080 \
+    SHOPLINK_MEDIA_DIR=/var/lib/shoplink/media
+
+USER shoplink
+VOLUME ["/var/lib/shoplink/media"]
+EXPOSE 8080
+CMD ["shoplink", "serve"]

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shoplink.config import ConfigError, Settings, documented_variables
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({})
+    assert s.port == 8080 and s.host == "127.0.0.1"
+    assert s.public_base_url == "http://127.0.0.1:8080"
+    assert s.uses_default_secret
+
+
+@pytest.mark.parametrize(("var", "value"), [
+    ("SHOPLINK_PORT", "eighty"),
+    ("SHOPLINK_PORT", "70000"),
+    ("SHOPLINK_DATABASE_URL", "mysql://x/y"),
+    ("SHOPLINK_REDIS_URL", "http://x"),
+    ("SHOPLINK_ACCESS_LOG", "maybe"),
+    ("SHOPLINK_PUBLIC_BASE_URL", "ftp://x"),
+    ("SHOPLINK_SECRET_KEY", "short"),
+    ("SHOPLINK_LOG_LEVEL", "loud"),
+])
+def test_bad_value_names_the_variable_in_one_line(var: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({var: value})
+    message = str(info.value)
+    assert var in message and "\n" not in message
+
+
+def test_secret_value_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"SHOPLINK_SECRET_KEY": "tooshort"})
+    assert "tooshort" not in str(info.value)
+
+
+def test_file_variant_for_secrets(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("a-very-long-secret-from-a-file\n")
+    s = Settings.from_env({"SHOPLINK_SECRET_KEY_FILE": str(secret)})
+    assert s.secret_key == "a-very-long-secret-from-a-file"
+    with pytest.raises(ConfigError, match="SHOPLINK_SECRET_KEY_FILE"):
+        Settings.from_env({"SHOPLINK_SECRET_KEY_FILE": str(tmp_path / "missing")})
+
+
+def test_public_base_url_trailing_slash_removed() -> None:
+    assert Settings.from_env({"SHOPLINK_PUBLIC_BASE_URL": "https://s.example/"}).public_base_url == \
+        "https://s.example"
+
+
+def test_every_variable_is_documented_in_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [var for var, *_ in documented_variables() if f"`{var}`" not in readme]
+    assert missing == []
