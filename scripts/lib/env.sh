@@ -23,6 +23,9 @@ set -euo pipefail
 SHOPLINK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 SHOPLINK_VENV="$SHOPLINK_ROOT/.venv"
 SHOPLINK_LOCAL="$SHOPLINK_ROOT/.local"
+# Remember whether the PostgreSQL port was chosen by the user: a default port that another checkout's
+# server already holds is then skipped for the next free one instead of failing.
+_SHOPLINK_PG_PORT_SET="${SHOPLINK_LOCAL_PG_PORT:+1}"
 SHOPLINK_LOCAL_PG_PORT="${SHOPLINK_LOCAL_PG_PORT:-55432}"
 SHOPLINK_LOCAL_REDIS_PORT="${SHOPLINK_LOCAL_REDIS_PORT:-56379}"
 _SHOPLINK_APT_UPDATED=0
@@ -264,6 +267,15 @@ shoplink_ensure_postgres() {
     elif [[ "$(cat "$data/PG_VERSION")" != "$server_version" ]]; then
         shoplink_die "$data was made by PostgreSQL $(cat "$data/PG_VERSION") but the server here is" \
             "$server_version; run scripts/stop and remove $base to start afresh"
+    fi
+
+    if [[ -z "$_SHOPLINK_PG_PORT_SET" ]] && ! _shoplink_pg_running "$bindir" "$data"; then
+        local tries_port=0
+        while "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" >/dev/null 2>&1 && ((tries_port < 50)); do
+            port=$((port + 1))
+            tries_port=$((tries_port + 1))
+        done
+        ((tries_port == 0)) || shoplink_log "PostgreSQL: default port taken by another server; using $port"
     fi
 
     # Rewritten every time so a changed port or path takes effect on the next start.
