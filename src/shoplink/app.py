@@ -29,10 +29,14 @@ from shoplink.keys import (
     PROMOTION_RIGHTS,
     REDIS,
     REQUEST_ID,
+    SESSIONS,
     SETTINGS,
 )
 from shoplink.metrics import Registry
 from shoplink.redis import create_redis
+from shoplink.web import views as web_views
+from shoplink.web.middleware import session_middleware
+from shoplink.web.sessions import SessionService
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     metrics.setup_routes,
     auth_views.setup_routes,
     catalog_views.setup_routes,
+    web_views.setup_routes,
 ]
 
 
@@ -91,13 +96,14 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
     app[CATALOG] = CatalogService(pool, allow_http_urls=settings.allow_http_urls,
                                   changes=app[CHANGES])
     app[PROMOTION_RIGHTS] = PromotionRights(app[CATALOG])
+    app[SESSIONS] = SessionService(pool, app[AUTH])
     yield
     await pool.close()
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        middlewares=[request_id_middleware, error_middleware, session_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

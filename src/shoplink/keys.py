@@ -14,10 +14,11 @@ from shoplink.changes import ChangeBus
 from shoplink.config import Settings
 from shoplink.logs import REQUEST_ID
 from shoplink.metrics import Registry
+from shoplink.web.sessions import SessionService, WebSession
 
 __all__ = [
     "AUTH", "CATALOG", "CHANGES", "DB_POOL", "METRICS", "PRINCIPAL", "PROMOTION_RIGHTS", "REDIS",
-    "REQUEST_ID", "SETTINGS",
+    "REQUEST_ID", "SESSIONS", "SETTINGS", "WEB_SESSION",
 ]
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -28,6 +29,8 @@ CATALOG = web.AppKey("catalog_service", CatalogService)
 CHANGES = web.AppKey("change_bus", ChangeBus)
 METRICS = web.AppKey("metrics", Registry)
 PROMOTION_RIGHTS = web.AppKey("promotion_rights", PromotionRights)
+SESSIONS = web.AppKey("web_sessions", SessionService)
 
 # Per-request values.
 PRINCIPAL = web.RequestKey("principal", Principal)
+WEB_SESSION = web.RequestKey("web_session", WebSession)

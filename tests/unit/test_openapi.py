@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import yaml
+from aiohttp import web
 
 from shoplink.app import create_app
 from shoplink.config import Settings
@@ -21,6 +22,8 @@ def _app_routes() -> set[tuple[str, str]]:
     app = create_app(Settings.from_env({}))
     routes = set()
     for route in app.router.routes():
+        if isinstance(route.resource, web.StaticResource):  # files under /static/, not API
+            continue
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter") or info.get("prefix")
         if route.method in ("HEAD", "*") or path is None:
