@@ -34,6 +34,7 @@ from shoplink.keys import (
 )
 from shoplink.metrics import Registry
 from shoplink.redis import create_redis
+from shoplink.web import demo_shop
 from shoplink.web import views as web_views
 from shoplink.web.middleware import session_middleware
 from shoplink.web.sessions import SessionService
@@ -47,6 +48,7 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     auth_views.setup_routes,
     catalog_views.setup_routes,
     web_views.setup_routes,
+    demo_shop.setup_routes,
 ]
 
 
