@@ -6,6 +6,10 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from shoplink.affiliates.attribution import AttributionConsumer
+from shoplink.affiliates.conversions import ConversionService
+from shoplink.affiliates.reports import ReportService
+from shoplink.affiliates.service import AffiliateService
 from shoplink.anchors.rights import PromotionRights
 from shoplink.auth.models import Principal
 from shoplink.auth.service import AuthService
@@ -16,8 +20,9 @@ from shoplink.logs import REQUEST_ID
 from shoplink.metrics import Registry
 
 __all__ = [
-    "AUTH", "CATALOG", "CHANGES", "DB_POOL", "METRICS", "PRINCIPAL", "PROMOTION_RIGHTS", "REDIS",
-    "REQUEST_ID", "SETTINGS",
+    "AFFILIATES", "AFFILIATE_REPORTS", "ATTRIBUTION",
+    "AUTH", "CATALOG", "CHANGES", "CONVERSIONS", "DB_POOL", "METRICS", "PRINCIPAL",
+    "PROMOTION_RIGHTS", "REDIS", "REQUEST_ID", "SETTINGS",
 ]
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -28,6 +33,10 @@ CATALOG = web.AppKey("catalog_service", CatalogService)
 CHANGES = web.AppKey("change_bus", ChangeBus)
 METRICS = web.AppKey("metrics", Registry)
 PROMOTION_RIGHTS = web.AppKey("promotion_rights", PromotionRights)
+AFFILIATES = web.AppKey("affiliate_service", AffiliateService)
+CONVERSIONS = web.AppKey("conversion_service", ConversionService)
+AFFILIATE_REPORTS = web.AppKey("affiliate_report_service", ReportService)
+ATTRIBUTION = web.AppKey("attribution_consumer", AttributionConsumer)
 
 # Per-request values.
 PRINCIPAL = web.RequestKey("principal", Principal)
