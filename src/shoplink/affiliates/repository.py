@@ -288,9 +288,9 @@ async def conversion_sums(con: Conn, *, group_by: str, start: datetime, end: dat
         f"""SELECT v.{key} AS key, v.currency,
                    count(*) FILTER (WHERE v.status = 'confirmed') AS conversions,
                    count(*) FILTER (WHERE v.status = 'refunded') AS refunded,
-                   coalesce(sum(v.amount_minor) FILTER (WHERE v.status = 'confirmed'), 0)
+                   coalesce(sum(v.amount_minor) FILTER (WHERE v.status = 'confirmed'), 0)::bigint
                        AS sales_minor,
-                   coalesce(sum(v.commission_minor) FILTER (WHERE v.status = 'confirmed'), 0)
+                   coalesce(sum(v.commission_minor) FILTER (WHERE v.status = 'confirmed'), 0)::bigint
                        AS commission_minor
               FROM conversions v LEFT JOIN plans pl ON pl.id = v.plan_id
              WHERE v.click_id IS NOT NULL AND v.occurred_at >= $1 AND v.occurred_at < $2
