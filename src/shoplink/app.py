@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from shoplink import db, health, metrics
+from shoplink.affiliates import views as affiliate_views
+from shoplink.affiliates.context import affiliates_context
 from shoplink.anchors.rights import PromotionRights
 from shoplink.auth import views as auth_views
 from shoplink.auth.middleware import auth_middleware
@@ -49,6 +51,7 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     catalog_views.setup_routes,
     web_views.setup_routes,
     demo_shop.setup_routes,
+    affiliate_views.setup_routes,
 ]
 
 
@@ -112,6 +115,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Registry()
     # Order matters: later contexts use what earlier ones opened; teardown runs in reverse.
     app.cleanup_ctx.extend([_redis, _postgres])
+    app.cleanup_ctx.append(affiliates_context)  # after _postgres: uses the pool and the catalog
     for setup in ROUTE_SETUPS:
         setup(app)
     return app

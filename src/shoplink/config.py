@@ -137,6 +137,19 @@ _FIELDS: tuple[_Field, ...] = (
            "Most active anchors one video may carry."),
     _Field("click_shards", "SHOPLINK_CLICK_SHARDS", "4", _parse_int(1, 1024),
            "Number of click streams shoplink:clicks:{n}."),
+    _Field("commission_min_bp", "SHOPLINK_COMMISSION_MIN_BP", "100", _parse_int(0, 10_000),
+           "Lowest commission rate a promotion plan may set, in basis points (100 = 1 %)."),
+    _Field("commission_max_bp", "SHOPLINK_COMMISSION_MAX_BP", "8000", _parse_int(0, 10_000),
+           "Highest commission rate a promotion plan may set, in basis points (8000 = 80 %)."),
+    _Field("rate_cut_notice_days", "SHOPLINK_RATE_CUT_NOTICE_DAYS", "30", _parse_int(0, 3650),
+           "Days before a commission cut reaches creators already enrolled (raises apply at once)."),
+    _Field("attribution_window_days", "SHOPLINK_ATTRIBUTION_WINDOW_DAYS", "7", _parse_int(1, 365),
+           "A sale is credited to the last qualifying click at most this many days before it."),
+    _Field("attribution_consumer", "SHOPLINK_ATTRIBUTION_CONSUMER", "true", _parse_bool,
+           "Run the click-attribution consumer (group `attribution`) in this web instance."),
+    _Field("attribution_reclaim_idle_s", "SHOPLINK_ATTRIBUTION_RECLAIM_IDLE_S", "60",
+           _parse_int(1, 86_400),
+           "Click entries pending this long with another consumer are reclaimed (XAUTOCLAIM)."),
 )
 
 
@@ -163,6 +176,12 @@ class Settings:
     allow_server_paths: bool
     max_anchors_per_video: int
     click_shards: int
+    commission_min_bp: int
+    commission_max_bp: int
+    rate_cut_notice_days: int
+    attribution_window_days: int
+    attribution_consumer: bool
+    attribution_reclaim_idle_s: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -185,6 +204,8 @@ class Settings:
             values["public_base_url"] = f"http://{values['host']}:{values['port']}"
         if values["db_pool_min"] > values["db_pool_max"]:
             raise ConfigError("SHOPLINK_DB_POOL_MIN must not exceed SHOPLINK_DB_POOL_MAX")
+        if values["commission_min_bp"] > values["commission_max_bp"]:
+            raise ConfigError("SHOPLINK_COMMISSION_MIN_BP must not exceed SHOPLINK_COMMISSION_MAX_BP")
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:

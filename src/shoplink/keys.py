@@ -6,20 +6,19 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from shoplink.affiliates.attribution import AttributionConsumer
+from shoplink.affiliates.conversions import ConversionService
+from shoplink.affiliates.reports import ReportService
+from shoplink.affiliates.service import AffiliateService
 from shoplink.anchors.rights import PromotionRights
 from shoplink.auth.models import Principal
 from shoplink.auth.service import AuthService
 from shoplink.catalog.service import CatalogService
 from shoplink.changes import ChangeBus
 from shoplink.config import Settings
-from shoplink.logs import REQUEST_ID
+from shoplink.logs import REQUEST_ID as REQUEST_ID  # re-exported: every key in one module
 from shoplink.metrics import Registry
 from shoplink.web.sessions import SessionService, WebSession
-
-__all__ = [
-    "AUTH", "CATALOG", "CHANGES", "DB_POOL", "METRICS", "PRINCIPAL", "PROMOTION_RIGHTS", "REDIS",
-    "REQUEST_ID", "SESSIONS", "SETTINGS", "WEB_SESSION",
-]
 
 SETTINGS = web.AppKey("settings", Settings)
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
@@ -30,6 +29,10 @@ CHANGES = web.AppKey("change_bus", ChangeBus)
 METRICS = web.AppKey("metrics", Registry)
 PROMOTION_RIGHTS = web.AppKey("promotion_rights", PromotionRights)
 SESSIONS = web.AppKey("web_sessions", SessionService)
+AFFILIATES = web.AppKey("affiliate_service", AffiliateService)
+CONVERSIONS = web.AppKey("conversion_service", ConversionService)
+AFFILIATE_REPORTS = web.AppKey("affiliate_report_service", ReportService)
+ATTRIBUTION = web.AppKey("attribution_consumer", AttributionConsumer)
 
 # Per-request values.
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from redis.asyncio import Redis
 
 
@@ -9,3 +11,15 @@ def create_redis(url: str) -> Redis:
     # decode_responses stays off: stream payloads are bytes and parsed with orjson.
     return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5,
                           health_check_interval=30, retry_on_timeout=False)
+
+
+def raise_if_cancelled() -> None:
+    """Honour a cancellation that redis-py swallowed.
+
+    redis-py shields a command that is waiting for its reply (a blocking XREADGROUP, say), so a
+    `task.cancel()` arriving then can be lost and the loop would go on forever. Loops that issue
+    blocking commands call this once per iteration: the request is still recorded on the task.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -1,0 +1,252 @@
+"""HTTP: promotion plans (sellers), marketplace and enrolment (creators), conversions (shops),
+and reports."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+
+from aiohttp import web
+
+from shoplink.affiliates.reports import Period, to_csv
+from shoplink.errors import BadRequest
+from shoplink.http import json_response, page_params, path_id, principal, query_int
+from shoplink.keys import AFFILIATE_REPORTS, AFFILIATES, CONVERSIONS, SETTINGS
+from shoplink.validation import read_json
+
+routes = web.RouteTableDef()
+_MAX_ID = 2**63 - 1
+DEFAULT_REPORT_DAYS = 30
+MAX_REPORT_DAYS = 731
+
+
+def _limit(request: web.Request) -> int:
+    return request.app[SETTINGS].max_body_bytes
+
+
+def _optional_id(request: web.Request, name: str) -> int | None:
+    value = query_int(request, name, 0, 1, _MAX_ID)
+    return value or None
+
+
+# ---- plans (sellers) -------------------------------------------------------------------------
+
+@routes.post("/api/v1/plans")
+async def create_plan(request: web.Request) -> web.Response:
+    body = await read_json(request, "plan_create", _limit(request))
+    plan = await request.app[AFFILIATES].create_plan(principal(request), body)
+    return json_response(plan, status=201)
+
+
+@routes.get("/api/v1/plans")
+async def list_plans(request: web.Request) -> web.Response:
+    limit, after = page_params(request)
+    items = await request.app[AFFILIATES].list_plans(principal(request), limit, after)
+    next_after = items[-1]["id"] if len(items) == limit else None
+    return json_response({"items": items, "next_after": next_after})
+
+
+@routes.get("/api/v1/plans/{plan_id}")
+async def get_plan(request: web.Request) -> web.Response:
+    plan = await request.app[AFFILIATES].get_plan(principal(request), path_id(request, "plan_id"))
+    return json_response(plan)
+
+
+@routes.patch("/api/v1/plans/{plan_id}")
+async def update_plan(request: web.Request) -> web.Response:
+    body = await read_json(request, "plan_update", _limit(request))
+    plan = await request.app[AFFILIATES].update_plan(principal(request),
+                                                     path_id(request, "plan_id"), body)
+    return json_response(plan)
+
+
+@routes.post("/api/v1/plans/{plan_id}/products")
+async def add_product(request: web.Request) -> web.Response:
+    body = await read_json(request, "plan_product_add", _limit(request))
+    plan = await request.app[AFFILIATES].add_product(principal(request),
+                                                     path_id(request, "plan_id"), body)
+    return json_response(plan, status=201)
+
+
+@routes.post("/api/v1/plans/{plan_id}/rate-changes")
+async def change_rate(request: web.Request) -> web.Response:
+    body = await read_json(request, "plan_rate_change", _limit(request))
+    change = await request.app[AFFILIATES].change_rate(principal(request),
+                                                       path_id(request, "plan_id"), body)
+    return json_response(change.to_json(), status=201)
+
+
+@routes.get("/api/v1/plans/{plan_id}/rate-changes")
+async def rate_history(request: web.Request) -> web.Response:
+    changes = await request.app[AFFILIATES].rate_history(principal(request),
+                                                         path_id(request, "plan_id"))
+    return json_response({"items": [c.to_json() for c in changes]})
+
+
+async def _transition(request: web.Request, action: str) -> web.Response:
+    plan = await request.app[AFFILIATES].transition(principal(request),
+                                                    path_id(request, "plan_id"), action)
+    return json_response(plan)
+
+
+@routes.post("/api/v1/plans/{plan_id}/pause")
+async def pause_plan(request: web.Request) -> web.Response:
+    return await _transition(request, "pause")
+
+
+@routes.post("/api/v1/plans/{plan_id}/resume")
+async def resume_plan(request: web.Request) -> web.Response:
+    return await _transition(request, "resume")
+
+
+@routes.post("/api/v1/plans/{plan_id}/end")
+async def end_plan(request: web.Request) -> web.Response:
+    return await _transition(request, "end")
+
+
+@routes.post("/api/v1/plans/{plan_id}/invitations")
+async def invite(request: web.Request) -> web.Response:
+    body = await read_json(request, "plan_invite", _limit(request))
+    enrolment = await request.app[AFFILIATES].invite(principal(request),
+                                                     path_id(request, "plan_id"), body["creator_id"])
+    return json_response(enrolment.to_json(), status=201)
+
+
+@routes.get("/api/v1/plans/{plan_id}/enrolments")
+async def list_enrolments(request: web.Request) -> web.Response:
+    enrolments = await request.app[AFFILIATES].list_enrolments(principal(request),
+                                                               path_id(request, "plan_id"))
+    return json_response({"items": [e.to_json() for e in enrolments]})
+
+
+# ---- marketplace and enrolment (creators) ----------------------------------------------------
+
+@routes.get("/api/v1/marketplace/plans")
+async def marketplace(request: web.Request) -> web.Response:
+    limit, after = page_params(request)
+    min_rate = request.query.get("min_rate")
+    min_rate_bp = None
+    if min_rate:
+        try:
+            scaled = Decimal(min_rate) * 100
+        except InvalidOperation:
+            scaled = Decimal("NaN")
+        if not scaled.is_finite() or not 0 <= scaled <= 10_000:
+            raise BadRequest("min_rate must be a percentage between 0 and 100, e.g. 12.5",
+                             code="invalid_query")
+        min_rate_bp = int(scaled.to_integral_value(rounding=ROUND_CEILING))
+    items, next_after = await request.app[AFFILIATES].marketplace(
+        principal(request), shop_id=_optional_id(request, "shop_id"),
+        product_id=_optional_id(request, "product_id"), min_rate_bp=min_rate_bp,
+        limit=limit, after_id=after)
+    return json_response({"items": items, "next_after": next_after})
+
+
+@routes.post("/api/v1/plans/{plan_id}/join")
+async def join(request: web.Request) -> web.Response:
+    enrolment = await request.app[AFFILIATES].join(principal(request), path_id(request, "plan_id"))
+    return json_response(enrolment.to_json(), status=201)
+
+
+@routes.post("/api/v1/plans/{plan_id}/invitation/accept")
+async def accept(request: web.Request) -> web.Response:
+    enrolment = await request.app[AFFILIATES].accept(principal(request), path_id(request, "plan_id"))
+    return json_response(enrolment.to_json())
+
+
+@routes.post("/api/v1/plans/{plan_id}/invitation/decline")
+async def decline(request: web.Request) -> web.Response:
+    enrolment = await request.app[AFFILIATES].decline(principal(request),
+                                                      path_id(request, "plan_id"))
+    return json_response(enrolment.to_json())
+
+
+@routes.post("/api/v1/plans/{plan_id}/leave")
+async def leave(request: web.Request) -> web.Response:
+    enrolment = await request.app[AFFILIATES].leave(principal(request), path_id(request, "plan_id"))
+    return json_response(enrolment.to_json())
+
+
+@routes.get("/api/v1/me/plans")
+async def my_plans(request: web.Request) -> web.Response:
+    items = await request.app[AFFILIATES].my_enrolments(principal(request), ("enrolled",))
+    return json_response({"items": items})
+
+
+@routes.get("/api/v1/me/invitations")
+async def my_invitations(request: web.Request) -> web.Response:
+    items = await request.app[AFFILIATES].my_enrolments(principal(request), ("invited",))
+    return json_response({"items": items})
+
+
+# ---- conversions (a seller's server) ---------------------------------------------------------
+
+@routes.post("/api/v1/conversions")
+async def report_conversion(request: web.Request) -> web.Response:
+    body = await read_json(request, "conversion_create", _limit(request))
+    conversion, created = await request.app[CONVERSIONS].report(principal(request), body)
+    return json_response(conversion.to_json(), status=201 if created else 200)
+
+
+@routes.get("/api/v1/conversions/{conversion_id}")
+async def get_conversion(request: web.Request) -> web.Response:
+    conversion = await request.app[CONVERSIONS].get(principal(request),
+                                                    path_id(request, "conversion_id"))
+    return json_response(conversion.to_json())
+
+
+@routes.post("/api/v1/conversions/{conversion_id}/refund")
+async def refund_conversion(request: web.Request) -> web.Response:
+    conversion = await request.app[CONVERSIONS].refund(principal(request),
+                                                       path_id(request, "conversion_id"))
+    return json_response(conversion.to_json())
+
+
+# ---- reports ---------------------------------------------------------------------------------
+
+def _query_time(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        if len(raw) == 10:
+            return datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC)
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a date (2025-01-31) or an ISO 8601 date-time",
+                         code="invalid_query") from None
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _period(request: web.Request) -> Period:
+    end = _query_time(request, "to") or request.app[AFFILIATES].now()
+    start = _query_time(request, "from") or end - timedelta(days=DEFAULT_REPORT_DAYS)
+    if start >= end:
+        raise BadRequest("from must be before to", code="invalid_query")
+    if end - start > timedelta(days=MAX_REPORT_DAYS):
+        raise BadRequest(f"a report covers at most {MAX_REPORT_DAYS} days", code="invalid_query")
+    return Period(start, end)
+
+
+@routes.get("/api/v1/reports/affiliates")
+async def affiliate_report(request: web.Request) -> web.StreamResponse:
+    group_by = request.query.get("group_by", "plan")
+    if group_by not in ("plan", "creator"):
+        raise BadRequest("group_by must be plan or creator", code="invalid_query")
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise BadRequest("format must be json or csv", code="invalid_query")
+    period = _period(request)
+    items = await request.app[AFFILIATE_REPORTS].report(
+        principal(request), group_by=group_by, period=period,
+        plan_id=_optional_id(request, "plan_id"), creator_id=_optional_id(request, "creator_id"))
+    if fmt == "csv":
+        name = f"affiliates-by-{group_by}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
+        return web.Response(text=to_csv(items, group_by), content_type="text/csv", charset="utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return json_response({"group_by": group_by, "from": period.start.isoformat(),
+                          "to": period.end.isoformat(), "items": items})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.add_routes(routes)
