@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from shoplink import db, health, metrics
+from shoplink.anchors import views as anchor_views
 from shoplink.anchors.rights import PromotionRights
 from shoplink.auth import views as auth_views
 from shoplink.auth.middleware import auth_middleware
@@ -33,6 +34,8 @@ from shoplink.keys import (
 )
 from shoplink.metrics import Registry
 from shoplink.redis import create_redis
+from shoplink.videos import views as video_views
+from shoplink.videos.context import videos_context
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     metrics.setup_routes,
     auth_views.setup_routes,
     catalog_views.setup_routes,
+    video_views.setup_routes,
+    anchor_views.setup_routes,
 ]
 
 
@@ -104,6 +109,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Registry()
     # Order matters: later contexts use what earlier ones opened; teardown runs in reverse.
     app.cleanup_ctx.extend([_redis, _postgres])
+    app.cleanup_ctx.append(videos_context)
     for setup in ROUTE_SETUPS:
         setup(app)
     return app

@@ -137,6 +137,12 @@ _FIELDS: tuple[_Field, ...] = (
            "Most active anchors one video may carry."),
     _Field("click_shards", "SHOPLINK_CLICK_SHARDS", "4", _parse_int(1, 1024),
            "Number of click streams shoplink:clicks:{n}."),
+    _Field("media_workers", "SHOPLINK_MEDIA_WORKERS", "2", _parse_int(1, 64),
+           "Threads for OpenCV work (probing, scene cuts, thumbnails, QR codes)."),
+    _Field("snap_tolerance_s", "SHOPLINK_SNAP_TOLERANCE_S", "0.5", _parse_float(0.0, 60.0),
+           "Default distance within which `snap` moves an anchor edge to a scene cut."),
+    _Field("timeline_max_age_s", "SHOPLINK_TIMELINE_MAX_AGE_S", "5", _parse_int(0, 86400),
+           "Cache-Control max-age of the public video timeline (ETag revalidation after it)."),
 )
 
 
@@ -163,6 +169,9 @@ class Settings:
     allow_server_paths: bool
     max_anchors_per_video: int
     click_shards: int
+    media_workers: int
+    snap_tolerance_s: float
+    timeline_max_age_s: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

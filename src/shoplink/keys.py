@@ -7,6 +7,8 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from shoplink.anchors.rights import PromotionRights
+from shoplink.anchors.service import AnchorService
+from shoplink.anchors.timeline import TimelineCache
 from shoplink.auth.models import Principal
 from shoplink.auth.service import AuthService
 from shoplink.catalog.service import CatalogService
@@ -14,11 +16,13 @@ from shoplink.changes import ChangeBus
 from shoplink.config import Settings
 from shoplink.logs import REQUEST_ID
 from shoplink.metrics import Registry
+from shoplink.videos.service import VideoService
 
 __all__ = [
     "AUTH", "CATALOG", "CHANGES", "DB_POOL", "METRICS", "PRINCIPAL", "PROMOTION_RIGHTS", "REDIS",
     "REQUEST_ID", "SETTINGS",
 ]
+__all__ += ["ANCHORS", "TIMELINES", "VIDEOS"]
 
 SETTINGS = web.AppKey("settings", Settings)
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
@@ -28,6 +32,9 @@ CATALOG = web.AppKey("catalog_service", CatalogService)
 CHANGES = web.AppKey("change_bus", ChangeBus)
 METRICS = web.AppKey("metrics", Registry)
 PROMOTION_RIGHTS = web.AppKey("promotion_rights", PromotionRights)
+VIDEOS = web.AppKey("video_service", VideoService)
+ANCHORS = web.AppKey("anchor_service", AnchorService)
+TIMELINES = web.AppKey("timeline_cache", TimelineCache)
 
 # Per-request values.
 PRINCIPAL = web.RequestKey("principal", Principal)
