@@ -17,6 +17,7 @@ every instance, and expire after `ttl_s` in case a message was lost.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from bisect import bisect_right
@@ -57,6 +58,24 @@ def _etag(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=10).hexdigest() + '"'
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A ready-to-send answer: the JSON body, its ETag and its response headers."""
+
+    body: bytes
+    etag: str
+    cache_control: str = "no-cache"
+
+    @functools.cached_property
+    def headers(self) -> dict[str, str]:
+        return {"ETag": self.etag, "Cache-Control": self.cache_control,
+                "Content-Type": "application/json"}
+
+    @functools.cached_property
+    def not_modified_headers(self) -> dict[str, str]:
+        return {"ETag": self.etag, "Cache-Control": self.cache_control}
+
+
 @dataclass
 class Timeline:
     video_id: int
@@ -65,27 +84,29 @@ class Timeline:
     items: list[TimelineItem] = field(default_factory=list)
     product_ids: frozenset[int] = frozenset()
     anchor_ids: frozenset[int] = frozenset()
-    full: tuple[bytes, str] = (b"", "")
+    cache_control: str = "no-cache"
+    full: Answer = Answer(b"", "")
     boundaries: list[float] = field(default_factory=list)
-    _segments: list[tuple[bytes, str] | None] = field(default_factory=list)
+    _segments: list[Answer | None] = field(default_factory=list)
 
     @classmethod
-    def build(cls, source: TimelineSource, now: float) -> Timeline:
+    def build(cls, source: TimelineSource, now: float, cache_control: str = "no-cache") -> Timeline:
         items = sorted(source.items, key=lambda i: (i.start_s, i.anchor_id))
         full = orjson.dumps({"video_id": source.video_id, "duration_s": source.duration_s,
                              "anchors": [i.data for i in items]})
         boundaries = sorted({i.start_s for i in items} | {i.end_s for i in items})
         return cls(video_id=source.video_id, found=True, loaded_at=now, items=items,
                    product_ids=source.product_ids, anchor_ids=source.anchor_ids,
-                   full=(full, _etag(full)), boundaries=boundaries,
+                   cache_control=cache_control, full=Answer(full, _etag(full), cache_control),
+                   boundaries=boundaries,
                    _segments=[None] * (len(boundaries) + 1))
 
     @classmethod
     def missing(cls, video_id: int, now: float) -> Timeline:
         return cls(video_id=video_id, found=False, loaded_at=now)
 
-    def active_at(self, at: float) -> tuple[bytes, str]:
-        """(body, etag) of the anchors active at `at` (start_s <= at < end_s)."""
+    def active_at(self, at: float) -> Answer:
+        """The anchors active at `at` (start_s <= at < end_s)."""
         segment = bisect_right(self.boundaries, at)
         cached = self._segments[segment]
         if cached is None:
@@ -99,11 +120,11 @@ class Timeline:
         point = self.boundaries[segment - 1]  # every anchor covers whole segments
         return [i for i in self.items if i.start_s <= point < i.end_s]
 
-    def _render(self, segment: int) -> tuple[bytes, str]:
+    def _render(self, segment: int) -> Answer:
         point = self.boundaries[segment - 1] if segment else -1.0
         active = [i.data for i in self.items if i.start_s <= point < i.end_s]
         body = orjson.dumps({"video_id": self.video_id, "anchors": active})
-        return body, _etag(body)
+        return Answer(body, _etag(body), self.cache_control)
 
 
 class TimelineCache:
@@ -123,10 +144,17 @@ class TimelineCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def get(self, video_id: int) -> Timeline:
+    def peek(self, video_id: int) -> Timeline | None:
+        """The cached, fresh timeline without awaiting (the hot path), or None."""
         entry = self._entries.get(video_id)
         if entry is not None and time.monotonic() - entry.loaded_at < self._ttl:
             self.hits += 1
+            return entry
+        return None
+
+    async def get(self, video_id: int) -> Timeline:
+        entry = self.peek(video_id)
+        if entry is not None:
             return entry
         self.misses += 1
         job = self._loading.get(video_id)
@@ -146,7 +174,7 @@ class TimelineCache:
         generation = self._generation
         source = await self._loader(video_id)
         now = time.monotonic()
-        entry = Timeline.build(source, now) if source else Timeline.missing(video_id, now)
+        entry = Timeline.build(source, now, self.cache_control) if source else Timeline.missing(video_id, now)
         if generation == self._generation:
             self._entries[video_id] = entry
             self._entries.move_to_end(video_id)

@@ -82,19 +82,34 @@ def _at(raw: str) -> float:
     return value
 
 
+def _at_query(request: web.Request) -> float | None:
+    """?at=<seconds>; the common single-parameter query string is read without a full parse."""
+    qs = request.query_string
+    if not qs:
+        return None
+    if qs.startswith("at=") and "&" not in qs and "%" not in qs:
+        return _at(qs[3:])
+    raw = request.query.get("at")
+    return None if raw is None else _at(raw)
+
+
 @routes.get("/v1/videos/{video_id}/anchors")
 async def timeline(request: web.Request) -> web.Response:
-    """Public: the anchors active at ?at=<seconds> ([start_s, end_s)), or the whole timeline."""
-    entry = await request.app[TIMELINES].get(path_id(request, "video_id"))
+    """Public: the anchors active at ?at=<seconds> ([start_s, end_s)), or the whole timeline.
+
+    The hot path of players: a cache hit is a dict lookup, one bisect and pre-serialized bytes.
+    """
+    cache = request.app[TIMELINES]
+    video_id = path_id(request, "video_id")
+    entry = cache.peek(video_id) or await cache.get(video_id)
     if not entry.found:
         raise NotFound("video not found")
-    raw = request.query.get("at")
-    body, etag = entry.full if raw is None else entry.active_at(_at(raw))
-    headers = {"ETag": etag, "Cache-Control": request.app[TIMELINES].cache_control}
+    at = _at_query(request)
+    answer = entry.full if at is None else entry.active_at(at)
     wanted = request.headers.get("If-None-Match")
-    if wanted is not None and _etag_matches(wanted, etag):
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=body, headers=headers, content_type="application/json")
+    if wanted is not None and _etag_matches(wanted, answer.etag):
+        return web.Response(status=304, headers=answer.not_modified_headers)
+    return web.Response(body=answer.body, headers=answer.headers)
 
 
 @routes.get("/v1/anchors/{code}/qr.png")
