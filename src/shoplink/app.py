@@ -13,6 +13,7 @@ from aiohttp import web
 from shoplink import db, health, metrics
 from shoplink.affiliates import views as affiliate_views
 from shoplink.affiliates.context import affiliates_context
+from shoplink.anchors import views as anchor_views
 from shoplink.anchors.rights import PromotionRights
 from shoplink.auth import views as auth_views
 from shoplink.auth.middleware import auth_middleware
@@ -36,6 +37,8 @@ from shoplink.keys import (
 )
 from shoplink.metrics import Registry
 from shoplink.redis import create_redis
+from shoplink.videos import views as video_views
+from shoplink.videos.context import videos_context
 from shoplink.web import demo_shop
 from shoplink.web import views as web_views
 from shoplink.web.middleware import session_middleware
@@ -52,6 +55,8 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     web_views.setup_routes,
     demo_shop.setup_routes,
     affiliate_views.setup_routes,
+    video_views.setup_routes,
+    anchor_views.setup_routes,
 ]
 
 
@@ -116,6 +121,7 @@ def create_app(settings: Settings) -> web.Application:
     # Order matters: later contexts use what earlier ones opened; teardown runs in reverse.
     app.cleanup_ctx.extend([_redis, _postgres])
     app.cleanup_ctx.append(affiliates_context)  # after _postgres: uses the pool and the catalog
+    app.cleanup_ctx.append(videos_context)
     for setup in ROUTE_SETUPS:
         setup(app)
     return app

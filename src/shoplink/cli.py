@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = acc_sub.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("--token-id", type=int, required=True)
 
+    settings_cmd = sub.add_parser("settings", help="list every SHOPLINK_* variable (--markdown: as a table)")
+    settings_cmd.add_argument("--markdown", action="store_true")
+
     demo = sub.add_parser("demo", help="seed demo accounts, a shop and products; print tokens")
     demo.add_argument("--quiet", action="store_true")
 
@@ -112,6 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     from shoplink import demo, server  # noqa: F401  (registers their commands)
 
     args = build_parser().parse_args(argv)
+    if args.command == "settings":
+        from shoplink.config import documented_variables, markdown_table
+
+        if args.markdown:
+            print(markdown_table())
+        else:
+            for var, default, doc, _ in documented_variables():
+                print(f"{var}={default}\t# {doc}")
+        return 0
     try:
         settings = Settings.from_env()
     except ConfigError as exc:

@@ -150,6 +150,12 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("attribution_reclaim_idle_s", "SHOPLINK_ATTRIBUTION_RECLAIM_IDLE_S", "60",
            _parse_int(1, 86_400),
            "Click entries pending this long with another consumer are reclaimed (XAUTOCLAIM)."),
+    _Field("media_workers", "SHOPLINK_MEDIA_WORKERS", "2", _parse_int(1, 64),
+           "Threads for OpenCV work (probing, scene cuts, thumbnails, QR codes)."),
+    _Field("snap_tolerance_s", "SHOPLINK_SNAP_TOLERANCE_S", "0.5", _parse_float(0.0, 60.0),
+           "Default distance within which `snap` moves an anchor edge to a scene cut."),
+    _Field("timeline_max_age_s", "SHOPLINK_TIMELINE_MAX_AGE_S", "5", _parse_int(0, 86400),
+           "Cache-Control max-age of the public video timeline (ETag revalidation after it)."),
 )
 
 
@@ -182,6 +188,9 @@ class Settings:
     attribution_window_days: int
     attribution_consumer: bool
     attribution_reclaim_idle_s: int
+    media_workers: int
+    snap_tolerance_s: float
+    timeline_max_age_s: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -230,3 +239,13 @@ def _raw_value(env: Mapping[str, str], field: _Field) -> str:
 def documented_variables() -> list[tuple[str, str, str, bool]]:
     """(variable, default, description, has *_FILE variant) for docs and tests."""
     return [(f.env, f.default, f.doc, f.secret) for f in _FIELDS]
+
+
+def markdown_table() -> str:
+    """The README's configuration table (`shoplink settings --markdown` prints it)."""
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for var, default, doc, secret in documented_variables():
+        shown = f"`{default}`" if default else "(empty)"
+        extra = f" Also `{var}_FILE`." if secret else ""
+        lines.append(f"| `{var}` | {shown} | {doc}{extra} |")
+    return "\n".join(lines)

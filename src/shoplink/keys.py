@@ -11,6 +11,8 @@ from shoplink.affiliates.conversions import ConversionService
 from shoplink.affiliates.reports import ReportService
 from shoplink.affiliates.service import AffiliateService
 from shoplink.anchors.rights import PromotionRights
+from shoplink.anchors.service import AnchorService
+from shoplink.anchors.timeline import TimelineCache
 from shoplink.auth.models import Principal
 from shoplink.auth.service import AuthService
 from shoplink.catalog.service import CatalogService
@@ -18,6 +20,7 @@ from shoplink.changes import ChangeBus
 from shoplink.config import Settings
 from shoplink.logs import REQUEST_ID as REQUEST_ID  # re-exported: every key in one module
 from shoplink.metrics import Registry
+from shoplink.videos.service import VideoService
 from shoplink.web.sessions import SessionService, WebSession
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -33,6 +36,9 @@ AFFILIATES = web.AppKey("affiliate_service", AffiliateService)
 CONVERSIONS = web.AppKey("conversion_service", ConversionService)
 AFFILIATE_REPORTS = web.AppKey("affiliate_report_service", ReportService)
 ATTRIBUTION = web.AppKey("attribution_consumer", AttributionConsumer)
+VIDEOS = web.AppKey("video_service", VideoService)
+ANCHORS = web.AppKey("anchor_service", AnchorService)
+TIMELINES = web.AppKey("timeline_cache", TimelineCache)
 
 # Per-request values.
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -1,0 +1,1 @@
+"""Videos: uploads streamed to disk, probed with OpenCV, scene cuts, thumbnails."""
