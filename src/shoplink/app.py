@@ -31,6 +31,8 @@ from shoplink.keys import (
     REQUEST_ID,
     SETTINGS,
 )
+from shoplink.live import views as live_views
+from shoplink.live.lifecycle import close_viewers, live_context
 from shoplink.metrics import Registry
 from shoplink.redis import create_redis
 
@@ -42,6 +44,7 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     metrics.setup_routes,
     auth_views.setup_routes,
     catalog_views.setup_routes,
+    live_views.setup_routes,
 ]
 
 
@@ -104,6 +107,8 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Registry()
     # Order matters: later contexts use what earlier ones opened; teardown runs in reverse.
     app.cleanup_ctx.extend([_redis, _postgres])
+    app.cleanup_ctx.append(live_context)
+    app.on_shutdown.append(close_viewers)  # long-lived event streams end before the server waits
     for setup in ROUTE_SETUPS:
         setup(app)
     return app

@@ -137,6 +137,14 @@ _FIELDS: tuple[_Field, ...] = (
            "Most active anchors one video may carry."),
     _Field("click_shards", "SHOPLINK_CLICK_SHARDS", "4", _parse_int(1, 1024),
            "Number of click streams shoplink:clicks:{n}."),
+    _Field("live_max_products", "SHOPLINK_LIVE_MAX_PRODUCTS", "100", _parse_int(1, 10_000),
+           "Most products in one live session's product set."),
+    _Field("live_max_pins", "SHOPLINK_LIVE_MAX_PINS", "3", _parse_int(1, 100),
+           "Most products pinned at once during a live."),
+    _Field("live_heartbeat_s", "SHOPLINK_LIVE_HEARTBEAT_S", "15", _parse_float(0.05, 300.0),
+           "Seconds between heartbeat comments on live event streams (also viewer-count refresh)."),
+    _Field("live_resync_s", "SHOPLINK_LIVE_RESYNC_S", "30", _parse_float(0.1, 3600.0),
+           "Seconds between safety re-syncs of watched live sessions from PostgreSQL."),
 )
 
 
@@ -163,6 +171,10 @@ class Settings:
     allow_server_paths: bool
     max_anchors_per_video: int
     click_shards: int
+    live_max_products: int
+    live_max_pins: int
+    live_heartbeat_s: float
+    live_resync_s: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

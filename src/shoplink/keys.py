@@ -12,6 +12,7 @@ from shoplink.auth.service import AuthService
 from shoplink.catalog.service import CatalogService
 from shoplink.changes import ChangeBus
 from shoplink.config import Settings
+from shoplink.live.service import LiveService
 from shoplink.logs import REQUEST_ID
 from shoplink.metrics import Registry
 
@@ -28,6 +29,8 @@ CATALOG = web.AppKey("catalog_service", CatalogService)
 CHANGES = web.AppKey("change_bus", ChangeBus)
 METRICS = web.AppKey("metrics", Registry)
 PROMOTION_RIGHTS = web.AppKey("promotion_rights", PromotionRights)
+LIVE = web.AppKey("live_service", LiveService)
+__all__ += ["LIVE"]
 
 # Per-request values.
 PRINCIPAL = web.RequestKey("principal", Principal)
