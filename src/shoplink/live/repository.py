@@ -207,15 +207,24 @@ async def set_sold_out(con: Conn, session_id: int, product_id: int, sold_out: bo
                       session_id, product_id, sold_out)
 
 
+async def _state_rows(con: Conn, session_id: int) -> tuple[asyncpg.Record | None, list[asyncpg.Record]]:
+    row = await con.fetchrow(f"SELECT {_SESSION_COLUMNS} FROM live_sessions WHERE id = $1", session_id)
+    if row is None:
+        return None, []
+    pins = await con.fetch("SELECT product, sold_out FROM live_pins WHERE live_session_id = $1 "
+                           "ORDER BY pin_seq", session_id)
+    return row, pins
+
+
 async def load_state(con: Conn, session_id: int) -> LiveState | None:
-    """The viewer's state, consistent with its `seq` (one snapshot: a repeatable-read pair)."""
-    async with con.transaction(isolation="repeatable_read", readonly=True):
-        row = await con.fetchrow(f"SELECT {_SESSION_COLUMNS} FROM live_sessions WHERE id = $1",
-                                 session_id)
-        if row is None:
-            return None
-        pins = await con.fetch("SELECT product, sold_out FROM live_pins WHERE live_session_id = $1 "
-                               "ORDER BY pin_seq", session_id)
+    """The viewer's state, consistent with its `seq` (both reads in one snapshot)."""
+    if con.is_in_transaction():
+        row, pins = await _state_rows(con, session_id)
+    else:
+        async with con.transaction(isolation="repeatable_read", readonly=True):
+            row, pins = await _state_rows(con, session_id)
+    if row is None:
+        return None
     return LiveState(session_id=row["id"], title=row["title"], status=row["status"],
                      planned_start_at=row["planned_start_at"], started_at=row["started_at"],
                      ended_at=row["ended_at"], replay_video_id=row["replay_video_id"],

@@ -370,8 +370,9 @@ class LiveService:
             try:
                 plans[product_id] = (await self._rights.check(who, product_id)).plan_id
             except ValidationFailed as exc:  # delisted since, or no longer in the plan
-                skipped.append({"product_id": product_id, "reason": exc.code,
-                                "message": exc.details[0]["message"] if exc.details else exc.message})
+                detail = exc.details[0] if exc.details else {"code": exc.code, "message": exc.message}
+                skipped.append({"product_id": product_id, "reason": detail["code"],
+                                "message": detail["message"]})
         ranges = [r for r in ranges if r.product_id in plans]
         created: list[dict[str, Any]] = []
         async with self._pool.acquire() as con, con.transaction():
