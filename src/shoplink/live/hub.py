@@ -5,7 +5,7 @@ feeds every viewer of every session on this instance. Per watched session the hu
 current state (loaded once from PostgreSQL) and one pump task that applies events strictly in
 sequence order: an event that arrives early (a gap: a message lost, or two hosts' requests
 published out of order) makes the pump read what it missed from PostgreSQL first. Each event is
-encoded once and the same bytes are queued to every viewer of the session.
+encoded once and the same bytes are written to every viewer's transport.
 
 When the Redis connection drops, every watched session is re-synchronized from PostgreSQL on
 each reconnect attempt (so viewers keep getting changes, a little later, while Redis is away)
@@ -44,24 +44,71 @@ CHANNEL = "shoplink:live"
 VIEWERS_KEY = "shoplink:live:viewers:{}"
 RECONNECT_DELAY_S = 0.5
 HEARTBEAT = b": hb\n\n"
-CLOSE = None  # queued to a viewer: finish the stream
 SYNC, META = "sync", "meta"  # pump commands: catch up from PostgreSQL / reload title etc.
-
-Chunk = bytes | None
+MAX_BUFFERED_BYTES = 256 * 1024  # a viewer this far behind is disconnected (it resumes later)
 
 
 def sse(event_id: int, name: str, data: object) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, name.encode(), orjson.dumps(data))
 
 
-class Viewer:
-    """One connected viewer: the stream handler drains `queue`."""
+def http_chunk(data: bytes) -> bytes:
+    """`data` framed for Transfer-Encoding: chunked."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
-    __slots__ = ("queue", "session_id")
+
+class Frame:
+    """One SSE message, encoded once for all viewers (raw and chunk-framed)."""
+
+    __slots__ = ("chunked", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.chunked = http_chunk(raw)
+
+
+HEARTBEAT_FRAME = Frame(HEARTBEAT)
+
+
+class Viewer:
+    """One connected viewer.
+
+    Fan-out writes the pre-encoded frame straight to the viewer's transport (no task wake-up
+    per viewer and event). Until the stream handler has written the first part (state or
+    replayed events) and called `attach`, frames are held in `pending` to keep the order.
+    `done` resolves when the stream must end (end of the live, a slow client, shutdown).
+    """
+
+    __slots__ = ("chunked", "done", "pending", "session_id", "transport")
 
     def __init__(self, session_id: int) -> None:
         self.session_id = session_id
-        self.queue: asyncio.Queue[Chunk] = asyncio.Queue()
+        self.transport: asyncio.Transport | None = None
+        self.chunked = True
+        self.pending: list[Frame] = []
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def attach(self, transport: asyncio.Transport, chunked: bool) -> bool:
+        self.transport, self.chunked = transport, chunked
+        pending, self.pending = self.pending, []
+        return all(self.send(frame) for frame in pending)
+
+    def send(self, frame: Frame) -> bool:
+        """False when the viewer is gone or too far behind (the caller drops it)."""
+        if self.done.done():
+            return False
+        transport = self.transport
+        if transport is None:
+            self.pending.append(frame)
+            return len(self.pending) < 1000
+        if transport.is_closing() or transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:
+            return False
+        transport.write(frame.chunked if self.chunked else frame.raw)
+        return True
+
+    def finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
 
 
 class _Watch:
@@ -79,13 +126,12 @@ class _Watch:
 
 class LiveHub:
     def __init__(self, redis: Redis, pool: asyncpg.Pool, *, base_url: str, heartbeat_s: float,
-                 resync_s: float, queue_limit: int = 1000, metrics: Registry | None = None) -> None:
+                 resync_s: float, metrics: Registry | None = None) -> None:
         self._redis = redis
         self._pool = pool
         self.base_url = base_url
         self.heartbeat_s = heartbeat_s
         self.resync_s = resync_s
-        self.queue_limit = queue_limit
         self.instance_id = secrets.token_hex(6)
         self.connected = asyncio.Event()
         self._watches: dict[int, _Watch] = {}
@@ -239,25 +285,24 @@ class LiveHub:
             return
         watch.state = watch.state.apply(event)
         self._m_events.inc(source=source)
-        chunk = sse(event.seq, event.type, event.to_json(self.base_url))
+        frame = Frame(sse(event.seq, event.type, event.to_json(self.base_url)))
         ended = event.type == "end"
         for viewer in list(watch.viewers):
-            self._push(viewer, chunk)
+            self._push(viewer, frame)
             if ended:
-                viewer.queue.put_nowait(CLOSE)
+                viewer.finish()
 
-    def _push(self, viewer: Viewer, chunk: bytes) -> None:
-        if viewer.queue.qsize() >= self.queue_limit:  # a stuck client: let it reconnect and resume
-            self._m_dropped.inc()
+    def _push(self, viewer: Viewer, frame: Frame) -> None:
+        if not viewer.send(frame):  # gone, or stuck: let it reconnect and resume
+            if not viewer.done.done():
+                self._m_dropped.inc()
             self.leave(viewer)
-            viewer.queue.put_nowait(CLOSE)
-            return
-        viewer.queue.put_nowait(chunk)
+            viewer.finish()
 
     # ---- viewers ---------------------------------------------------------------------------
 
     async def join(self, session_id: int) -> tuple[Viewer, LiveState]:
-        """Register a viewer; returns it with the state it starts from (later events are queued)."""
+        """Register a viewer; returns it with the state it starts from (later events are held)."""
         watch = self._watches.get(session_id)
         if watch is None:
             watch = _Watch(session_id)
@@ -303,7 +348,7 @@ class LiveHub:
         self._closing = True
         for watch in list(self._watches.values()):
             for viewer in list(watch.viewers):
-                viewer.queue.put_nowait(CLOSE)
+                viewer.finish()
 
     def _all_viewers(self) -> Iterable[Viewer]:
         for watch in self._watches.values():
@@ -373,8 +418,10 @@ class LiveHub:
             if now >= next_beat:
                 next_beat = now + self.heartbeat_s
                 for viewer in list(self._all_viewers()):
-                    self._push(viewer, HEARTBEAT)
+                    self._push(viewer, HEARTBEAT_FRAME)
                 sessions |= set(self._watches) | self._reported
+            else:
+                self._sweep()  # viewers that hung up stop counting without waiting for a heartbeat
             if now >= next_resync:
                 next_resync = now + self.resync_s
                 self.sync_all()
@@ -383,6 +430,13 @@ class LiveHub:
                     await self._report_counts(sessions)
                 except (RedisError, OSError):
                     self._dirty |= sessions  # retried on the next tick
+
+    def _sweep(self) -> None:
+        for viewer in list(self._all_viewers()):
+            transport = viewer.transport
+            if transport is not None and transport.is_closing():
+                self.leave(viewer)
+                viewer.finish()
 
     async def shutdown(self) -> None:
         """Stop the pumps and remove this instance's viewer counts so they drop at once."""

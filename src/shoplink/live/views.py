@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from shoplink.errors import BadRequest
 from shoplink.http import json_response, page, page_params, path_id, principal
 from shoplink.keys import LIVE, SETTINGS
-from shoplink.live.hub import CLOSE, sse
+from shoplink.live.hub import sse
 from shoplink.live.models import ENDED, LiveSession, LiveState
 from shoplink.validation import read_json
 
@@ -201,22 +201,14 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         ended = state.status == ENDED
         if ended and not replayed_end:
             first.append(_end_chunk(state))
+        chunked = request.version >= HttpVersion11
+        if chunked:
+            response.enable_chunked_encoding()
         await response.prepare(request)
         await response.write(b"".join(first))
-        done = ended
-        while not done:
-            batch: list[bytes] = []
-            item = await viewer.queue.get()
-            while True:  # send whatever else is already waiting in the same write
-                if item is CLOSE:
-                    done = True
-                    break
-                batch.append(item)
-                if viewer.queue.empty():
-                    break
-                item = viewer.queue.get_nowait()
-            if batch:
-                await response.write(b"".join(batch))
+        transport = request.transport
+        if not ended and transport is not None and viewer.attach(transport, chunked):
+            await viewer.done  # the hub writes each change straight to the transport
         await response.write_eof()
     except ConnectionError:  # the viewer went away
         pass
