@@ -118,7 +118,7 @@ def rss_kb(pid: int) -> int:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
 async def wait_http(url: str, timeout: float = 30) -> None:
@@ -176,6 +176,7 @@ async def run_phase(name: str, ports: list[int], pids: list[int], host: Any, liv
     rss_after = sum(rss_kb(pid) for pid in pids)
 
     sent: dict[int, float] = {}
+    request_ms: list[float] = []
     plan: list[tuple[str, int]] = []
     a, b = product_ids[0], product_ids[1]
     for i in range(changes):
@@ -188,9 +189,11 @@ async def run_phase(name: str, ports: list[int], pids: list[int], host: Any, liv
             reply = await host.delete(f"/api/v1/live/{live_id}/pins/{pid}")
         assert reply.status in (200, 201), reply.body
         sent[int(reply.body["seq"])] = t0
+        request_ms.append((time.monotonic() - t0) * 1000)
         await asyncio.sleep(spacing)
     await asyncio.sleep(1.5)
     latencies: list[float] = []
+    per_event: dict[int, list[float]] = {}
     delivered = 0
     alive = 0
     for p in procs:
@@ -206,12 +209,15 @@ async def run_phase(name: str, ports: list[int], pids: list[int], host: Any, liv
                 continue
             delivered += len(times)
             latencies.extend(t - t0 for t in times)
+            per_event.setdefault(int(event_id), []).extend(t - t0 for t in times)
         p.wait(timeout=30)
     expected = per_proc * client_procs * len(sent)
     return {"phase": name, "servers": len(ports), "viewers": per_proc * client_procs,
             "connect_s": connect_s, "changes": len(sent), "delivered": delivered, "expected": expected,
             "alive": alive, "p50_ms": pct(latencies, 0.50) * 1000, "p99_ms": pct(latencies, 0.99) * 1000,
             "max_ms": max(latencies) * 1000 if latencies else float("nan"),
+            "req_p50_ms": pct(request_ms, 0.5), "req_max_ms": max(request_ms),
+            "per_event_p99_ms": [round(pct(per_event[k], 0.99) * 1000) for k in sorted(per_event)],
             "rss_before_mb": rss_before / 1024, "rss_after_mb": rss_after / 1024,
             "kb_per_viewer": (rss_after - rss_before) / max(1, per_proc * client_procs),
             "ready": readies}
@@ -222,6 +228,7 @@ async def orchestrate(args: argparse.Namespace) -> None:
 
     from shoplink import db
     from shoplink.auth.service import AuthService
+
     from support.api import Api
     from support.services import RedisProcess, admin_database_url, create_database, drop_database, free_port
 
@@ -269,8 +276,14 @@ async def orchestrate(args: argparse.Namespace) -> None:
             live_id = await new_live()
             results.append(await run_phase("one server", ports[:1], [servers[0].pid], host, live_id, ids,
                                            args.viewers, args.changes, args.spacing, 2))
-            servers.append(start_server(ports[1], env, "0"))
-            await wait_http(f"http://127.0.0.1:{ports[1]}/healthz")
+            # Two fresh server processes (RSS of the first one would include freed-but-kept memory).
+            servers[0].terminate()
+            servers[0].wait(timeout=15)
+            ports = [free_port(), free_port()]
+            servers = [start_server(port, env, "0") for port in ports]
+            for port in ports:
+                await wait_http(f"http://127.0.0.1:{port}/healthz")
+            host = Api(http, f"http://127.0.0.1:{ports[0]}", token.token)
             await asyncio.sleep(1.0)
             live_id = await new_live()
             results.append(await run_phase("two servers", ports, [s.pid for s in servers], host, live_id,
@@ -290,13 +303,16 @@ async def orchestrate(args: argparse.Namespace) -> None:
     print(f"viewers={args.viewers} changes/phase={args.changes} spacing={args.spacing}s "
           f"(servers on CPU 0, viewer processes on CPU 1, {os.cpu_count()} CPUs)")
     head = ("phase", "servers", "viewers", "connect s", "delivered", "p50 ms", "p99 ms", "max ms",
-            "RSS before MB", "RSS after MB", "KB/viewer")
+            "pin request p50/max ms", "RSS before MB", "RSS after MB", "KB/viewer")
     print(" | ".join(head))
     for r in results:
         print(" | ".join([r["phase"], str(r["servers"]), str(r["viewers"]), f"{r['connect_s']:.1f}",
                           f"{r['delivered']}/{r['expected']}", f"{r['p50_ms']:.0f}",
-                          f"{r['p99_ms']:.0f}", f"{r['max_ms']:.0f}", f"{r['rss_before_mb']:.0f}",
+                          f"{r['p99_ms']:.0f}", f"{r['max_ms']:.0f}",
+                          f"{r['req_p50_ms']:.0f}/{r['req_max_ms']:.0f}", f"{r['rss_before_mb']:.0f}",
                           f"{r['rss_after_mb']:.0f}", f"{r['kb_per_viewer']:.1f}"]))
+    for r in results:
+        print(f"{r['phase']}: p99 per change (ms): {r['per_event_p99_ms']}")
 
 
 def main() -> None:
