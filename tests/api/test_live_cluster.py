@@ -137,3 +137,39 @@ async def test_viewer_count_across_two_instances(start_server, make_account,
         await wait_until(lambda: viewers_are(host_a, 3))  # the closed viewer stops counting
     await wait_until(lambda: viewers_are(host_a, 0))
     await asyncio.sleep(0)
+
+
+async def test_concurrent_changes_on_two_instances_arrive_in_sequence(
+        start_server, make_account, http: ClientSession) -> None:
+    a, b = await start_server(), await start_server()
+    seller, ids = await seller_with_products(make_account, 3)
+    live_id = await live_with_products(_as(seller, a), ids, start=True)
+    async with AsyncExitStack() as stack:
+        streams = [await stack.enter_async_context(open_stream(http, _url(server), live_id))
+                   for server in (a, b)]
+        for stream in streams:
+            await _first_state(stream)
+        await wait_until(lambda: _connected(a, b))
+        for round_ in range(3):
+            hosts = [_as(seller, a if i % 2 else b) for i in range(3)]
+            replies = await asyncio.gather(*(
+                h.post(f"/api/v1/live/{live_id}/pins", {"product_id": pid})
+                for h, pid in zip(hosts, ids, strict=True)))
+            assert all(r.status == 201 for r in replies), [r.body for r in replies]
+            replies = await asyncio.gather(*(
+                h.delete(f"/api/v1/live/{live_id}/pins/{pid}") for h, pid in zip(hosts, ids, strict=True)))
+            assert all(r.status == 200 for r in replies)
+            for stream in streams:
+                events = await stream.events(6)
+                first = 2 + 6 * round_
+                assert [e.id for e in events] == list(range(first, first + 6))
+
+
+async def test_server_shutdown_ends_streams(start_server, make_account, http: ClientSession) -> None:
+    server = await start_server()
+    seller, ids = await seller_with_products(make_account, 1)
+    live_id = await live_with_products(_as(seller, server), ids, start=True)
+    async with open_stream(http, _url(server), live_id) as stream:
+        await _first_state(stream)
+        await server.close()
+        assert await stream.next() is None
