@@ -35,6 +35,8 @@ from shoplink.keys import (
     SESSIONS,
     SETTINGS,
 )
+from shoplink.live import views as live_views
+from shoplink.live.lifecycle import close_viewers, live_context
 from shoplink.metrics import Registry
 from shoplink.redis import create_redis
 from shoplink.videos import views as video_views
@@ -57,6 +59,7 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     affiliate_views.setup_routes,
     video_views.setup_routes,
     anchor_views.setup_routes,
+    live_views.setup_routes,
 ]
 
 
@@ -122,6 +125,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([_redis, _postgres])
     app.cleanup_ctx.append(affiliates_context)  # after _postgres: uses the pool and the catalog
     app.cleanup_ctx.append(videos_context)
+    app.cleanup_ctx.append(live_context)
+    app.on_shutdown.append(close_viewers)  # long-lived event streams end before the server waits
     for setup in ROUTE_SETUPS:
         setup(app)
     return app

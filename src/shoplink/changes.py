@@ -21,6 +21,8 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shoplink.redis import pubsub_messages
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "shoplink:changes"
@@ -80,7 +82,7 @@ class ChangeBus:
                     self._dispatch(EVERYTHING)
                 first = False
                 self.connected.set()
-                async for message in pubsub.listen():
+                async for message in pubsub_messages(pubsub):
                     self._receive(message.get("data"))
             except (RedisError, OSError) as exc:
                 self.connected.clear()

@@ -156,6 +156,14 @@ _FIELDS: tuple[_Field, ...] = (
            "Default distance within which `snap` moves an anchor edge to a scene cut."),
     _Field("timeline_max_age_s", "SHOPLINK_TIMELINE_MAX_AGE_S", "5", _parse_int(0, 86400),
            "Cache-Control max-age of the public video timeline (ETag revalidation after it)."),
+    _Field("live_max_products", "SHOPLINK_LIVE_MAX_PRODUCTS", "100", _parse_int(1, 10_000),
+           "Most products in one live session's product set."),
+    _Field("live_max_pins", "SHOPLINK_LIVE_MAX_PINS", "3", _parse_int(1, 100),
+           "Most products pinned at once during a live."),
+    _Field("live_heartbeat_s", "SHOPLINK_LIVE_HEARTBEAT_S", "15", _parse_float(0.05, 300.0),
+           "Seconds between heartbeat comments on live event streams (also viewer-count refresh)."),
+    _Field("live_resync_s", "SHOPLINK_LIVE_RESYNC_S", "30", _parse_float(0.1, 3600.0),
+           "Seconds between safety re-syncs of watched live sessions from PostgreSQL."),
 )
 
 
@@ -191,6 +199,10 @@ class Settings:
     media_workers: int
     snap_tolerance_s: float
     timeline_max_age_s: int
+    live_max_products: int
+    live_max_pins: int
+    live_heartbeat_s: float
+    live_resync_s: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -18,6 +18,7 @@ from shoplink.auth.service import AuthService
 from shoplink.catalog.service import CatalogService
 from shoplink.changes import ChangeBus
 from shoplink.config import Settings
+from shoplink.live.service import LiveService
 from shoplink.logs import REQUEST_ID as REQUEST_ID  # re-exported: every key in one module
 from shoplink.metrics import Registry
 from shoplink.videos.service import VideoService
@@ -39,6 +40,7 @@ ATTRIBUTION = web.AppKey("attribution_consumer", AttributionConsumer)
 VIDEOS = web.AppKey("video_service", VideoService)
 ANCHORS = web.AppKey("anchor_service", AnchorService)
 TIMELINES = web.AppKey("timeline_cache", TimelineCache)
+LIVE = web.AppKey("live_service", LiveService)
 
 # Per-request values.
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 
 def create_redis(url: str) -> Redis:
@@ -23,3 +26,16 @@ def raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def pubsub_messages(pubsub: PubSub, poll_s: float = 0.25) -> AsyncIterator[dict[str, Any]]:
+    """The messages of a subscription, in a loop that a task cancellation always ends.
+
+    `PubSub.listen()` waits without a timeout and can swallow a cancellation (see
+    `raise_if_cancelled`); polling with a short timeout bounds how long shutdown waits.
+    """
+    while True:
+        raise_if_cancelled()
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=poll_s)
+        if message is not None:
+            yield message
