@@ -18,6 +18,8 @@ from shoplink.auth.service import AuthService
 from shoplink.catalog import views as catalog_views
 from shoplink.catalog.service import CatalogService
 from shoplink.changes import ChangeBus
+from shoplink.clicks import views as click_views
+from shoplink.clicks.service import clicks_context
 from shoplink.config import Settings
 from shoplink.errors import Handler, error_middleware
 from shoplink.keys import (
@@ -42,6 +44,7 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     metrics.setup_routes,
     auth_views.setup_routes,
     catalog_views.setup_routes,
+    click_views.setup_routes,
 ]
 
 
@@ -104,6 +107,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Registry()
     # Order matters: later contexts use what earlier ones opened; teardown runs in reverse.
     app.cleanup_ctx.extend([_redis, _postgres])
+    app.cleanup_ctx.append(clicks_context)  # after _postgres; flushes/spools clicks at shutdown
     for setup in ROUTE_SETUPS:
         setup(app)
     return app
