@@ -216,8 +216,8 @@ async def test_live_anchor_records_offset_since_start(make_account, anon: Api, p
     assert shop.seller.account_id is not None
     live_id = await insert_live(pool, shop.seller.account_id,
                                 started_at=datetime.now(UTC) - timedelta(seconds=100))
-    anchor_id, code = await insert_anchor(pool, product_id=shop.product_ids[0],
-                                          publisher_id=shop.seller.account_id, live_session_id=live_id)
+    _, code = await insert_anchor(pool, product_id=shop.product_ids[0],
+                                  publisher_id=shop.seller.account_id, live_session_id=live_id)
     reply = await anon.get(f"/r/{code}?t=5")
     assert reply.status == 302 and "utm_medium=live" in reply.headers["Location"]
     (_, event), = await _entries(redis, 1)
@@ -256,7 +256,8 @@ async def test_link_previews_and_bots_are_classified_not_dropped(
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
     agents = {"Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)": ("link_preview", "slack"),
-              "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)": ("bot", "googlebot"),
+              "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)":
+                  ("bot", "googlebot"),
               "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/124.0 Mobile Safari/537.36":
                   ("human", None)}
     for agent in agents:

@@ -46,8 +46,8 @@ Key = tuple[str, int]
 class Target:
     """What one code resolves to. Immutable once built; shared by every click on the code."""
 
-    __slots__ = ("base", "code", "expires", "head", "keys", "live_started_s", "outcome", "shard",
-                 "status", "tail", "video_duration_s")
+    __slots__ = ("code", "expires", "head", "keys", "live_started_s", "outcome", "prefix",
+                 "shard", "status", "tail", "video_duration_s")
 
     def __init__(self, *, code: str, outcome: str, status: int, shard: int, base: dict[str, Any],
                  head: str | None = None, tail: str = "", keys: tuple[Key, ...] = (),
@@ -57,7 +57,7 @@ class Target:
         self.outcome = outcome  # redirected | fallback | gone | not_found
         self.status = status  # 302 | 410 | 404
         self.shard = shard
-        self.base = base  # the event's anchor-dependent fields
+        self.prefix = events.static_prefix(base)  # the event's anchor-dependent fields, as JSON
         self.head = head  # Location up to and including "sl_click=", or None (no redirect)
         self.tail = tail  # "#fragment" or ""
         self.keys = keys  # (kind, id) pairs whose changes drop this entry

@@ -12,11 +12,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from shoplink.clicks.classify import Classifier, default_classifier
-from shoplink.clicks.events import click_event, live_playback, video_playback
+from shoplink.clicks.events import encode, live_playback, video_playback
 from shoplink.clicks.models import TermsLookup
 from shoplink.clicks.resolver import Resolver, Target
 from shoplink.clicks.viewer import ViewerIds, referrer_host
@@ -107,11 +106,9 @@ class ClickService:
             playback, t_status = video_playback(raw_t, target.video_duration_s)
         else:
             playback, t_status = live_playback(target.live_started_s, now)
-        event = click_event(
-            target.base, event_id=event_id, ts_ms=ts_ms, viewer=viewer, new_viewer=new_viewer,
-            net=self.viewers.network_hash(request.remote), ua_class=ua_class, ua_family=ua_family,
-            referrer_host=referrer_host(headers.get("Referer")), playback_s=playback, t_status=t_status)
-        self.writer.record(target.shard, orjson.dumps(event))
+        self.writer.record(target.shard, encode(
+            target.prefix, event_id, ts_ms, viewer, new_viewer, self.viewers.network_hash(request.remote),
+            ua_class, ua_family, referrer_host(headers.get("Referer")), playback, t_status))
         self.outcomes[target.outcome] += 1
 
     # ---- metrics ---------------------------------------------------------------------------

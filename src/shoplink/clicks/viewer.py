@@ -9,29 +9,49 @@ network, never the address.
 
 from __future__ import annotations
 
+import binascii
 import functools
+import hashlib
 import hmac
 import ipaddress
+import os
 import re
-import secrets
 
 COOKIE_NAME = "sl_vid"
 COOKIE_MAX_AGE_S = 2 * 365 * 24 * 3600
 _COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 _HOST_CHARS = re.compile(r"^[a-z0-9.-]{1,253}$")
 _CACHE_SIZE = 8192
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def _derive(secret: str, purpose: bytes) -> bytes:
     return hmac.digest(secret.encode(), b"shoplink:" + purpose, "sha256")
 
 
+class _Hmac256:
+    """HMAC-SHA256 under a fixed key with the padded key states hashed once (RFC 2104): each
+    MAC is two copies and two updates, about half of hmac.digest's cost per click."""
+
+    def __init__(self, key: bytes) -> None:
+        block = key.ljust(64, b"\0")  # keys here are 32 bytes, shorter than the 64-byte block
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def hexdigest(self, message: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
 class ViewerIds:
     """Reads and issues the viewer cookie and hashes it (and the client network) with the key."""
 
     def __init__(self, secret_key: str, *, secure: bool) -> None:
-        self._viewer_key = _derive(secret_key, b"viewer")
-        self._net_key = _derive(secret_key, b"network")
+        self._viewer_mac = _Hmac256(_derive(secret_key, b"viewer"))
+        self._net_mac = _Hmac256(_derive(secret_key, b"network"))
         attributes = f"; Max-Age={COOKIE_MAX_AGE_S}; Path=/; HttpOnly; SameSite=Lax"
         self._cookie_suffix = attributes + "; Secure"
         self._cookie_suffix_plain = attributes
@@ -55,7 +75,8 @@ class ViewerIds:
 
     @staticmethod
     def new_value() -> str:
-        return secrets.token_urlsafe(16)  # 128 random bits, 22 characters
+        """128 random bits as 22 base64url characters (secrets.token_urlsafe, minus its overhead)."""
+        return binascii.b2a_base64(os.urandom(16), newline=False)[:22].translate(_URLSAFE).decode()
 
     def set_cookie_header(self, value: str, *, secure_request: bool) -> str:
         """The Set-Cookie value (built directly: http.cookies costs ~10 µs a click)."""
@@ -63,7 +84,7 @@ class ViewerIds:
         return COOKIE_NAME + "=" + value + (self._cookie_suffix if secure else self._cookie_suffix_plain)
 
     def viewer_hash(self, value: str) -> str:
-        return hmac.digest(self._viewer_key, value.encode(), "sha256").hex()[:32]
+        return self._viewer_mac.hexdigest(value.encode())[:32]
 
     def _network_hash(self, remote: str | None) -> str | None:
         if not remote:
@@ -76,7 +97,7 @@ class ViewerIds:
             address = address.ipv4_mapped
         prefix = 24 if address.version == 4 else 48
         network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
-        return hmac.digest(self._net_key, str(network).encode(), "sha256").hex()[:16]
+        return self._net_mac.hexdigest(str(network).encode())[:16]
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
