@@ -147,7 +147,7 @@ _FIELDS: tuple[_Field, ...] = (
            "Longest a cached anchor is used without re-reading it (bounds a missed invalidation)."),
     _Field("click_negative_ttl_s", "SHOPLINK_CLICK_NEGATIVE_TTL_S", "10", _parse_float(0.1, 3600),
            "How long an unknown code is remembered as unknown."),
-    _Field("click_flush_ms", "SHOPLINK_CLICK_FLUSH_MS", "5", _parse_int(1, 10_000),
+    _Field("click_flush_ms", "SHOPLINK_CLICK_FLUSH_MS", "5", _parse_int(1, 600_000),
            "Click events wait at most this long in memory before being written to Redis."),
     _Field("click_flush_batch", "SHOPLINK_CLICK_FLUSH_BATCH", "1000", _parse_int(1, 100_000),
            "Write click events as soon as this many are buffered."),
