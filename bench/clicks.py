@@ -25,15 +25,20 @@ import time
 import urllib.request
 from pathlib import Path
 
-import asyncpg
 from redis import Redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support.services import RedisProcess, admin_database_url, create_database, drop_database, free_port  # noqa: E402
-
 from shoplink import db  # noqa: E402
+
+from support.services import (  # noqa: E402
+    RedisProcess,
+    admin_database_url,
+    create_database,
+    drop_database,
+    free_port,
+)
 
 ANCHORS = 10_000
 SHARDS = 4
@@ -44,8 +49,10 @@ async def seed(url: str) -> list[str]:
     con = await db.connect(url)
     try:
         await db.migrate(con)
-        account = await con.fetchval("INSERT INTO accounts (name, roles) VALUES ('bench', '{seller}') RETURNING id")
-        shop = await con.fetchval("INSERT INTO shops (owner_id, name) VALUES ($1, 'Bench') RETURNING id", account)
+        account = await con.fetchval(
+            "INSERT INTO accounts (name, roles) VALUES ('bench', '{seller}') RETURNING id")
+        shop = await con.fetchval(
+            "INSERT INTO shops (owner_id, name) VALUES ($1, 'Bench') RETURNING id", account)
         await con.execute("INSERT INTO shop_domains (shop_id, domain) VALUES ($1, 'shop.example')", shop)
         products = [r["id"] for r in await con.fetch(
             """INSERT INTO products (shop_id, title, url)
@@ -83,7 +90,8 @@ def wrk(port: int, codes_file: Path, duration: int, connections: int,
     out = subprocess.run(
         ["taskset", "-c", "0", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
          "-s", str(ROOT / "bench" / "clicks.lua"), f"http://127.0.0.1:{port}"],
-        env={**os.environ, "CODES_FILE": str(codes_file), "SEQUENTIAL": "1" if sequential else "0"}, capture_output=True, text=True, check=True).stdout
+        env={**os.environ, "CODES_FILE": str(codes_file), "SEQUENTIAL": "1" if sequential else "0"},
+        capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
     total = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -155,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         client = Redis.from_url(redis_proc.url)
         events = sum(client.xlen(f"shoplink:clicks:{{{n}}}") for n in range(SHARDS))
         client.close()
-        spool_left = sum(p.stat().st_size for p in (tmp / "spool").glob("*.spool")) if (tmp / "spool").exists() else 0
+        spool_left = sum(p.stat().st_size for p in (tmp / "spool").glob("*.spool"))
 
         best = {k: max(v, key=lambda r: r["rps"]) for k, v in results.items()}
         print(f"\n{'server':<10} {'req/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}   (each round)")
@@ -206,7 +214,8 @@ def _wait_port(port: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=8, help="seconds per measured wrk run")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=2, help="alternating baseline/shoplink rounds")

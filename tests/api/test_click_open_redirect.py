@@ -15,7 +15,8 @@ PRODUCT = "https://acme.example/p/shoe?color=red"
 CODE = "OpenRdr01"
 
 
-async def raw_request(server: TestServer, request_line: str, headers: list[str]) -> tuple[int, dict[str, str]]:
+async def raw_request(server: TestServer, request_line: str,
+                      headers: list[str]) -> tuple[int, dict[str, str]]:
     reader, writer = await asyncio.open_connection(server.host, server.port)
     try:
         lines = [request_line, f"Host: {server.host}:{server.port}", *headers, "Connection: close", "", ""]
@@ -96,7 +97,8 @@ async def test_a_stored_url_off_the_shop_domains_is_never_a_target(
     shop = await make_shop(await make_account("seller"), urls=(PRODUCT,),
                            fallback_url="https://acme.example/")
     _, code, _ = await video_anchor(pool, shop)
-    await pool.execute("UPDATE products SET url = 'https://evil.example/p' WHERE id = $1", shop.product_ids[0])
+    await pool.execute("UPDATE products SET url = 'https://evil.example/p' WHERE id = $1",
+                       shop.product_ids[0])
     status, found = await raw_request(server, f"GET /r/{code} HTTP/1.1", [])
     assert status == 302 and found["location"].startswith("https://acme.example/?utm_source=shoplink&")
     await pool.execute("UPDATE shops SET fallback_url = 'https://evil.example/' WHERE id = $1", shop.shop_id)
