@@ -20,6 +20,7 @@ import re
 COOKIE_NAME = "sl_vid"
 COOKIE_MAX_AGE_S = 2 * 365 * 24 * 3600
 _COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_-]{22}$")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,31}$")  # also android-app:// referrers
 _HOST_CHARS = re.compile(r"^[a-z0-9.-]{1,253}$")
 _CACHE_SIZE = 8192
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -106,7 +107,7 @@ def referrer_host(referer: str | None) -> str | None:
     if not referer:
         return None
     scheme_end = referer.find("://")
-    if scheme_end <= 0 or not referer[:scheme_end].isalpha():
+    if scheme_end <= 0 or not _SCHEME.match(referer[:scheme_end]):
         return None
     rest = referer[scheme_end + 3:]
     for sep in "/?#":
