@@ -17,12 +17,10 @@ import asyncio
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from redis import Redis
@@ -32,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from shoplink import db  # noqa: E402
 
+from support.click_server import ServeProcess  # noqa: E402
 from support.services import (  # noqa: E402
     RedisProcess,
     admin_database_url,
@@ -74,17 +73,6 @@ async def seed(url: str) -> list[str]:
         await con.close()
 
 
-def wait_http(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
 def wrk(port: int, codes_file: Path, duration: int, connections: int,
         sequential: bool = False) -> dict[str, float]:
     out = subprocess.run(
@@ -103,12 +91,6 @@ def wrk(port: int, codes_file: Path, duration: int, connections: int,
 def _ms(text: str) -> float:
     value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def metric_sum(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    return sum(float(m[1]) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? ([\d.e+]+)$", text, re.M))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,18 +113,16 @@ def run(args: argparse.Namespace) -> int:
         base = subprocess.Popen(["taskset", "-c", "1", PYTHON, str(ROOT / "bench" / "clicks_baseline.py"),
                                  str(base_port)])
         procs.append(base)
-        port = free_port()
-        env = {**os.environ, "SHOPLINK_DATABASE_URL": url, "SHOPLINK_REDIS_URL": redis_proc.url,
-               "SHOPLINK_PORT": str(port), "SHOPLINK_ACCESS_LOG": "false", "SHOPLINK_LOG_LEVEL": "warning",
-               "SHOPLINK_SPOOL_DIR": str(tmp / "spool"), "SHOPLINK_CLICK_SHARDS": str(SHARDS),
-               "SHOPLINK_SECRET_KEY": secrets.token_hex(16), "PYTHONPATH": str(ROOT / "src")}
-        server = subprocess.Popen(["taskset", "-c", "1", PYTHON, "-m", "shoplink", "serve"], env=env)
+        serve = ServeProcess(url, redis_proc.url, tmp / "spool", secrets.token_hex(16),
+                             wrapper=("taskset", "-c", "1"), click_shards=str(SHARDS))
+        serve.start()
+        server, port = serve.proc, serve.port
+        assert server is not None
         procs.append(server)
         _wait_port(base_port)
-        wait_http(f"http://127.0.0.1:{port}/healthz")
 
         # Warm-up: every code loaded into the resolver cache (walked in order), then random.
-        while metric_sum(port, "shoplink_click_cache_entries") < len(codes):
+        while serve.metric("shoplink_click_cache_entries") < len(codes):
             answered_by_wrk += int(wrk(port, codes_file, 2, args.connections, sequential=True)["total"])
         answered_by_wrk += int(wrk(port, codes_file, 2, args.connections)["total"])
         wrk(base_port, codes_file, 2, args.connections)
@@ -157,9 +137,8 @@ def run(args: argparse.Namespace) -> int:
             results["shoplink"].append(r)
 
         time.sleep(0.5)
-        answered = metric_sum(port, "shoplink_click_redirects_total")
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        answered = serve.metric("shoplink_click_redirects_total")
+        serve.terminate()
         client = Redis.from_url(redis_proc.url)
         events = sum(client.xlen(f"shoplink:clicks:{{{n}}}") for n in range(SHARDS))
         client.close()

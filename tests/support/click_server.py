@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,9 +15,11 @@ from support.services import free_port
 
 
 class ServeProcess:
-    def __init__(self, database_url: str, redis_url: str, spool_dir: Path, secret: str,
-                 **settings: str) -> None:
+    def __init__(self, database_url: str, redis_url: str, spool_dir: Path, secret: str, *,
+                 wrapper: tuple[str, ...] = (), **settings: str) -> None:
+        """`wrapper` prefixes the command (the benchmark pins CPUs with taskset)."""
         self.port = free_port()
+        self.wrapper = wrapper
         self.env = {**os.environ, "SHOPLINK_DATABASE_URL": database_url, "SHOPLINK_REDIS_URL": redis_url,
                     "SHOPLINK_PORT": str(self.port), "SHOPLINK_SPOOL_DIR": str(spool_dir),
                     "SHOPLINK_SECRET_KEY": secret, "SHOPLINK_ACCESS_LOG": "false",
@@ -29,7 +32,7 @@ class ServeProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "shoplink", "serve"], env=self.env)
+        self.proc = subprocess.Popen([*self.wrapper, sys.executable, "-m", "shoplink", "serve"], env=self.env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -42,11 +45,11 @@ class ServeProcess:
         raise RuntimeError("shoplink serve did not start")
 
     def metric(self, name: str) -> float:
+        """The value of a metric from /metrics, summed over its labels (0 when absent)."""
         with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
-            for line in resp.read().decode().splitlines():
-                if line.startswith(name + " "):
-                    return float(line.split()[1])
-        return 0.0
+            text = resp.read().decode()
+        pattern = rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$"
+        return sum(float(m[1]) for m in re.finditer(pattern, text, re.MULTILINE))
 
     def terminate(self, timeout: float = 30) -> int:
         assert self.proc is not None

@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import random
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,9 +64,6 @@ class Target:
         self.expires = expires  # time.monotonic() deadline
         self.video_duration_s = video_duration_s
         self.live_started_s = live_started_s
-
-    def location(self, event_id: str) -> str | None:
-        return None if self.head is None else self.head + event_id + self.tail
 
 
 def location_parts(url: str, *, medium: str, campaign: str, code: str) -> tuple[str, str]:
@@ -189,14 +186,14 @@ class Resolver:
     async def _commission(self, row: AnchorTarget, now_ms: int) -> tuple[dict[str, Any] | None, float]:
         """(commission field, seconds it may be cached)."""
         if row.plan_id is None or self.terms_lookup is None:
-            return None, self._ttl_s
+            return None, self._ttl_s * random.uniform(0.9, 1.0)  # jitter: a bulk fill expires apart
         try:
             result = self.terms_lookup(row.plan_id, row.product_id, now_ms)
             terms = await result if inspect.isawaitable(result) else result
         except Exception:
             log.exception("commission terms lookup failed", extra={"plan_id": row.plan_id})
             return events.commission_json(None, "lookup_failed"), TERMS_ERROR_TTL_S
-        ttl = self._ttl_s
+        ttl = self._ttl_s * random.uniform(0.9, 1.0)
         if terms.valid_until_ms is not None:
             ttl = min(ttl, max(0.0, (terms.valid_until_ms - now_ms) / 1000))
         return events.commission_json(terms.rate_bp, terms.source), ttl
@@ -301,11 +298,6 @@ class Resolver:
             self._negative.clear()
         for code in list(self._index.get(key, ())):
             self._drop(code)
-
-    def forget(self, codes: Iterable[str]) -> None:
-        for code in codes:
-            self._drop(code)
-            self._negative.pop(code, None)
 
     @property
     def size(self) -> int:

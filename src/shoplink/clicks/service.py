@@ -126,6 +126,8 @@ class ClickService:
                                     "Spooled click events written to Redis afterwards.")
         spool_bytes = registry.gauge("shoplink_click_spool_pending_bytes",
                                      "Bytes of spooled click events not yet replayed.")
+        lost = registry.counter("shoplink_click_events_lost_total",
+                                "Click events dropped because the spool could not be written (alert!).")
         redis_up = registry.gauge("shoplink_click_redis_up", "1 when the last click flush reached Redis.")
         flush = registry.summary("shoplink_click_flush_seconds",
                                  "Duration of one pipelined write of a batch of click events.")
@@ -145,6 +147,7 @@ class ClickService:
             spooled.set(w.spooled)
             replayed.set(w.replayed)
             spool_bytes.set(w.spool_bytes)
+            lost.set(w.lost)
             redis_up.set(1 if w.redis_ok else 0)
             flush.values[(("__part", "count"),)] = w.flushes
             flush.values[(("__part", "sum"),)] = w.flush_seconds

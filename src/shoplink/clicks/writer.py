@@ -70,6 +70,7 @@ class ClickWriter:
         self.flushes = 0
         self.flush_seconds = 0.0
         self.write_errors = 0
+        self.lost = 0
 
     # ---- producer side (the request handler) ----------------------------------------------
 
@@ -106,6 +107,7 @@ class ClickWriter:
 
     async def start(self) -> None:
         """Claim spools left by dead processes (replayed first), then start flushing."""
+        self._spool_dir.mkdir(parents=True, exist_ok=True)  # a bad SHOPLINK_SPOOL_DIR fails now
         self._orphans = SpoolFile.claim_orphans(self._spool_dir)
         if self._orphans:
             log.info("replaying click spools left by a previous process",
@@ -132,7 +134,8 @@ class ClickWriter:
                 self._spool(batch)
             else:
                 self._spool(await self._send(batch))
-        self._closed = True
+        self._closed = True  # from here on record() writes to the spool itself
+        self._spool(self._take())  # recorded while the last batch was in flight
         self._conn.close()
         if self._own is not None:
             if self._own.pending:
@@ -274,9 +277,15 @@ class ClickWriter:
     def _spool(self, records: list[Record]) -> None:
         if not records:
             return
-        if self._own is None:
-            self._own = SpoolFile.create(self._spool_dir)
-        self._own.append(records)
+        try:
+            if self._own is None:
+                self._own = SpoolFile.create(self._spool_dir)
+            self._own.append(records)
+        except OSError:  # disk full or unwritable: the one case where events can be lost
+            self.lost += len(records)
+            log.exception("click events lost: the spool cannot be written",
+                          extra={"count": len(records), "dir": str(self._spool_dir)})
+            return
         self.spooled += len(records)
 
     async def _maybe_fsync(self) -> None:
