@@ -17,6 +17,7 @@ import asyncio
 import os
 import re
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,8 +74,15 @@ async def seed(url: str) -> list[str]:
         await con.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(port: int, codes_file: Path, duration: int, connections: int,
-        sequential: bool = False) -> dict[str, float]:
+        sequential: bool = False, pid: int | None = None) -> dict[str, float]:
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(
         ["taskset", "-c", "0", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
          "-s", str(ROOT / "bench" / "clicks.lua"), f"http://127.0.0.1:{port}"],
@@ -84,8 +92,9 @@ def wrk(port: int, codes_file: Path, duration: int, connections: int,
     total = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     p = {q: _ms(re.search(rf"\s{q}%\s+([\d.]+\w+)", out)[1]) for q in ("50", "90", "99")}  # type: ignore[index]
+    cpu_us = (cpu_seconds(pid) - cpu_before) / total * 1e6 if pid else 0.0
     return {"rps": rps, "total": total, "bad": int(bad[1]) if bad else 0,
-            "p50": p["50"], "p90": p["90"], "p99": p["99"]}
+            "p50": p["50"], "p90": p["90"], "p99": p["99"], "cpu_us": cpu_us}
 
 
 def _ms(text: str) -> float:
@@ -127,9 +136,10 @@ def run(args: argparse.Namespace) -> int:
         answered_by_wrk += int(wrk(port, codes_file, 2, args.connections)["total"])
         wrk(base_port, codes_file, 2, args.connections)
         for _ in range(args.rounds):
-            results["baseline"].append(wrk(base_port, codes_file, args.duration, args.connections))
+            results["baseline"].append(wrk(base_port, codes_file, args.duration, args.connections,
+                                           pid=base.pid))
             profiler = _profile(args.profile, server.pid, args.duration) if args.profile else None
-            r = wrk(port, codes_file, args.duration, args.connections)
+            r = wrk(port, codes_file, args.duration, args.connections, pid=server.pid)
             if profiler is not None:
                 profiler.wait()
                 args.profile = None  # the first round only
@@ -145,16 +155,24 @@ def run(args: argparse.Namespace) -> int:
         spool_left = sum(p.stat().st_size for p in (tmp / "spool").glob("*.spool"))
 
         best = {k: max(v, key=lambda r: r["rps"]) for k, v in results.items()}
-        print(f"\n{'server':<10} {'req/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}   (each round)")
+        print(f"\n{'server':<10} {'req/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}")
         for name, rounds in results.items():
             for r in rounds:
-                print(f"{name:<10} {r['rps']:>10.0f} {r['p50']:>8.2f} {r['p90']:>8.2f} {r['p99']:>8.2f}")
+                print(f"{name:<10} {r['rps']:>10.0f} {r['p50']:>8.2f} {r['p90']:>8.2f} {r['p99']:>8.2f} "
+                      f"{r['cpu_us']:>11.1f}")
         ratio = best["shoplink"]["rps"] / best["baseline"]["rps"]
         p99_ratio = best["shoplink"]["p99"] / best["baseline"]["p99"]
+        paired = sorted(s["rps"] / b["rps"] for b, s in zip(results["baseline"], results["shoplink"],
+                                                           strict=True))
+        cpu = {k: statistics.median(r["cpu_us"] for r in v) for k, v in results.items()}
         print(f"\nbest of {args.rounds}: shoplink {best['shoplink']['rps']:.0f} req/s vs baseline "
               f"{best['baseline']['rps']:.0f} req/s -> ratio {ratio:.2f} (target >= 0.70); "
               f"p99 {best['shoplink']['p99']:.2f} ms vs {best['baseline']['p99']:.2f} ms -> "
               f"{p99_ratio:.2f}x (target <= 2)")
+        print(f"median of the paired round ratios: {statistics.median(paired):.2f} "
+              f"(all: {', '.join(f'{x:.2f}' for x in paired)})")
+        print(f"server CPU per request (median): shoplink {cpu['shoplink']:.1f} us, baseline "
+              f"{cpu['baseline']:.1f} us -> CPU ratio {cpu['baseline'] / cpu['shoplink']:.2f}")
         print(f"redirects answered (server count) {answered:.0f}, completed by wrk {answered_by_wrk}, "
               f"events in streams {events}, spool bytes left {spool_left}")
         ok = events == answered and answered >= answered_by_wrk and spool_left == 0

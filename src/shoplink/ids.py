@@ -29,24 +29,29 @@ def _digits(ms: int) -> str:
     return p[ms >> 40] + p[(ms >> 30) & 1023] + p[(ms >> 20) & 1023] + p[(ms >> 10) & 1023] + p[ms & 1023]
 
 
-_last_ms_digits = _digits(_last_ms)  # many ids share a millisecond under load
+# Ids made in the same millisecond share their first 20 digits (time and the high random bits,
+# which +1 rarely changes): keep them, so an id usually costs two table lookups.
+_head_key = (-1, -1)
+_head = ""
 
 
 def new_ulid(now_ms: int | None = None) -> str:
     """Monotonic within this process: ids made in the same millisecond still sort in order."""
-    global _last_ms, _last_rand, _last_ms_digits
+    global _last_ms, _last_rand, _head_key, _head
     ms = int(time.time() * 1000) if now_ms is None else now_ms
     if ms <= _last_ms:
         ms = _last_ms
         rand = (_last_rand + 1) & ((1 << 80) - 1)
     else:
         rand = int.from_bytes(os.urandom(10), "big")
-        _last_ms_digits = _digits(ms)
     _last_ms, _last_rand = ms, rand
     p = _PAIRS
-    return (_last_ms_digits + p[rand >> 70] + p[(rand >> 60) & 1023] + p[(rand >> 50) & 1023]
-            + p[(rand >> 40) & 1023] + p[(rand >> 30) & 1023] + p[(rand >> 20) & 1023]
-            + p[(rand >> 10) & 1023] + p[rand & 1023])
+    high = rand >> 20
+    if _head_key != (ms, high):
+        _head_key = (ms, high)
+        _head = (_digits(ms) + p[high >> 50] + p[(high >> 40) & 1023] + p[(high >> 30) & 1023]
+                 + p[(high >> 20) & 1023] + p[(high >> 10) & 1023] + p[high & 1023])
+    return _head + p[(rand >> 10) & 1023] + p[rand & 1023]
 
 
 def ulid_ms(value: str) -> int:

@@ -102,7 +102,7 @@ class ClickService:
         headers = request.headers
         ua_class, ua_family = self._classify(headers.get("User-Agent", ""))
         if target.video_duration_s is not None:
-            raw_t = request.query.get("t") if request.query_string else None
+            raw_t = request.query.get("t") if "?" in request.raw_path else None
             playback, t_status = video_playback(raw_t, target.video_duration_s)
         else:
             playback, t_status = live_playback(target.live_started_s, now)

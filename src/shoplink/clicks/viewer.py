@@ -57,6 +57,8 @@ class ViewerIds:
         self._cookie_suffix = attributes + "; Secure"
         self._cookie_suffix_plain = attributes
         self._always_secure = secure
+        self._random = b""
+        self._random_pos = 0
         self.network_hash = functools.lru_cache(maxsize=_CACHE_SIZE)(self._network_hash)
 
     def from_cookie_header(self, header: str | None) -> str | None:
@@ -74,10 +76,15 @@ class ViewerIds:
         value = value.strip()
         return value if _COOKIE_VALUE.match(value) else None
 
-    @staticmethod
-    def new_value() -> str:
-        """128 random bits as 22 base64url characters (secrets.token_urlsafe, minus its overhead)."""
-        return binascii.b2a_base64(os.urandom(16), newline=False)[:22].translate(_URLSAFE).decode()
+    def new_value(self) -> str:
+        """128 random bits as 22 base64url characters. The bits come from os.urandom read 4 KiB
+        at a time: one getrandom(2) call per 256 new viewers instead of one per viewer."""
+        pos = self._random_pos
+        if pos >= len(self._random):
+            self._random, pos = os.urandom(4096), 0
+        self._random_pos = pos + 16
+        raw = self._random[pos:pos + 16]
+        return binascii.b2a_base64(raw, newline=False)[:22].translate(_URLSAFE).decode()
 
     def set_cookie_header(self, value: str, *, secure_request: bool) -> str:
         """The Set-Cookie value (built directly: http.cookies costs ~10 µs a click)."""
