@@ -67,6 +67,8 @@ ATTACKS: list[tuple[str, list[str]]] = [
     (f"/r/{CODE.lower()}", []),
     (f"/r/%E2%80%AE{CODE}", []),
     (f"http://evil.example/r/{CODE}", []),
+    ("/r/%ED%A0%80%FF%FE", []),
+    ("/r/" + "A" * 5000, []),
 ]
 
 
