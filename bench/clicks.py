@@ -74,15 +74,16 @@ async def seed(url: str) -> list[str]:
         await con.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used (from /proc)."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds the process has used (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def wrk(port: int, codes_file: Path, duration: int, connections: int,
         sequential: bool = False, pid: int | None = None) -> dict[str, float]:
-    cpu_before = cpu_seconds(pid) if pid else 0.0
+    cpu_before = cpu_seconds(pid) if pid else (0.0, 0.0)
     out = subprocess.run(
         ["taskset", "-c", "0", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
          "-s", str(ROOT / "bench" / "clicks.lua"), f"http://127.0.0.1:{port}"],
@@ -92,9 +93,12 @@ def wrk(port: int, codes_file: Path, duration: int, connections: int,
     total = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     p = {q: _ms(re.search(rf"\s{q}%\s+([\d.]+\w+)", out)[1]) for q in ("50", "90", "99")}  # type: ignore[index]
-    cpu_us = (cpu_seconds(pid) - cpu_before) / total * 1e6 if pid else 0.0
+    user, system = cpu_seconds(pid) if pid else (0.0, 0.0)
+    user_us = (user - cpu_before[0]) / total * 1e6
+    sys_us = (system - cpu_before[1]) / total * 1e6
     return {"rps": rps, "total": total, "bad": int(bad[1]) if bad else 0,
-            "p50": p["50"], "p90": p["90"], "p99": p["99"], "cpu_us": cpu_us}
+            "p50": p["50"], "p90": p["90"], "p99": p["99"], "cpu_us": user_us + sys_us,
+            "user_us": user_us, "sys_us": sys_us}
 
 
 def _ms(text: str) -> float:
@@ -155,11 +159,12 @@ def run(args: argparse.Namespace) -> int:
         spool_left = sum(p.stat().st_size for p in (tmp / "spool").glob("*.spool"))
 
         best = {k: max(v, key=lambda r: r["rps"]) for k, v in results.items()}
-        print(f"\n{'server':<10} {'req/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}")
+        print(f"\n{'server':<10} {'req/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}"
+              f" {'(user':>7} {'+ sys)':>7}")
         for name, rounds in results.items():
             for r in rounds:
                 print(f"{name:<10} {r['rps']:>10.0f} {r['p50']:>8.2f} {r['p90']:>8.2f} {r['p99']:>8.2f} "
-                      f"{r['cpu_us']:>11.1f}")
+                      f"{r['cpu_us']:>11.1f} {r['user_us']:>7.1f} {r['sys_us']:>7.1f}")
         ratio = best["shoplink"]["rps"] / best["baseline"]["rps"]
         p99_ratio = best["shoplink"]["p99"] / best["baseline"]["p99"]
         paired = sorted(s["rps"] / b["rps"] for b, s in zip(results["baseline"], results["shoplink"],

@@ -100,7 +100,8 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        # click_fast_path first: /r/{code} skips the others (see clicks/views.py).
+        middlewares=[click_views.click_fast_path, request_id_middleware, error_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -50,7 +50,7 @@ def expected_viewer(cookie: str) -> str:
 
 
 def cookie_value(set_cookie: str) -> str:
-    match = re.match(r"^sl_vid=([A-Za-z0-9_-]{22});", set_cookie)
+    match = re.match(r"^sl_vid=([0-9a-f]{32});", set_cookie)
     assert match, set_cookie
     return match[1]
 

@@ -23,13 +23,13 @@ SECRET = "unit-test-secret-0123456789"
 def test_cookie_value_is_found_only_under_its_own_name() -> None:
     ids = ViewerIds(SECRET, secure=False)
     value = ids.new_value()
-    assert len(value) == 22
+    assert len(value) == 32
     assert ids.from_cookie_header(f"sl_vid={value}") == value
     assert ids.from_cookie_header(f"a=1; sl_vid={value}; b=2") == value
     assert ids.from_cookie_header(f"xsl_vid={value}") is None
     assert ids.from_cookie_header(f"xsl_vid=1; sl_vid={value}") == value
     assert ids.from_cookie_header("sl_vid=short") is None
-    assert ids.from_cookie_header("sl_vid=" + "a" * 21 + "!") is None
+    assert ids.from_cookie_header("sl_vid=" + "a" * 31 + "!") is None
     assert ids.from_cookie_header(None) is None and ids.from_cookie_header("") is None
 
 

@@ -88,7 +88,9 @@ class Resolver:
         self._negative_ttl_s = negative_ttl_s
         self._allow_http = allow_http
         self.terms_lookup: TermsLookup | None = None  # set by the affiliate program
-        self._entries: OrderedDict[str, Target] = OrderedDict()
+        # Insertion order evicts the oldest-loaded first; entries are reloaded at least every TTL,
+        # so hot codes stay young without an LRU update on every click.
+        self._entries: dict[str, Target] = {}
         self._negative: OrderedDict[str, Target] = OrderedDict()
         self._index: dict[Key, set[str]] = {}
         self._inflight: dict[str, asyncio.Future[Target]] = {}
@@ -110,7 +112,6 @@ class Resolver:
         entry = self._entries.get(code)
         if entry is not None:
             if entry.expires > time.monotonic():
-                self._entries.move_to_end(code)
                 self.hits += 1
                 return entry
             return None
@@ -269,7 +270,7 @@ class Resolver:
         for key in entry.keys:
             self._index.setdefault(key, set()).add(code)
         while len(self._entries) > self._max_size:
-            oldest, _ = next(iter(self._entries.items()))
+            oldest = next(iter(self._entries))
             self._drop(oldest)
 
     def _drop(self, code: str) -> None:
