@@ -97,17 +97,9 @@ async def video_anchor(pool: asyncpg.Pool, shop: Shop, *, product: int = 0, dura
 
 # ---- reading the streams -------------------------------------------------------------------
 
-async def stream_events(redis: Redis, shards: int = 4) -> list[dict[str, Any]]:
-    """Every event in shoplink:clicks:{0..shards-1}, decoded."""
-    out = []
-    for shard in range(shards):
-        for _id, fields in await redis.xrange(f"shoplink:clicks:{{{shard}}}"):
-            out.append(orjson.loads(fields[b"e"]))
-    return out
-
-
 async def stream_entries(redis: Redis, shards: int = 4) -> list[tuple[str, dict[str, Any]]]:
-    """(stream key, event) for every entry, to check the shard each event went to."""
+    """(stream key, event) for every entry of shoplink:clicks:{0..shards-1}; each entry must
+    have exactly the one field `e`."""
     out = []
     for shard in range(shards):
         key = f"shoplink:clicks:{{{shard}}}"
@@ -115,6 +107,11 @@ async def stream_entries(redis: Redis, shards: int = 4) -> list[tuple[str, dict[
             assert list(fields) == [b"e"], fields
             out.append((key, orjson.loads(fields[b"e"])))
     return out
+
+
+async def stream_events(redis: Redis, shards: int = 4) -> list[dict[str, Any]]:
+    """Every event in the click streams, decoded."""
+    return [event for _, event in await stream_entries(redis, shards)]
 
 
 async def wait_for_events(redis: Redis, count: int, *, timeout: float = 10.0,

@@ -303,7 +303,3 @@ class Resolver:
     @property
     def size(self) -> int:
         return len(self._entries)
-
-    @property
-    def negative_size(self) -> int:
-        return len(self._negative)
