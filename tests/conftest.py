@@ -87,7 +87,7 @@ def settings(database_url: str, redis_proc: RedisProcess, tmp_path: Path) -> Set
     return Settings.from_env(
         {}, database_url=database_url, redis_url=redis_proc.url, secret_key=TEST_SECRET,
         media_dir=tmp_path / "media", public_base_url="http://127.0.0.1:8080",
-        access_log=False, log_level="warning")
+        access_log=False, log_level="warning", spool_dir=tmp_path / "spool")
 
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

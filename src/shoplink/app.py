@@ -21,12 +21,16 @@ from shoplink.auth.service import AuthService
 from shoplink.catalog import views as catalog_views
 from shoplink.catalog.service import CatalogService
 from shoplink.changes import ChangeBus
+from shoplink.clicks import views as click_views
+from shoplink.clicks.service import clicks_context
 from shoplink.config import Settings
 from shoplink.errors import Handler, error_middleware
 from shoplink.keys import (
+    AFFILIATES,
     AUTH,
     CATALOG,
     CHANGES,
+    CLICKS,
     DB_POOL,
     METRICS,
     PROMOTION_RIGHTS,
@@ -60,6 +64,7 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     video_views.setup_routes,
     anchor_views.setup_routes,
     live_views.setup_routes,
+    click_views.setup_routes,
 ]
 
 
@@ -114,9 +119,18 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+async def _connect_domains(app: web.Application) -> AsyncIterator[None]:
+    """Hooks between domains, set once every service exists."""
+    # Click events snapshot the commission terms of the anchor's plan (affiliate program).
+    app[CLICKS].terms_lookup = app[AFFILIATES].terms_lookup
+    yield
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, session_middleware, auth_middleware],
+        # click_fast_path first: /r/{code} skips the others (see clicks/views.py).
+        middlewares=[click_views.click_fast_path, request_id_middleware, error_middleware,
+                     session_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -127,6 +141,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(videos_context)
     app.cleanup_ctx.append(live_context)
     app.on_shutdown.append(close_viewers)  # long-lived event streams end before the server waits
+    app.cleanup_ctx.append(clicks_context)  # after _postgres; flushes/spools clicks at shutdown
+    app.cleanup_ctx.append(_connect_domains)
     for setup in ROUTE_SETUPS:
         setup(app)
     return app

@@ -164,6 +164,24 @@ _FIELDS: tuple[_Field, ...] = (
            "Seconds between heartbeat comments on live event streams (also viewer-count refresh)."),
     _Field("live_resync_s", "SHOPLINK_LIVE_RESYNC_S", "30", _parse_float(0.1, 3600.0),
            "Seconds between safety re-syncs of watched live sessions from PostgreSQL."),
+    _Field("spool_dir", "SHOPLINK_SPOOL_DIR", "./var/spool", _parse_path,
+           "Where click events spill when Redis is unreachable (one append-only file per process)."),
+    _Field("spool_fsync_ms", "SHOPLINK_SPOOL_FSYNC_MS", "1000", _parse_int(0, 60_000),
+           "fsync the click spool at most this often (0: after every spooled batch)."),
+    _Field("click_cache_size", "SHOPLINK_CLICK_CACHE_SIZE", "200000", _parse_int(16, 10_000_000),
+           "Most anchor codes the click resolver keeps in memory (unknown codes included)."),
+    _Field("click_cache_ttl_s", "SHOPLINK_CLICK_CACHE_TTL_S", "60", _parse_float(0.1, 86_400),
+           "Longest a cached anchor is used without re-reading it (bounds a missed invalidation)."),
+    _Field("click_negative_ttl_s", "SHOPLINK_CLICK_NEGATIVE_TTL_S", "10", _parse_float(0.1, 3600),
+           "How long an unknown code is remembered as unknown."),
+    _Field("click_flush_ms", "SHOPLINK_CLICK_FLUSH_MS", "5", _parse_int(1, 600_000),
+           "Click events wait at most this long in memory before being written to Redis."),
+    _Field("click_flush_batch", "SHOPLINK_CLICK_FLUSH_BATCH", "1000", _parse_int(1, 100_000),
+           "Write click events as soon as this many are buffered."),
+    _Field("click_buffer_max", "SHOPLINK_CLICK_BUFFER_MAX", "100000", _parse_int(100, 10_000_000),
+           "Most click events held in memory; beyond that they spill to the spool file."),
+    _Field("click_redis_timeout_s", "SHOPLINK_CLICK_REDIS_TIMEOUT_S", "1", _parse_float(0.05, 60),
+           "A click flush slower than this counts as a Redis outage (events spill to the spool)."),
 )
 
 
@@ -203,6 +221,15 @@ class Settings:
     live_max_pins: int
     live_heartbeat_s: float
     live_resync_s: float
+    spool_dir: Path
+    spool_fsync_ms: int
+    click_cache_size: int
+    click_cache_ttl_s: float
+    click_negative_ttl_s: float
+    click_flush_ms: int
+    click_flush_batch: int
+    click_buffer_max: int
+    click_redis_timeout_s: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -10,6 +10,8 @@ import os
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Every pair of digits (10 bits): a ULID is 13 table lookups instead of 26 divmods (hot path).
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 _last_ms = 0
 _last_rand = 0
 
@@ -22,12 +24,24 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+def _digits(ms: int) -> str:
+    p = _PAIRS
+    return p[ms >> 40] + p[(ms >> 30) & 1023] + p[(ms >> 20) & 1023] + p[(ms >> 10) & 1023] + p[ms & 1023]
+
+
+# Ids made in the same millisecond share their first 20 digits (time and the high random bits,
+# which +1 rarely changes): keep them, so an id usually costs two table lookups.
+_head_key = (-1, -1)
+_head = ""
+
+
 def new_ulid(now_ms: int | None = None) -> str:
     """Monotonic within this process: ids made in the same millisecond still sort in order.
 
-    An explicit `now_ms` (tests, back-dated events) is used as given.
+    An explicit `now_ms` (tests, back-dated events) is used as given and leaves the sequence
+    alone; `new_ulid_and_ms` gives a current id together with the milliseconds it encodes.
     """
-    global _last_ms, _last_rand
+    global _last_ms, _last_rand, _head_key, _head
     if now_ms is not None:
         return _encode(now_ms, 10) + _encode(int.from_bytes(os.urandom(10), "big"), 16)
     ms = int(time.time() * 1000)
@@ -37,7 +51,19 @@ def new_ulid(now_ms: int | None = None) -> str:
     else:
         rand = int.from_bytes(os.urandom(10), "big")
     _last_ms, _last_rand = ms, rand
-    return _encode(ms, 10) + _encode(rand, 16)
+    p = _PAIRS
+    high = rand >> 20
+    if _head_key != (ms, high):
+        _head_key = (ms, high)
+        _head = (_digits(ms) + p[high >> 50] + p[(high >> 40) & 1023] + p[(high >> 30) & 1023]
+                 + p[(high >> 20) & 1023] + p[(high >> 10) & 1023] + p[high & 1023])
+    return _head + p[(rand >> 10) & 1023] + p[rand & 1023]
+
+
+def new_ulid_and_ms() -> tuple[str, int]:
+    """A current, monotonic id and its millisecond timestamp (one clock read for both)."""
+    value = new_ulid()
+    return value, _last_ms
 
 
 def ulid_ms(value: str) -> int:

@@ -17,6 +17,9 @@ from shoplink.auth.models import Principal
 from shoplink.auth.service import AuthService
 from shoplink.catalog.service import CatalogService
 from shoplink.changes import ChangeBus
+from shoplink.clicks.resolver import Resolver as ClickResolver
+from shoplink.clicks.service import ClickService
+from shoplink.clicks.writer import ClickWriter
 from shoplink.config import Settings
 from shoplink.live.service import LiveService
 from shoplink.logs import REQUEST_ID as REQUEST_ID  # re-exported: every key in one module
@@ -41,6 +44,9 @@ VIDEOS = web.AppKey("video_service", VideoService)
 ANCHORS = web.AppKey("anchor_service", AnchorService)
 TIMELINES = web.AppKey("timeline_cache", TimelineCache)
 LIVE = web.AppKey("live_service", LiveService)
+CLICKS = web.AppKey("click_service", ClickService)
+CLICK_RESOLVER = web.AppKey("click_resolver", ClickResolver)
+CLICK_WRITER = web.AppKey("click_writer", ClickWriter)
 
 # Per-request values.
 PRINCIPAL = web.RequestKey("principal", Principal)

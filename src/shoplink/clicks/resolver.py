@@ -1,0 +1,305 @@
+"""Anchor code -> what a click does, from a bounded in-process cache.
+
+In steady state a click is a dictionary lookup: each cached `Target` carries the redirect's
+Location already built up to `sl_click=` and the event's anchor-dependent fields. Misses are
+coalesced (one lookup per code however many clicks wait for it) and batched (one query for
+all codes missed meanwhile), and unknown codes are remembered for a while (negative entries),
+so a flood of clicks on a new or a bogus code reaches PostgreSQL once, not once per click.
+
+Correctness across instances comes from the change bus: `on_change` drops every cached code a
+change touches, through reverse indexes (product -> codes, shop -> codes, ...). A change that
+arrives while a lookup is in flight keeps that lookup's answer out of the cache. A TTL bounds
+the damage of a lost invalidation message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import re
+import time
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from shoplink.catalog.urls import UrlRejected, check_url_on_domains
+from shoplink.changes import Change
+from shoplink.clicks import events
+from shoplink.clicks import repository as repo
+from shoplink.clicks.models import AnchorTarget, TermsLookup
+from shoplink.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,32}$")  # the anchors.code CHECK constraint
+ATTRIBUTION_PARAMS = frozenset({"utm_source", "utm_medium", "utm_campaign", "utm_content", "sl_click"})
+LOAD_BATCH = 500
+TERMS_ERROR_TTL_S = 1.0
+
+Key = tuple[str, int]
+
+
+class Target:
+    """What one code resolves to. Immutable once built; shared by every click on the code."""
+
+    __slots__ = ("code", "expires", "head", "keys", "live_started_s", "outcome", "prefix",
+                 "shard", "status", "tail", "video_duration_s")
+
+    def __init__(self, *, code: str, outcome: str, status: int, shard: int, base: dict[str, Any],
+                 head: str | None = None, tail: str = "", keys: tuple[Key, ...] = (),
+                 expires: float = 0.0, video_duration_s: float | None = None,
+                 live_started_s: float | None = None) -> None:
+        self.code = code
+        self.outcome = outcome  # redirected | fallback | gone | not_found
+        self.status = status  # 302 | 410 | 404
+        self.shard = shard
+        self.prefix = events.static_prefix(base)  # the event's anchor-dependent fields, as JSON
+        self.head = head  # Location up to and including "sl_click=", or None (no redirect)
+        self.tail = tail  # "#fragment" or ""
+        self.keys = keys  # (kind, id) pairs whose changes drop this entry
+        self.expires = expires  # time.monotonic() deadline
+        self.video_duration_s = video_duration_s
+        self.live_started_s = live_started_s
+
+
+def location_parts(url: str, *, medium: str, campaign: str, code: str) -> tuple[str, str]:
+    """(head, tail) of the redirect: the stored URL's own query and fragment kept, our attribution
+    parameters replacing any of the same name, `sl_click=` last so a click appends its id."""
+    parts = urlsplit(url)
+    kept = [p for p in parts.query.split("&") if p and p.partition("=")[0] not in ATTRIBUTION_PARAMS]
+    kept += ["utm_source=shoplink", f"utm_medium={medium}", f"utm_campaign={campaign}",
+             f"utm_content={code}", "sl_click="]
+    head = urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), ""))
+    return head, ("#" + parts.fragment if parts.fragment else "")
+
+
+class Resolver:
+    def __init__(self, pool: asyncpg.Pool, *, shards: int, max_size: int, ttl_s: float,
+                 negative_ttl_s: float, allow_http: bool) -> None:
+        self._pool = pool
+        self._shards = shards
+        self._max_size = max_size
+        self._max_negative = max(16, max_size // 4)
+        self._ttl_s = ttl_s
+        self._negative_ttl_s = negative_ttl_s
+        self._allow_http = allow_http
+        self.terms_lookup: TermsLookup | None = None  # set by the affiliate program
+        # Insertion order evicts the oldest-loaded first; entries are reloaded at least every TTL,
+        # so hot codes stay young without an LRU update on every click.
+        self._entries: dict[str, Target] = {}
+        self._negative: OrderedDict[str, Target] = OrderedDict()
+        self._index: dict[Key, set[str]] = {}
+        self._inflight: dict[str, asyncio.Future[Target]] = {}
+        self._queue: list[str] = []
+        self._loader: asyncio.Task[None] | None = None
+        # Changes seen while a batch is being loaded (None when no load is running).
+        self._changed_during_load: set[Key] | None = None
+        self._everything_changed = False
+        self.hits = 0
+        self.negative_hits = 0
+        self.misses = 0
+        self.loads = 0
+        self.load_errors = 0
+
+    # ---- the hot path ----------------------------------------------------------------------
+
+    def get(self, code: str) -> Target | None:
+        """The cached, unexpired target of `code`, or None (then call `resolve`)."""
+        entry = self._entries.get(code)
+        if entry is not None:
+            if entry.expires > time.monotonic():
+                self.hits += 1
+                return entry
+            return None
+        entry = self._negative.get(code)
+        if entry is not None and entry.expires > time.monotonic():
+            self.negative_hits += 1
+            return entry
+        return None
+
+    async def resolve(self, code: str) -> Target:
+        """Load `code` (coalesced and batched with other misses); raises ServiceUnavailable when
+        PostgreSQL cannot answer and no stale entry is left to serve."""
+        if not CODE_PATTERN.match(code):
+            return self._not_found(code, expires=0.0)  # cannot exist: no query, nothing cached
+        self.misses += 1
+        future = self._inflight.get(code)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._inflight[code] = future
+            self._queue.append(code)
+            if self._loader is None or self._loader.done():
+                self._loader = asyncio.create_task(self._load_loop(), name="click-resolver-load")
+        try:
+            return await asyncio.shield(future)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            stale = self._entries.get(code)
+            if stale is not None:  # serving a slightly old answer beats failing the viewer
+                return stale
+            raise ServiceUnavailable("the link cannot be resolved right now, try again",
+                                     code="resolver_unavailable") from exc
+
+    # ---- loading -----------------------------------------------------------------------------
+
+    async def _load_loop(self) -> None:
+        while self._queue:
+            codes, self._queue = self._queue[:LOAD_BATCH], self._queue[LOAD_BATCH:]
+            self._changed_during_load, self._everything_changed = set(), False
+            try:
+                targets = await self._load(codes)
+            except Exception as exc:
+                self.load_errors += 1
+                log.warning("click resolver lookup failed", extra={"error": repr(exc)})
+                for code in codes:
+                    future = self._inflight.pop(code)
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            finally:
+                changed, everything = self._changed_during_load, self._everything_changed
+                self._changed_during_load = None
+            for code in codes:
+                entry = targets.get(code) or self._not_found(
+                    code, expires=time.monotonic() + self._negative_ttl_s)
+                if not everything and not (changed and self._touched(entry, changed)):
+                    self._store(entry)
+                future = self._inflight.pop(code)
+                if not future.done():
+                    future.set_result(entry)
+
+    @staticmethod
+    def _touched(entry: Target, changed: set[Key]) -> bool:
+        if entry.outcome == "not_found":
+            return any(kind == "anchor" for kind, _ in changed)
+        return any(key in changed for key in entry.keys)
+
+    async def _load(self, codes: list[str]) -> dict[str, Target]:
+        self.loads += 1
+        async with self._pool.acquire() as con:
+            rows = await repo.targets_by_codes(con, codes)
+        now_ms = int(time.time() * 1000)
+        return {row.code: await self._build(row, now_ms) for row in rows}
+
+    async def _commission(self, row: AnchorTarget, now_ms: int) -> tuple[dict[str, Any] | None, float]:
+        """(commission field, seconds it may be cached)."""
+        if row.plan_id is None or self.terms_lookup is None:
+            return None, self._ttl_s * random.uniform(0.9, 1.0)  # jitter: a bulk fill expires apart
+        try:
+            result = self.terms_lookup(row.plan_id, row.product_id, now_ms, row.publisher_id)
+            terms = await result if inspect.isawaitable(result) else result
+        except Exception:
+            log.exception("commission terms lookup failed", extra={"plan_id": row.plan_id})
+            return events.commission_json(None, "lookup_failed"), TERMS_ERROR_TTL_S
+        ttl = self._ttl_s * random.uniform(0.9, 1.0)
+        if terms.valid_until_ms is not None:
+            ttl = min(ttl, max(0.0, (terms.valid_until_ms - now_ms) / 1000))
+        return events.commission_json(terms.rate_bp, terms.source), ttl
+
+    async def _build(self, row: AnchorTarget, now_ms: int) -> Target:
+        commission, ttl = await self._commission(row, now_ms)
+        keys: list[Key] = [("anchor", row.anchor_id), ("product", row.product_id), ("shop", row.shop_id)]
+        if row.video_id is not None:
+            keys.append(("video", row.video_id))
+        if row.live_session_id is not None:
+            keys.append(("live", row.live_session_id))
+        if row.plan_id is not None:
+            keys.append(("plan", row.plan_id))
+        campaign = f"plan-{row.plan_id}" if row.plan_id is not None else f"publisher-{row.publisher_id}"
+        live = row.surface == "live"
+        url: str | None = None
+        outcome = "redirected"
+        if (row.anchor_status == "active" and row.product_status == "active"
+                and row.video_status != "deleted"):
+            url = self._verified(row.product_url, row)
+        if url is None:
+            outcome = "fallback"
+            url = self._verified(row.fallback_url, row) if row.fallback_url else None
+            if url is None:
+                outcome = "gone"
+        head, tail = (None, "")
+        if url is not None:
+            head, tail = location_parts(url, medium="live" if live else "video", campaign=campaign,
+                                        code=row.code)
+        base = events.static_fields(
+            code=row.code, outcome=outcome, surface=row.surface, anchor_id=row.anchor_id,
+            video_id=row.video_id, live_session_id=row.live_session_id, product_id=row.product_id,
+            shop_id=row.shop_id, creator_id=row.publisher_id, plan_id=row.plan_id,
+            commission=commission)
+        started = (row.live_started_at.timestamp()
+                   if live and row.live_status == "live" and row.live_started_at is not None else None)
+        return Target(code=row.code, outcome=outcome, status=410 if outcome == "gone" else 302,
+                      shard=events.shard_for(row.anchor_id, row.code, self._shards), base=base,
+                      head=head, tail=tail, keys=tuple(keys), expires=time.monotonic() + ttl,
+                      video_duration_s=None if live else row.video_duration_s,
+                      live_started_s=started)
+
+    def _verified(self, url: str | None, row: AnchorTarget) -> str | None:
+        """The URL re-checked against the shop's verified domains now, or None."""
+        if url is None:
+            return None
+        try:
+            return check_url_on_domains(url, row.domains, allow_http=self._allow_http)
+        except UrlRejected as exc:
+            log.warning("stored URL refused for a redirect", extra={
+                "anchor_id": row.anchor_id, "shop_id": row.shop_id, "reason": str(exc)})
+            return None
+
+    def _not_found(self, code: str, *, expires: float) -> Target:
+        recorded = code[:events.MAX_CODE_LENGTH]  # the shard follows the code the event carries
+        return Target(code=code, outcome="not_found", status=404,
+                      shard=events.shard_for(None, recorded, self._shards),
+                      base=events.static_fields(code=code, outcome="not_found"), expires=expires)
+
+    # ---- the cache ---------------------------------------------------------------------------
+
+    def _store(self, entry: Target) -> None:
+        code = entry.code
+        if entry.outcome == "not_found":
+            self._negative[code] = entry
+            self._negative.move_to_end(code)
+            if len(self._negative) > self._max_negative:
+                self._negative.popitem(last=False)
+            return
+        self._drop(code)
+        self._negative.pop(code, None)
+        self._entries[code] = entry
+        for key in entry.keys:
+            self._index.setdefault(key, set()).add(code)
+        while len(self._entries) > self._max_size:
+            oldest = next(iter(self._entries))
+            self._drop(oldest)
+
+    def _drop(self, code: str) -> None:
+        entry = self._entries.pop(code, None)
+        if entry is None:
+            return
+        for key in entry.keys:
+            codes = self._index.get(key)
+            if codes is not None:
+                codes.discard(code)
+                if not codes:
+                    del self._index[key]
+
+    def on_change(self, change: Change) -> None:
+        """Change-bus listener: forget what `change` may have made wrong (cheap, never raises)."""
+        if change.is_everything:
+            self._entries.clear()
+            self._negative.clear()
+            self._index.clear()
+            self._everything_changed = True
+            return
+        key = (change.kind, change.id)
+        if self._changed_during_load is not None:
+            self._changed_during_load.add(key)
+        if change.kind == "anchor":  # a new anchor may carry a code remembered as unknown
+            self._negative.clear()
+        for code in list(self._index.get(key, ())):
+            self._drop(code)
+
+    @property
+    def size(self) -> int:
+        return len(self._entries)

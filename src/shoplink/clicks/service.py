@@ -1,0 +1,188 @@
+"""Click handling: resolve -> answer -> record, and the wiring into the app's lifecycle.
+
+Per click the work is a cache lookup, a ULID, an HMAC of the viewer cookie, two LRU lookups
+(user agent class, referrer host), copying a prebuilt dict, orjson, and a list append. Nothing
+per click touches PostgreSQL or waits on Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from shoplink.clicks.classify import Classifier, default_classifier
+from shoplink.clicks.events import encode, live_playback, video_playback
+from shoplink.clicks.models import TermsLookup
+from shoplink.clicks.resolver import Resolver, Target
+from shoplink.clicks.viewer import ViewerIds, referrer_host
+from shoplink.clicks.writer import ClickWriter
+from shoplink.config import Settings
+from shoplink.errors import error_body
+from shoplink.ids import new_ulid_and_ms
+from shoplink.metrics import Registry
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("redirected", "fallback", "gone", "not_found")
+NO_STORE = "no-store, private"
+
+_PAGES = {
+    404: ("Link not found", "This link does not exist. Check the address, or go back to the video."),
+    410: ("Product no longer available", "This product is no longer offered through this link."),
+}
+_JSON_CODES = {404: ("not_found", "unknown link code"), 410: ("gone", "this product is no longer available")}
+
+
+def _html_page(status: int) -> bytes:
+    title, text = _PAGES[status]
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<meta name="robots" content="noindex"><title>{title}</title></head>'
+            f"<body><h1>{title}</h1><p>{text}</p></body></html>").encode()
+
+
+_HTML = {status: _html_page(status) for status in _PAGES}
+_JSON = {status: error_body(code, message) for status, (code, message) in _JSON_CODES.items()}
+
+
+class ClickService:
+    def __init__(self, settings: Settings, resolver: Resolver, writer: ClickWriter, *,
+                 classifier: Classifier | None = None) -> None:
+        self.resolver = resolver
+        self.writer = writer
+        self.viewers = ViewerIds(settings.secret_key,
+                                 secure=settings.public_base_url.startswith("https:"))
+        self._classify = (classifier or default_classifier()).classify
+        self.outcomes = dict.fromkeys(OUTCOMES, 0)
+        self.head_requests = 0
+
+    @property
+    def terms_lookup(self) -> TermsLookup | None:
+        return self.resolver.terms_lookup
+
+    @terms_lookup.setter
+    def terms_lookup(self, lookup: TermsLookup | None) -> None:
+        """The affiliate program's hook: commission terms of (plan, product) at a time."""
+        self.resolver.terms_lookup = lookup
+
+    def answer(self, request: web.Request, target: Target) -> web.Response:
+        """The response to a click on `target`; records the click (GET only)."""
+        headers = request.headers
+        event_id, ts_ms = new_ulid_and_ms()  # one clock read: the id and ts_ms agree
+        now = ts_ms / 1000
+        out = {"Cache-Control": NO_STORE}
+        viewers = self.viewers
+        cookie = viewers.from_cookie_header(headers.get("Cookie"))
+        new_viewer = cookie is None
+        if cookie is None:
+            cookie = viewers.new_value()
+            out["Set-Cookie"] = viewers.set_cookie_header(cookie, secure_request=request.secure)
+        if target.head is not None:
+            out["Location"] = target.head + event_id + target.tail
+        if request.method == "HEAD":  # link checkers and previews: answered, not counted
+            self.head_requests += 1
+        else:
+            self._record(request, target, now, ts_ms, event_id, viewers.viewer_hash(cookie), new_viewer)
+        status = target.status
+        if status == 302:
+            return web.Response(status=302, headers=out)
+        if "application/json" in headers.get("Accept", ""):
+            return web.Response(status=status, headers=out, body=_JSON[status],
+                                content_type="application/json")
+        return web.Response(status=status, headers=out, body=_HTML[status], content_type="text/html",
+                            charset="utf-8")
+
+    def _record(self, request: web.Request, target: Target, now: float, ts_ms: int, event_id: str,
+                viewer: str, new_viewer: bool) -> None:
+        headers = request.headers
+        ua_class, ua_family = self._classify(headers.get("User-Agent", ""))
+        if target.video_duration_s is not None:
+            raw_t = request.query.get("t") if "?" in request.raw_path else None
+            playback, t_status = video_playback(raw_t, target.video_duration_s)
+        else:
+            playback, t_status = live_playback(target.live_started_s, now)
+        self.writer.record(target.shard, encode(
+            target.prefix, event_id, ts_ms, viewer, new_viewer, self.viewers.network_hash(request.remote),
+            ua_class, ua_family, referrer_host(headers.get("Referer")), playback, t_status))
+        self.outcomes[target.outcome] += 1
+
+    # ---- metrics ---------------------------------------------------------------------------
+
+    def register_metrics(self, registry: Registry) -> None:
+        redirects = registry.counter("shoplink_click_redirects_total",
+                                     "Clicks answered on /r/{code}, by outcome (HEAD excluded).")
+        head = registry.counter("shoplink_click_head_requests_total", "HEAD requests on /r/{code}.")
+        written = registry.counter("shoplink_click_events_written_total",
+                                   "Click events acknowledged by Redis (replays included).")
+        buffered = registry.gauge("shoplink_click_events_buffered", "Click events waiting in memory.")
+        spooled = registry.counter("shoplink_click_events_spooled_total",
+                                   "Click events written to the local spool (Redis down or slow).")
+        replayed = registry.counter("shoplink_click_events_replayed_total",
+                                    "Spooled click events written to Redis afterwards.")
+        spool_bytes = registry.gauge("shoplink_click_spool_pending_bytes",
+                                     "Bytes of spooled click events not yet replayed.")
+        lost = registry.counter("shoplink_click_events_lost_total",
+                                "Click events dropped because the spool could not be written (alert!).")
+        redis_up = registry.gauge("shoplink_click_redis_up", "1 when the last click flush reached Redis.")
+        flush = registry.summary("shoplink_click_flush_seconds",
+                                 "Duration of one pipelined write of a batch of click events.")
+        cache = registry.counter("shoplink_click_cache_total",
+                                 "Resolver cache lookups by result (hit, negative_hit, miss).")
+        loads = registry.counter("shoplink_click_cache_loads_total",
+                                 "PostgreSQL queries made by the click resolver (batched misses).")
+        size = registry.gauge("shoplink_click_cache_entries", "Anchor codes in the resolver cache.")
+
+        async def collect() -> None:
+            for outcome, count in self.outcomes.items():
+                redirects.set(count, outcome=outcome)
+            head.set(self.head_requests)
+            w = self.writer
+            written.set(w.written)
+            buffered.set(w.buffered)
+            spooled.set(w.spooled)
+            replayed.set(w.replayed)
+            spool_bytes.set(w.spool_bytes)
+            lost.set(w.lost)
+            redis_up.set(1 if w.redis_ok else 0)
+            flush.values[(("__part", "count"),)] = w.flushes
+            flush.values[(("__part", "sum"),)] = w.flush_seconds
+            r = self.resolver
+            cache.set(r.hits, result="hit")
+            cache.set(r.negative_hits, result="negative_hit")
+            cache.set(r.misses, result="miss")
+            loads.set(r.loads)
+            size.set(r.size)
+
+        registry.register_collector(collect)
+
+
+async def clicks_context(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context (after _postgres): the resolver follows the change bus, the writer
+    replays old spools, and at shutdown flushes to Redis or spools what it cannot."""
+    from shoplink.keys import CHANGES, CLICK_RESOLVER, CLICK_WRITER, CLICKS, DB_POOL, METRICS, SETTINGS
+
+    settings = app[SETTINGS]
+    resolver = Resolver(app[DB_POOL], shards=settings.click_shards,
+                        max_size=settings.click_cache_size, ttl_s=settings.click_cache_ttl_s,
+                        negative_ttl_s=settings.click_negative_ttl_s,
+                        allow_http=settings.allow_http_urls)
+    app[CHANGES].subscribe(resolver.on_change)
+    writer = ClickWriter(settings.redis_url, settings.spool_dir,
+                         flush_interval_s=settings.click_flush_ms / 1000,
+                         batch_size=settings.click_flush_batch, buffer_max=settings.click_buffer_max,
+                         timeout_s=settings.click_redis_timeout_s,
+                         fsync_interval_s=settings.spool_fsync_ms / 1000)
+    await writer.start()
+    service = ClickService(settings, resolver, writer)
+    service.register_metrics(app[METRICS])
+    app[CLICK_RESOLVER] = resolver
+    app[CLICK_WRITER] = writer
+    app[CLICKS] = service
+    yield
+    await writer.close()
+    stats: dict[str, Any] = {"written": writer.written, "spooled": writer.spooled,
+                             "replayed": writer.replayed}
+    log.info("click writer closed", extra=stats)

@@ -1,0 +1,108 @@
+"""The resolver cache: two instances stay correct through the change bus, misses are coalesced,
+unknown codes are remembered, and a TTL bounds a lost invalidation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from shoplink.changes import Change
+from shoplink.keys import CHANGES, CLICK_RESOLVER
+
+from support.api import Api
+from support.click_data import insert_anchor, make_shop, random_code, video_anchor
+
+
+def viewer(http: ClientSession, server: TestServer) -> Api:
+    return Api(http, str(server.make_url("")), None)
+
+
+async def test_product_change_on_one_instance_reaches_the_other_within_a_second(
+        make_account, start_server, http: ClientSession, pool: asyncpg.Pool) -> None:
+    a, b = await start_server(), await start_server()
+    await asyncio.wait_for(asyncio.gather(a.app[CHANGES].connected.wait(),
+                                          b.app[CHANGES].connected.wait()), 5)
+    shop = await make_shop(await make_account("seller"))
+    seller = Api(http, str(a.make_url("")), shop.seller.token)  # the change goes through a
+    _, code, _ = await video_anchor(pool, shop)
+    on_a, on_b = viewer(http, a), viewer(http, b)
+    for api in (on_a, on_b):  # both instances have the anchor cached
+        assert (await api.get(f"/r/{code}")).headers["Location"].startswith("https://acme.example/p/shoe?")
+    reply = await seller.patch(f"/api/v1/products/{shop.product_ids[0]}",
+                               {"url": "https://acme.example/p/boot?size=42"})
+    assert reply.status == 200, reply.body
+    changed_at = time.monotonic()
+    while True:
+        location = (await on_b.get(f"/r/{code}")).headers["Location"]
+        if location.startswith("https://acme.example/p/boot?size=42&utm_source=shoplink&"):
+            break
+        assert time.monotonic() - changed_at < 1.0, "instance b still redirects to the old URL"
+        await asyncio.sleep(0.01)
+    assert (await on_a.get(f"/r/{code}")).headers["Location"].startswith("https://acme.example/p/boot?")
+
+
+async def test_concurrent_misses_for_one_code_make_one_query(make_account, server: TestServer,
+                                                             anon: Api, pool: asyncpg.Pool) -> None:
+    shop = await make_shop(await make_account("seller"))
+    _, code, _ = await video_anchor(pool, shop)
+    resolver = server.app[CLICK_RESOLVER]
+    before = resolver.loads
+    replies = await asyncio.gather(*(anon.get(f"/r/{code}") for _ in range(40)))
+    assert {r.status for r in replies} == {302}
+    assert resolver.loads - before == 1
+    assert resolver.hits + resolver.misses >= 40
+
+
+async def test_unknown_codes_are_remembered_and_bogus_ones_never_queried(
+        server: TestServer, anon: Api) -> None:
+    resolver = server.app[CLICK_RESOLVER]
+    before = resolver.loads
+    code = random_code()
+    for _ in range(20):
+        assert (await anon.get(f"/r/{code}")).status == 404
+    assert resolver.loads - before == 1 and resolver.negative_hits >= 19
+    for n in range(20):  # cannot be a code (alphabet, length): no query at all
+        assert (await anon.get(f"/r/bad.code~{n}")).status == 404
+    assert resolver.loads - before == 1
+
+
+async def test_new_anchor_with_a_remembered_unknown_code_resolves_after_its_change(
+        make_account, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
+    shop = await make_shop(await make_account("seller"))
+    code = random_code()
+    assert (await anon.get(f"/r/{code}")).status == 404
+    video_id = (await video_anchor(pool, shop))[2]
+    assert shop.seller.account_id is not None
+    anchor_id, _ = await insert_anchor(pool, product_id=shop.product_ids[0],
+                                       publisher_id=shop.seller.account_id, video_id=video_id, code=code)
+    await server.app[CHANGES].publish(Change("anchor", anchor_id))
+    assert (await anon.get(f"/r/{code}")).status == 302
+
+
+async def test_ttl_bounds_a_missed_invalidation(make_account, start_server, http: ClientSession,
+                                                pool: asyncpg.Pool) -> None:
+    server = await start_server(click_cache_ttl_s=0.2)
+    api = viewer(http, server)
+    shop = await make_shop(await make_account("seller"))
+    _, code, _ = await video_anchor(pool, shop)
+    assert "/p/shoe" in (await api.get(f"/r/{code}")).headers["Location"]
+    # Changed behind the app's back: no change message at all.
+    await pool.execute("UPDATE products SET url = 'https://acme.example/p/sandal' WHERE id = $1",
+                       shop.product_ids[0])
+    await asyncio.sleep(0.3)
+    assert "/p/sandal?" in (await api.get(f"/r/{code}")).headers["Location"]
+
+
+async def test_everything_change_forgets_the_cache(make_account, server: TestServer, anon: Api,
+                                                   pool: asyncpg.Pool) -> None:
+    shop = await make_shop(await make_account("seller"))
+    _, code, _ = await video_anchor(pool, shop)
+    await anon.get(f"/r/{code}")
+    resolver = server.app[CLICK_RESOLVER]
+    assert resolver.size == 1
+    await server.app[CHANGES].publish(Change("*", 0))
+    assert resolver.size == 0
