@@ -11,6 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from shoplink import db, health, metrics
+from shoplink.analytics import status as analytics_status
+from shoplink.analytics import views as analytics_views
+from shoplink.analytics.models import StatsAccess
+from shoplink.analytics.service import StatsService
 from shoplink.anchors.rights import PromotionRights
 from shoplink.auth import views as auth_views
 from shoplink.auth.middleware import auth_middleware
@@ -30,6 +34,8 @@ from shoplink.keys import (
     REDIS,
     REQUEST_ID,
     SETTINGS,
+    STATS,
+    STATS_ACCESS,
 )
 from shoplink.metrics import Registry
 from shoplink.redis import create_redis
@@ -42,6 +48,7 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     metrics.setup_routes,
     auth_views.setup_routes,
     catalog_views.setup_routes,
+    analytics_views.setup_routes,
 ]
 
 
@@ -95,6 +102,13 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+async def _analytics(app: web.Application) -> AsyncIterator[None]:
+    """Stats reads and the click-stream collector on /metrics (counting is `shoplink count`)."""
+    app[STATS] = StatsService(app[DB_POOL], app[REDIS], app[SETTINGS], app[STATS_ACCESS])
+    analytics_status.register_metrics(app[METRICS], app[REDIS], app[SETTINGS])
+    yield
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, auth_middleware],
@@ -102,8 +116,9 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = Registry()
+    app[STATS_ACCESS] = StatsAccess()
     # Order matters: later contexts use what earlier ones opened; teardown runs in reverse.
-    app.cleanup_ctx.extend([_redis, _postgres])
+    app.cleanup_ctx.extend([_redis, _postgres, _analytics])
     for setup in ROUTE_SETUPS:
         setup(app)
     return app

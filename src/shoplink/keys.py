@@ -6,6 +6,8 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from shoplink.analytics.models import StatsAccess
+from shoplink.analytics.service import StatsService
 from shoplink.anchors.rights import PromotionRights
 from shoplink.auth.models import Principal
 from shoplink.auth.service import AuthService
@@ -17,7 +19,7 @@ from shoplink.metrics import Registry
 
 __all__ = [
     "AUTH", "CATALOG", "CHANGES", "DB_POOL", "METRICS", "PRINCIPAL", "PROMOTION_RIGHTS", "REDIS",
-    "REQUEST_ID", "SETTINGS",
+    "REQUEST_ID", "SETTINGS", "STATS", "STATS_ACCESS",
 ]
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -28,6 +30,8 @@ CATALOG = web.AppKey("catalog_service", CatalogService)
 CHANGES = web.AppKey("change_bus", ChangeBus)
 METRICS = web.AppKey("metrics", Registry)
 PROMOTION_RIGHTS = web.AppKey("promotion_rights", PromotionRights)
+STATS = web.AppKey("stats_service", StatsService)
+STATS_ACCESS = web.AppKey("stats_access", StatsAccess)  # set .plan_owner (affiliates) at start-up
 
 # Per-request values.
 PRINCIPAL = web.RequestKey("principal", Principal)
