@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from shoplink import cli, db
-from shoplink.analytics.consumer import CountWorker
+from shoplink.analytics.consumer import CountWorker, Crasher
 from shoplink.analytics.rebuild import rebuild
 from shoplink.analytics.rollup import Rollup
 from shoplink.analytics.status import status_report
@@ -77,7 +77,8 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
             _print(report.to_json())
             return 0 if report.equal else 1
         if args.rollup:
-            result = await Rollup(redis, pool, settings.click_shards).run_once()
+            crash = Crasher(settings.count_crash_at, settings.count_crash_after)
+            result = await Rollup(redis, pool, settings.click_shards, crash=crash).run_once()
             _print(result.__dict__)
             return 0
         if args.trim:
