@@ -112,8 +112,17 @@ async def test_two_workers_share_the_group_and_one_is_killed(world: tuple[Seed, 
             env=worker_env(settings, count_batch=50, **env),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
-    doomed, survivor = await asyncio.gather(worker(count_crash_at="after_apply", count_crash_after=3),
-                                            worker())
+    # Both join the group; the survivor is started once the doomed one holds entries, and the
+    # doomed one dies with entries applied but not acknowledged.
+    for n in range(4):
+        await redis.xgroup_create(f"shoplink:clicks:{{{n}}}", "counters", id="0", mkstream=True)
+    doomed = await worker(count_crash_at="after_apply", count_crash_after=3)
+    for _ in range(600):
+        pending = [(await redis.xpending(f"shoplink:clicks:{{{n}}}", "counters"))["pending"] for n in range(4)]
+        if any(pending) or doomed.returncode is not None:
+            break
+        await asyncio.sleep(0.01)
+    survivor = await worker()
     doomed_out, survivor_out = await asyncio.wait_for(
         asyncio.gather(doomed.communicate(), survivor.communicate()), timeout=120)
     assert survivor.returncode == 0, survivor_out[1].decode()
@@ -155,10 +164,10 @@ async def test_duplicates_rebuild_rollup_rerun_and_redis_flush(world: tuple[Seed
     assert (await run_count(settings, "--rollup"))[0] == 0
     await assert_exact(analyst, s, docs + more)
     # a live counter that drifted is caught by the rebuild
-    await redis.hincrby(f"sla:{{{s.video_anchor_ids[0] % 4}}}:c:anchor:{s.video_anchor_ids[0]}:h",
-                        f"{(more[0]['ts_ms'] // 1000) // 3600 * 3600}:hr", 1)
+    await redis.hincrby(f"sla:{{{s.video_anchor_ids[0] % 4}}}:c:anchor:{s.video_anchor_ids[0]}",
+                        f"{(more[0]['ts_ms'] // 1000) // 60 * 60}:hr", 1)
     rc, out, _ = await run_count(settings, "--rebuild")
-    assert rc == 1 and orjson.loads(out)["mismatch_count"] == 1
+    assert rc == 1 and orjson.loads(out)["mismatch_count"] == 3  # its minute, hour and day
     # Redis is lost: everything rolled up is still there
     assert (await run_count(settings, "--rollup"))[0] == 0
     await redis.flushall()

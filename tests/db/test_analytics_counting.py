@@ -118,6 +118,7 @@ async def test_applying_a_batch_twice_changes_nothing(settings: Settings, redis:
     import orjson
     events = [parse(orjson.dumps(event(ts_ms=now_ms() + i, viewer_id=i))) for i in range(50)]
     first = await applier.apply(1, events)
+    await redis.script_flush()  # a restarted or failed-over Redis has no scripts: loaded again
     again = await applier.apply(1, events)
     half = await applier.apply(1, [*events[:10], *[parse(orjson.dumps(event(ts_ms=now_ms(), viewer_id=99)))]])
     assert (first.applied, again.applied, again.duplicates) == (50, 0, 50)

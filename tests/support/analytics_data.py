@@ -70,11 +70,17 @@ def worker_env(settings: Settings, **extra: Any) -> dict[str, str]:
     return env
 
 
-async def run_count(settings: Settings, *args: str, timeout: float = 120, **env: Any) -> tuple[int, str, str]:
+async def run_count(settings: Settings, *args: str, timeout: float = 30, **env: Any) -> tuple[int, str, str]:
     """Run `python -m shoplink count ARGS` in a subprocess; (exit code, stdout, stderr)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shoplink", "count", *args, env=worker_env(settings, **env),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+        raise AssertionError(f"`shoplink count {' '.join(args)}` did not finish in {timeout} s:\n"
+                             f"{err.decode()[-3000:]}") from None
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()

@@ -19,22 +19,25 @@ increments, and needs no per-event increments inside Lua.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
 
 from shoplink.analytics import keys as k
-from shoplink.analytics.events import Event
+from shoplink.analytics.events import Row
+from shoplink.analytics.resp import Script
 
 APPLY_LUA = r"""
+-- KEYS: d dedup sets, h hashes, u HyperLogLogs, then dirty, udirty, applied
+-- ARGV: d, h, u, dedup ttl, uniques ttl, events, then per dedup set a count and the event ids,
+--       per hash a field count c, c field names and c deltas, per HyperLogLog a count and the
+--       viewers.
 local d = tonumber(ARGV[1])
 local h = tonumber(ARGV[2])
 local u = tonumber(ARGV[3])
-local dttl = ARGV[4]
-local uttl = ARGV[5]
-local nev = ARGV[6]
 local pos = 7
 local starts, ends = {}, {}
 local seen = {}
@@ -45,7 +48,7 @@ for i = 1, d do
   pos = pos + 1 + c
   local s = starts[i]
   while s <= ends[i] do
-    local e = math.min(s + 999, ends[i])
+    local e = math.min(s + 4999, ends[i])
     local r = redis.call('SMISMEMBER', KEYS[i], unpack(ARGV, s, e))
     for t = 1, #r do
       if r[t] == 1 then seen[#seen + 1] = ARGV[s + t - 1] end
@@ -57,52 +60,63 @@ if #seen > 0 then return seen end
 for i = 1, d do
   local s = starts[i]
   while s <= ends[i] do
-    local e = math.min(s + 999, ends[i])
+    local e = math.min(s + 4999, ends[i])
     redis.call('SADD', KEYS[i], unpack(ARGV, s, e))
     s = e + 1
   end
-  redis.call('EXPIRE', KEYS[i], dttl)
+  redis.call('EXPIRE', KEYS[i], ARGV[4])
 end
-local dirty = KEYS[d + h + u + 1]
-local udirty = KEYS[d + h + u + 2]
+-- Increments: HMGET the fields of a hash, add in Lua, one HSET (two calls per hash instead of
+-- one HINCRBY per field; the script is atomic, so this read-modify-write is safe).
 for j = 1, h do
   local key = KEYS[d + j]
   local c = tonumber(ARGV[pos])
-  pos = pos + 1
-  for t = 1, c do
-    redis.call('HINCRBY', key, ARGV[pos], ARGV[pos + 1])
-    pos = pos + 2
+  local s = pos + 1
+  while s <= pos + c do
+    local e = math.min(s + 3999, pos + c)
+    local cur = redis.call('HMGET', key, unpack(ARGV, s, e))
+    local kv = {}
+    for t = 1, e - s + 1 do
+      kv[2 * t - 1] = ARGV[s + t - 1]
+      kv[2 * t] = (tonumber(cur[t]) or 0) + tonumber(ARGV[s + t - 1 + c])
+    end
+    redis.call('HSET', key, unpack(kv))
+    s = e + 1
   end
+  pos = pos + 1 + 2 * c
 end
 local s = d + 1
 while s <= d + h do
-  local e = math.min(s + 999, d + h)
-  redis.call('SADD', dirty, unpack(KEYS, s, e))
+  local e = math.min(s + 4999, d + h)
+  redis.call('SADD', KEYS[d + h + u + 1], unpack(KEYS, s, e))
   s = e + 1
 end
 for j = 1, u do
   local key = KEYS[d + h + j]
   local c = tonumber(ARGV[pos])
-  local s2 = pos + 1
+  local v = pos + 1
   pos = pos + 1 + c
-  while s2 < pos do
-    local e = math.min(s2 + 999, pos - 1)
-    redis.call('PFADD', key, unpack(ARGV, s2, e))
-    s2 = e + 1
+  while v < pos do
+    local e = math.min(v + 4999, pos - 1)
+    redis.call('PFADD', key, unpack(ARGV, v, e))
+    v = e + 1
   end
-  redis.call('EXPIRE', key, uttl)
+  redis.call('EXPIRE', key, ARGV[5])
 end
 s = d + h + 1
 while s <= d + h + u do
-  local e = math.min(s + 999, d + h + u)
-  redis.call('SADD', udirty, unpack(KEYS, s, e))
+  local e = math.min(s + 4999, d + h + u)
+  redis.call('SADD', KEYS[d + h + u + 2], unpack(KEYS, s, e))
   s = e + 1
 end
-redis.call('INCRBY', KEYS[d + h + u + 3], nev)
+redis.call('INCRBY', KEYS[d + h + u + 3], ARGV[6])
 return {}
 """
 
-_KINDS = k.ENTITY_KINDS  # order of Plan entity tuples: anchor, video, live, product, shop, creator, plan
+_CLS = k.CLASS_CODE
+_OUT = k.OUTCOME_CODE
+_KINDS = k.ENTITY_KINDS  # order of the entity tuples: anchor, video, live, product, shop, creator, plan
+_TOP = (("video", 1, 0), ("live", 2, 0), ("shop", 4, 3), ("creator", 5, 3))  # (parent, parent idx, child idx)
 
 
 @dataclass
@@ -116,6 +130,7 @@ class Plan:
     pfadd: dict[str, set[str]] = field(default_factory=dict)
 
     def encode(self, ns: str, dedup_ttl_s: int, uniques_ttl_s: int) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of APPLY_LUA (see `packed` for the fast form of the same command)."""
         keys: list[str] = [*self.dedup, *self.hincr, *self.pfadd,
                            k.dirty(self.shard, ns), k.udirty(self.shard, ns), k.applied(self.shard, ns)]
         args: list[Any] = [len(self.dedup), len(self.hincr), len(self.pfadd), dedup_ttl_s,
@@ -125,84 +140,121 @@ class Plan:
             args.extend(ids)
         for fields in self.hincr.values():
             args.append(len(fields))
-            for name, delta in fields.items():
-                args.append(name)
-                args.append(delta)
+            args.extend(fields)
+            args.extend(fields.values())
         for viewers in self.pfadd.values():
             args.append(len(viewers))
             args.extend(viewers)
         return keys, args
 
+    def packed(self, sha: str, ns: str, dedup_ttl_s: int, uniques_ttl_s: int) -> bytes:
+        """The RESP request `EVALSHA sha ... KEYS ... ARGV` of `encode`, built with bulk joins:
+        event ids and viewers have fixed widths (checked when parsed), so a whole group is one
+        str.join instead of one formatting per argument."""
+        keys = [*self.dedup, *self.hincr, *self.pfadd,
+                k.dirty(self.shard, ns), k.udirty(self.shard, ns), k.applied(self.shard, ns)]
+        head = [len(self.dedup), len(self.hincr), len(self.pfadd), dedup_ttl_s, uniques_ttl_s, self.events]
+        parts: list[str] = [_var(["EVALSHA", sha, str(len(keys))]), _var(keys), _var([str(v) for v in head])]
+        count = 3 + len(keys) + len(head)
+        for ids in self.dedup.values():
+            parts.append(_var([str(len(ids))]))
+            parts.append(_fixed(ids, 26))
+            count += 1 + len(ids)
+        for fields in self.hincr.values():
+            parts.append(_var([str(len(fields))]))
+            parts.append(_var(fields))
+            parts.append(_var([str(v) for v in fields.values()]))
+            count += 1 + 2 * len(fields)
+        for viewers in self.pfadd.values():
+            parts.append(_var([str(len(viewers))]))
+            parts.append(_fixed(viewers, 32))
+            count += 1 + len(viewers)
+        return (f"*{count}\r\n" + "".join(parts)).encode()
 
-def build_plan(shard: int, events: Sequence[Event], buckets: tuple[int, int, int],
+
+def _var(items: Iterable[str]) -> str:
+    return "".join([f"${len(x)}\r\n{x}\r\n" for x in items])
+
+
+def _fixed(items: Collection[str], width: int) -> str:
+    if not items:
+        return ""
+    return f"${width}\r\n" + f"\r\n${width}\r\n".join(items) + "\r\n"
+
+
+def build_plan(shard: int, events: Sequence[Row], buckets: tuple[int, int, int],
                heatmap_bucket_s: int = 1, ns: str = k.LIVE_NS) -> Plan:
-    """Aggregate the events (already unique by event id) into increments."""
-    m_size, h_size, d_size = buckets
-    agg: dict[tuple[tuple[int | None, ...], int, str], int] = {}
+    """Aggregate the events (already unique by event id) into increments.
+
+    Redis counts per minute bucket only (field "<minute start>:<class><outcome>" of the entity's
+    hash): hour and day buckets are sums of minutes, made when the counts move into PostgreSQL
+    and when the fresh part is read. One HINCRBY per entity, minute and class/outcome. The per
+    event work is done by comprehensions and Counter (C loops); Python-level work is per
+    distinct key.
+    """
+    m_ms, d_ms = buckets[0] * 1000, buckets[2] * 1000
+    # (entities, minute start ms, class, outcome) -> clicks
+    counted = Counter([(e[4:11], e[1] - e[1] % m_ms, e[2], e[3]) for e in events])
+    agg: dict[tuple[tuple[int | None, ...], str], int] = {
+        (ents, f"{minute // 1000}:{_CLS[cls]}{_OUT[out]}"): n
+        for (ents, minute, cls, out), n in counted.items()}
+    humans = [e for e in events if e[2] == "human"]
     views: dict[tuple[tuple[int | None, ...], int], set[str]] = {}
-    heat: dict[tuple[int, int], int] = {}
-    dedup: dict[int, list[str]] = {}
-    for ev in events:
-        ts_s = ev.ts_ms // 1000
-        minute = ts_s - ts_s % m_size
-        ents: tuple[int | None, ...] = (ev.anchor, ev.video, ev.live, ev.product, ev.shop, ev.creator,
-                                        ev.plan)
-        key = (ents, minute, ev.cls + ev.out)
-        agg[key] = agg.get(key, 0) + 1
-        hour = ts_s // 3600
-        ids = dedup.get(hour)
-        if ids is None:
-            dedup[hour] = ids = []
-        ids.append(ev.event_id)
-        if ev.cls == "h":
-            vkey = (ents, ts_s - ts_s % d_size)
-            viewers = views.get(vkey)
-            if viewers is None:
-                views[vkey] = viewers = set()
-            viewers.add(ev.viewer)
-            if ev.video is not None and ev.playback_s is not None:
-                second = int(ev.playback_s // heatmap_bucket_s) * heatmap_bucket_s
-                hkey = (ev.video, second)
-                heat[hkey] = heat.get(hkey, 0) + 1
+    for ents, day, viewer in {(e[4:11], e[1] - e[1] % d_ms, e[12]) for e in humans}:
+        viewers = views.get((ents, day // 1000))
+        if viewers is None:
+            views[(ents, day // 1000)] = viewers = set()
+        viewers.add(viewer)
+    heat = Counter([(e[5], int(e[11] // heatmap_bucket_s) * heatmap_bucket_s) for e in humans
+                    if e[5] is not None and e[11] is not None])
+    hours = {e[1] // 3_600_000 for e in events}
+    dedup: dict[int, list[str]]
+    if len(hours) == 1:
+        dedup = {hours.pop(): [e[0] for e in events]}
+    else:
+        dedup = {}
+        for e in events:
+            dedup.setdefault(e[1] // 3_600_000, []).append(e[0])
 
     prefix = k.shard_prefix(shard, ns)
     plan = Plan(shard, len(events))
     plan.dedup = {f"{prefix}seen:{hour}": ids for hour, ids in dedup.items()}
     hincr = plan.hincr
-    for (ents, minute, code), n in agg.items():
-        buckets_by_gran = (("m", minute), ("h", minute - minute % h_size), ("d", minute - minute % d_size))
-        for kind, eid in zip(_KINDS, ents, strict=True):
+    entity_keys: dict[tuple[int, int], str] = {}
+    for (group, name), n in agg.items():
+        for i, eid in enumerate(group):
             if eid is None:
                 continue
-            base = f"{prefix}c:{kind}:{eid}:"
-            for gcode, bucket in buckets_by_gran:
-                fields = hincr.get(base + gcode)
-                if fields is None:
-                    hincr[base + gcode] = fields = {}
-                name = f"{bucket}:{code}"
-                fields[name] = fields.get(name, 0) + n
-        if code[0] == "h":
-            anchor, video, live, product, shop, creator, _ = ents
-            for parent_kind, parent, child in (("video", video, anchor), ("live", live, anchor),
-                                               ("shop", shop, product), ("creator", creator, product)):
+            key = entity_keys.get((i, eid))
+            if key is None:
+                key = entity_keys[(i, eid)] = f"{prefix}c:{_KINDS[i]}:{eid}"
+            fields = hincr.get(key)
+            if fields is None:
+                hincr[key] = fields = {}
+            fields[name] = fields.get(name, 0) + n
+        if name[-2] == "h":  # top-N counts human clicks
+            for parent_kind, pi, ci in _TOP:
+                parent, child = group[pi], group[ci]
                 if parent is None or child is None:
                     continue
-                fields = hincr.get(f"{prefix}t:{parent_kind}:{parent}")
+                key = f"{prefix}t:{parent_kind}:{parent}"
+                fields = hincr.get(key)
                 if fields is None:
-                    hincr[f"{prefix}t:{parent_kind}:{parent}"] = fields = {}
-                name = str(child)
-                fields[name] = fields.get(name, 0) + n
-    for (video, second), n in heat.items():
-        fields = hincr.get(f"{prefix}hm:{video}")
+                    hincr[key] = fields = {}
+                cname = str(child)
+                fields[cname] = fields.get(cname, 0) + n
+    for (video_id, second), n in heat.items():
+        key = f"{prefix}hm:{video_id}"
+        fields = hincr.get(key)
         if fields is None:
-            hincr[f"{prefix}hm:{video}"] = fields = {}
+            hincr[key] = fields = {}
         fields[str(second)] = fields.get(str(second), 0) + n
     pfadd = plan.pfadd
-    for (ents, day), viewers in views.items():
-        for kind, eid in zip(_KINDS, ents, strict=True):
+    for (group, day), viewers in views.items():
+        for i, eid in enumerate(group):
             if eid is None:
                 continue
-            name = f"{prefix}u:{kind}:{eid}:{day}"
+            name = f"{prefix}u:{_KINDS[i]}:{eid}:{day}"
             existing = pfadd.get(name)
             if existing is None:
                 pfadd[name] = set(viewers)
@@ -211,12 +263,14 @@ def build_plan(shard: int, events: Sequence[Event], buckets: tuple[int, int, int
     return plan
 
 
-def unique_by_id(events: Sequence[Event]) -> list[Event]:
+def unique_by_id(events: Sequence[Row]) -> list[Row]:
     """Drop repeated event ids inside one batch (the first one wins)."""
-    out: dict[str, Event] = {}
+    ids = {e[0] for e in events}
+    if len(ids) == len(events):
+        return list(events)
+    out: dict[str, Row] = {}
     for ev in events:
-        if ev.event_id not in out:
-            out[ev.event_id] = ev
+        out.setdefault(ev[0], ev)
     return list(out.values())
 
 
@@ -231,24 +285,24 @@ class Applier:
 
     def __init__(self, redis: Redis, *, buckets: tuple[int, int, int], dedup_ttl_s: int,
                  uniques_ttl_s: int, heatmap_bucket_s: int = 1, ns: str = k.LIVE_NS) -> None:
-        self._script = redis.register_script(APPLY_LUA)
+        self._script = Script(redis, APPLY_LUA)
         self.buckets = buckets
         self.dedup_ttl_s = dedup_ttl_s
         self.uniques_ttl_s = uniques_ttl_s
         self.heatmap_bucket_s = heatmap_bucket_s
         self.ns = ns
 
-    async def apply(self, shard: int, events: Sequence[Event]) -> ApplyResult:
+    async def apply(self, shard: int, events: Sequence[Row]) -> ApplyResult:
         pending = unique_by_id(events)
         result = ApplyResult(duplicates=len(events) - len(pending))
         while pending:
             plan = build_plan(shard, pending, self.buckets, self.heatmap_bucket_s, self.ns)
-            keys, args = plan.encode(self.ns, self.dedup_ttl_s, self.uniques_ttl_s)
-            seen = await self._script(keys=keys, args=args)
+            seen = await self._script.packed(
+                plan.packed(self._script.sha, self.ns, self.dedup_ttl_s, self.uniques_ttl_s))
             if not seen:
                 result.applied += len(pending)
                 break
             already = {s.decode() if isinstance(s, bytes) else str(s) for s in seen}
             result.duplicates += len(already)
-            pending = [ev for ev in pending if ev.event_id not in already]
+            pending = [ev for ev in pending if ev[0] not in already]
         return result

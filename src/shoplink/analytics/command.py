@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,7 +79,8 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
             return 0 if report.equal else 1
         if args.rollup:
             crash = Crasher(settings.count_crash_at, settings.count_crash_after)
-            result = await Rollup(redis, pool, settings.click_shards, crash=crash).run_once()
+            result = await Rollup(redis, pool, settings.click_shards, buckets=settings.stats_buckets,
+                                  crash=crash).run_once()
             _print(result.__dict__)
             return 0
         if args.trim:
@@ -97,7 +99,7 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, worker.stop)
         stats = await worker.run()
         if args.exit_when_idle:
-            _print(stats.__dict__)
+            _print({**stats.__dict__, "cpu_s": round(time.process_time(), 3)})
         return 0
     finally:
         await pool.close()

@@ -5,7 +5,8 @@ Every key of shard n carries the Redis Cluster hash tag `{n}`, the same tag as t
 
 Layout (NS is "sla" for the live counters, another prefix for a rebuild):
 
-    NS:{n}:c:<kind>:<id>:<g>      hash  "<bucket_start_s>:<class><outcome>" -> clicks  (g = m|h|d)
+    NS:{n}:c:<kind>:<id>          hash  "<minute_start_s>:<class><outcome>" -> clicks
+                                  (hours and days are sums of minutes)
     NS:{n}:hm:<video_id>          hash  "<playback second>" -> human clicks (video heatmap)
     NS:{n}:t:<parent>:<id>        hash  "<child id>" -> human clicks (top anchors/products)
     NS:{n}:u:<kind>:<id>:<day_s>  HyperLogLog of human viewers for one day bucket
@@ -36,7 +37,6 @@ PAIR_INDEX: dict[str, int] = {code: i for i, code in enumerate(PAIR_CODES)}
 
 ENTITY_KINDS = ("anchor", "video", "live", "product", "shop", "creator", "plan")
 GRANULARITIES = ("minute", "hour", "day")
-GRAN_CODE = {"minute": "m", "hour": "h", "day": "d"}
 # parent kind -> child kind of the top-N hashes
 TOP_CHILD = {"video": "anchor", "live": "anchor", "shop": "product", "creator": "product"}
 
@@ -53,8 +53,8 @@ def shard_prefix(shard: int, ns: str = LIVE_NS) -> str:
     return f"{ns}:{{{shard}}}:"
 
 
-def counts(shard: int, kind: str, entity_id: int, gran_code: str, ns: str = LIVE_NS) -> str:
-    return f"{ns}:{{{shard}}}:c:{kind}:{entity_id}:{gran_code}"
+def counts(shard: int, kind: str, entity_id: int, ns: str = LIVE_NS) -> str:
+    return f"{ns}:{{{shard}}}:c:{kind}:{entity_id}"
 
 
 def heatmap(shard: int, video_id: int, ns: str = LIVE_NS) -> str:
@@ -108,7 +108,7 @@ def tmp(shard: int, token: str, ns: str = LIVE_NS) -> str:
 
 
 def parse_logical(key: str, shard: int, ns: str = LIVE_NS) -> list[str]:
-    """`NS:{n}:c:video:42:h` (or its moving name) -> ["c", "video", "42", "h"]."""
+    """`NS:{n}:c:video:42` (or its moving name) -> ["c", "video", "42"]."""
     rest = key[len(shard_prefix(shard, ns)):]
     if rest.startswith("mv:"):
         rest = rest[3:]

@@ -110,19 +110,20 @@ class CounterReader:
     async def counts(self, kind: str, entity_id: int, granularity: str, start_s: int,
                      end_s: int) -> dict[int, list[int]]:
         """bucket start (s) -> 12 counts (keys.PAIRS order), for buckets in [start_s, end_s)."""
-        gcode = k.GRAN_CODE[granularity]
+        size = self.buckets[k.GRANULARITIES.index(granularity)]
 
         async def fetch(con: Conn) -> list[tuple[int, list[int]]]:
             return await repo.fetch_counts(con, kind, entity_id, granularity, _dt(start_s), _dt(end_s))
 
-        history, parts = await self._read(lambda s: k.counts(s, kind, entity_id, gcode, self.ns), fetch)
+        history, parts = await self._read(lambda s: k.counts(s, kind, entity_id, self.ns), fetch)
         out: dict[int, list[int]] = {}
         for bucket, pg_row in history or ():
             out[bucket] = list(pg_row)
-        for part in parts:
+        for part in parts:  # Redis counts minutes; an hour or a day is the sum of its minutes
             for name, value in part.items():
                 b_raw, _, code = name.partition(b":")
-                bucket = int(b_raw)
+                minute = int(b_raw)
+                bucket = minute - minute % size
                 if start_s <= bucket < end_s:
                     row = out.get(bucket)
                     if row is None:

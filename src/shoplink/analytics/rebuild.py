@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from shoplink.analytics import keys as k
 from shoplink.analytics import repository as repo
 from shoplink.analytics.apply import Applier
-from shoplink.analytics.events import Event, Malformed, parse
+from shoplink.analytics.events import Malformed, Row, parse
 from shoplink.analytics.reader import CounterReader
 from shoplink.config import Settings
 
@@ -90,7 +90,7 @@ async def rebuild(redis: Redis, pool: asyncpg.Pool, settings: Settings, *, start
             rows = await redis.xrange(stream, min=cursor, max="+", count=PAGE)
             if not rows:
                 break
-            events: list[Event] = []
+            events: list[Row] = []
             for _, fields in rows:
                 try:
                     payload = fields.get(b"e") if fields else None
@@ -138,7 +138,8 @@ async def _entities(redis: Redis, pool: asyncpg.Pool, settings: Settings,
             parts = name.split(":")
             if parts[2] == "mv":
                 parts = parts[:2] + parts[3:]
-            found.add((parts[3], int(parts[4])))
+            if len(parts) == 5:  # NS, {n}, c, kind, id
+                found.add((parts[3], int(parts[4])))
     async with pool.acquire() as con:
         found.update(await repo.entities_between(
             con, datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC)))

@@ -101,11 +101,9 @@ redis.call('DEL', KEYS[2])
 return {b, n}
 """
 
-GRAN_NAMES = {"m": "minute", "h": "hour", "d": "day"}
-
-
 @dataclass
 class MoveContent:
+    buckets: tuple[int, int, int]
     counts: dict[tuple[str, int, str, int], list[int]] = field(default_factory=dict)
     heatmap: list[tuple[int, int, int]] = field(default_factory=list)
     top: list[tuple[str, int, int, int]] = field(default_factory=list)
@@ -113,12 +111,17 @@ class MoveContent:
     def add_hash(self, parts: list[str], fields: dict[bytes, bytes]) -> None:
         """Add one hash (its logical key split on ':') to the content."""
         if parts[0] == "c":
-            _, kind, eid, gcode = parts
-            gran = GRAN_NAMES[gcode]
+            kind, eid = parts[1], int(parts[2])
+            _, hour, day = self.buckets
             for name, value in fields.items():
-                bucket, code = name.decode().split(":")
-                row = self.counts.setdefault((kind, int(eid), gran, int(bucket)), [0] * len(k.PAIRS))
-                row[k.PAIR_INDEX[code]] += int(value)
+                minute_raw, _, code = name.decode().partition(":")
+                minute, n, index = int(minute_raw), int(value), k.PAIR_INDEX[code]
+                for gran, bucket in (("minute", minute), ("hour", minute - minute % hour),
+                                     ("day", minute - minute % day)):
+                    row = self.counts.get((kind, eid, gran, bucket))
+                    if row is None:
+                        row = self.counts[(kind, eid, gran, bucket)] = [0] * len(k.PAIRS)
+                    row[index] += n
         elif parts[0] == "hm":
             video = int(parts[1])
             self.heatmap.extend((video, int(name), int(value)) for name, value in fields.items())
@@ -146,9 +149,11 @@ def _no_crash(point: str) -> None:
 class Rollup:
     """Moves one namespace's counters of every shard into PostgreSQL."""
 
-    def __init__(self, redis: Redis, pool: asyncpg.Pool, shards: int, *, max_keys: int = 5000,
+    def __init__(self, redis: Redis, pool: asyncpg.Pool, shards: int, *,
+                 buckets: tuple[int, int, int] = (60, 3600, 86400), max_keys: int = 5000,
                  ns: str = k.LIVE_NS, crash: Crash = _no_crash) -> None:
         self.redis = redis
+        self.buckets = buckets
         self.pool = pool
         self.shards = shards
         self.max_keys = max_keys
@@ -184,7 +189,7 @@ class Rollup:
             for name in names:
                 pipe.hgetall(name)
             contents = await pipe.execute()
-            content = MoveContent()
+            content = MoveContent(self.buckets)
             for name, fields in zip(names, contents, strict=True):
                 content.add_hash(k.parse_logical(name, shard, ns), fields)
             async with self.pool.acquire() as con, con.transaction():
