@@ -218,6 +218,7 @@ def run_worker(stack: Stack, *extra: str, batch: int = 1000) -> tuple[float, dic
     # As deployed: the worker also moves its counters into PostgreSQL (every 5 s here).
     out = subprocess.run(pinned(1, [sys.executable, "-m", "shoplink", "count", "--exit-when-idle", *extra]),
                          env=stack.env(SHOPLINK_COUNT_BLOCK_MS="100", SHOPLINK_COUNT_BATCH=str(batch),
+                                       SHOPLINK_COUNT_APPLY_CHUNK=str(max(batch, 5000)),
                                        SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5"),
                          capture_output=True, check=True)
     return time.perf_counter() - t0, orjson.loads(out.stdout)

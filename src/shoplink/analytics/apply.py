@@ -116,7 +116,8 @@ return {}
 _CLS = k.CLASS_CODE
 _OUT = k.OUTCOME_CODE
 _KINDS = k.ENTITY_KINDS  # order of the entity tuples: anchor, video, live, product, shop, creator, plan
-_TOP = (("video", 1, 0), ("live", 2, 0), ("shop", 4, 3), ("creator", 5, 3))  # (parent, parent idx, child idx)
+# top-N hashes: (parent kind, parent index, child index) in the entity columns
+_TOP = (("video", 1, 0), ("live", 2, 0), ("shop", 4, 3), ("creator", 5, 3))
 
 
 @dataclass
@@ -161,12 +162,14 @@ class Plan:
             parts.append(_fixed(ids, 26))
             count += 1 + len(ids)
         for fields in self.hincr.values():
-            parts.append(_var([str(len(fields))]))
-            parts.append(_var(fields))
-            parts.append(_var([str(v) for v in fields.values()]))
+            n = str(len(fields))
+            parts.append(f"${len(n)}\r\n{n}\r\n")
+            parts.extend([f"${len(x)}\r\n{x}\r\n" for x in fields])
+            parts.extend([f"${len(x)}\r\n{x}\r\n" for x in map(str, fields.values())])
             count += 1 + 2 * len(fields)
         for viewers in self.pfadd.values():
-            parts.append(_var([str(len(viewers))]))
+            n = str(len(viewers))
+            parts.append(f"${len(n)}\r\n{n}\r\n")
             parts.append(_fixed(viewers, 32))
             count += 1 + len(viewers)
         return (f"*{count}\r\n" + "".join(parts)).encode()
@@ -182,84 +185,75 @@ def _fixed(items: Collection[str], width: int) -> str:
     return f"${width}\r\n" + f"\r\n${width}\r\n".join(items) + "\r\n"
 
 
+def _group(hincr: dict[str, dict[str, int]], prefix: str,
+           counted: Iterable[tuple[tuple[Any, Any], int]]) -> None:
+    """Add ((id, field), n) counts to the hashes `prefix + id` (an int field becomes its str)."""
+    for (eid, name), n in counted:
+        if eid is None:
+            continue
+        if type(name) is not str:
+            name = str(name)
+        key = prefix + str(eid)
+        fields = hincr.get(key)
+        if fields is None:
+            hincr[key] = {name: n}
+        else:
+            fields[name] = fields.get(name, 0) + n
+
+
 def build_plan(shard: int, events: Sequence[Row], buckets: tuple[int, int, int],
                heatmap_bucket_s: int = 1, ns: str = k.LIVE_NS) -> Plan:
     """Aggregate the events (already unique by event id) into increments.
 
     Redis counts per minute bucket only (field "<minute start>:<class><outcome>" of the entity's
     hash): hour and day buckets are sums of minutes, made when the counts move into PostgreSQL
-    and when the fresh part is read. One HINCRBY per entity, minute and class/outcome. The per
-    event work is done by comprehensions and Counter (C loops); Python-level work is per
-    distinct key.
+    and when the fresh part is read. One field update per entity, minute and class/outcome.
+    Per-event work is done by comprehensions and Counter (C loops); Python-level work is per
+    distinct (entity, field).
     """
     m_ms, d_ms = buckets[0] * 1000, buckets[2] * 1000
-    # (entities, minute start ms, class, outcome) -> clicks
-    counted = Counter([(e[4:11], e[1] - e[1] % m_ms, e[2], e[3]) for e in events])
-    agg: dict[tuple[tuple[int | None, ...], str], int] = {
-        (ents, f"{minute // 1000}:{_CLS[cls]}{_OUT[out]}"): n
-        for (ents, minute, cls, out), n in counted.items()}
-    humans = [e for e in events if e[2] == "human"]
-    views: dict[tuple[tuple[int | None, ...], int], set[str]] = {}
-    for ents, day, viewer in {(e[4:11], e[1] - e[1] % d_ms, e[12]) for e in humans}:
-        viewers = views.get((ents, day // 1000))
-        if viewers is None:
-            views[(ents, day // 1000)] = viewers = set()
-        viewers.add(viewer)
-    heat = Counter([(e[5], int(e[11] // heatmap_bucket_s) * heatmap_bucket_s) for e in humans
-                    if e[5] is not None and e[11] is not None])
-    hours = {e[1] // 3_600_000 for e in events}
-    dedup: dict[int, list[str]]
-    if len(hours) == 1:
-        dedup = {hours.pop(): [e[0] for e in events]}
-    else:
-        dedup = {}
-        for e in events:
-            dedup.setdefault(e[1] // 3_600_000, []).append(e[0])
-
     prefix = k.shard_prefix(shard, ns)
     plan = Plan(shard, len(events))
-    plan.dedup = {f"{prefix}seen:{hour}": ids for hour, ids in dedup.items()}
     hincr = plan.hincr
-    entity_keys: dict[tuple[int, int], str] = {}
-    for (group, name), n in agg.items():
-        for i, eid in enumerate(group):
-            if eid is None:
-                continue
-            key = entity_keys.get((i, eid))
-            if key is None:
-                key = entity_keys[(i, eid)] = f"{prefix}c:{_KINDS[i]}:{eid}"
-            fields = hincr.get(key)
-            if fields is None:
-                hincr[key] = fields = {}
-            fields[name] = fields.get(name, 0) + n
-        if name[-2] == "h":  # top-N counts human clicks
-            for parent_kind, pi, ci in _TOP:
-                parent, child = group[pi], group[ci]
-                if parent is None or child is None:
-                    continue
-                key = f"{prefix}t:{parent_kind}:{parent}"
-                fields = hincr.get(key)
-                if fields is None:
-                    hincr[key] = fields = {}
-                cname = str(child)
-                fields[cname] = fields.get(cname, 0) + n
-    for (video_id, second), n in heat.items():
-        key = f"{prefix}hm:{video_id}"
-        fields = hincr.get(key)
-        if fields is None:
-            hincr[key] = fields = {}
-        fields[str(second)] = fields.get(str(second), 0) + n
+    # "<minute>:<class><outcome>" per event, formatted once per distinct combination
+    slots = Counter([(e[1] - e[1] % m_ms, e[2], e[3]) for e in events])
+    label = {slot: f"{slot[0] // 1000}:{_CLS[slot[1]]}{_OUT[slot[2]]}" for slot in slots}
+    names = [label[(e[1] - e[1] % m_ms, e[2], e[3])] for e in events]
+    for i, kind in enumerate(_KINDS):
+        column = [e[4 + i] for e in events]
+        _group(hincr, f"{prefix}c:{kind}:", Counter(zip(column, names, strict=True)).items())
+    humans = [e for e in events if e[2] == "human"]
+    for parent_kind, pi, ci in _TOP:  # top-N: human clicks per child
+        _group(hincr, f"{prefix}t:{parent_kind}:",
+               Counter([(e[4 + pi], e[4 + ci]) for e in humans if e[4 + ci] is not None]).items())
+    _group(hincr, f"{prefix}hm:", Counter([
+        (e[5], int(e[11] // heatmap_bucket_s) * heatmap_bucket_s)
+        for e in humans if e[5] is not None and e[11] is not None]).items())
+    # unique human viewers per entity and day
+    views: dict[tuple[tuple[int | None, ...], int], set[str]] = {}
+    for ents, day, viewer in {(e[4:11], e[1] - e[1] % d_ms, e[12]) for e in humans}:
+        viewers = views.get((ents, day))
+        if viewers is None:
+            views[(ents, day)] = {viewer}
+        else:
+            viewers.add(viewer)
     pfadd = plan.pfadd
-    for (group, day), viewers in views.items():
-        for i, eid in enumerate(group):
+    for (ents, day), viewers in views.items():
+        for i, eid in enumerate(ents):
             if eid is None:
                 continue
-            name = f"{prefix}u:{_KINDS[i]}:{eid}:{day}"
+            name = f"{prefix}u:{_KINDS[i]}:{eid}:{day // 1000}"
             existing = pfadd.get(name)
             if existing is None:
                 pfadd[name] = set(viewers)
             else:
                 existing |= viewers
+    hours = {e[1] // 3_600_000 for e in events}
+    if len(hours) == 1:
+        plan.dedup = {f"{prefix}seen:{hours.pop()}": [e[0] for e in events]}
+    else:
+        for e in events:
+            plan.dedup.setdefault(f"{prefix}seen:{e[1] // 3_600_000}", []).append(e[0])
     return plan
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 import time
@@ -91,6 +92,10 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
                 out.append({"shard": shard, "removed": removed, "length": state.length - removed})
             _print(out)
             return 0
+        # The worker allocates many short-lived tuples per batch and keeps few cycles: collect the
+        # young generation less often (a measurable share of CPU otherwise).
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
         worker = CountWorker(settings, redis, pool, consumer=args.consumer,
                              exit_when_idle=args.exit_when_idle, rollups=not args.no_rollup)
         loop = asyncio.get_running_loop()

@@ -84,14 +84,15 @@ def _payload(fields: Any) -> bytes | None:
 
 def _entries(raw: Any) -> list[Entry]:
     """Normalise an XREADGROUP / XAUTOCLAIM entry list (RESP2 or RESP3, raw or parsed)."""
-    out: list[Entry] = []
-    append = out.append
-    for sid, fields in raw or ():
-        if type(fields) is list and len(fields) == 2 and fields[0] == b"e" and type(fields[1]) is bytes:
-            append((sid, fields[1], True))  # the producer's shape, the fast way
-        else:
-            append((sid, _payload(fields), fields is not None))
-    return out
+    if not raw:
+        return []
+    try:  # the producer's shape: [id, [b"e", payload]], in one C-level pass
+        shapes = {(type(f), len(f), f[0]) for _, f in raw}
+        if shapes == {(list, 2, b"e")}:
+            return [(sid, f[1], True) for sid, f in raw]
+    except TypeError:
+        pass
+    return [(sid, _payload(fields), fields is not None) for sid, fields in raw]
 
 
 @dataclass

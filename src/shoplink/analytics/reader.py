@@ -28,25 +28,26 @@ T = TypeVar("T")
 _RETRIES = 8
 
 UNION_LUA = r"""
-local g = tonumber(ARGV[1])
-local pos = 2
-local counts = {}
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-for i = 1, g do
-  local c = tonumber(ARGV[pos])
-  pos = pos + 1
-  redis.call('DEL', KEYS[2])
-  for j = 1, c do
-    redis.call('SET', KEYS[3], ARGV[pos])
-    pos = pos + 1
-    redis.call('PFMERGE', KEYS[2], KEYS[2], KEYS[3])
-  end
-  counts[i] = redis.call('PFCOUNT', KEYS[2])
-  redis.call('PFMERGE', KEYS[1], KEYS[1], KEYS[2])
+-- KEYS[1]: a temp key prefix in one slot. ARGV: n blobs, the blobs, then groups (a count and
+-- blob indexes) whose union to count. Returns the count of each group, then of all blobs.
+local n = tonumber(ARGV[1])
+local names = {}
+for i = 1, n do
+  names[i] = KEYS[1] .. ':' .. i
+  redis.call('SET', names[i], ARGV[1 + i], 'PX', 60000)
 end
-counts[g + 1] = redis.call('PFCOUNT', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-return counts
+local out = {}
+local pos = n + 2
+while pos <= #ARGV do
+  local c = tonumber(ARGV[pos])
+  local group = {}
+  for j = 1, c do group[j] = names[tonumber(ARGV[pos + j])] end
+  out[#out + 1] = redis.call('PFCOUNT', unpack(group))
+  pos = pos + 1 + c
+end
+out[#out + 1] = redis.call('PFCOUNT', unpack(names))
+redis.call('DEL', unpack(names))
+return out
 """
 
 
@@ -170,29 +171,34 @@ class CounterReader:
             for shard in range(self.shards):
                 pipe.get(k.uniques(shard, kind, entity_id, d, self.ns))
         blobs = await pipe.execute()
-        groups: dict[int, list[bytes]] = {}
+        blobs_by_day: dict[int, list[bytes]] = {}
         per_day: dict[int, int] = {}
         for d, blob, viewers in history:
-            groups.setdefault(d, []).append(bytes(blob))
+            blobs_by_day.setdefault(d, []).append(bytes(blob))
             per_day[d] = viewers
         fresh: set[int] = set()
         for i, blob in enumerate(blobs):
             if blob:
                 d = days[i // self.shards]
-                groups.setdefault(d, []).append(blob)
+                blobs_by_day.setdefault(d, []).append(blob)
                 fresh.add(d)
-        if not groups:
+        if not blobs_by_day:
             return 0, {}
-        if len(groups) == 1 and not fresh:
+        if len(blobs_by_day) == 1 and not fresh:
             return next(iter(per_day.values())), per_day
-        order = sorted(groups)
-        args: list[Any] = [len(order)]
+        # PFCOUNT of several keys counts their union: one per day that has a fresh part
+        # (PostgreSQL's count is final for the others), and one over everything.
+        flat: list[bytes] = []
+        index: dict[int, list[int]] = {}
+        for d, day_blobs in blobs_by_day.items():
+            index[d] = list(range(len(flat) + 1, len(flat) + 1 + len(day_blobs)))
+            flat.extend(day_blobs)
+        order = sorted(fresh)
+        args: list[Any] = [len(flat), *flat]
         for d in order:
-            args.append(len(groups[d]))
-            args.extend(groups[d])
-        token = secrets.token_hex(6)
-        tmp = [k.tmp(0, f"{token}:{part}", self.ns) for part in ("all", "day", "one")]
-        counts = await self._union(keys=tmp, args=args)
+            args.append(len(index[d]))
+            args.extend(index[d])
+        counts = await self._union(keys=[k.tmp(0, secrets.token_hex(6), self.ns)], args=args)
         for d, n in zip(order, counts, strict=False):
             per_day[d] = _int(n)
         return _int(counts[-1]), per_day

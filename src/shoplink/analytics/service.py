@@ -41,6 +41,18 @@ def summarize(row: list[int]) -> dict[str, Any]:
             "by_class_outcome": matrix}
 
 
+def _series_item(bucket: int, row: list[int], unique_viewers: int | None) -> dict[str, Any]:
+    """One bucket of the series (row in keys.PAIRS order: 3 classes x 4 outcomes)."""
+    h, b, p = sum(row[0:4]), sum(row[4:8]), sum(row[8:12])
+    item: dict[str, Any] = {
+        "t": iso(bucket), "clicks": h + b + p, "human": h, "bot": b, "link_preview": p,
+        "redirected": row[0] + row[4] + row[8], "fallback": row[1] + row[5] + row[9],
+        "gone": row[2] + row[6] + row[10], "not_found": row[3] + row[7] + row[11]}
+    if unique_viewers is not None:
+        item["unique_viewers"] = unique_viewers
+    return item
+
+
 class StatsService:
     def __init__(self, pool: asyncpg.Pool, redis: Redis, settings: Settings, access: StatsAccess) -> None:
         self.pool = pool
@@ -113,16 +125,13 @@ class StatsService:
         unique_total, per_day = await self.reader.uniques(kind, entity_id, rng.start_s, rng.end_s)
         total = [0] * len(k.PAIRS)
         series = []
+        zero = [0] * len(k.PAIRS)
+        day = rng.granularity == "day"
         for bucket in range(rng.start_s, rng.end_s, rng.size_s):
-            row = counts.get(bucket) or [0] * len(k.PAIRS)
-            for i, n in enumerate(row):
-                total[i] += n
-            s = summarize(row)
-            item: dict[str, Any] = {"t": iso(bucket), "clicks": s["clicks"], **s["by_class"],
-                                    **s["by_outcome"]}
-            if rng.granularity == "day":
-                item["unique_viewers"] = per_day.get(bucket, 0)
-            series.append(item)
+            row = counts.get(bucket, zero)
+            if row is not zero:
+                total = [a + b for a, b in zip(total, row, strict=True)]
+            series.append(_series_item(bucket, row, per_day.get(bucket, 0) if day else None))
         doc = {"kind": kind, "id": entity_id, "granularity": rng.granularity,
                "from": iso(rng.start_s), "to": iso(rng.end_s), "bucket_s": rng.size_s,
                "totals": summarize(total), "unique_viewers": unique_total, "series": series}
