@@ -90,7 +90,7 @@ def _entries(raw: Any) -> list[Entry]:
         shapes = {(type(f), len(f), f[0]) for _, f in raw}
         if shapes == {(list, 2, b"e")}:
             return [(sid, f[1], True) for sid, f in raw]
-    except TypeError:
+    except (TypeError, KeyError, IndexError):  # parsed replies (dicts), deleted entries (None)
         pass
     return [(sid, _payload(fields), fields is not None) for sid, fields in raw]
 
