@@ -66,7 +66,7 @@ class Stack:
         self.dir = Path(tempfile.mkdtemp(prefix="shoplink-bench-"))
         self.db_name = f"shoplink_bench_{secrets.token_hex(4)}"
         self.database_url = ADMIN_URL.rsplit("/", 1)[0] + "/" + self.db_name
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: list[asyncio.subprocess.Process] = []
 
     @property
     def redis_url(self) -> str:
@@ -82,9 +82,9 @@ class Stack:
         return env
 
     async def start(self) -> None:
-        self.procs.append(subprocess.Popen(
-            pinned(0, ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-                       "--appendonly", "no", "--dir", str(self.dir), "--loglevel", "warning"]),
+        self.procs.append(await asyncio.create_subprocess_exec(
+            *pinned(0, ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+                        "--appendonly", "no", "--dir", str(self.dir), "--loglevel", "warning"]),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         con = await asyncpg.connect(ADMIN_URL)
         try:
@@ -107,8 +107,9 @@ class Stack:
         raise RuntimeError("redis-server did not start")
 
     async def serve(self) -> None:
-        self.procs.append(subprocess.Popen([sys.executable, "-m", "shoplink", "serve"], env=self.env(),
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.procs.append(await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shoplink", "serve", env=self.env(),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         async with aiohttp.ClientSession() as http:
             for _ in range(200):
                 try:
@@ -122,11 +123,13 @@ class Stack:
 
     async def stop(self) -> None:
         for proc in reversed(self.procs):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            if proc.returncode is None:
+                proc.terminate()
+                try:
+                    await asyncio.wait_for(proc.wait(), timeout=10)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
         con = await asyncpg.connect(ADMIN_URL)
         try:
             await con.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
@@ -155,17 +158,38 @@ def make_event(rng: random.Random, ts_ms: int, anchor: int | None = None) -> dic
             "referrer_host": "social.example", "replayed": False}
 
 
-async def preload(redis: Redis, n: int) -> float:
+async def preload(redis_url: str, n: int) -> float:
+    """XADD n events, pipelined on a raw connection (RESP built in one pass per chunk)."""
+    from shoplink.analytics.resp import pack
+
     rng = random.Random(7)
     now = int(time.time() * 1000)
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     t0 = time.perf_counter()
     chunk = 20_000
-    for start in range(0, n, chunk):
-        pipe = redis.pipeline(transaction=False)
-        for i in range(start, min(n, start + chunk)):
-            ev = make_event(rng, now - 3_600_000 + i * 3_600_000 // n)
-            pipe.xadd(f"shoplink:clicks:{{{ev['anchor_id'] % SHARDS}}}", {"e": orjson.dumps(ev)})
-        await pipe.execute()
+    try:
+        for start in range(0, n, chunk):
+            count = min(n, start + chunk) - start
+            buf = []
+            for i in range(start, start + count):
+                ev = make_event(rng, now - 3_600_000 + i * 3_600_000 // n)
+                buf.append(pack(["XADD", f"shoplink:clicks:{{{ev['anchor_id'] % SHARDS}}}", "*", "e",
+                                 orjson.dumps(ev)]))
+            writer.write(b"".join(buf))
+            await writer.drain()
+            need, seen, tail = 2 * count, 0, b""
+            while seen < need:  # each reply is "$<len>\r\n<id>\r\n"
+                data = await reader.read(1 << 20)
+                if not data:
+                    raise RuntimeError("redis closed the connection")
+                if data.startswith(b"-") or b"\r\n-" in data:
+                    raise RuntimeError(data[:200].decode(errors="replace"))
+                seen += (tail + data).count(b"\r\n") - tail.count(b"\r\n")
+                tail = data[-1:]
+    finally:
+        writer.close()
+        await writer.wait_closed()
     return time.perf_counter() - t0
 
 
@@ -206,8 +230,8 @@ async def naive_baseline(stack: Stack, redis: Redis, n: int) -> tuple[float, flo
     (events/s wall, events per CPU second, Redis CPU µs per event)."""
     cpu = await redis.info("cpu")
     before = cpu["used_cpu_user"] + cpu["used_cpu_sys"]
-    out = subprocess.run(pinned(1, [sys.executable, "-c", NAIVE, stack.redis_url, str(SHARDS)]),
-                         capture_output=True, check=True)
+    out = await asyncio.to_thread(subprocess.run, pinned(1, [sys.executable, "-c", NAIVE, stack.redis_url,
+                                                             str(SHARDS)]), capture_output=True, check=True)
     cpu = await redis.info("cpu")
     wall, worker_cpu = out.stdout.split()
     return float(wall), float(worker_cpu), (cpu["used_cpu_user"] + cpu["used_cpu_sys"] - before) / n * 1e6
@@ -227,13 +251,14 @@ def run_worker(stack: Stack, *extra: str, batch: int = 1000) -> tuple[float, dic
 async def throughput(stack: Stack, redis: Redis, n: int, batch: int) -> dict[str, Any]:
     for shard in range(SHARDS):  # the group exists before the load, as with a running deployment
         await redis.xgroup_create(f"shoplink:clicks:{{{shard}}}", "counters", id="0", mkstream=True)
-    empty_s, empty = run_worker(stack, batch=batch)  # process start-up + one idle pass, measured alone
-    load_s = await preload(redis, n)
+    # process start-up + one idle pass, measured alone
+    empty_s, empty = await asyncio.to_thread(run_worker, stack, batch=batch)
+    load_s = await preload(stack.redis_url, n)
     memory_before = (await redis.info("memory"))["used_memory"]
     cpu = await redis.info("cpu")
     redis_cpu_before = cpu["used_cpu_user"] + cpu["used_cpu_sys"]
     await redis.config_resetstat()
-    total_s, stats = run_worker(stack, batch=batch)
+    total_s, stats = await asyncio.to_thread(run_worker, stack, batch=batch)
     commands = await redis.info("commandstats")
     cpu = await redis.info("cpu")
     redis_cpu = cpu["used_cpu_user"] + cpu["used_cpu_sys"] - redis_cpu_before
@@ -257,12 +282,15 @@ async def seed_accounts(pool: asyncpg.Pool) -> tuple[str, int, int]:
     _, token = await AuthService(pool).create_account("bench-analyst", ["analyst"])
     creator, _ = await AuthService(pool).create_account("bench-creator", ["creator"])
     async with pool.acquire() as con:
-        shop = await con.fetchval("INSERT INTO shops (owner_id, name) VALUES ($1, 's') RETURNING id", creator.id)
+        shop = await con.fetchval("INSERT INTO shops (owner_id, name) VALUES ($1, 's') RETURNING id",
+                                  creator.id)
         product = await con.fetchval(
-            "INSERT INTO products (shop_id, title, url) VALUES ($1, 'p', 'https://s.example/p') RETURNING id", shop)
+            "INSERT INTO products (shop_id, title, url) VALUES ($1, 'p', 'https://s.example/p') RETURNING id",
+            shop)
         video = await con.fetchval(
-            """INSERT INTO videos (owner_id, title, file_path, size_bytes, duration_s, fps, frame_count, width,
-                                   height, codec) VALUES ($1, 'v', '/v', 1, 60, 30, 1800, 64, 36, 'h264')
+            """INSERT INTO videos (owner_id, title, file_path, size_bytes, duration_s, fps, frame_count,
+                                   width, height, codec)
+               VALUES ($1, 'v', '/v', 1, 60, 30, 1800, 64, 36, 'h264')
                RETURNING id""", creator.id)
         anchor = await con.fetchval(
             """INSERT INTO anchors (code, surface, video_id, product_id, publisher_id, start_s, end_s)
@@ -272,9 +300,10 @@ async def seed_accounts(pool: asyncpg.Pool) -> tuple[str, int, int]:
 
 async def freshness(stack: Stack, redis: Redis, token: str, probe_anchor: int, rate: int,
                     seconds: float) -> dict[str, Any]:
-    worker = subprocess.Popen(pinned(1, [sys.executable, "-m", "shoplink", "count"]),
-                              env=stack.env(SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5"),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = await asyncio.create_subprocess_exec(
+        *pinned(1, [sys.executable, "-m", "shoplink", "count"]),
+        env=stack.env(SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5"), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
     stack.procs.append(worker)
     await asyncio.sleep(1.0)
     rng = random.Random(11)
@@ -326,7 +355,7 @@ async def freshness(stack: Stack, redis: Redis, token: str, probe_anchor: int, r
         await asyncio.gather(background(), probes(http))
         elapsed = time.perf_counter() - t_start
     worker.terminate()
-    worker.wait(timeout=20)
+    await asyncio.wait_for(worker.wait(), timeout=20)
     latencies.sort()
     return {"rate_target": rate, "rate_achieved": written / elapsed, "seconds": elapsed,
             "probes": len(latencies), "p50_ms": 1000 * statistics.median(latencies),
@@ -343,7 +372,8 @@ async def seed_history(pool: asyncpg.Pool, redis: Redis, video: int) -> dict[str
     rows: list[tuple[Any, ...]] = []
     for vid in [video, *range(100_000, 100_200)]:
         for d in range(365):
-            rows.append(("video", vid, "day", today - timedelta(days=d), *[rng.randrange(50) for _ in COUNT_COLUMNS]))
+            rows.append(("video", vid, "day", today - timedelta(days=d),
+                         *[rng.randrange(50) for _ in COUNT_COLUMNS]))
         for h in range(90 * 24):
             rows.append(("video", vid, "hour", now_hour - timedelta(hours=h),
                          *[rng.randrange(5) for _ in COUNT_COLUMNS]))
@@ -420,8 +450,10 @@ async def main() -> int:
         t = await throughput(stack, redis, args.events, args.batch)
         print("\n## Counting throughput (one worker process)")
         print(f"pre-load: {t['events']:,} events in {t['preload_s']:.1f} s ({t['preload_rate']:,.0f}/s)")
-        print("| events | batch | worker wall time | start-up (empty run) | counting time | events/s (wall) | "
-              "worker CPU | events per worker-CPU-second | Redis CPU per event | naive consumer (wall / per CPU-s) | "
+        print("| events | batch | worker wall time | start-up (empty run) | counting time | "
+              "events/s (wall) | "
+              "worker CPU | events per worker-CPU-second | Redis CPU per event | "
+              "naive consumer (wall / per CPU-s) | "
               "Redis memory of counters + dedup |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         print(f"| {t['events']:,} | {t['batch']} | {t['worker_total_s']:.2f} s | {t['startup_s']:.2f} s | "

@@ -118,7 +118,8 @@ async def test_two_workers_share_the_group_and_one_is_killed(world: tuple[Seed, 
         await redis.xgroup_create(f"shoplink:clicks:{{{n}}}", "counters", id="0", mkstream=True)
     doomed = await worker(count_crash_at="after_apply", count_crash_after=3)
     for _ in range(600):
-        pending = [(await redis.xpending(f"shoplink:clicks:{{{n}}}", "counters"))["pending"] for n in range(4)]
+        pending = [(await redis.xpending(f"shoplink:clicks:{{{n}}}", "counters"))["pending"]
+                   for n in range(4)]
         if any(pending) or doomed.returncode is not None:
             break
         await asyncio.sleep(0.01)
