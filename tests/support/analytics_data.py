@@ -70,7 +70,7 @@ def worker_env(settings: Settings, **extra: Any) -> dict[str, str]:
     return env
 
 
-async def run_count(settings: Settings, *args: str, timeout: float = 30, **env: Any) -> tuple[int, str, str]:
+async def run_count(settings: Settings, *args: str, timeout: float = 90, **env: Any) -> tuple[int, str, str]:
     """Run `python -m shoplink count ARGS` in a subprocess; (exit code, stdout, stderr)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shoplink", "count", *args, env=worker_env(settings, **env),
