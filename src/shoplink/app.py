@@ -13,6 +13,10 @@ from aiohttp import web
 from shoplink import db, health, metrics
 from shoplink.affiliates import views as affiliate_views
 from shoplink.affiliates.context import affiliates_context
+from shoplink.analytics import status as analytics_status
+from shoplink.analytics import views as analytics_views
+from shoplink.analytics.models import StatsAccess
+from shoplink.analytics.service import StatsService
 from shoplink.anchors import views as anchor_views
 from shoplink.anchors.rights import PromotionRights
 from shoplink.auth import views as auth_views
@@ -38,6 +42,8 @@ from shoplink.keys import (
     REQUEST_ID,
     SESSIONS,
     SETTINGS,
+    STATS,
+    STATS_ACCESS,
 )
 from shoplink.live import views as live_views
 from shoplink.live.lifecycle import close_viewers, live_context
@@ -65,6 +71,7 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     anchor_views.setup_routes,
     live_views.setup_routes,
     click_views.setup_routes,
+    analytics_views.setup_routes,
 ]
 
 
@@ -123,6 +130,15 @@ async def _connect_domains(app: web.Application) -> AsyncIterator[None]:
     """Hooks between domains, set once every service exists."""
     # Click events snapshot the commission terms of the anchor's plan (affiliate program).
     app[CLICKS].terms_lookup = app[AFFILIATES].terms_lookup
+    # Sellers may read the stats of their own promotion plans.
+    app[STATS_ACCESS].plan_owner = app[AFFILIATES].plan_owner
+    yield
+
+
+async def _analytics(app: web.Application) -> AsyncIterator[None]:
+    """Stats reads and the click-stream collector on /metrics (counting is `shoplink count`)."""
+    app[STATS] = StatsService(app[DB_POOL], app[REDIS], app[SETTINGS], app[STATS_ACCESS])
+    analytics_status.register_metrics(app[METRICS], app[REDIS], app[SETTINGS])
     yield
 
 
@@ -135,6 +151,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = Registry()
+    app[STATS_ACCESS] = StatsAccess()
     # Order matters: later contexts use what earlier ones opened; teardown runs in reverse.
     app.cleanup_ctx.extend([_redis, _postgres])
     app.cleanup_ctx.append(affiliates_context)  # after _postgres: uses the pool and the catalog
@@ -142,6 +159,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(live_context)
     app.on_shutdown.append(close_viewers)  # long-lived event streams end before the server waits
     app.cleanup_ctx.append(clicks_context)  # after _postgres; flushes/spools clicks at shutdown
+    app.cleanup_ctx.append(_analytics)
     app.cleanup_ctx.append(_connect_domains)
     for setup in ROUTE_SETUPS:
         setup(app)

@@ -113,6 +113,7 @@ PARSER_EXTENSIONS: list[Callable[[Any], None]] = []
 
 def main(argv: list[str] | None = None) -> int:
     from shoplink import demo, server  # noqa: F401  (registers their commands)
+    from shoplink.analytics import command as _count  # noqa: F401  (registers `count`)
 
     args = build_parser().parse_args(argv)
     if args.command == "settings":

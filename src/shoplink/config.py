@@ -85,6 +85,16 @@ def _parse_secret(raw: str) -> str:
     return raw
 
 
+def _parse_buckets(raw: str) -> tuple[int, int, int]:
+    parts = [int(p.strip()) for p in raw.split(",")]
+    if len(parts) != 3 or any(p <= 0 for p in parts):
+        raise ValueError("expected three positive integers: minute,hour,day")
+    minute, hour, day = parts
+    if hour % minute or day % hour or (86400 % day and day % 86400):
+        raise ValueError("each bucket must divide the next, and the day bucket must align with days")
+    return (minute, hour, day)
+
+
 def _parse_path(raw: str) -> Path:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -182,6 +192,46 @@ _FIELDS: tuple[_Field, ...] = (
            "Most click events held in memory; beyond that they spill to the spool file."),
     _Field("click_redis_timeout_s", "SHOPLINK_CLICK_REDIS_TIMEOUT_S", "1", _parse_float(0.05, 60),
            "A click flush slower than this counts as a Redis outage (events spill to the spool)."),
+    # Analytics (click counting, roll-ups, stream retention, stats).
+    _Field("stream_retention_s", "SHOPLINK_STREAM_RETENTION_S", "604800", _parse_int(60, 10 * 365 * 86400),
+           "Click stream entries older than this are trimmed, once every consumer group acknowledged them."),
+    _Field("stream_max_retention_s", "SHOPLINK_STREAM_MAX_RETENTION_S", "1209600",
+           _parse_int(60, 10 * 365 * 86400),
+           "A consumer group whose oldest unacknowledged entry is older than this is reported as overdue."),
+    _Field("count_dedup_retention_s", "SHOPLINK_COUNT_DEDUP_RETENTION_S", "691200",
+           _parse_int(60, 10 * 365 * 86400),
+           "How long applied event ids are remembered per shard (must exceed the stream retention)."),
+    _Field("count_batch", "SHOPLINK_COUNT_BATCH", "5000", _parse_int(1, 100_000),
+           "Stream entries the count worker reads per XREADGROUP."),
+    _Field("count_apply_chunk", "SHOPLINK_COUNT_APPLY_CHUNK", "5000", _parse_int(1, 100_000),
+           "Most events applied by one atomic Lua call (a read batch is split into chunks)."),
+    _Field("count_block_ms", "SHOPLINK_COUNT_BLOCK_MS", "1000", _parse_int(1, 60_000),
+           "How long one XREADGROUP waits for new entries."),
+    _Field("count_claim_idle_ms", "SHOPLINK_COUNT_CLAIM_IDLE_MS", "30000", _parse_int(1, 86_400_000),
+           "Pending entries idle this long are reclaimed (XAUTOCLAIM) from a dead worker."),
+    _Field("count_rollup_interval_s", "SHOPLINK_COUNT_ROLLUP_INTERVAL_S", "10", _parse_float(0.05, 86400),
+           "How often the count worker moves Redis counters into PostgreSQL."),
+    _Field("count_trim_interval_s", "SHOPLINK_COUNT_TRIM_INTERVAL_S", "60", _parse_float(0.05, 86400),
+           "How often the count worker trims the click streams."),
+    _Field("count_crash_at", "SHOPLINK_COUNT_CRASH_AT", "",
+           _parse_choice("", "after_read", "mid_batch", "after_apply", "mid_ack", "after_move",
+                         "after_move_commit"),
+           "Fault injection for tests ONLY: the count worker calls os._exit(17) at this point."),
+    _Field("count_crash_after", "SHOPLINK_COUNT_CRASH_AFTER", "1", _parse_int(1, 1_000_000_000),
+           "Fault injection: crash the N-th time the SHOPLINK_COUNT_CRASH_AT point is reached."),
+    _Field("stats_buckets", "SHOPLINK_STATS_BUCKETS", "60,3600,86400", _parse_buckets,
+           "Bucket sizes in seconds of the minute, hour and day series (each divides the next)."),
+    _Field("stats_minute_retention_s", "SHOPLINK_STATS_MINUTE_RETENTION_S", "172800",
+           _parse_int(3600, 10 * 365 * 86400), "How long the minute series is kept."),
+    _Field("stats_hour_retention_s", "SHOPLINK_STATS_HOUR_RETENTION_S", "7776000",
+           _parse_int(3600, 100 * 365 * 86400), "How long the hour series is kept."),
+    _Field("stats_day_retention_s", "SHOPLINK_STATS_DAY_RETENTION_S", "0",
+           _parse_int(0, 1000 * 365 * 86400), "How long the day series is kept (0: forever)."),
+    _Field("stats_uniques_ttl_s", "SHOPLINK_STATS_UNIQUES_TTL_S", "259200", _parse_int(600, 365 * 86400),
+           "How long a day's unique-viewer HyperLogLog stays in Redis after its last click "
+           "(PostgreSQL keeps the union)."),
+    _Field("stats_heatmap_bucket_s", "SHOPLINK_STATS_HEATMAP_BUCKET_S", "1", _parse_int(1, 3600),
+           "Width in playback seconds of one video heatmap cell."),
 )
 
 
@@ -230,6 +280,23 @@ class Settings:
     click_flush_batch: int
     click_buffer_max: int
     click_redis_timeout_s: float
+    stream_retention_s: int
+    stream_max_retention_s: int
+    count_dedup_retention_s: int
+    count_batch: int
+    count_apply_chunk: int
+    count_block_ms: int
+    count_claim_idle_ms: int
+    count_rollup_interval_s: float
+    count_trim_interval_s: float
+    count_crash_at: str
+    count_crash_after: int
+    stats_buckets: tuple[int, int, int]
+    stats_minute_retention_s: int
+    stats_hour_retention_s: int
+    stats_day_retention_s: int
+    stats_uniques_ttl_s: int
+    stats_heatmap_bucket_s: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -254,6 +321,8 @@ class Settings:
             raise ConfigError("SHOPLINK_DB_POOL_MIN must not exceed SHOPLINK_DB_POOL_MAX")
         if values["commission_min_bp"] > values["commission_max_bp"]:
             raise ConfigError("SHOPLINK_COMMISSION_MIN_BP must not exceed SHOPLINK_COMMISSION_MAX_BP")
+        if values["count_dedup_retention_s"] <= values["stream_retention_s"]:
+            raise ConfigError("SHOPLINK_COUNT_DEDUP_RETENTION_S must exceed SHOPLINK_STREAM_RETENTION_S")
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:

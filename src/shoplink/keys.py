@@ -10,6 +10,8 @@ from shoplink.affiliates.attribution import AttributionConsumer
 from shoplink.affiliates.conversions import ConversionService
 from shoplink.affiliates.reports import ReportService
 from shoplink.affiliates.service import AffiliateService
+from shoplink.analytics.models import StatsAccess
+from shoplink.analytics.service import StatsService
 from shoplink.anchors.rights import PromotionRights
 from shoplink.anchors.service import AnchorService
 from shoplink.anchors.timeline import TimelineCache
@@ -47,6 +49,8 @@ LIVE = web.AppKey("live_service", LiveService)
 CLICKS = web.AppKey("click_service", ClickService)
 CLICK_RESOLVER = web.AppKey("click_resolver", ClickResolver)
 CLICK_WRITER = web.AppKey("click_writer", ClickWriter)
+STATS = web.AppKey("stats_service", StatsService)
+STATS_ACCESS = web.AppKey("stats_access", StatsAccess)  # set .plan_owner (affiliates) at start-up
 
 # Per-request values.
 PRINCIPAL = web.RequestKey("principal", Principal)

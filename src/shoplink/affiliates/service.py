@@ -133,6 +133,12 @@ class AffiliateService:
             self._terms[key] = _CachedTerms(terms, at_ms, time.monotonic() + TERMS_CACHE_TTL_S)
         return terms
 
+    async def plan_owner(self, plan_id: int) -> int | None:
+        """The seller who owns a plan (for other domains' authorization), or None."""
+        async with self._pool.acquire() as con:
+            plan = await repo.get_plan(con, plan_id)
+        return plan.seller_id if plan else None
+
     async def plan_lookup(self, creator_id: int, product: Product) -> int | None:
         """PromotionRights hook: an active plan carrying `product` that the creator joined."""
         async with self._pool.acquire() as con:

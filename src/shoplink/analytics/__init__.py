@@ -1,0 +1,1 @@
+"""Click analytics: the count worker, counters in Redis, roll-ups into PostgreSQL, stats reads."""

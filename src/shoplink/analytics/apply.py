@@ -1,0 +1,302 @@
+"""Applying a batch of click events to the Redis counters, effectively once.
+
+A batch (events of one shard) is aggregated in Python into a compact plan: HINCRBY increments
+per counter hash, PFADD viewers per HyperLogLog, and the event ids grouped by dedup set. One
+EVALSHA of `APPLY_LUA` then runs atomically on the shard's slot:
+
+1. SMISMEMBER every event id against the shard's dedup sets (`seen:<hour of the event>`);
+2. if any id was already applied, it changes NOTHING and returns those ids; the caller drops
+   them, rebuilds the plan from the remaining events and calls again (rare: a redelivery after a
+   crash, or a duplicate written by a spool replay under a new stream id);
+3. otherwise it records every id (SADD, with the dedup retention as TTL) and applies all the
+   increments, in the same atomic step.
+
+So "this event was counted" and "its increments" can never be separated by a crash, and an id
+is counted at most once per dedup retention. Choosing "all or nothing, then retry without the
+duplicates" keeps the common path (no duplicates) to one round trip with aggregated
+increments, and needs no per-event increments inside Lua.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shoplink.analytics import keys as k
+from shoplink.analytics.events import Row
+from shoplink.analytics.resp import Script
+
+APPLY_LUA = r"""
+-- KEYS: d dedup sets, h hashes, u HyperLogLogs, then dirty, udirty, applied
+-- ARGV: d, h, u, dedup ttl, uniques ttl, events, then per dedup set a count and the event ids,
+--       per hash a field count c, c field names and c deltas, per HyperLogLog a count and the
+--       viewers.
+local d = tonumber(ARGV[1])
+local h = tonumber(ARGV[2])
+local u = tonumber(ARGV[3])
+local pos = 7
+local starts, ends = {}, {}
+local seen = {}
+for i = 1, d do
+  local c = tonumber(ARGV[pos])
+  starts[i] = pos + 1
+  ends[i] = pos + c
+  pos = pos + 1 + c
+  local s = starts[i]
+  while s <= ends[i] do
+    local e = math.min(s + 4999, ends[i])
+    local r = redis.call('SMISMEMBER', KEYS[i], unpack(ARGV, s, e))
+    for t = 1, #r do
+      if r[t] == 1 then seen[#seen + 1] = ARGV[s + t - 1] end
+    end
+    s = e + 1
+  end
+end
+if #seen > 0 then return seen end
+for i = 1, d do
+  local s = starts[i]
+  while s <= ends[i] do
+    local e = math.min(s + 4999, ends[i])
+    redis.call('SADD', KEYS[i], unpack(ARGV, s, e))
+    s = e + 1
+  end
+  redis.call('EXPIRE', KEYS[i], ARGV[4])
+end
+-- Increments: HMGET the fields of a hash, add in Lua, one HSET (two calls per hash instead of
+-- one HINCRBY per field; the script is atomic, so this read-modify-write is safe).
+for j = 1, h do
+  local key = KEYS[d + j]
+  local c = tonumber(ARGV[pos])
+  local s = pos + 1
+  while s <= pos + c do
+    local e = math.min(s + 3999, pos + c)
+    local cur = redis.call('HMGET', key, unpack(ARGV, s, e))
+    local kv = {}
+    for t = 1, e - s + 1 do
+      kv[2 * t - 1] = ARGV[s + t - 1]
+      kv[2 * t] = (tonumber(cur[t]) or 0) + tonumber(ARGV[s + t - 1 + c])
+    end
+    redis.call('HSET', key, unpack(kv))
+    s = e + 1
+  end
+  pos = pos + 1 + 2 * c
+end
+local s = d + 1
+while s <= d + h do
+  local e = math.min(s + 4999, d + h)
+  redis.call('SADD', KEYS[d + h + u + 1], unpack(KEYS, s, e))
+  s = e + 1
+end
+for j = 1, u do
+  local key = KEYS[d + h + j]
+  local c = tonumber(ARGV[pos])
+  local v = pos + 1
+  pos = pos + 1 + c
+  while v < pos do
+    local e = math.min(v + 4999, pos - 1)
+    redis.call('PFADD', key, unpack(ARGV, v, e))
+    v = e + 1
+  end
+  redis.call('EXPIRE', key, ARGV[5])
+end
+s = d + h + 1
+while s <= d + h + u do
+  local e = math.min(s + 4999, d + h + u)
+  redis.call('SADD', KEYS[d + h + u + 2], unpack(KEYS, s, e))
+  s = e + 1
+end
+redis.call('INCRBY', KEYS[d + h + u + 3], ARGV[6])
+return {}
+"""
+
+_CLS = k.CLASS_CODE
+_OUT = k.OUTCOME_CODE
+_KINDS = k.ENTITY_KINDS  # order of the entity tuples: anchor, video, live, product, shop, creator, plan
+# top-N hashes: (parent kind, parent index, child index) in the entity columns
+_TOP = (("video", 1, 0), ("live", 2, 0), ("shop", 4, 3), ("creator", 5, 3))
+
+
+@dataclass
+class Plan:
+    """What one atomic apply does on one shard."""
+
+    shard: int
+    events: int
+    dedup: dict[str, list[str]] = field(default_factory=dict)
+    hincr: dict[str, dict[str, int]] = field(default_factory=dict)
+    pfadd: dict[str, set[str]] = field(default_factory=dict)
+
+    def encode(self, ns: str, dedup_ttl_s: int, uniques_ttl_s: int) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of APPLY_LUA (see `packed` for the fast form of the same command)."""
+        keys: list[str] = [*self.dedup, *self.hincr, *self.pfadd,
+                           k.dirty(self.shard, ns), k.udirty(self.shard, ns), k.applied(self.shard, ns)]
+        args: list[Any] = [len(self.dedup), len(self.hincr), len(self.pfadd), dedup_ttl_s,
+                           uniques_ttl_s, self.events]
+        for ids in self.dedup.values():
+            args.append(len(ids))
+            args.extend(ids)
+        for fields in self.hincr.values():
+            args.append(len(fields))
+            args.extend(fields)
+            args.extend(fields.values())
+        for viewers in self.pfadd.values():
+            args.append(len(viewers))
+            args.extend(viewers)
+        return keys, args
+
+    def packed(self, sha: str, ns: str, dedup_ttl_s: int, uniques_ttl_s: int) -> bytes:
+        """The RESP request `EVALSHA sha ... KEYS ... ARGV` of `encode`, built with bulk joins:
+        event ids and viewers have fixed widths (checked when parsed), so a whole group is one
+        str.join instead of one formatting per argument."""
+        keys = [*self.dedup, *self.hincr, *self.pfadd,
+                k.dirty(self.shard, ns), k.udirty(self.shard, ns), k.applied(self.shard, ns)]
+        head = [len(self.dedup), len(self.hincr), len(self.pfadd), dedup_ttl_s, uniques_ttl_s, self.events]
+        parts: list[str] = [_var(["EVALSHA", sha, str(len(keys))]), _var(keys), _var([str(v) for v in head])]
+        count = 3 + len(keys) + len(head)
+        for ids in self.dedup.values():
+            parts.append(_var([str(len(ids))]))
+            parts.append(_fixed(ids, 26))
+            count += 1 + len(ids)
+        for fields in self.hincr.values():
+            n = str(len(fields))
+            parts.append(f"${len(n)}\r\n{n}\r\n")
+            parts.extend([f"${len(x)}\r\n{x}\r\n" for x in fields])
+            parts.extend([f"${len(x)}\r\n{x}\r\n" for x in map(str, fields.values())])
+            count += 1 + 2 * len(fields)
+        for viewers in self.pfadd.values():
+            n = str(len(viewers))
+            parts.append(f"${len(n)}\r\n{n}\r\n")
+            parts.append(_fixed(viewers, 32))
+            count += 1 + len(viewers)
+        return (f"*{count}\r\n" + "".join(parts)).encode()
+
+
+def _var(items: Iterable[str]) -> str:
+    return "".join([f"${len(x)}\r\n{x}\r\n" for x in items])
+
+
+def _fixed(items: Collection[str], width: int) -> str:
+    if not items:
+        return ""
+    return f"${width}\r\n" + f"\r\n${width}\r\n".join(items) + "\r\n"
+
+
+def _group(hincr: dict[str, dict[str, int]], prefix: str,
+           counted: Iterable[tuple[tuple[Any, Any], int]]) -> None:
+    """Add ((id, field), n) counts to the hashes `prefix + id` (an int field becomes its str)."""
+    for (eid, name), n in counted:
+        if eid is None:
+            continue
+        if type(name) is not str:
+            name = str(name)
+        key = prefix + str(eid)
+        fields = hincr.get(key)
+        if fields is None:
+            hincr[key] = {name: n}
+        else:
+            fields[name] = fields.get(name, 0) + n
+
+
+def build_plan(shard: int, events: Sequence[Row], buckets: tuple[int, int, int],
+               heatmap_bucket_s: int = 1, ns: str = k.LIVE_NS) -> Plan:
+    """Aggregate the events (already unique by event id) into increments.
+
+    Redis counts per minute bucket only (field "<minute start>:<class><outcome>" of the entity's
+    hash): hour and day buckets are sums of minutes, made when the counts move into PostgreSQL
+    and when the fresh part is read. One field update per entity, minute and class/outcome.
+    Per-event work is done by comprehensions and Counter (C loops); Python-level work is per
+    distinct (entity, field).
+    """
+    m_ms, d_ms = buckets[0] * 1000, buckets[2] * 1000
+    prefix = k.shard_prefix(shard, ns)
+    plan = Plan(shard, len(events))
+    hincr = plan.hincr
+    # "<minute>:<class><outcome>" per event, formatted once per distinct combination
+    slots = Counter([(e[1] - e[1] % m_ms, e[2], e[3]) for e in events])
+    label = {slot: f"{slot[0] // 1000}:{_CLS[slot[1]]}{_OUT[slot[2]]}" for slot in slots}
+    names = [label[(e[1] - e[1] % m_ms, e[2], e[3])] for e in events]
+    for i, kind in enumerate(_KINDS):
+        column = [e[4 + i] for e in events]
+        _group(hincr, f"{prefix}c:{kind}:", Counter(zip(column, names, strict=True)).items())
+    humans = [e for e in events if e[2] == "human"]
+    for parent_kind, pi, ci in _TOP:  # top-N: human clicks per child
+        _group(hincr, f"{prefix}t:{parent_kind}:",
+               Counter([(e[4 + pi], e[4 + ci]) for e in humans if e[4 + ci] is not None]).items())
+    _group(hincr, f"{prefix}hm:", Counter([
+        (e[5], int(e[11] // heatmap_bucket_s) * heatmap_bucket_s)
+        for e in humans if e[5] is not None and e[11] is not None]).items())
+    # unique human viewers per entity and day
+    views: dict[tuple[tuple[int | None, ...], int], set[str]] = {}
+    for ents, day, viewer in {(e[4:11], e[1] - e[1] % d_ms, e[12]) for e in humans}:
+        viewers = views.get((ents, day))
+        if viewers is None:
+            views[(ents, day)] = {viewer}
+        else:
+            viewers.add(viewer)
+    pfadd = plan.pfadd
+    for (ents, day), viewers in views.items():
+        for i, eid in enumerate(ents):
+            if eid is None:
+                continue
+            name = f"{prefix}u:{_KINDS[i]}:{eid}:{day // 1000}"
+            existing = pfadd.get(name)
+            if existing is None:
+                pfadd[name] = set(viewers)
+            else:
+                existing |= viewers
+    hours = {e[1] // 3_600_000 for e in events}
+    if len(hours) == 1:
+        plan.dedup = {f"{prefix}seen:{hours.pop()}": [e[0] for e in events]}
+    else:
+        for e in events:
+            plan.dedup.setdefault(f"{prefix}seen:{e[1] // 3_600_000}", []).append(e[0])
+    return plan
+
+
+def unique_by_id(events: Sequence[Row]) -> list[Row]:
+    """Drop repeated event ids inside one batch (the first one wins)."""
+    ids = {e[0] for e in events}
+    if len(ids) == len(events):
+        return list(events)
+    out: dict[str, Row] = {}
+    for ev in events:
+        out.setdefault(ev[0], ev)
+    return list(out.values())
+
+
+@dataclass
+class ApplyResult:
+    applied: int = 0
+    duplicates: int = 0
+
+
+class Applier:
+    """Applies events of one shard with `APPLY_LUA`; safe to call again with the same events."""
+
+    def __init__(self, redis: Redis, *, buckets: tuple[int, int, int], dedup_ttl_s: int,
+                 uniques_ttl_s: int, heatmap_bucket_s: int = 1, ns: str = k.LIVE_NS) -> None:
+        self._script = Script(redis, APPLY_LUA)
+        self.buckets = buckets
+        self.dedup_ttl_s = dedup_ttl_s
+        self.uniques_ttl_s = uniques_ttl_s
+        self.heatmap_bucket_s = heatmap_bucket_s
+        self.ns = ns
+
+    async def apply(self, shard: int, events: Sequence[Row]) -> ApplyResult:
+        pending = unique_by_id(events)
+        result = ApplyResult(duplicates=len(events) - len(pending))
+        while pending:
+            plan = build_plan(shard, pending, self.buckets, self.heatmap_bucket_s, self.ns)
+            seen = await self._script.packed(
+                plan.packed(self._script.sha, self.ns, self.dedup_ttl_s, self.uniques_ttl_s))
+            if not seen:
+                result.applied += len(pending)
+                break
+            already = {s.decode() if isinstance(s, bytes) else str(s) for s in seen}
+            result.duplicates += len(already)
+            pending = [ev for ev in pending if ev[0] not in already]
+        return result

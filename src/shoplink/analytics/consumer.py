@@ -1,0 +1,318 @@
+"""`shoplink count`: the worker that reads every click shard through the consumer group
+`counters`, applies each batch atomically and idempotently (apply.py), then acknowledges it.
+
+Delivery is at-least-once: a worker that dies leaves its entries pending, and any worker of the
+group reclaims them with XAUTOCLAIM once they have been idle for SHOPLINK_COUNT_CLAIM_IDLE_MS;
+the apply step recognises event ids it has already applied, so counts stay exact. Each shard is
+read with its own XREADGROUP (one stream per command: Redis Cluster safe). Malformed entries go to
+`shoplink:clicks:dead:{n}` with the reason and are acknowledged; they never stop the worker.
+
+The same process moves counters into PostgreSQL (rollup.py) and trims the streams (streams.py)
+on their own intervals; several worker processes may run all of this concurrently.
+
+Fault injection (tests only): SHOPLINK_COUNT_CRASH_AT=<point> makes the worker `os._exit(17)`
+the SHOPLINK_COUNT_CRASH_AFTER-th time it reaches the point: after_read, mid_batch (after the
+first apply chunk of a batch of several), after_apply (before the acknowledgement), mid_ack
+(half the batch acknowledged), after_move / after_move_commit (roll-up, before / after the
+PostgreSQL commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shoplink.analytics import keys as k
+from shoplink.analytics.apply import Applier
+from shoplink.analytics.events import Malformed, Row, parse, parse_batch
+from shoplink.analytics.resp import call, pack_ids
+from shoplink.analytics.rollup import Rollup
+from shoplink.analytics.streams import ensure_group, trim_shard
+from shoplink.config import Settings
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[bytes, bytes | None, bool]  # (stream id, payload 'e', entry still exists)
+
+
+class Crasher:
+    """The fault-injection hook (SHOPLINK_COUNT_CRASH_AT); a no-op unless configured."""
+
+    def __init__(self, point: str, after: int = 1) -> None:
+        self.point = point
+        self.after = after
+        self.seen = 0
+
+    def __call__(self, point: str) -> None:
+        if not self.point or point != self.point:
+            return
+        self.seen += 1
+        if self.seen >= self.after:
+            log.warning("fault injection: exiting", extra={"point": point})
+            logging.shutdown()
+            os._exit(17)
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _payload(fields: Any) -> bytes | None:
+    if fields is None:
+        return None
+    if isinstance(fields, dict):
+        value = fields.get(b"e")
+        return value if isinstance(value, bytes) else None
+    for i in range(0, len(fields) - 1, 2):
+        if fields[i] == b"e":
+            value = fields[i + 1]
+            return value if isinstance(value, bytes) else None
+    return None
+
+
+def _entries(raw: Any) -> list[Entry]:
+    """Normalise an XREADGROUP / XAUTOCLAIM entry list (RESP2 or RESP3, raw or parsed)."""
+    if not raw:
+        return []
+    try:  # the producer's shape: [id, [b"e", payload]], in one C-level pass
+        shapes = {(type(f), len(f), f[0]) for _, f in raw}
+        if shapes == {(list, 2, b"e")}:
+            return [(sid, f[1], True) for sid, f in raw]
+    except (TypeError, KeyError, IndexError):  # parsed replies (dicts), deleted entries (None)
+        pass
+    return [(sid, _payload(fields), fields is not None) for sid, fields in raw]
+
+
+@dataclass
+class WorkerStats:
+    read: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    batches: int = 0
+    claimed: int = 0
+
+
+def _chunks(items: Sequence[Row], size: int) -> list[Sequence[Row]]:
+    return [items[i:i + size] for i in range(0, len(items), size)] or [items]
+
+
+class CountWorker:
+    def __init__(self, settings: Settings, redis: Redis, pool: asyncpg.Pool, *,
+                 consumer: str | None = None, exit_when_idle: bool = False,
+                 rollups: bool = True, trims: bool = True) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.pool = pool
+        self.consumer = consumer or consumer_name()
+        self.exit_when_idle = exit_when_idle
+        self.rollups = rollups
+        self.trims = trims
+        self.crash = Crasher(settings.count_crash_at, settings.count_crash_after)
+        self.applier = Applier(redis, buckets=settings.stats_buckets,
+                               dedup_ttl_s=settings.count_dedup_retention_s,
+                               uniques_ttl_s=settings.stats_uniques_ttl_s,
+                               heatmap_bucket_s=settings.stats_heatmap_bucket_s)
+        self.rollup = Rollup(redis, pool, settings.click_shards, buckets=settings.stats_buckets,
+                             crash=self.crash)
+        self.stats = WorkerStats()
+        self._stop = asyncio.Event()
+        # XREADGROUP replies are used raw (no per-entry dict building in redis-py), through a
+        # client that shares the connection pool but has its own response callbacks.
+        self._raw = Redis(connection_pool=redis.connection_pool)
+        self._raw.set_response_callback("XREADGROUP", lambda response, **options: response)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> WorkerStats:
+        shards = range(self.settings.click_shards)
+        for shard in shards:
+            await ensure_group(self.redis, k.stream(shard))
+        log.info("count worker started", extra={"consumer": self.consumer,
+                                                "shards": self.settings.click_shards})
+        readers = [asyncio.create_task(self._shard_loop(s), name=f"count-{s}") for s in shards]
+        background = []
+        if self.rollups:
+            background.append(asyncio.create_task(self._every(self.settings.count_rollup_interval_s,
+                                                              self._rollup_once), name="rollup"))
+        if self.trims:
+            background.append(asyncio.create_task(self._every(self.settings.count_trim_interval_s,
+                                                              self._trim_once), name="trim"))
+        background.append(asyncio.create_task(self._every(10.0, self._log_stats), name="count-log"))
+        try:
+            await asyncio.gather(*readers)
+        finally:
+            self._stop.set()
+            for task in [*readers, *background]:
+                task.cancel()
+            for task in [*readers, *background]:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            with contextlib.suppress(RedisError, OSError):
+                await self._forget_self()
+        return self.stats
+
+    async def _every(self, interval: float, job: Any) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=interval)
+            if self._stop.is_set():
+                return
+            try:
+                await job()
+            except (RedisError, OSError, asyncpg.PostgresError) as exc:
+                log.warning("background job failed", extra={"job": getattr(job, "__name__", "?"),
+                                                            "error": repr(exc)})
+
+    async def _rollup_once(self) -> None:
+        report = await self.rollup.run_once()
+        s = self.settings
+        report.pruned = await self.rollup.prune({"minute": s.stats_minute_retention_s,
+                                                 "hour": s.stats_hour_retention_s,
+                                                 "day": s.stats_day_retention_s})
+        if report.moves or report.uniques:
+            log.debug("rollup", extra=asdict(report))
+
+    async def _trim_once(self) -> None:
+        s = self.settings
+        for shard in range(s.click_shards):
+            removed, state = await trim_shard(self.redis, shard, retention_s=s.stream_retention_s,
+                                              max_retention_s=s.stream_max_retention_s)
+            for g in state.groups:
+                if g.overdue:
+                    log.warning("consumer group lags beyond the maximum retention; not trimming past it",
+                                extra={"shard": shard, "group": g.group,
+                                       "oldest_unacked_age_s": g.oldest_unacked_age_s})
+            if removed:
+                log.info("stream trimmed", extra={"shard": shard, "removed": removed})
+            await self._forget_idle_consumers(shard)
+
+    async def _forget_idle_consumers(self, shard: int) -> None:
+        """Remove consumers of dead workers that own nothing any more (idle > 1 hour)."""
+        stream = k.stream(shard)
+        for c in await self.redis.xinfo_consumers(stream, k.GROUP):
+            name = c["name"].decode() if isinstance(c["name"], bytes) else str(c["name"])
+            if name != self.consumer and int(c["pending"]) == 0 and int(c["idle"]) > 3_600_000:
+                await self.redis.xgroup_delconsumer(stream, k.GROUP, name)
+
+    async def _forget_self(self) -> None:
+        """On a clean exit, leave no empty consumer behind (never one that still owns entries)."""
+        for shard in range(self.settings.click_shards):
+            stream = k.stream(shard)
+            for c in await self.redis.xinfo_consumers(stream, k.GROUP):
+                name = c["name"].decode() if isinstance(c["name"], bytes) else str(c["name"])
+                if name == self.consumer and int(c["pending"]) == 0:
+                    await self.redis.xgroup_delconsumer(stream, k.GROUP, name)
+
+    async def _log_stats(self) -> None:
+        log.info("count worker progress", extra={"consumer": self.consumer, **asdict(self.stats)})
+
+    async def _shard_loop(self, shard: int) -> None:
+        stream = k.stream(shard)
+        s = self.settings
+        claim_every = max(0.05, s.count_claim_idle_ms / 2000)
+        next_claim = 0.0
+        block = min(s.count_block_ms, 200) if self.exit_when_idle else s.count_block_ms
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= next_claim:
+                    await self._claim(shard)
+                    next_claim = time.monotonic() + claim_every
+                raw = await self._raw.execute_command(  # type: ignore[no-untyped-call]
+                    "XREADGROUP", "GROUP", k.GROUP, self.consumer, "COUNT", s.count_batch,
+                    "BLOCK", block, "STREAMS", stream, ">")
+                entries = _entries(self._stream_entries(raw))
+                if entries:
+                    await self._process(shard, entries)
+                    continue
+                if self.exit_when_idle and await self._group_pending(stream) == 0:
+                    return
+            except (RedisError, OSError) as exc:
+                log.warning("count shard loop error; retrying", extra={"shard": shard, "error": repr(exc)})
+                await asyncio.sleep(0.5)
+
+    @staticmethod
+    def _stream_entries(raw: Any) -> Any:
+        if not raw:
+            return None
+        if isinstance(raw, dict):
+            return next(iter(raw.values()))
+        return raw[0][1]
+
+    async def _group_pending(self, stream: str) -> int:
+        summary = await self.redis.xpending(stream, k.GROUP)
+        return int(summary["pending"])
+
+    async def _claim(self, shard: int) -> None:
+        stream = k.stream(shard)
+        cursor: Any = "0-0"
+        while True:
+            reply = await self.redis.xautoclaim(stream, k.GROUP, self.consumer,
+                                                self.settings.count_claim_idle_ms, cursor,
+                                                count=self.settings.count_batch)
+            cursor, raw = reply[0], reply[1]
+            entries = _entries(raw)
+            if entries:
+                self.stats.claimed += len(entries)
+                log.info("reclaimed pending entries", extra={"shard": shard, "count": len(entries)})
+                await self._process(shard, entries)
+            if len(reply) > 2 and reply[2]:  # ids deleted from the stream while pending
+                await self.redis.xack(stream, k.GROUP, *reply[2])
+            if cursor in (b"0-0", "0-0"):
+                return
+
+    async def _process(self, shard: int, entries: list[Entry]) -> None:
+        stream = k.stream(shard)
+        dead: list[tuple[bytes, bytes | None, str]] = []
+        payloads = [payload for _, payload, exists in entries if payload is not None]
+        events = parse_batch(payloads) if len(payloads) == len(entries) else None
+        if events is None:  # something in the batch is off: one by one, to find what and why
+            events = []
+            for sid, payload, exists in entries:
+                if payload is None and not exists:
+                    continue  # trimmed while pending: nothing left to count
+                try:
+                    events.append(parse(payload))
+                except Malformed as exc:
+                    dead.append((sid, payload, str(exc)))
+        self.stats.read += len(entries)
+        self.crash("after_read")
+        chunks = _chunks(events, self.settings.count_apply_chunk)
+        for i, chunk in enumerate(chunks):
+            result = await self.applier.apply(shard, chunk)
+            self.stats.applied += result.applied
+            self.stats.duplicates += result.duplicates
+            if i == 0 and len(chunks) > 1:
+                self.crash("mid_batch")
+        self.crash("after_apply")
+        if dead:
+            pipe = self.redis.pipeline(transaction=False)
+            for sid, payload, reason in dead:
+                fields: dict[Any, Any] = {"reason": reason, "stream": stream, "id": sid,
+                                          "consumer": self.consumer}
+                if payload is not None:
+                    fields["e"] = payload
+                pipe.xadd(k.dead_stream(shard), fields)
+            await pipe.execute()
+            self.stats.dead += len(dead)
+            log.warning("malformed click events moved to the dead-letter stream",
+                        extra={"shard": shard, "count": len(dead), "first_reason": dead[0][2]})
+        ids = [sid for sid, _, _ in entries]
+        if self.crash.point == "mid_ack" and len(ids) > 1:
+            await call(self.redis, pack_ids(["XACK", stream, k.GROUP], ids[: len(ids) // 2]))
+            self.crash("mid_ack")
+        await call(self.redis, pack_ids(["XACK", stream, k.GROUP], ids))
+        self.stats.batches += 1

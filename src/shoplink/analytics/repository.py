@@ -1,0 +1,195 @@
+"""All SQL of click analytics: roll-up writes, history reads, and the ownership look-ups of
+the stats API (catalog, videos, live sessions and anchors tables, read only)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import asyncpg
+
+from shoplink.analytics.keys import PAIRS
+from shoplink.db import Conn
+
+COUNT_COLUMNS: tuple[str, ...] = tuple(f"{c}_{o}" for c, o in PAIRS)
+_N = len(COUNT_COLUMNS)
+
+# One row to add: (kind, entity_id, granularity, bucket_start_s, 12 counts in COUNT_COLUMNS order).
+CountRow = tuple[str, int, str, int, Sequence[int]]
+
+_ADD_COUNTS = f"""
+INSERT INTO click_counts AS c (entity_kind, entity_id, granularity, bucket, {", ".join(COUNT_COLUMNS)})
+SELECT k, i, g, to_timestamp(b), {", ".join(f"v{j}" for j in range(_N))}
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[],
+            {", ".join(f"${j + 5}::bigint[]" for j in range(_N))})
+     AS u(k, i, g, b, {", ".join(f"v{j}" for j in range(_N))})
+ON CONFLICT (entity_kind, entity_id, granularity, bucket) DO UPDATE SET
+{", ".join(f"{c} = c.{c} + EXCLUDED.{c}" for c in COUNT_COLUMNS)}
+"""
+
+
+# ---- roll-up ------------------------------------------------------------------------------
+
+async def shard_seqs(con: Conn) -> dict[int, int]:
+    rows = await con.fetch("SELECT shard, last_seq FROM click_rollup_shards")
+    return {r["shard"]: r["last_seq"] for r in rows}
+
+
+async def lock_shard(con: Conn, shard: int) -> int:
+    """Lock the shard's roll-up row (in a transaction) and return its last applied move."""
+    await con.execute("INSERT INTO click_rollup_shards (shard) VALUES ($1) ON CONFLICT DO NOTHING", shard)
+    seq: int = await con.fetchval(
+        "SELECT last_seq FROM click_rollup_shards WHERE shard = $1 FOR UPDATE", shard)
+    return seq
+
+
+async def set_shard_seq(con: Conn, shard: int, seq: int) -> None:
+    await con.execute("UPDATE click_rollup_shards SET last_seq = $2, moved_at = now() WHERE shard = $1",
+                      shard, seq)
+
+
+async def add_counts(con: Conn, rows: Sequence[CountRow]) -> None:
+    if not rows:
+        return
+    columns: list[list[int]] = [[r[4][j] for r in rows] for j in range(_N)]
+    await con.execute(_ADD_COUNTS, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                      [r[3] for r in rows], *columns)
+
+
+async def add_heatmap(con: Conn, rows: Sequence[tuple[int, int, int]]) -> None:
+    if rows:
+        await con.execute(
+            """INSERT INTO click_heatmap AS h (video_id, second, clicks)
+               SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[])
+               ON CONFLICT (video_id, second) DO UPDATE SET clicks = h.clicks + EXCLUDED.clicks""",
+            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+
+
+async def add_top(con: Conn, rows: Sequence[tuple[str, int, int, int]]) -> None:
+    if rows:
+        await con.execute(
+            """INSERT INTO click_top AS t (parent_kind, parent_id, child_id, clicks)
+               SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+               ON CONFLICT (parent_kind, parent_id, child_id)
+               DO UPDATE SET clicks = t.clicks + EXCLUDED.clicks""",
+            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
+
+
+async def lock_uniques(con: Conn,
+                       wanted: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int, int], bytes]:
+    """Lock (in a transaction) the HyperLogLog rows of (kind, id, day_s); existing ones returned."""
+    items = sorted(set(wanted))
+    if not items:
+        return {}
+    rows = await con.fetch(
+        """SELECT entity_kind, entity_id, extract(epoch FROM day)::bigint AS day_s, hll
+           FROM click_uniques
+           WHERE (entity_kind, entity_id, day) IN
+                 (SELECT k, i, to_timestamp(d)
+                  FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(k, i, d))
+           ORDER BY 1, 2, 3 FOR UPDATE""",
+        [i[0] for i in items], [i[1] for i in items], [i[2] for i in items])
+    return {(r["entity_kind"], r["entity_id"], r["day_s"]): r["hll"] for r in rows}
+
+
+async def put_uniques(con: Conn, rows: Sequence[tuple[str, int, int, bytes, int]]) -> None:
+    """Set (absolute) the union HyperLogLog and its count of (kind, id, day_s)."""
+    if rows:
+        await con.execute(
+            """INSERT INTO click_uniques AS u (entity_kind, entity_id, day, hll, viewers)
+               SELECT k, i, to_timestamp(d), h, v
+               FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[], $5::bigint[])
+                    AS x(k, i, d, h, v)
+               ON CONFLICT (entity_kind, entity_id, day) DO UPDATE SET hll = EXCLUDED.hll,
+                                                                     viewers = EXCLUDED.viewers""",
+            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+            [r[4] for r in rows])
+
+
+async def prune(con: Conn, granularity: str, before: datetime) -> int:
+    result: str = await con.execute(
+        "DELETE FROM click_counts WHERE granularity = $1 AND bucket < $2", granularity, before)
+    removed = int(result.split()[-1])
+    if granularity == "day":
+        result = await con.execute("DELETE FROM click_uniques WHERE day < $1", before)
+        removed += int(result.split()[-1])
+    return removed
+
+
+# ---- history reads ------------------------------------------------------------------------
+
+async def fetch_counts(con: Conn, kind: str, entity_id: int, granularity: str,
+                       start: datetime, end: datetime) -> list[tuple[int, list[int]]]:
+    rows = await con.fetch(
+        f"""SELECT extract(epoch FROM bucket)::bigint AS b, {", ".join(COUNT_COLUMNS)}
+            FROM click_counts
+            WHERE entity_kind = $1 AND entity_id = $2 AND granularity = $3
+              AND bucket >= $4 AND bucket < $5""",
+        kind, entity_id, granularity, start, end)
+    return [(r["b"], [r[c] for c in COUNT_COLUMNS]) for r in rows]
+
+
+async def fetch_uniques(con: Conn, kind: str, entity_id: int, start: datetime,
+                        end: datetime) -> list[tuple[int, bytes, int]]:
+    rows = await con.fetch(
+        """SELECT extract(epoch FROM day)::bigint AS d, hll, viewers FROM click_uniques
+           WHERE entity_kind = $1 AND entity_id = $2 AND day >= $3 AND day < $4""",
+        kind, entity_id, start, end)
+    return [(r["d"], r["hll"], r["viewers"]) for r in rows]
+
+
+async def fetch_heatmap(con: Conn, video_id: int) -> dict[int, int]:
+    rows = await con.fetch("SELECT second, clicks FROM click_heatmap WHERE video_id = $1", video_id)
+    return {r["second"]: r["clicks"] for r in rows}
+
+
+async def fetch_top(con: Conn, parent_kind: str, parent_id: int) -> dict[int, int]:
+    rows = await con.fetch("SELECT child_id, clicks FROM click_top WHERE parent_kind = $1 AND parent_id = $2",
+                           parent_kind, parent_id)
+    return {r["child_id"]: r["clicks"] for r in rows}
+
+
+# ---- ownership (read only) ----------------------------------------------------------------
+
+async def video_owner(con: Conn, video_id: int) -> int | None:
+    owner: int | None = await con.fetchval("SELECT owner_id FROM videos WHERE id = $1", video_id)
+    return owner
+
+
+async def live_owner(con: Conn, live_id: int) -> int | None:
+    owner: int | None = await con.fetchval("SELECT owner_id FROM live_sessions WHERE id = $1", live_id)
+    return owner
+
+
+async def anchor_owners(con: Conn, anchor_id: int) -> tuple[int, int] | None:
+    """(publisher, owner of the video or live session it is on)."""
+    row: asyncpg.Record | None = await con.fetchrow(
+        """SELECT a.publisher_id, coalesce(v.owner_id, l.owner_id) AS surface_owner
+           FROM anchors a LEFT JOIN videos v ON v.id = a.video_id
+                          LEFT JOIN live_sessions l ON l.id = a.live_session_id
+           WHERE a.id = $1""", anchor_id)
+    return None if row is None else (row["publisher_id"], row["surface_owner"])
+
+
+async def product_owner(con: Conn, product_id: int) -> int | None:
+    owner: int | None = await con.fetchval(
+        "SELECT s.owner_id FROM products p JOIN shops s ON s.id = p.shop_id WHERE p.id = $1", product_id)
+    return owner
+
+
+async def shop_owner(con: Conn, shop_id: int) -> int | None:
+    owner: int | None = await con.fetchval("SELECT owner_id FROM shops WHERE id = $1", shop_id)
+    return owner
+
+
+async def account_exists(con: Conn, account_id: int) -> bool:
+    found: bool = await con.fetchval("SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)", account_id)
+    return found
+
+
+async def entities_between(con: Conn, start: datetime, end: datetime) -> list[tuple[str, int]]:
+    """Entities with day history in [start, end) (used by the rebuild comparison)."""
+    rows = await con.fetch(
+        """SELECT DISTINCT entity_kind, entity_id FROM click_counts
+           WHERE granularity = 'day' AND bucket >= $1 AND bucket < $2""", start, end)
+    return [(r["entity_kind"], r["entity_id"]) for r in rows]

@@ -1,0 +1,241 @@
+"""Moving counters from Redis into PostgreSQL, exactly once, so history survives Redis.
+
+Additive hashes (counts, heatmap, top-N) are *moved*: Redis keeps only increments that have not
+reached PostgreSQL yet. One move of shard n:
+
+1. `MOVE_LUA` (atomic): unless a move is already in progress, take up to `max_keys` dirty hashes,
+   RENAME each to its moving name, number the move (`moveseq`, never below PostgreSQL's last
+   applied number, so a Redis flush cannot reuse a number) and record it in `mvseq`/`mvkeys`.
+   If a move is in progress (a previous run crashed), it is returned instead and finished.
+2. One PostgreSQL transaction locks the shard's row in `click_rollup_shards`; if its `last_seq`
+   is already >= the move's number, the move was applied before (crash after commit) and is
+   skipped; otherwise the increments are added and `last_seq` set to the move's number.
+3. `FINISH_LUA` deletes the moving hashes, if the move is still the current one.
+
+A crash anywhere re-runs the same move, which step 2 applies at most once. Readers add PostgreSQL,
+the live hashes and the moving ones unless PostgreSQL already has that move (see service.py).
+
+Unique-viewer HyperLogLogs are *unioned* instead (a union is idempotent): the day's HyperLogLog
+in PostgreSQL becomes union(PostgreSQL, Redis) and the Redis one expires after its TTL.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from redis.asyncio import Redis
+
+from shoplink.analytics import keys as k
+from shoplink.analytics import repository as repo
+
+log = logging.getLogger(__name__)
+
+MOVE_LUA = r"""
+local cur = redis.call('GET', KEYS[3])
+if cur then return {tonumber(cur), redis.call('SMEMBERS', KEYS[2])} end
+local ks = redis.call('SPOP', KEYS[1], tonumber(ARGV[3]))
+if #ks == 0 then return {0, {}} end
+local floor = tonumber(ARGV[1])
+local s = redis.call('INCR', KEYS[4])
+if s <= floor then
+  s = floor + 1
+  redis.call('SET', KEYS[4], s)
+end
+local plen = string.len(ARGV[2])
+local moved = {}
+for i = 1, #ks do
+  local key = ks[i]
+  if redis.call('EXISTS', key) == 1 then
+    local nk = ARGV[2] .. 'mv:' .. string.sub(key, plen + 1)
+    redis.call('RENAME', key, nk)
+    moved[#moved + 1] = nk
+  end
+end
+if #moved == 0 then return {0, {}} end
+local i = 1
+while i <= #moved do
+  local e = math.min(i + 999, #moved)
+  redis.call('SADD', KEYS[2], unpack(moved, i, e))
+  i = e + 1
+end
+redis.call('SET', KEYS[3], s)
+return {s, moved}
+"""
+
+FINISH_LUA = r"""
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+local ks = redis.call('SMEMBERS', KEYS[1])
+local i = 1
+while i <= #ks do
+  local e = math.min(i + 999, #ks)
+  redis.call('DEL', unpack(ks, i, e))
+  i = e + 1
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+"""
+
+TAKE_UDIRTY_LUA = r"""
+if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+end
+return redis.call('SMEMBERS', KEYS[2])
+"""
+
+# Union of a Redis HyperLogLog with PostgreSQL's copy (ARGV[1], may be empty), in a temp key.
+MERGE_HLL_LUA = r"""
+if ARGV[1] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[1])
+  redis.call('PFMERGE', KEYS[2], KEYS[2], KEYS[1])
+else
+  redis.call('PFMERGE', KEYS[2], KEYS[1])
+end
+local b = redis.call('GET', KEYS[2])
+local n = redis.call('PFCOUNT', KEYS[2])
+redis.call('DEL', KEYS[2])
+return {b, n}
+"""
+
+@dataclass
+class MoveContent:
+    buckets: tuple[int, int, int]
+    counts: dict[tuple[str, int, str, int], list[int]] = field(default_factory=dict)
+    heatmap: list[tuple[int, int, int]] = field(default_factory=list)
+    top: list[tuple[str, int, int, int]] = field(default_factory=list)
+
+    def add_hash(self, parts: list[str], fields: dict[bytes, bytes]) -> None:
+        """Add one hash (its logical key split on ':') to the content."""
+        if parts[0] == "c":
+            kind, eid = parts[1], int(parts[2])
+            _, hour, day = self.buckets
+            for name, value in fields.items():
+                minute_raw, _, code = name.decode().partition(":")
+                minute, n, index = int(minute_raw), int(value), k.PAIR_INDEX[code]
+                for gran, bucket in (("minute", minute), ("hour", minute - minute % hour),
+                                     ("day", minute - minute % day)):
+                    row = self.counts.get((kind, eid, gran, bucket))
+                    if row is None:
+                        row = self.counts[(kind, eid, gran, bucket)] = [0] * len(k.PAIRS)
+                    row[index] += n
+        elif parts[0] == "hm":
+            video = int(parts[1])
+            self.heatmap.extend((video, int(name), int(value)) for name, value in fields.items())
+        elif parts[0] == "t":
+            parent_kind, parent_id = parts[1], int(parts[2])
+            self.top.extend((parent_kind, parent_id, int(name), int(value)) for name, value in fields.items())
+
+
+@dataclass
+class RollupReport:
+    moves: int = 0
+    skipped_moves: int = 0
+    hashes: int = 0
+    uniques: int = 0
+    pruned: int = 0
+
+
+Crash = Callable[[str], None]
+
+
+def _no_crash(point: str) -> None:
+    return None
+
+
+class Rollup:
+    """Moves one namespace's counters of every shard into PostgreSQL."""
+
+    def __init__(self, redis: Redis, pool: asyncpg.Pool, shards: int, *,
+                 buckets: tuple[int, int, int] = (60, 3600, 86400), max_keys: int = 5000,
+                 ns: str = k.LIVE_NS, crash: Crash = _no_crash) -> None:
+        self.redis = redis
+        self.buckets = buckets
+        self.pool = pool
+        self.shards = shards
+        self.max_keys = max_keys
+        self.ns = ns
+        self.crash = crash
+        self._move = redis.register_script(MOVE_LUA)
+        self._finish = redis.register_script(FINISH_LUA)
+        self._take_udirty = redis.register_script(TAKE_UDIRTY_LUA)
+        self._merge_hll = redis.register_script(MERGE_HLL_LUA)
+
+    async def run_once(self, report: RollupReport | None = None) -> RollupReport:
+        report = report or RollupReport()
+        for shard in range(self.shards):
+            await self.move_shard(shard, report)
+            await self.union_uniques(shard, report)
+        return report
+
+    async def move_shard(self, shard: int, report: RollupReport) -> None:
+        """Move every dirty hash of the shard (several moves when there are many)."""
+        while True:
+            async with self.pool.acquire() as con:
+                floor = (await repo.shard_seqs(con)).get(shard, 0)
+            ns = self.ns
+            seq_raw, moved = await self._move(
+                keys=[k.dirty(shard, ns), k.mvkeys(shard, ns), k.mvseq(shard, ns), k.moveseq(shard, ns)],
+                args=[floor, k.shard_prefix(shard, ns), self.max_keys])
+            seq = int(seq_raw)
+            if seq == 0:
+                return
+            self.crash("after_move")
+            names = [m.decode() if isinstance(m, bytes) else str(m) for m in moved]
+            pipe = self.redis.pipeline(transaction=False)
+            for name in names:
+                pipe.hgetall(name)
+            contents = await pipe.execute()
+            content = MoveContent(self.buckets)
+            for name, fields in zip(names, contents, strict=True):
+                content.add_hash(k.parse_logical(name, shard, ns), fields)
+            async with self.pool.acquire() as con, con.transaction():
+                last = await repo.lock_shard(con, shard)
+                if last >= seq:
+                    report.skipped_moves += 1
+                else:
+                    await repo.add_counts(con, [(*key, row) for key, row in content.counts.items()])
+                    await repo.add_heatmap(con, content.heatmap)
+                    await repo.add_top(con, content.top)
+                    await repo.set_shard_seq(con, shard, seq)
+                    report.moves += 1
+                    report.hashes += len(names)
+            self.crash("after_move_commit")
+            await self._finish(keys=[k.mvkeys(shard, ns), k.mvseq(shard, ns)], args=[seq])
+
+    async def union_uniques(self, shard: int, report: RollupReport) -> None:
+        ns = self.ns
+        proc = k.udirty(shard, ns) + ":proc"
+        members = await self._take_udirty(keys=[k.udirty(shard, ns), proc])
+        if not members:
+            return
+        wanted: dict[tuple[str, int, int], str] = {}
+        for m in members:
+            name = m.decode() if isinstance(m, bytes) else str(m)
+            _, kind, eid, day = k.parse_logical(name, shard, ns)
+            wanted[(kind, int(eid), int(day))] = name
+        tmp = k.tmp(shard, secrets.token_hex(6), ns)
+        async with self.pool.acquire() as con, con.transaction():
+            existing = await repo.lock_uniques(con, wanted)
+            rows = []
+            for key, name in wanted.items():
+                blob, count = await self._merge_hll(keys=[name, tmp], args=[existing.get(key, b"")])
+                if blob is None:
+                    continue
+                rows.append((key[0], key[1], key[2], bytes(blob), int(count)))
+            await repo.put_uniques(con, rows)
+        report.uniques += len(wanted)
+        await self.redis.delete(proc)
+
+    async def prune(self, retention: dict[str, int], now: datetime | None = None) -> int:
+        """Delete history older than each granularity's retention (0 = keep forever)."""
+        now = now or datetime.now(UTC)
+        removed = 0
+        async with self.pool.acquire() as con:
+            for gran, seconds in retention.items():
+                if seconds > 0:
+                    removed += await repo.prune(con, gran, now - timedelta(seconds=seconds))
+        return removed

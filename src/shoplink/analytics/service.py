@@ -1,0 +1,154 @@
+"""Stats reads: who may read what, and the totals / series / heatmap / top-N documents."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+
+from shoplink.analytics import keys as k
+from shoplink.analytics import repository as repo
+from shoplink.analytics.models import Range, StatsAccess
+from shoplink.analytics.reader import CounterReader
+from shoplink.auth.models import Principal
+from shoplink.auth.policy import can_read_all_stats, require
+from shoplink.config import Settings
+from shoplink.errors import NotFound, field_error
+
+MAX_BUCKETS = 20_000
+DEFAULT_SPAN_S = {"minute": 3600, "hour": 86400, "day": 30 * 86400}
+NAMES = {"anchor": "anchor", "video": "video", "live": "live session", "product": "product",
+         "shop": "shop", "creator": "creator", "plan": "promotion plan"}
+
+
+def iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+def summarize(row: list[int]) -> dict[str, Any]:
+    """12 counts (keys.PAIRS order) -> clicks, by class, by outcome, and the full matrix."""
+    by_class = {c: 0 for c in k.CLASSES}
+    by_outcome = {o: 0 for o in k.OUTCOMES}
+    matrix: dict[str, dict[str, int]] = {c: {} for c in k.CLASSES}
+    for (c, o), n in zip(k.PAIRS, row, strict=True):
+        by_class[c] += n
+        by_outcome[o] += n
+        matrix[c][o] = n
+    return {"clicks": sum(row), "by_class": by_class, "by_outcome": by_outcome,
+            "by_class_outcome": matrix}
+
+
+def _series_item(bucket: int, row: list[int], unique_viewers: int | None) -> dict[str, Any]:
+    """One bucket of the series (row in keys.PAIRS order: 3 classes x 4 outcomes)."""
+    h, b, p = sum(row[0:4]), sum(row[4:8]), sum(row[8:12])
+    item: dict[str, Any] = {
+        "t": iso(bucket), "clicks": h + b + p, "human": h, "bot": b, "link_preview": p,
+        "redirected": row[0] + row[4] + row[8], "fallback": row[1] + row[5] + row[9],
+        "gone": row[2] + row[6] + row[10], "not_found": row[3] + row[7] + row[11]}
+    if unique_viewers is not None:
+        item["unique_viewers"] = unique_viewers
+    return item
+
+
+class StatsService:
+    def __init__(self, pool: asyncpg.Pool, redis: Redis, settings: Settings, access: StatsAccess) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.access = access
+        self.reader = CounterReader(redis, pool, settings.click_shards, settings.stats_buckets)
+
+    # ---- authorization -------------------------------------------------------------------
+
+    async def authorize(self, principal: Principal, kind: str, entity_id: int) -> None:
+        """404 for what does not exist or is not the principal's; 403 for a role without stats."""
+        require(principal, "stats.read")
+        read_all = can_read_all_stats(principal)
+        me = principal.account_id
+        allowed: bool
+        if kind == "plan":
+            if self.access.plan_owner is None:
+                allowed = read_all  # existence cannot be checked until the affiliate hook is set
+            else:
+                owner = await self.access.plan_owner(entity_id)
+                allowed = owner is not None and (read_all or owner == me)
+        else:
+            async with self.pool.acquire() as con:
+                if kind == "anchor":
+                    owners = await repo.anchor_owners(con, entity_id)
+                    allowed = owners is not None and (read_all or me in owners)
+                elif kind == "creator":
+                    allowed = (read_all or entity_id == me) and await repo.account_exists(con, entity_id)
+                else:
+                    lookup = {"video": repo.video_owner, "live": repo.live_owner,
+                              "product": repo.product_owner, "shop": repo.shop_owner}[kind]
+                    owner = await lookup(con, entity_id)
+                    allowed = owner is not None and (read_all or owner == me)
+        if not allowed:
+            raise NotFound(f"{NAMES[kind]} not found")
+
+    # ---- parameters ----------------------------------------------------------------------
+
+    def make_range(self, granularity: str | None, start: int | None, end: int | None,
+                   now_s: int | None = None) -> Range:
+        gran = granularity or "hour"
+        if gran not in k.GRANULARITIES:
+            raise field_error("granularity", "must be minute, hour or day")
+        size = self.settings.stats_buckets[k.GRANULARITIES.index(gran)]
+        now_s = int(time.time()) if now_s is None else now_s
+        end = now_s if end is None else end
+        start = end - DEFAULT_SPAN_S[gran] if start is None else start
+        if start >= end:
+            raise field_error("from", "must be before `to`")
+        start_s = start - start % size
+        end_s = end if end % size == 0 else end - end % size + size
+        if (end_s - start_s) // size > MAX_BUCKETS:
+            raise field_error("from", f"the range holds more than {MAX_BUCKETS} {gran} buckets; "
+                                      "use a coarser granularity", code="range_too_large")
+        retention = {"minute": self.settings.stats_minute_retention_s,
+                     "hour": self.settings.stats_hour_retention_s,
+                     "day": self.settings.stats_day_retention_s}[gran]
+        if retention and start_s < now_s - retention - size:
+            raise field_error("from", f"the {gran} series is kept {retention} s; use a coarser granularity",
+                              code="beyond_retention")
+        return Range(gran, start_s, end_s, size)
+
+    # ---- documents -----------------------------------------------------------------------
+
+    async def entity_stats(self, principal: Principal, kind: str, entity_id: int,
+                           rng: Range) -> tuple[dict[str, Any], dict[int, list[int]]]:
+        """(the JSON document, bucket -> 12 counts in keys.PAIRS order)."""
+        await self.authorize(principal, kind, entity_id)
+        counts = await self.reader.counts(kind, entity_id, rng.granularity, rng.start_s, rng.end_s)
+        unique_total, per_day = await self.reader.uniques(kind, entity_id, rng.start_s, rng.end_s)
+        total = [0] * len(k.PAIRS)
+        series = []
+        zero = [0] * len(k.PAIRS)
+        day = rng.granularity == "day"
+        for bucket in range(rng.start_s, rng.end_s, rng.size_s):
+            row = counts.get(bucket, zero)
+            if row is not zero:
+                total = [a + b for a, b in zip(total, row, strict=True)]
+            series.append(_series_item(bucket, row, per_day.get(bucket, 0) if day else None))
+        doc = {"kind": kind, "id": entity_id, "granularity": rng.granularity,
+               "from": iso(rng.start_s), "to": iso(rng.end_s), "bucket_s": rng.size_s,
+               "totals": summarize(total), "unique_viewers": unique_total, "series": series}
+        return doc, counts
+
+    async def heatmap(self, principal: Principal, video_id: int) -> dict[str, Any]:
+        await self.authorize(principal, "video", video_id)
+        cells = await self.reader.heatmap(video_id)
+        return {"video_id": video_id, "bucket_s": self.settings.stats_heatmap_bucket_s,
+                "clicks": sum(cells.values()),
+                "cells": [{"second": s, "clicks": n} for s, n in sorted(cells.items()) if n]}
+
+    async def top(self, principal: Principal, parent_kind: str, parent_id: int, limit: int) -> dict[str, Any]:
+        await self.authorize(principal, parent_kind, parent_id)
+        clicks = await self.reader.top(parent_kind, parent_id)
+        ranked = sorted(((n, child) for child, n in clicks.items() if n), key=lambda x: (-x[0], x[1]))
+        child = k.TOP_CHILD[parent_kind]
+        return {"kind": parent_kind, "id": parent_id, "child_kind": child, "limit": limit,
+                "items": [{"rank": i + 1, f"{child}_id": c, "clicks": n}
+                          for i, (n, c) in enumerate(ranked[:limit])]}

@@ -1,0 +1,131 @@
+"""HTTP: /api/v1/stats/... (JSON, or CSV with ?format=csv)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from shoplink.analytics import keys as k
+from shoplink.analytics.models import ROUTE_KINDS
+from shoplink.analytics.service import summarize
+from shoplink.errors import BadRequest, field_error
+from shoplink.http import json_response, path_id, principal, query_int
+from shoplink.keys import STATS
+
+routes = web.RouteTableDef()
+
+SERIES_COLUMNS = ("t", "clicks", *k.CLASSES, *k.OUTCOMES)
+
+
+def _when(request: web.Request, name: str) -> int | None:
+    """?from= / ?to=: ISO 8601 (a zone is required, or UTC is assumed) or Unix seconds."""
+    raw = request.query.get(name, "").strip()
+    if not raw:
+        return None
+    if raw.lstrip("-").isdigit():
+        value = int(raw)
+    else:
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+        except ValueError:
+            raise field_error(name, "expected an ISO 8601 date-time or Unix seconds") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        value = int(parsed.timestamp())
+    if not 0 <= value < 253402300800:
+        raise field_error(name, "out of range")
+    return value
+
+
+def _format(request: web.Request) -> str:
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise BadRequest("format must be json or csv", code="invalid_query")
+    return fmt
+
+
+def _csv(rows: list[list[Any]], filename: str) -> web.Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerows(rows)
+    return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _entity_view(segment: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    kind = ROUTE_KINDS[segment]
+
+    async def view(request: web.Request) -> web.Response:
+        fmt = _format(request)
+        entity_id = path_id(request, "entity_id")
+        service = request.app[STATS]
+        who = principal(request)
+        rng = service.make_range(request.query.get("granularity") or None, _when(request, "from"),
+                                 _when(request, "to"))
+        doc, counts = await service.entity_stats(who, kind, entity_id, rng)
+        if fmt == "json":
+            return json_response(doc)
+        header = [*SERIES_COLUMNS, *(f"{c}_{o}" for c, o in k.PAIRS)]
+        if rng.granularity == "day":
+            header.append("unique_viewers")
+        rows: list[list[Any]] = [header]
+        for bucket, item in zip(range(rng.start_s, rng.end_s, rng.size_s), doc["series"], strict=True):
+            row = [item[c] for c in SERIES_COLUMNS]
+            row.extend(counts.get(bucket) or [0] * len(k.PAIRS))
+            if rng.granularity == "day":
+                row.append(item["unique_viewers"])
+            rows.append(row)
+        return _csv(rows, f"{segment}-{entity_id}-{rng.granularity}.csv")
+
+    view.__name__ = f"stats_{segment}"
+    return view
+
+
+async def heatmap(request: web.Request) -> web.Response:
+    fmt = _format(request)
+    video_id = path_id(request, "entity_id")
+    doc = await request.app[STATS].heatmap(principal(request), video_id)
+    if fmt == "json":
+        return json_response(doc)
+    return _csv([["second", "clicks"], *([c["second"], c["clicks"]] for c in doc["cells"])],
+                f"video-{video_id}-heatmap.csv")
+
+
+def _top_view(segment: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    kind = ROUTE_KINDS[segment]
+
+    async def view(request: web.Request) -> web.Response:
+        fmt = _format(request)
+        parent_id = path_id(request, "entity_id")
+        limit = query_int(request, "limit", 10, 1, 1000)
+        doc = await request.app[STATS].top(principal(request), kind, parent_id, limit)
+        if fmt == "json":
+            return json_response(doc)
+        child = doc["child_kind"]
+        return _csv([["rank", f"{child}_id", "clicks"],
+                     *([i["rank"], i[f"{child}_id"], i["clicks"]] for i in doc["items"])],
+                    f"{segment}-{parent_id}-top-{child}s.csv")
+
+    view.__name__ = f"top_{segment}"
+    return view
+
+
+for _segment in ROUTE_KINDS:
+    routes.get(f"/api/v1/stats/{_segment}/{{entity_id}}")(_entity_view(_segment))
+routes.get("/api/v1/stats/videos/{entity_id}/heatmap")(heatmap)
+routes.get("/api/v1/stats/videos/{entity_id}/top-anchors")(_top_view("videos"))
+routes.get("/api/v1/stats/live/{entity_id}/top-anchors")(_top_view("live"))
+routes.get("/api/v1/stats/shops/{entity_id}/top-products")(_top_view("shops"))
+routes.get("/api/v1/stats/creators/{entity_id}/top-products")(_top_view("creators"))
+
+
+def setup_routes(app: web.Application) -> None:
+    app.add_routes(routes)
+
+
+__all__ = ["setup_routes", "summarize"]

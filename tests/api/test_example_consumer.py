@@ -1,0 +1,72 @@
+"""examples/jsonl_export.py: an independent consumer group built on the streams alone."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+
+import redis as sync_redis
+from redis.asyncio import Redis
+
+from shoplink.config import Settings
+from shoplink.paths import PROJECT_DIR
+
+from support.event_data import event, write_events, write_raw
+
+
+def load_example() -> ModuleType:
+    path = PROJECT_DIR / "examples" / "jsonl_export.py"
+    spec = importlib.util.spec_from_file_location("jsonl_export_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_exports_hourly_files_with_its_own_group(redis: Redis, settings: Settings,
+                                                      tmp_path: Path) -> None:
+    example = load_example()
+    hour = (int(time.time()) // 3600 - 2) * 3600
+    docs = [event(ts_ms=(hour + (i % 2) * 3600) * 1000 + i, anchor_id=i, viewer_id=i) for i in range(40)]
+    await write_events(redis, docs)
+    await write_raw(redis, 0, {"e": b"not json"})
+    for shard in range(4):  # shoplink's counters group exists and is not touched
+        await redis.xgroup_create(f"shoplink:clicks:{{{shard}}}", "counters", id="0")
+
+    def run() -> int:
+        client = sync_redis.Redis.from_url(settings.redis_url)
+        try:
+            exported: int = example.export(client, tmp_path, shards=4, once=True)
+            return exported
+        finally:
+            client.close()
+
+    assert await asyncio.to_thread(run) == 40
+    names = sorted(p.name for p in tmp_path.iterdir())
+    first = datetime.fromtimestamp(hour, UTC).strftime("clicks-%Y%m%d%H.jsonl")
+    second = datetime.fromtimestamp(hour + 3600, UTC).strftime("clicks-%Y%m%d%H.jsonl")
+    assert names == sorted([first, second, "rejected.jsonl"])
+    lines = [json.loads(line) for name in (first, second)
+             for line in (tmp_path / name).read_text().splitlines()]
+    assert sorted(d["event_id"] for d in lines) == sorted(d["event_id"] for d in docs)
+    assert json.loads((tmp_path / "rejected.jsonl").read_text())["reason"] == "unreadable"
+    # everything acknowledged by its group; shoplink's group still has all of it to count
+    for shard in range(4):
+        groups = {g["name"]: g for g in await redis.xinfo_groups(f"shoplink:clicks:{{{shard}}}")}
+        assert groups[b"jsonl_export"]["pending"] == 0 and groups[b"jsonl_export"]["lag"] == 0
+        assert groups[b"counters"]["entries-read"] is None
+    # running again exports nothing twice
+    assert await asyncio.to_thread(run) == 0
+    # the command line works the same way
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(PROJECT_DIR / "examples" / "jsonl_export.py"), "--redis-url", settings.redis_url,
+        "--out", str(tmp_path), "--once", stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0 and json.loads(out) == {"exported": 0}
