@@ -34,7 +34,7 @@ from shoplink.keys import (
 )
 from shoplink.metrics import Registry
 from shoplink.redis import create_redis
-from shoplink.web import demo_shop
+from shoplink.web import demo_shop, studio
 from shoplink.web import views as web_views
 from shoplink.web.middleware import session_middleware
 from shoplink.web.sessions import SessionService
@@ -49,6 +49,7 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     catalog_views.setup_routes,
     web_views.setup_routes,
     demo_shop.setup_routes,
+    studio.setup_routes,
 ]
 
 

@@ -1,0 +1,118 @@
+"""Browser fixtures: one headless Debian Chromium per test session (driven by Playwright, never a
+downloaded browser), and the real app served on a fixed free port so that its public_base_url (links,
+QR codes, the widget's script URL) is the URL the browser really reaches."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from shoplink.app import create_app
+from shoplink.auth.service import AuthService
+from shoplink.config import Settings
+from shoplink.keys import SETTINGS
+
+from support.api import Api
+from support.services import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+                 "--autoplay-policy=no-user-gesture-required"]
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+DOC_SCREENSHOTS = ROOT / "docs" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@dataclass
+class WebApp:
+    """The app under test, reachable at `base` (also its public_base_url)."""
+    base: str
+    server: TestServer
+    settings: Settings
+    pool: asyncpg.Pool
+    http: ClientSession
+
+    async def account(self, *roles: str, name: str | None = None) -> Api:
+        account, token = await AuthService(self.pool).create_account(
+            name or f"{'-'.join(roles)}-{account_counter()}", list(roles))
+        return Api(self.http, self.base, token.token, account.id)
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+def account_counter() -> int:
+    return next(_counter)
+
+
+async def serve(settings: Settings, **overrides: Any) -> TestServer:
+    port = free_port()
+    app = create_app(settings.replace(public_base_url=f"http://127.0.0.1:{port}", **overrides))
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    return server
+
+
+@pytest.fixture
+async def webapp(pool: asyncpg.Pool, settings: Settings, http: ClientSession) -> AsyncIterator[WebApp]:
+    server = await serve(settings, allow_http_urls=True)
+    try:
+        yield WebApp(str(server.make_url("")).rstrip("/"), server, server.app[SETTINGS], pool, http)
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 860})
+    yield ctx
+    await ctx.close()
+
+
+@pytest.fixture
+async def page(context: BrowserContext) -> AsyncIterator[Page]:
+    """A page that fails the test on any uncaught script error or CSP violation in the console."""
+    pg = await context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    pg.on("console", lambda msg: errors.append(f"console: {msg.text}")
+          if msg.type == "error" and "Content Security Policy" in msg.text else None)
+    yield pg
+    assert not errors, errors
+
+
+async def screenshot(pg: Page, name: str, *, docs: bool = False, full_page: bool = False) -> Path:
+    """Save artifacts/screenshots/<name>.png (and a committed copy in docs/screenshots/ when `docs`)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    await pg.screenshot(path=str(path), full_page=full_page)
+    if docs:
+        DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOC_SCREENSHOTS / path.name)
+    return path
+
+
+async def sign_in(pg: Page, base: str, who: Api, next_path: str = "/studio") -> None:
+    await pg.goto(f"{base}/signin?next={next_path}")
+    await pg.fill("#token", who.token or "")
+    async with pg.expect_navigation():
+        await pg.click("button[type=submit]")
