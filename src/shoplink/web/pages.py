@@ -18,7 +18,7 @@ from shoplink.web.views import TEMPLATES_DIR, page
 
 def signed_in(request: web.Request) -> WebSession:
     """The session, or a redirect to the sign-in page that comes back here afterwards."""
-    session = request.get(WEB_SESSION)
+    session: WebSession | None = request.get(WEB_SESSION)
     if session is None:
         raise web.HTTPSeeOther(f"/signin?next={quote(request.path_qs, safe='/?=&')}")
     return session
