@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from shoplink.http import path_id
 from shoplink.web.pages import shell, signed_in
 
 routes = web.RouteTableDef()
@@ -13,6 +14,14 @@ routes = web.RouteTableDef()
 async def studio(request: web.Request) -> web.Response:
     signed_in(request)
     return shell(request, "studio.html", title="Videos", script="studio.js")
+
+
+@routes.get("/studio/videos/{video_id}")
+async def studio_video(request: web.Request) -> web.Response:
+    signed_in(request)
+    video_id = path_id(request, "video_id")
+    return shell(request, "studio_video.html", title=f"Video {video_id}", script="studio_video.js",
+                 video_id=str(video_id), media_url=f"/studio/videos/{video_id}/media")
 
 
 def setup_routes(app: web.Application) -> None:
