@@ -38,3 +38,21 @@ def shell(request: web.Request, template: str, *, title: str, script: str, **val
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", html.escape(value))
     return page(text)
+
+
+def viewer_page(request: web.Request, *, title: str, heading: str, intro: str, attr: str, entity_id: int,
+                video_src: str | None, snippet: str, footer: str = "") -> web.Response:
+    """A public page with a 9:16 video made shoppable by the widget, as a shop would embed it."""
+    e = html.escape
+    src = f' src="{e(video_src)}"' if video_src else ""
+    text = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(title)} · shoplink</title><link rel="stylesheet" href="{e(static_url(request, "app.css"))}">
+<script src="/v1/player.js" defer></script></head>
+<body class="viewer"><main class="viewer-main">
+<div class="phone"><video id="viewer-video" controls playsinline muted preload="auto"{src}
+ {e(attr)}="{entity_id}"></video></div>
+<div><h1>{e(heading)}</h1><p>{e(intro)}</p><p>Add the same to any page, on any site:</p>
+<pre><code id="embed-snippet">{e(snippet)}</code></pre><p class="small">{footer}</p></div>
+</main></body></html>"""
+    return page(text)

@@ -11,6 +11,9 @@ import hashlib
 
 from aiohttp import web
 
+from shoplink.http import path_id
+from shoplink.keys import SETTINGS
+from shoplink.web.pages import viewer_page
 from shoplink.web.views import STATIC_DIR
 
 routes = web.RouteTableDef()
@@ -32,6 +35,18 @@ async def _cors(request: web.Request, response: web.StreamResponse) -> None:
     if request.path.startswith(PUBLIC_PREFIXES) and request.method in ("GET", "HEAD"):
         response.headers.setdefault("Access-Control-Allow-Origin", "*")
         response.headers.setdefault("Access-Control-Expose-Headers", "ETag")
+
+
+@routes.get("/watch/live/{live_id}")
+async def watch_live(request: web.Request) -> web.Response:
+    """A public viewer page for a live session: the pinned products appear as the host pins them."""
+    live_id = path_id(request, "live_id")
+    base = request.app[SETTINGS].public_base_url
+    snippet = (f'<script src="{base}/v1/player.js" defer></script>\n'
+               f'<video src="(your stream)" controls playsinline data-shoplink-live="{live_id}"></video>')
+    return viewer_page(request, title=f"Live {live_id}", heading="Live shopping",
+                       intro="Products the host pins show up on the video at once.",
+                       attr="data-shoplink-live", entity_id=live_id, video_src=None, snippet=snippet)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -63,7 +63,7 @@ function render() {
   }));
   const embed = `<script src="${location.origin}/v1/player.js" defer></script> <video data-shoplink-live="${LIVE_ID}" …>`;
   document.getElementById('embed-code').textContent = embed;
-  document.getElementById('watch-link').href = `/demo/live/${LIVE_ID}`;
+  document.getElementById('watch-link').href = `/watch/live/${LIVE_ID}`;
 }
 
 async function act(fn) {
