@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
@@ -116,3 +116,58 @@ async def sign_in(pg: Page, base: str, who: Api, next_path: str = "/studio") -> 
     await pg.fill("#token", who.token or "")
     async with pg.expect_navigation():
         await pg.click("button[type=submit]")
+
+
+class HostSite:
+    """A third-party site on another origin (another port) that embeds the widget, like a shop would."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, tuple[bytes, str]] = {}
+        app = web.Application()
+        app.router.add_get("/{path:.*}", self._serve)
+        self.server = TestServer(app, host="127.0.0.1", port=free_port())
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        found = self.pages.get("/" + request.match_info["path"])
+        if found is None:
+            raise web.HTTPNotFound()
+        body, content_type = found
+        if content_type.startswith("video/"):  # range requests, so the browser can seek
+            path = Path(body.decode())
+            return web.FileResponse(path, headers={"Content-Type": content_type})
+        return web.Response(body=body, content_type=content_type)
+
+    @property
+    def base(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    def add_html(self, path: str, html: str) -> str:
+        self.pages[path] = (html.encode(), "text/html")
+        return self.base + path
+
+    def add_video(self, path: str, file: Path) -> str:
+        self.pages[path] = (str(file).encode(), "video/webm")
+        return self.base + path
+
+
+@pytest.fixture
+async def host_site() -> AsyncIterator[HostSite]:
+    site = HostSite()
+    await site.server.start_server()
+    yield site
+    await site.server.close()
+
+
+def embed_page(app_base: str, video_src: str | None, attr: str, entity_id: int, title: str = "A shop") -> str:
+    """A host page with its own styles (which must not leak into the widget, nor the widget's out)."""
+    src = f' src="{video_src}"' if video_src else ""
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
+<style>body {{ font-family: serif; margin: 0; background: #fafafa; }} a {{ color: lime !important; }}
+.card {{ display: none !important; }} h1 {{ font-size: 20px; margin: 8px; }}
+.player {{ position: relative; width: min(100vw, 360px); margin: 0 auto; }}
+video {{ width: 100%; aspect-ratio: 9 / 16; background: #000; display: block; }}</style>
+<script src="{app_base}/v1/player.js" defer></script></head>
+<body><h1 id="host-title">{title}</h1><div class="player">
+<video id="v" controls playsinline muted preload="auto"{src} {attr}="{entity_id}"></video></div>
+<p class="after">More of the shop's page.</p></body></html>"""
