@@ -34,7 +34,7 @@ from shoplink.keys import (
 )
 from shoplink.metrics import Registry
 from shoplink.redis import create_redis
-from shoplink.web import console, dashboard, demo_shop, player, studio
+from shoplink.web import console, dashboard, demo_page, demo_shop, player, studio
 from shoplink.web import views as web_views
 from shoplink.web.middleware import session_middleware
 from shoplink.web.sessions import SessionService
@@ -53,6 +53,7 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     player.setup_routes,
     console.setup_routes,
     dashboard.setup_routes,
+    demo_page.setup_routes,
 ]
 
 

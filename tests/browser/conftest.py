@@ -81,9 +81,16 @@ async def webapp(pool: asyncpg.Pool, settings: Settings, http: ClientSession) ->
         await server.close()
 
 
+def human_user_agent(browser: Browser) -> str:
+    """Headless Chromium says "HeadlessChrome", which the click classifier rightly counts as a bot;
+    the tests play human viewers, so they present the ordinary desktop Chrome user agent."""
+    return (f"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            f"Chrome/{browser.version} Safari/537.36")
+
+
 @pytest.fixture
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    ctx = await browser.new_context(viewport={"width": 1280, "height": 860})
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 860}, user_agent=human_user_agent(browser))
     yield ctx
     await ctx.close()
 
@@ -104,7 +111,7 @@ async def screenshot(pg: Page, name: str, *, docs: bool = False, full_page: bool
     """Save artifacts/screenshots/<name>.png (and a committed copy in docs/screenshots/ when `docs`)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    await pg.screenshot(path=str(path), full_page=full_page)
+    await pg.screenshot(path=str(path), full_page=full_page, animations="disabled")
     if docs:
         DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOC_SCREENSHOTS / path.name)

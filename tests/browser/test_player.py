@@ -3,12 +3,16 @@ lands on the product page with attribution, keyboard use, and a phone-sized scre
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from playwright.async_api import BrowserContext, Page
 
-from .conftest import PHONE, HostSite, WebApp, embed_page, screenshot
+from shoplink.keys import REDIS
+
+from .conftest import PHONE, HostSite, WebApp, embed_page, screenshot, sign_in
+from support.api import Api
 from support.web_data import seller_shop, upload_video
 from support.web_media import make_webm
 
@@ -29,7 +33,19 @@ async def shown_codes(page: Page) -> list[str]:
     return sorted(await page.locator(CARDS).evaluate_all("cards => cards.map(c => c.dataset.code)"))
 
 
-async def _video_with_anchors(webapp: WebApp, tmp_path: Path) -> tuple[Path, dict, list[dict]]:
+async def count_clicks(webapp: WebApp, who: Api, path: str, expect: int) -> None:
+    """Run the analytics count worker until the stats API reports `expect` clicks (bounded)."""
+    from shoplink.analytics.consumer import CountWorker
+
+    for _ in range(100):
+        await CountWorker(webapp.settings, webapp.server.app[REDIS], webapp.pool, exit_when_idle=True).run()
+        if (await who.get(path)).body["totals"]["clicks"] >= expect:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path} never reached {expect} clicks")
+
+
+async def _video_with_anchors(webapp: WebApp, tmp_path: Path) -> tuple[Path, dict, list[dict], Api]:
     shop = await seller_shop(await webapp.account("seller"), webapp.base)
     clip = make_webm(tmp_path / "clip.webm")
     video = await upload_video(shop.seller, clip, "Spring haul")
@@ -42,12 +58,12 @@ async def _video_with_anchors(webapp: WebApp, tmp_path: Path) -> tuple[Path, dic
         reply = await shop.seller.post(f"/api/v1/videos/{video['id']}/anchors", body)
         assert reply.status == 201, reply.body
         anchors.append(reply.body)
-    return clip, video, anchors
+    return clip, video, anchors, shop.seller
 
 
 async def test_cards_follow_playback_on_another_origin_and_click_through(
         webapp: WebApp, host_site: HostSite, context: BrowserContext, page: Page, tmp_path: Path) -> None:
-    clip, video, (first, second) = await _video_with_anchors(webapp, tmp_path)
+    clip, video, (first, second), seller = await _video_with_anchors(webapp, tmp_path)
     url = host_site.add_html("/shop.html", embed_page(
         webapp.base, host_site.add_video("/clip.webm", clip), "data-shoplink-video", video["id"]))
     assert not url.startswith(webapp.base)  # really another origin
@@ -87,9 +103,27 @@ async def test_cards_follow_playback_on_another_origin_and_click_through(
     await screenshot(product_page, "demo-product-page")
     await product_page.close()
 
+    # The click shows up in the dashboard: totals, top anchors, and the heatmap at second 3.
+    await count_clicks(webapp, seller, f"/api/v1/stats/videos/{video['id']}", 1)
+    dashboard = await context.new_page()
+    await sign_in(dashboard, webapp.base, seller, f"/dashboard/videos/{video['id']}")
+    await dashboard.wait_for_selector("[data-kpi='clicks']:text-is('1')")
+    assert await dashboard.text_content("[data-kpi='human']") == "1"
+    assert await dashboard.text_content("[data-kpi='unique_viewers']") == "1"
+    top = dashboard.locator(f"#top tr[data-id='{first['id']}']")
+    assert "Trail Runner Sneakers" in await top.inner_text()
+    assert await dashboard.locator("#heatmap-section").is_visible()
+    heat = (await seller.get(f"/api/v1/stats/videos/{video['id']}/heatmap")).body["cells"]
+    assert [c["second"] for c in heat] == [3]
+    csv_href = await dashboard.get_attribute("#csv", "href")
+    assert csv_href and "format=csv" in csv_href
+    csv = await seller.get(csv_href)
+    assert csv.status == 200 and csv.body.startswith("t,clicks")
+    await screenshot(dashboard, "dashboard-video", docs=True, full_page=True)
+
 
 async def test_phone_viewport(webapp: WebApp, host_site: HostSite, browser, tmp_path: Path) -> None:
-    clip, video, (first, _) = await _video_with_anchors(webapp, tmp_path)
+    clip, video, (first, _), _ = await _video_with_anchors(webapp, tmp_path)
     url = host_site.add_html("/m.html", embed_page(
         webapp.base, host_site.add_video("/clip.webm", clip), "data-shoplink-video", video["id"]))
     phone = await browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)

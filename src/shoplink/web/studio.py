@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from shoplink.http import path_id
+from shoplink.http import path_id, principal
+from shoplink.keys import VIDEOS
 from shoplink.web.pages import shell, signed_in
 
 routes = web.RouteTableDef()
@@ -22,6 +23,13 @@ async def studio_video(request: web.Request) -> web.Response:
     video_id = path_id(request, "video_id")
     return shell(request, "studio_video.html", title=f"Video {video_id}", script="studio_video.js",
                  video_id=str(video_id), media_url=f"/studio/videos/{video_id}/media")
+
+
+@routes.get("/studio/videos/{video_id}/media")
+async def studio_video_media(request: web.Request) -> web.StreamResponse:
+    """The owner's video file for the editor's player (range requests, so it can seek)."""
+    video = await request.app[VIDEOS].get(principal(request), path_id(request, "video_id"))
+    return web.FileResponse(video.file_path, headers={"Cache-Control": "private, max-age=3600"})
 
 
 def setup_routes(app: web.Application) -> None:

@@ -20,7 +20,7 @@
     :host { all: initial; position: absolute; pointer-events: none; z-index: 2147483000;
             font: 14px/1.3 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
     .layer { position: absolute; inset: 0; overflow: hidden; }
-    .stack { position: absolute; left: 8px; right: 8px; bottom: 52px; display: flex; flex-direction: column;
+    .stack { position: absolute; left: 8px; right: 8px; bottom: 60px; display: flex; flex-direction: column;
              align-items: flex-start; gap: 6px; }
     .card { pointer-events: auto; display: flex; align-items: center; gap: 8px; box-sizing: border-box;
             max-width: min(320px, 100%); padding: 6px 10px 6px 6px; border-radius: 12px; color: #16181d;
