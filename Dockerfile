@@ -1,4 +1,10 @@
 # shoplink: one stateless HTTP instance. Run as many as the load needs (see docker-compose.yml).
+# Browser libraries for the dashboard (chart.js), installed from web/package-lock.json.
+FROM node:20-slim AS web-assets
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -11,6 +17,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY schemas ./schemas
+COPY --from=web-assets /web/node_modules ./web/node_modules
 RUN pip install -e . \
     && useradd --system --uid 10001 --user-group --home-dir /app --no-create-home shoplink \
     && mkdir -p /var/lib/shoplink/media \

@@ -7,6 +7,7 @@
 #   shoplink_ensure_postgres  project-local PostgreSQL unless SHOPLINK_DATABASE_URL is set
 #   shoplink_ensure_redis     project-local Redis unless SHOPLINK_REDIS_URL is set
 #   shoplink_ensure_redis_server_binary   redis-server on PATH (the test suite starts its own)
+#   shoplink_ensure_web_assets  `npm ci` in web/ (chart.js for the dashboard) when node_modules is missing or stale
 #   shoplink_stop_services    stop the project-local PostgreSQL and Redis
 # Run directly (`bash scripts/lib/env.sh`) it does the whole setup and prints `export` lines:
 #   eval "$(bash scripts/lib/env.sh)"
@@ -449,10 +450,38 @@ _shoplink_stop_redis() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Browser libraries for the web pages (web/package-lock.json -> web/node_modules, served under /vendor/)
+# ---------------------------------------------------------------------------------------------
+
+shoplink_ensure_web_assets() {
+    local web="$SHOPLINK_ROOT/web"
+    local lock="$web/package-lock.json"
+    local stamp="$web/node_modules/.shoplink-lock.sha256"
+    [[ -f "$lock" ]] || return 0
+    local want have=""
+    want="$(_shoplink_hash <"$lock")"
+    [[ -f "$stamp" ]] && have="$(cat "$stamp")"
+    [[ "$want" == "$have" ]] && return 0
+    if ! command -v npm >/dev/null 2>&1; then
+        if _shoplink_is_root; then
+            _shoplink_apt_install nodejs npm
+        else
+            shoplink_log "warning: npm not found (Debian: sudo apt-get install nodejs npm); dashboard charts will be missing"
+            return 0
+        fi
+    fi
+    shoplink_log "npm ci in web/ (package-lock.json changed)"
+    (cd "$web" && npm ci --no-audit --no-fund --loglevel=error </dev/null >&2) \
+        || shoplink_die "npm ci in $web failed"
+    printf '%s\n' "$want" >"$stamp"
+}
+
+# ---------------------------------------------------------------------------------------------
 
 shoplink_setup() {
     cd "$SHOPLINK_ROOT"
     shoplink_ensure_venv
+    shoplink_ensure_web_assets
     shoplink_ensure_postgres
     shoplink_ensure_redis
 }

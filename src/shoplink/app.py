@@ -51,7 +51,7 @@ from shoplink.metrics import Registry
 from shoplink.redis import create_redis
 from shoplink.videos import views as video_views
 from shoplink.videos.context import videos_context
-from shoplink.web import demo_shop
+from shoplink.web import console, dashboard, demo_page, demo_shop, player, studio
 from shoplink.web import views as web_views
 from shoplink.web.middleware import session_middleware
 from shoplink.web.sessions import SessionService
@@ -72,6 +72,11 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     live_views.setup_routes,
     click_views.setup_routes,
     analytics_views.setup_routes,
+    studio.setup_routes,
+    player.setup_routes,
+    console.setup_routes,
+    dashboard.setup_routes,
+    demo_page.setup_routes,
 ]
 
 

@@ -114,6 +114,7 @@ PARSER_EXTENSIONS: list[Callable[[Any], None]] = []
 def main(argv: list[str] | None = None) -> int:
     from shoplink import demo, server  # noqa: F401  (registers their commands)
     from shoplink.analytics import command as _count  # noqa: F401  (registers `count`)
+    from shoplink.web import demo_page as _demo_page  # noqa: F401  (adds the demo video to `demo`)
 
     args = build_parser().parse_args(argv)
     if args.command == "settings":

@@ -1,0 +1,27 @@
+"""Live host pages: the host's live sessions, and the console of one (start/end, pins, numbers)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from shoplink.http import path_id
+from shoplink.web.pages import shell, signed_in
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/studio/live")
+async def live_list(request: web.Request) -> web.Response:
+    signed_in(request)
+    return shell(request, "live_list.html", title="Live sessions", script="live_list.js")
+
+
+@routes.get("/studio/live/{live_id}")
+async def console(request: web.Request) -> web.Response:
+    signed_in(request)
+    live_id = path_id(request, "live_id")
+    return shell(request, "console.html", title=f"Live {live_id}", script="console.js", live_id=str(live_id))
+
+
+def setup_routes(app: web.Application) -> None:
+    app.add_routes(routes)

@@ -1,0 +1,58 @@
+"""Shared plumbing for the signed-in HTML pages: one layout, a sign-in gate, page data attributes.
+
+Pages are static shells; their scripts (ES modules under /static/js/) call the JSON API with the
+session cookie. Values put into templates are HTML-escaped by `views.render`.
+"""
+
+from __future__ import annotations
+
+import html
+from urllib.parse import quote
+
+from aiohttp import web
+
+from shoplink.keys import WEB_SESSION
+from shoplink.web.sessions import WebSession
+from shoplink.web.views import TEMPLATES_DIR, page
+
+
+def signed_in(request: web.Request) -> WebSession:
+    """The session, or a redirect to the sign-in page that comes back here afterwards."""
+    session: WebSession | None = request.get(WEB_SESSION)
+    if session is None:
+        raise web.HTTPSeeOther(f"/signin?next={quote(request.path_qs, safe='/?=&')}")
+    return session
+
+
+def static_url(request: web.Request, path: str) -> str:
+    """A versioned /static/ URL (the hash changes when the file does, so caches stay correct)."""
+    return str(request.app.router["static"].url_for(filename=path))
+
+
+def shell(request: web.Request, template: str, *, title: str, script: str, **values: str) -> web.Response:
+    """The layout around `template`; `{{key}}` values in both are HTML-escaped."""
+    body = (TEMPLATES_DIR / template).read_text(encoding="utf-8")
+    text = (TEMPLATES_DIR / "layout.html").read_text(encoding="utf-8").replace("{{body}}", body)
+    values = {"title": title, "css": static_url(request, "app.css"),
+              "script": static_url(request, f"js/{script}"), **values}
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", html.escape(value))
+    return page(text)
+
+
+def viewer_page(request: web.Request, *, title: str, heading: str, intro: str, attr: str, entity_id: int,
+                video_src: str | None, snippet: str, footer: str = "") -> web.Response:
+    """A public page with a 9:16 video made shoppable by the widget, as a shop would embed it."""
+    e = html.escape
+    src = f' src="{e(video_src)}"' if video_src else ""
+    text = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(title)} · shoplink</title><link rel="stylesheet" href="{e(static_url(request, "app.css"))}">
+<script src="/v1/player.js" defer></script></head>
+<body class="viewer"><main class="viewer-main">
+<div class="phone"><video id="viewer-video" controls playsinline muted preload="auto"{src}
+ {e(attr)}="{entity_id}"></video></div>
+<div><h1>{e(heading)}</h1><p>{e(intro)}</p><p>Add the same to any page, on any site:</p>
+<pre><code id="embed-snippet">{e(snippet)}</code></pre><p class="small">{footer}</p></div>
+</main></body></html>"""
+    return page(text)

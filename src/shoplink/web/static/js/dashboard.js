@@ -1,0 +1,135 @@
+// /dashboard/{kind}/{id}: totals by class, unique viewers, a time series, the video's click
+// heatmap, top anchors/products, period selection and CSV downloads (Chart.js from /vendor/).
+import { api, fmtTime, h } from './api.js';
+import { mountNav } from './nav.js';
+
+const root = document.getElementById('dashboard');
+const KIND = root.dataset.kind;
+const ID = Number(root.dataset.entityId);
+const errorBox = document.getElementById('dash-error');
+const PERIODS = {
+  '1h': { seconds: 3600, granularity: 'minute' },
+  '24h': { seconds: 86400, granularity: 'hour' },
+  '7d': { seconds: 7 * 86400, granularity: 'hour' },
+  '30d': { seconds: 30 * 86400, granularity: 'day' },
+  '90d': { seconds: 90 * 86400, granularity: 'day' },
+};
+const TOP = { videos: 'top-anchors', live: 'top-anchors', shops: 'top-products', creators: 'top-products' };
+const COLORS = { human: '#e0245e', bot: '#8a93a6', link_preview: '#f0b429' };
+const charts = {};
+const names = new Map();  // "anchor:12" / "product:3" -> a readable name
+
+function query(fmt) {
+  const p = PERIODS[document.getElementById('period').value];
+  const to = Math.ceil(Date.now() / 1000);
+  const params = new URLSearchParams({ granularity: p.granularity, from: String(to - p.seconds), to: String(to) });
+  if (fmt) params.set('format', fmt);
+  return params.toString();
+}
+
+function chartLib() {
+  return new Promise((resolve) => {
+    if (window.Chart) resolve(window.Chart);
+    else window.addEventListener('load', () => resolve(window.Chart || null), { once: true });
+  });
+}
+
+function label(iso, granularity) {
+  const d = new Date(iso);
+  if (granularity === 'day') return d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+  if (granularity === 'hour') return d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit' });
+  return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+}
+
+function draw(id, config) {
+  const Chart = window.Chart;
+  if (!Chart) return;
+  if (charts[id]) {
+    charts[id].data = config.data;
+    charts[id].update('none');
+  } else {
+    charts[id] = new Chart(document.getElementById(id), config);
+  }
+}
+
+async function loadNames() {
+  try {
+    if (KIND === 'videos') {
+      const body = await fetch(`/v1/videos/${ID}/anchors`, { cache: 'no-store' }).then((r) => (r.ok ? r.json() : { anchors: [] }));
+      for (const a of body.anchors) names.set(`anchor:${a.id}`, `${a.product ? a.product.title : a.code} (${fmtTime(a.start_s)}–${fmtTime(a.end_s)})`);
+      const video = await api('GET', `/api/v1/videos/${ID}`);
+      document.getElementById('dash-title').textContent = `Video: ${video.title}`;
+      root.dataset.duration = video.duration_s;
+    } else if (KIND === 'live') {
+      const live = await api('GET', `/api/v1/live/${ID}`);
+      for (const p of live.products) names.set(`anchor:${p.anchor_id}`, p.title);
+      document.getElementById('dash-title').textContent = `Live: ${live.title}`;
+    }
+  } catch { /* names are a nicety; ids are shown instead */ }
+}
+
+async function load() {
+  errorBox.textContent = '';
+  const stats = await api('GET', `/api/v1/stats/${KIND}/${ID}?${query()}`);
+  document.getElementById('csv').href = `/api/v1/stats/${KIND}/${ID}?${query('csv')}`;
+  const t = stats.totals;
+  const values = { clicks: t.clicks, ...t.by_class, ...t.by_outcome, unique_viewers: stats.unique_viewers };
+  for (const el of document.querySelectorAll('[data-kpi]')) el.textContent = values[el.dataset.kpi] ?? 0;
+  draw('series-chart', {
+    type: 'bar',
+    data: {
+      labels: stats.series.map((s) => label(s.t, stats.granularity)),
+      datasets: ['human', 'bot', 'link_preview'].map((c) => ({
+        label: c.replace('_', ' '), data: stats.series.map((s) => s[c]), backgroundColor: COLORS[c], stack: 'clicks' })),
+    },
+    options: { maintainAspectRatio: false, animation: false, scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } },
+  });
+  if (KIND === 'videos') await loadHeatmap();
+  if (TOP[KIND]) await loadTop();
+  root.dataset.loaded = String(Number(root.dataset.loaded || 0) + 1);
+}
+
+async function loadHeatmap() {
+  const heat = await api('GET', `/api/v1/stats/videos/${ID}/heatmap`);
+  document.getElementById('heatmap-section').hidden = false;
+  document.getElementById('heatmap-csv').href = `/api/v1/stats/videos/${ID}/heatmap?format=csv`;
+  const bucket = heat.bucket_s || 1;
+  const duration = Number(root.dataset.duration) || Math.max(bucket, ...heat.cells.map((c) => c.second + bucket));
+  const n = Math.max(1, Math.ceil(duration / bucket));
+  const counts = new Array(n).fill(0);
+  for (const c of heat.cells) counts[Math.min(n - 1, Math.floor(c.second / bucket))] += c.clicks;
+  draw('heatmap-chart', {
+    type: 'bar',
+    data: { labels: counts.map((_, i) => fmtTime(i * bucket)), datasets: [{ label: 'clicks at this second', data: counts, backgroundColor: '#e0245e' }] },
+    options: { maintainAspectRatio: false, animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
+  });
+}
+
+async function loadTop() {
+  const path = `/api/v1/stats/${KIND}/${ID}/${TOP[KIND]}`;
+  const top = await api('GET', `${path}?limit=10`);
+  const child = top.child_kind;
+  document.getElementById('top-section').hidden = false;
+  document.getElementById('top-heading').textContent = `Top ${child}s`;
+  document.getElementById('top-col').textContent = child;
+  document.getElementById('top-csv').href = `${path}?limit=100&format=csv`;
+  document.querySelector('#top tbody').replaceChildren(...top.items.map((i) => {
+    const id = i[`${child}_id`];
+    const name = names.get(`${child}:${id}`) || `${child} ${id}`;
+    const target = child === 'anchor' ? `/dashboard/anchors/${id}` : `/dashboard/products/${id}`;
+    return h('tr', { dataset: { id } }, h('td', {}, i.rank), h('td', {}, h('a', { href: target }, name)), h('td', { class: 'num' }, i.clicks));
+  }));
+}
+
+async function refresh() {
+  try { await load(); } catch (err) { errorBox.textContent = err.message; }
+}
+
+document.getElementById('period').addEventListener('change', refresh);
+document.getElementById('refresh').addEventListener('click', refresh);
+
+mountNav().then(async () => {
+  await Promise.all([chartLib(), loadNames()]);
+  await refresh();
+  setInterval(() => { if (!document.hidden) refresh(); }, 10000);
+}).catch((err) => { errorBox.textContent = err.message; });

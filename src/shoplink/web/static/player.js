@@ -1,0 +1,274 @@
+/*! shoplink player widget: makes a <video> on any page shoppable.
+ *
+ *   <script src="{base}/v1/player.js" defer></script>
+ *   <video src="..." controls data-shoplink-video="12"></video>     (a video's anchor timeline)
+ *   <video src="..." controls data-shoplink-live="3"></video>       (a live session's pinned products)
+ *
+ * Optional: data-shoplink-target="_self" to open products in the same tab (default: a new tab).
+ * The overlay lives in a shadow root next to the video, so the host page's styles do not reach it
+ * and its styles do not leak out. Public endpoints only, no cookies (CORS without credentials).
+ */
+(() => {
+  'use strict';
+  if (window.shoplink && window.shoplink.version) return;  // included twice
+
+  const script = document.currentScript;
+  const BASE = script && script.src ? script.src.replace(/\/v1\/player\.js(?:[?#].*)?$/, '') : location.origin;
+  const mounted = new WeakMap();
+
+  const CSS = `
+    :host { all: initial; position: absolute; pointer-events: none; z-index: 2147483000;
+            font: 14px/1.3 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+    .layer { position: absolute; inset: 0; overflow: hidden; }
+    .stack { position: absolute; left: 8px; right: 8px; bottom: 60px; display: flex; flex-direction: column;
+             align-items: flex-start; gap: 6px; }
+    .card { pointer-events: auto; display: flex; align-items: center; gap: 8px; box-sizing: border-box;
+            max-width: min(320px, 100%); padding: 6px 10px 6px 6px; border-radius: 12px; color: #16181d;
+            background: rgba(255,255,255,.94); box-shadow: 0 2px 10px rgba(0,0,0,.28); text-decoration: none;
+            animation: pop .18s ease-out; }
+    .card.placed { position: absolute; }
+    .card:hover { background: #fff; }
+    .card:focus-visible { outline: 3px solid #7aa7ff; outline-offset: 2px; }
+    .card img { width: 44px; height: 44px; object-fit: cover; border-radius: 8px; flex: none; background: #eee; }
+    .text { display: flex; flex-direction: column; min-width: 0; }
+    .title { font-weight: 600; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+    .price { color: #5b6170; font-size: 13px; }
+    .cta { margin-left: auto; padding: 4px 10px; border-radius: 999px; background: #e0245e; color: #fff;
+           font-weight: 700; font-size: 12px; flex: none; }
+    .card.sold-out .cta { background: #5b6170; }
+    .badge { position: absolute; top: 8px; left: 8px; padding: 2px 8px; border-radius: 6px; font-size: 12px;
+             font-weight: 700; color: #fff; background: #e0245e; letter-spacing: .04em; }
+    .badge.ended { background: #5b6170; }
+    .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+    @media (max-width: 480px) { .card { max-width: 88%; font-size: 13px; } .card img { width: 36px; height: 36px; } }
+    @keyframes pop { from { transform: translateY(6px); opacity: 0; } to { transform: none; opacity: 1; } }
+    @media (prefers-reduced-motion: reduce) { .card { animation: none; } }`;
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) if (v != null) node.setAttribute(k, String(v));
+    for (const c of children) if (c != null) node.append(c);
+    return node;
+  }
+
+  function price(p) {
+    return p && p.price != null ? `${p.currency || ''} ${p.price}`.trim() : '';
+  }
+
+  class Overlay {
+    constructor(video) {
+      this.video = video;
+      this.target = video.dataset.shoplinkTarget === '_self' ? '_self' : '_blank';
+      this.host = document.createElement('shoplink-overlay');
+      this.host.setAttribute('style', 'position:absolute;pointer-events:none;margin:0;padding:0;border:0;');
+      this.root = this.host.attachShadow({ mode: 'open' });
+      const style = document.createElement('style');
+      style.textContent = CSS;
+      this.layer = el('div', { class: 'layer' });
+      this.stack = el('div', { class: 'stack', role: 'region', 'aria-label': 'Products in this video' });
+      this.live = el('div', { class: 'sr', 'aria-live': 'polite' });
+      this.layer.append(this.stack);
+      this.root.append(style, this.layer, this.live);
+      video.insertAdjacentElement('afterend', this.host);
+      this.cards = new Map();  // key -> element
+      const place = () => this.place();
+      new ResizeObserver(place).observe(video);
+      window.addEventListener('resize', place);
+      video.addEventListener('loadedmetadata', place);
+      this.place();
+    }
+
+    /** Cover the video exactly: the overlay shares the video's containing block. */
+    place() {
+      const v = this.video;
+      const parent = v.offsetParent;
+      const hostParent = this.host.offsetParent;
+      let left = v.offsetLeft;
+      let top = v.offsetTop;
+      if (parent !== hostParent && parent) {  // different containing blocks: fall back to page coordinates
+        const r = v.getBoundingClientRect();
+        const p = (hostParent || document.body).getBoundingClientRect();
+        left = r.left - p.left;
+        top = r.top - p.top;
+      }
+      Object.assign(this.host.style, { left: `${left}px`, top: `${top}px`,
+        width: `${v.offsetWidth}px`, height: `${v.offsetHeight}px` });
+      this.frame = this.contentRect();
+      for (const card of this.cards.values()) this.position(card);
+    }
+
+    /** The picture inside the element (object-fit: contain letterboxes it). */
+    contentRect() {
+      const v = this.video;
+      const W = v.offsetWidth;
+      const H = v.offsetHeight;
+      if (!v.videoWidth || !v.videoHeight) return { x: 0, y: 0, w: W, h: H };
+      const scale = Math.min(W / v.videoWidth, H / v.videoHeight);
+      const w = v.videoWidth * scale;
+      const h = v.videoHeight * scale;
+      return { x: (W - w) / 2, y: (H - h) / 2, w, h };
+    }
+
+    position(card) {
+      const pos = card._pos;
+      if (!pos || !this.frame) return;
+      const f = this.frame;
+      card.style.left = `${Math.round(f.x + pos.x * f.w)}px`;
+      card.style.top = `${Math.round(f.y + pos.y * f.h)}px`;
+      if (pos.w) card.style.maxWidth = `${Math.max(120, Math.round(pos.w * f.w))}px`;
+    }
+
+    /** Show exactly these items: [{key, code, link, title, price, image, position, soldOut}]. */
+    show(items) {
+      const keep = new Set(items.map((i) => i.key));
+      for (const [key, card] of this.cards) {
+        if (!keep.has(key)) { card.remove(); this.cards.delete(key); }
+      }
+      const added = [];
+      for (const item of items) {
+        let card = this.cards.get(item.key);
+        if (!card) {
+          card = this.card(item);
+          this.cards.set(item.key, card);
+          (item.position ? this.layer : this.stack).append(card);
+          added.push(item.title);
+        }
+        card.classList.toggle('sold-out', Boolean(item.soldOut));
+        card.querySelector('.cta').textContent = item.soldOut ? 'Sold out' : 'Shop';
+        card.setAttribute('aria-label', `${item.soldOut ? 'Sold out: ' : 'Shop '}${item.title}${item.price ? `, ${item.price}` : ''}`);
+        this.position(card);
+      }
+      if (added.length) this.live.textContent = `Now showing: ${added.join(', ')}`;
+      this.video.dispatchEvent(new CustomEvent('shoplink:cards', { detail: { codes: items.map((i) => i.code) } }));
+    }
+
+    card(item) {
+      const a = el('a', { class: `card${item.position ? ' placed' : ''}`, href: item.link, target: this.target,
+        rel: 'noopener', 'data-code': item.code, part: 'card' });
+      if (item.image) a.append(el('img', { src: item.image, alt: '', loading: 'lazy', referrerpolicy: 'no-referrer' }));
+      a.append(el('span', { class: 'text' }, el('span', { class: 'title' }, item.title),
+        el('span', { class: 'price' }, item.price)), el('span', { class: 'cta', 'aria-hidden': 'true' }, 'Shop'));
+      a._pos = item.position;
+      // The link carries the playback second at the moment of the click (keyboard or pointer).
+      const stamp = () => { a.href = this.hrefFor(item); };
+      a.addEventListener('pointerdown', stamp);
+      a.addEventListener('keydown', (e) => { if (e.key === 'Enter') stamp(); });
+      a.addEventListener('click', stamp);
+      return a;
+    }
+
+    hrefFor(item) {
+      return item.link;
+    }
+
+    badge(text, ended) {
+      if (!this.badgeEl) {
+        this.badgeEl = el('span', { class: 'badge' });
+        this.layer.append(this.badgeEl);
+      }
+      this.badgeEl.textContent = text;
+      this.badgeEl.classList.toggle('ended', Boolean(ended));
+    }
+  }
+
+  class VideoOverlay extends Overlay {
+    constructor(video, videoId) {
+      super(video);
+      this.videoId = videoId;
+      this.anchors = [];
+      const update = () => this.update();
+      for (const type of ['timeupdate', 'seeked', 'seeking', 'play', 'loadedmetadata']) video.addEventListener(type, update);
+      this.load();
+    }
+
+    async load() {
+      const r = await fetch(`${BASE}/v1/videos/${encodeURIComponent(this.videoId)}/anchors`,
+        { mode: 'cors', credentials: 'omit' });
+      if (!r.ok) throw new Error(`shoplink: anchors for video ${this.videoId}: HTTP ${r.status}`);
+      const body = await r.json();
+      this.anchors = (body.anchors || []).map((a) => ({
+        key: `a${a.id}`, code: a.code, link: a.link, start: a.start_s, end: a.end_s, position: a.position || null,
+        title: a.label || (a.product && a.product.title) || 'Product', price: price(a.product),
+        image: (a.product && a.product.image_url) || a.thumbnail_url || null }));
+      this.video.dataset.shoplinkReady = 'true';
+      this.update();
+    }
+
+    update() {
+      const t = this.video.currentTime || 0;
+      this.show(this.anchors.filter((a) => a.start <= t && t < a.end));
+    }
+
+    hrefFor(item) {
+      const url = new URL(item.link);
+      url.searchParams.set('t', String(Math.floor(this.video.currentTime || 0)));
+      return url.toString();
+    }
+  }
+
+  class LiveOverlay extends Overlay {
+    constructor(video, liveId) {
+      super(video);
+      this.liveId = liveId;
+      this.seq = null;
+      this.pins = new Map();
+      this.connect();
+    }
+
+    connect() {
+      const resume = this.seq != null ? `?last_event_id=${this.seq}` : '';
+      const es = new EventSource(`${BASE}/v1/live/${encodeURIComponent(this.liveId)}/events${resume}`);
+      this.es = es;
+      const on = (type, fn) => es.addEventListener(type, (e) => {
+        const data = JSON.parse(e.data);
+        if (e.lastEventId) this.seq = Number(e.lastEventId);
+        fn(data);
+        this.render();
+      });
+      on('state', (s) => {
+        this.status = s.status;
+        this.pins = new Map((s.pins || []).map((p) => [p.product_id, p]));
+      });
+      on('pin', (e) => { this.pins.delete(e.pin.product_id); this.pins.set(e.pin.product_id, e.pin); });
+      on('unpin', (e) => { this.pins.delete(e.product_id); });
+      on('sold_out', (e) => {
+        const p = this.pins.get(e.product_id);
+        if (p) this.pins.set(e.product_id, { ...p, sold_out: e.sold_out });
+      });
+      on('start', () => { this.status = 'live'; });
+      on('end', () => { this.status = 'ended'; this.pins.clear(); es.close(); });
+      // Reconnect ourselves with ?last_event_id (no custom header, so no CORS preflight).
+      es.addEventListener('error', () => {
+        if (this.status === 'ended') return;
+        es.close();
+        setTimeout(() => this.connect(), 2000);
+      });
+    }
+
+    render() {
+      this.video.dataset.shoplinkReady = 'true';
+      this.badge(this.status === 'live' ? 'LIVE' : this.status === 'ended' ? 'Live ended' : 'Starting soon',
+        this.status !== 'live');
+      this.show([...this.pins.values()].reverse().map((p) => ({
+        key: `p${p.product_id}`, code: p.code, link: p.link, title: p.title, price: price(p),
+        image: p.image_url, position: null, soldOut: p.sold_out })));
+    }
+  }
+
+  function mount(video) {
+    if (mounted.has(video)) return mounted.get(video);
+    let overlay = null;
+    if (video.dataset.shoplinkVideo) overlay = new VideoOverlay(video, video.dataset.shoplinkVideo);
+    else if (video.dataset.shoplinkLive) overlay = new LiveOverlay(video, video.dataset.shoplinkLive);
+    if (overlay) mounted.set(video, overlay);
+    return overlay;
+  }
+
+  function scan(root) {
+    for (const v of (root || document).querySelectorAll('video[data-shoplink-video], video[data-shoplink-live]')) mount(v);
+  }
+
+  window.shoplink = { version: 1, base: BASE, scan, mount };
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', () => scan());
+  else scan();
+})();

@@ -1,0 +1,52 @@
+"""The page routes: sign-in gate, the widget script with CORS and caching, static assets."""
+
+from __future__ import annotations
+
+from aiohttp import ClientSession, CookieJar
+
+from support.api import Api
+
+PAGES = ("/studio", "/studio/videos/1", "/studio/live", "/studio/live/1", "/dashboard", "/dashboard/videos/1")
+
+
+async def test_pages_need_a_session_and_render_with_one(make_account, anon: Api, base_url: str) -> None:
+    for path in PAGES:
+        reply = await anon.get(path)
+        assert reply.status == 303 and reply.headers["Location"] == f"/signin?next={path}", path
+    creator = await make_account("creator")
+    async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as browser:
+        async with browser.post(f"{base_url}/signin", data={"token": creator.token}, allow_redirects=False) as r:
+            assert r.status == 303
+        for path in PAGES:
+            async with browser.get(base_url + path, allow_redirects=False) as r:
+                body = await r.text()
+                assert r.status == 200, path
+                assert "script-src" not in r.headers["Content-Security-Policy"]  # default-src 'self' only
+                assert '<script type="module" src="/static/js/' in body and "<script>" not in body
+        async with browser.get(f"{base_url}/dashboard/nonsense/1", allow_redirects=False) as r:
+            assert r.status == 404
+
+
+async def test_player_script_is_public_cacheable_and_cross_origin(anon: Api) -> None:
+    reply = await anon.get("/v1/player.js", headers={"Origin": "https://shop.example"})
+    assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/javascript")
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in reply.headers
+    assert "data-shoplink-video" in reply.body
+    again = await anon.get("/v1/player.js", headers={"If-None-Match": reply.headers["ETag"]})
+    assert again.status == 304
+
+
+async def test_public_v1_errors_carry_cors_but_private_api_does_not(anon: Api) -> None:
+    reply = await anon.get("/v1/nothing-here", headers={"Origin": "https://shop.example"})
+    assert reply.headers.get("Access-Control-Allow-Origin") == "*"
+    private = await anon.get("/api/v1/me", headers={"Origin": "https://shop.example"})
+    assert "Access-Control-Allow-Origin" not in private.headers
+
+
+async def test_watch_live_page_and_vendor_chart(anon: Api) -> None:
+    reply = await anon.get("/watch/live/7")
+    assert reply.status == 200 and 'data-shoplink-live="7"' in reply.body
+    assert 'src="/v1/player.js"' in reply.body
+    chart = await anon.get("/vendor/chart.js/chart.umd.min.js")
+    assert chart.status == 200, "run `npm ci` in web/ (scripts/lib/env.sh does it)"
