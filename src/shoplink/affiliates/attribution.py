@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 GROUP = "attribution"
 BATCH = 1000  # larger batches: fewer round trips per click inside the web server
+PAUSE_S = 0.1  # after a partial batch (attribution is not latency-sensitive: its window is days)
 BLOCK_MS = 200  # short: redis-py cannot interrupt a blocked read, and shutdown waits for it
 RECLAIM_EVERY_S = 15.0
 ERROR_BACKOFF_S = 1.0
@@ -127,7 +128,7 @@ class AttributionConsumer:
     def __init__(self, redis: Redis, pool: asyncpg.Pool, *, shards: int,
                  reclaim_idle_ms: int = 60_000, name: str | None = None,
                  metrics: Registry | None = None, batch: int = BATCH,
-                 block_ms: int = BLOCK_MS) -> None:
+                 block_ms: int = BLOCK_MS, pause_s: float = PAUSE_S) -> None:
         self._redis = redis
         # The same connections, but XREADGROUP replies are taken as hiredis returns them (nested
         # lists) and turned into entries in one pass: redis-py's generic reply parsing cost
@@ -140,6 +141,7 @@ class AttributionConsumer:
         self.name = name or consumer_name()
         self.batch = batch
         self.block_ms = block_ms
+        self.pause_s = pause_s
         registry = metrics or Registry()
         self._events = registry.counter("shoplink_attribution_events_total",
                                         "Click events handled by the attribution consumer, by result.")
@@ -246,6 +248,11 @@ class AttributionConsumer:
                 entries = await self.read(shard)
                 if entries:
                     await self.process(shard, entries)
+                    if len(entries) < self.batch and self.pause_s:
+                        # Caught up: let the next batch accumulate. Under a click load the reads
+                        # otherwise return a few entries each and the per-call cost (read + ack)
+                        # dominated the consumer's CPU inside the web server.
+                        await asyncio.sleep(self.pause_s)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
