@@ -29,6 +29,7 @@ from shoplink.clicks import views as click_views
 from shoplink.clicks.service import clicks_context
 from shoplink.config import Settings
 from shoplink.errors import Handler, error_middleware
+from shoplink.fastpath import fast_path_middleware
 from shoplink.keys import (
     AFFILIATES,
     AUTH,
@@ -149,8 +150,8 @@ async def _analytics(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        # click_fast_path first: /r/{code} skips the others (see clicks/views.py).
-        middlewares=[click_views.click_fast_path, request_id_middleware, error_middleware,
+        # fast_path_middleware first: public hot routes skip the others (see fastpath.py).
+        middlewares=[fast_path_middleware, request_id_middleware, error_middleware,
                      session_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )

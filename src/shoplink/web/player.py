@@ -32,7 +32,8 @@ async def player_script(request: web.Request) -> web.Response:
 
 async def _cors(request: web.Request, response: web.StreamResponse) -> None:
     """Runs just before headers go out (also for streamed SSE responses and error bodies)."""
-    if request.path.startswith(PUBLIC_PREFIXES) and request.method in ("GET", "HEAD"):
+    # path_safe: what the router matched on, already computed (request.path would unquote again).
+    if request.rel_url.path_safe.startswith(PUBLIC_PREFIXES) and request.method in ("GET", "HEAD"):
         response.headers.setdefault("Access-Control-Allow-Origin", "*")
         response.headers.setdefault("Access-Control-Expose-Headers", "ETag")
 
