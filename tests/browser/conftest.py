@@ -4,6 +4,7 @@ QR codes, the widget's script URL) is the URL the browser really reaches."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -108,11 +109,13 @@ async def page(context: BrowserContext) -> AsyncIterator[Page]:
 
 
 async def screenshot(pg: Page, name: str, *, docs: bool = False, full_page: bool = False) -> Path:
-    """Save artifacts/screenshots/<name>.png (and a committed copy in docs/screenshots/ when `docs`)."""
+    """Save artifacts/screenshots/<name>.png; with `docs` and UPDATE_DOC_SCREENSHOTS=1 in the
+    environment, also refresh the committed copy in docs/screenshots/ (a plain test run never
+    changes tracked files)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     await pg.screenshot(path=str(path), full_page=full_page, animations="disabled")
-    if docs:
+    if docs and os.environ.get("UPDATE_DOC_SCREENSHOTS") == "1":
         DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOC_SCREENSHOTS / path.name)
     return path
