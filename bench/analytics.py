@@ -440,12 +440,17 @@ async def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--batch", type=int, default=5000, help="SHOPLINK_COUNT_BATCH of the worker")
     parser.add_argument("--only-throughput", action="store_true")
+    parser.add_argument("--dense-hll", action="store_true",
+                        help="run the bench's redis-server with hll-sparse-max-bytes 0 (dense HyperLogLogs)")
     args = parser.parse_args()
     stack = Stack()
     await stack.start()
     redis = Redis.from_url(stack.redis_url)
     pool = await db.create_pool(stack.database_url, min_size=1, max_size=2)
     try:
+        if args.dense_hll:
+            await redis.config_set("hll-sparse-max-bytes", 0)
+            print("redis-server: hll-sparse-max-bytes 0 (every HyperLogLog dense, 12 KB)")
         print(f"taskset pinning: {'yes (redis-server: cpu 0, worker: cpu 1)' if HAS_TASKSET else 'no'}")
         t = await throughput(stack, redis, args.events, args.batch)
         print("\n## Counting throughput (one worker process)")

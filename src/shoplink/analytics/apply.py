@@ -33,8 +33,8 @@ from shoplink.analytics.resp import Script, pack
 
 APPLY_LUA = r"""
 -- KEYS: d dedup sets, h hashes, u HyperLogLogs, then dirty, udirty, applied
--- ARGV: dedup ttl, uniques ttl, events, body: JSON [[ids per dedup set...], [{field: delta} per
---       hash...], [[viewers] per HyperLogLog...]] in the order of KEYS.
+-- ARGV: dedup ttl, uniques ttl, events, body: JSON [[ids per dedup set...], [[fields], [deltas]]
+--       per hash...], [[viewers] per HyperLogLog...]] in the order of KEYS.
 -- The body is one argument decoded by cjson (C) instead of tens of thousands of ARGV entries.
 local body = cjson.decode(ARGV[4])
 local dedup, hincr, pfadd = body[1], body[2], body[3]
@@ -69,13 +69,8 @@ end
 -- one HINCRBY per field; the script is atomic, so this read-modify-write is safe).
 for j = 1, h do
   local key = KEYS[d + j]
-  local names, deltas = {}, {}
-  local c = 0
-  for f, v in pairs(hincr[j]) do
-    c = c + 1
-    names[c] = f
-    deltas[c] = v
-  end
+  local names, deltas = hincr[j][1], hincr[j][2]
+  local c = #names
   local s = 1
   while s <= c do
     local e = math.min(s + 3999, c)
@@ -140,7 +135,7 @@ class Plan:
 
     def body(self) -> bytes:
         """The JSON body argument of APPLY_LUA (one argument, decoded by cjson in the script)."""
-        return _dumps([list(self.dedup.values()), list(self.hincr.values()),
+        return _dumps([list(self.dedup.values()), [(list(f), list(f.values())) for f in self.hincr.values()],
                        [list(v) for v in self.pfadd.values()]])
 
     def encode(self, ns: str, dedup_ttl_s: int, uniques_ttl_s: int) -> tuple[list[str], list[Any]]:
