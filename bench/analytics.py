@@ -237,18 +237,24 @@ async def naive_baseline(stack: Stack, redis: Redis, n: int) -> tuple[float, flo
     return float(wall), float(worker_cpu), (cpu["used_cpu_user"] + cpu["used_cpu_sys"] - before) / n * 1e6
 
 
-def run_worker(stack: Stack, *extra: str, batch: int = 1000) -> tuple[float, dict[str, Any]]:
+def run_worker(stack: Stack, *extra: str, batch: int = 1000, workers: int = 1) -> tuple[float, dict[str, Any]]:
     t0 = time.perf_counter()
     # As deployed: the worker also moves its counters into PostgreSQL (every 5 s here).
-    out = subprocess.run(pinned(1, [sys.executable, "-m", "shoplink", "count", "--exit-when-idle", *extra]),
-                         env=stack.env(SHOPLINK_COUNT_BLOCK_MS="100", SHOPLINK_COUNT_BATCH=str(batch),
-                                       SHOPLINK_COUNT_APPLY_CHUNK=str(max(batch, 5000)),
-                                       SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5"),
-                         capture_output=True, check=True)
-    return time.perf_counter() - t0, orjson.loads(out.stdout)
+    # One worker is pinned to cpu 1; several workers are left to the scheduler (2 vCPUs).
+    argv = [sys.executable, "-m", "shoplink", "count", "--exit-when-idle", *extra]
+    env = stack.env(SHOPLINK_COUNT_BLOCK_MS="100", SHOPLINK_COUNT_BATCH=str(batch),
+                    SHOPLINK_COUNT_APPLY_CHUNK=str(max(batch, 5000)), SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5")
+    procs = [subprocess.Popen(pinned(1, argv) if workers == 1 else argv, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+             for _ in range(workers)]
+    outs = [orjson.loads(p.communicate()[0]) for p in procs]
+    if any(p.returncode for p in procs):
+        raise RuntimeError(f"count worker failed: {[p.returncode for p in procs]}")
+    stats = {"applied": sum(o["applied"] for o in outs), "cpu_s": sum(o["cpu_s"] for o in outs)}
+    return time.perf_counter() - t0, stats
 
 
-async def throughput(stack: Stack, redis: Redis, n: int, batch: int) -> dict[str, Any]:
+async def throughput(stack: Stack, redis: Redis, n: int, batch: int, workers: int = 1) -> dict[str, Any]:
     for shard in range(SHARDS):  # the group exists before the load, as with a running deployment
         await redis.xgroup_create(f"shoplink:clicks:{{{shard}}}", "counters", id="0", mkstream=True)
     # process start-up + one idle pass, measured alone
@@ -258,7 +264,7 @@ async def throughput(stack: Stack, redis: Redis, n: int, batch: int) -> dict[str
     cpu = await redis.info("cpu")
     redis_cpu_before = cpu["used_cpu_user"] + cpu["used_cpu_sys"]
     await redis.config_resetstat()
-    total_s, stats = await asyncio.to_thread(run_worker, stack, batch=batch)
+    total_s, stats = await asyncio.to_thread(run_worker, stack, batch=batch, workers=workers)
     commands = await redis.info("commandstats")
     cpu = await redis.info("cpu")
     redis_cpu = cpu["used_cpu_user"] + cpu["used_cpu_sys"] - redis_cpu_before
@@ -440,15 +446,21 @@ async def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--batch", type=int, default=5000, help="SHOPLINK_COUNT_BATCH of the worker")
     parser.add_argument("--only-throughput", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="count worker processes (1 is pinned to cpu 1)")
+    parser.add_argument("--dense-hll", action="store_true",
+                        help="run the bench's redis-server with hll-sparse-max-bytes 0 (dense HyperLogLogs)")
     args = parser.parse_args()
     stack = Stack()
     await stack.start()
     redis = Redis.from_url(stack.redis_url)
     pool = await db.create_pool(stack.database_url, min_size=1, max_size=2)
     try:
+        if args.dense_hll:
+            await redis.config_set("hll-sparse-max-bytes", 0)
+            print("redis-server: hll-sparse-max-bytes 0 (every HyperLogLog dense, 12 KB)")
         print(f"taskset pinning: {'yes (redis-server: cpu 0, worker: cpu 1)' if HAS_TASKSET else 'no'}")
-        t = await throughput(stack, redis, args.events, args.batch)
-        print("\n## Counting throughput (one worker process)")
+        t = await throughput(stack, redis, args.events, args.batch, args.workers)
+        print(f"\n## Counting throughput ({args.workers} worker process(es))")
         print(f"pre-load: {t['events']:,} events in {t['preload_s']:.1f} s ({t['preload_rate']:,.0f}/s)")
         print("| events | batch | worker wall time | start-up (empty run) | counting time | "
               "events/s (wall) | "

@@ -19,71 +19,70 @@ increments, and needs no per-event increments inside Lua.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from shoplink.analytics import keys as k
 from shoplink.analytics.events import Row
-from shoplink.analytics.resp import Script
+from shoplink.analytics.resp import Script, pack
 
 APPLY_LUA = r"""
 -- KEYS: d dedup sets, h hashes, u HyperLogLogs, then dirty, udirty, applied
--- ARGV: d, h, u, dedup ttl, uniques ttl, events, then per dedup set a count and the event ids,
---       per hash a field count c, c field names and c deltas, per HyperLogLog a count and the
---       viewers.
-local d = tonumber(ARGV[1])
-local h = tonumber(ARGV[2])
-local u = tonumber(ARGV[3])
-local pos = 7
-local starts, ends = {}, {}
+-- ARGV: dedup ttl, uniques ttl, events, body: JSON [[ids per dedup set...], [[fields], [deltas]]
+--       per hash...], [[viewers] per HyperLogLog...]] in the order of KEYS.
+-- The body is one argument decoded by cjson (C) instead of tens of thousands of ARGV entries.
+local body = cjson.decode(ARGV[4])
+local dedup, hincr, pfadd = body[1], body[2], body[3]
+local d, h, u = #dedup, #hincr, #pfadd
 local seen = {}
 for i = 1, d do
-  local c = tonumber(ARGV[pos])
-  starts[i] = pos + 1
-  ends[i] = pos + c
-  pos = pos + 1 + c
-  local s = starts[i]
-  while s <= ends[i] do
-    local e = math.min(s + 4999, ends[i])
-    local r = redis.call('SMISMEMBER', KEYS[i], unpack(ARGV, s, e))
+  local ids = dedup[i]
+  local n = #ids
+  local s = 1
+  while s <= n do
+    local e = math.min(s + 4999, n)
+    local r = redis.call('SMISMEMBER', KEYS[i], unpack(ids, s, e))
     for t = 1, #r do
-      if r[t] == 1 then seen[#seen + 1] = ARGV[s + t - 1] end
+      if r[t] == 1 then seen[#seen + 1] = ids[s + t - 1] end
     end
     s = e + 1
   end
 end
 if #seen > 0 then return seen end
 for i = 1, d do
-  local s = starts[i]
-  while s <= ends[i] do
-    local e = math.min(s + 4999, ends[i])
-    redis.call('SADD', KEYS[i], unpack(ARGV, s, e))
+  local ids = dedup[i]
+  local n = #ids
+  local s = 1
+  while s <= n do
+    local e = math.min(s + 4999, n)
+    redis.call('SADD', KEYS[i], unpack(ids, s, e))
     s = e + 1
   end
-  redis.call('EXPIRE', KEYS[i], ARGV[4])
+  redis.call('EXPIRE', KEYS[i], ARGV[1])
 end
 -- Increments: HMGET the fields of a hash, add in Lua, one HSET (two calls per hash instead of
 -- one HINCRBY per field; the script is atomic, so this read-modify-write is safe).
 for j = 1, h do
   local key = KEYS[d + j]
-  local c = tonumber(ARGV[pos])
-  local s = pos + 1
-  while s <= pos + c do
-    local e = math.min(s + 3999, pos + c)
-    local cur = redis.call('HMGET', key, unpack(ARGV, s, e))
+  local names, deltas = hincr[j][1], hincr[j][2]
+  local c = #names
+  local s = 1
+  while s <= c do
+    local e = math.min(s + 3999, c)
+    local cur = redis.call('HMGET', key, unpack(names, s, e))
     local kv = {}
     for t = 1, e - s + 1 do
-      kv[2 * t - 1] = ARGV[s + t - 1]
-      kv[2 * t] = (tonumber(cur[t]) or 0) + tonumber(ARGV[s + t - 1 + c])
+      kv[2 * t - 1] = names[s + t - 1]
+      kv[2 * t] = (tonumber(cur[t]) or 0) + deltas[s + t - 1]
     end
     redis.call('HSET', key, unpack(kv))
     s = e + 1
   end
-  pos = pos + 1 + 2 * c
 end
 local s = d + 1
 while s <= d + h do
@@ -93,15 +92,15 @@ while s <= d + h do
 end
 for j = 1, u do
   local key = KEYS[d + h + j]
-  local c = tonumber(ARGV[pos])
-  local v = pos + 1
-  pos = pos + 1 + c
-  while v < pos do
-    local e = math.min(v + 4999, pos - 1)
-    redis.call('PFADD', key, unpack(ARGV, v, e))
+  local viewers = pfadd[j]
+  local n = #viewers
+  local v = 1
+  while v <= n do
+    local e = math.min(v + 4999, n)
+    redis.call('PFADD', key, unpack(viewers, v, e))
     v = e + 1
   end
-  redis.call('EXPIRE', key, ARGV[5])
+  redis.call('EXPIRE', key, ARGV[2])
 end
 s = d + h + 1
 while s <= d + h + u do
@@ -109,7 +108,7 @@ while s <= d + h + u do
   redis.call('SADD', KEYS[d + h + u + 2], unpack(KEYS, s, e))
   s = e + 1
 end
-redis.call('INCRBY', KEYS[d + h + u + 3], ARGV[6])
+redis.call('INCRBY', KEYS[d + h + u + 3], ARGV[3])
 return {}
 """
 
@@ -130,75 +129,38 @@ class Plan:
     hincr: dict[str, dict[str, int]] = field(default_factory=dict)
     pfadd: dict[str, set[str]] = field(default_factory=dict)
 
+    def keys(self, ns: str) -> list[str]:
+        return [*self.dedup, *self.hincr, *self.pfadd,
+                k.dirty(self.shard, ns), k.udirty(self.shard, ns), k.applied(self.shard, ns)]
+
+    def body(self) -> bytes:
+        """The JSON body argument of APPLY_LUA (one argument, decoded by cjson in the script)."""
+        return _dumps([list(self.dedup.values()), [(list(f), list(f.values())) for f in self.hincr.values()],
+                       [list(v) for v in self.pfadd.values()]])
+
     def encode(self, ns: str, dedup_ttl_s: int, uniques_ttl_s: int) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of APPLY_LUA (see `packed` for the fast form of the same command)."""
-        keys: list[str] = [*self.dedup, *self.hincr, *self.pfadd,
-                           k.dirty(self.shard, ns), k.udirty(self.shard, ns), k.applied(self.shard, ns)]
-        args: list[Any] = [len(self.dedup), len(self.hincr), len(self.pfadd), dedup_ttl_s,
-                           uniques_ttl_s, self.events]
-        for ids in self.dedup.values():
-            args.append(len(ids))
-            args.extend(ids)
-        for fields in self.hincr.values():
-            args.append(len(fields))
-            args.extend(fields)
-            args.extend(fields.values())
-        for viewers in self.pfadd.values():
-            args.append(len(viewers))
-            args.extend(viewers)
-        return keys, args
+        return self.keys(ns), [dedup_ttl_s, uniques_ttl_s, self.events, self.body()]
 
     def packed(self, sha: str, ns: str, dedup_ttl_s: int, uniques_ttl_s: int) -> bytes:
-        """The RESP request `EVALSHA sha ... KEYS ... ARGV` of `encode`, built with bulk joins:
-        event ids and viewers have fixed widths (checked when parsed), so a whole group is one
-        str.join instead of one formatting per argument."""
-        keys = [*self.dedup, *self.hincr, *self.pfadd,
-                k.dirty(self.shard, ns), k.udirty(self.shard, ns), k.applied(self.shard, ns)]
-        head = [len(self.dedup), len(self.hincr), len(self.pfadd), dedup_ttl_s, uniques_ttl_s, self.events]
-        parts: list[str] = [_var(["EVALSHA", sha, str(len(keys))]), _var(keys), _var([str(v) for v in head])]
-        count = 3 + len(keys) + len(head)
-        for ids in self.dedup.values():
-            parts.append(_var([str(len(ids))]))
-            parts.append(_fixed(ids, 26))
-            count += 1 + len(ids)
-        for fields in self.hincr.values():
-            n = str(len(fields))
-            parts.append(f"${len(n)}\r\n{n}\r\n")
-            parts.extend([f"${len(x)}\r\n{x}\r\n" for x in fields])
-            parts.extend([f"${len(x)}\r\n{x}\r\n" for x in map(str, fields.values())])
-            count += 1 + 2 * len(fields)
-        for viewers in self.pfadd.values():
-            n = str(len(viewers))
-            parts.append(f"${len(n)}\r\n{n}\r\n")
-            parts.append(_fixed(viewers, 32))
-            count += 1 + len(viewers)
-        return (f"*{count}\r\n" + "".join(parts)).encode()
+        """The RESP request `EVALSHA sha ... KEYS ... ARGV` of `encode`, packed in one pass."""
+        keys, args = self.encode(ns, dedup_ttl_s, uniques_ttl_s)
+        return pack(["EVALSHA", sha, len(keys), *keys, *args])
 
 
-def _var(items: Iterable[str]) -> str:
-    return "".join([f"${len(x)}\r\n{x}\r\n" for x in items])
-
-
-def _fixed(items: Collection[str], width: int) -> str:
-    if not items:
-        return ""
-    return f"${width}\r\n" + f"\r\n${width}\r\n".join(items) + "\r\n"
+_dumps = orjson.dumps
 
 
 def _group(hincr: dict[str, dict[str, int]], prefix: str,
-           counted: Iterable[tuple[tuple[Any, Any], int]]) -> None:
-    """Add ((id, field), n) counts to the hashes `prefix + id` (an int field becomes its str)."""
+           counted: Iterable[tuple[tuple[Any, Any], int]], str_names: bool = True) -> None:
+    """Add ((id, field), n) counts (each (id, field) once) to the hashes `prefix + id`; an int
+    field becomes its str. Every call uses its own prefix, so no hash is shared between calls."""
+    by_id: dict[Any, dict[Any, int]] = defaultdict(dict)
     for (eid, name), n in counted:
-        if eid is None:
-            continue
-        if type(name) is not str:
-            name = str(name)
-        key = prefix + str(eid)
-        fields = hincr.get(key)
-        if fields is None:
-            hincr[key] = {name: n}
-        else:
-            fields[name] = fields.get(name, 0) + n
+        by_id[eid][name] = n
+    by_id.pop(None, None)
+    for eid, fields in by_id.items():
+        hincr[prefix + str(eid)] = fields if str_names else {str(f): n for f, n in fields.items()}
 
 
 def build_plan(shard: int, events: Sequence[Row], buckets: tuple[int, int, int],
@@ -225,10 +187,10 @@ def build_plan(shard: int, events: Sequence[Row], buckets: tuple[int, int, int],
     humans = [e for e in events if e[2] == "human"]
     for parent_kind, pi, ci in _TOP:  # top-N: human clicks per child
         _group(hincr, f"{prefix}t:{parent_kind}:",
-               Counter([(e[4 + pi], e[4 + ci]) for e in humans if e[4 + ci] is not None]).items())
+               Counter([(e[4 + pi], e[4 + ci]) for e in humans if e[4 + ci] is not None]).items(), False)
     _group(hincr, f"{prefix}hm:", Counter([
         (e[5], int(e[11] // heatmap_bucket_s) * heatmap_bucket_s)
-        for e in humans if e[5] is not None and e[11] is not None]).items())
+        for e in humans if e[5] is not None and e[11] is not None]).items(), False)
     # unique human viewers per entity and day
     views: dict[tuple[tuple[int | None, ...], int], set[str]] = {}
     for ents, day, viewer in {(e[4:11], e[1] - e[1] % d_ms, e[12]) for e in humans}:
