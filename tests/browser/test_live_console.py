@@ -39,11 +39,13 @@ async def test_pin_in_console_shows_on_viewer_page(webapp: WebApp, host_site: Ho
         await viewer.wait_for_selector("#v[data-shoplink-ready='true']", state="attached")
         assert await viewer.locator(CARDS).count() == 0
 
-        pin = page.locator(f".set-item[data-product-id='{first}'] button[data-action='pin']")
-        await pin.click()
-        await viewer.wait_for_selector(f"{CARDS}[data-code='{codes[first]}']", timeout=PIN_WAIT_MS)
+        # Two quick taps, the second before the console has refreshed after the first: both count
+        # (a dropped second tap was a real bug).
+        await page.click(f".set-item[data-product-id='{first}'] button[data-action='pin']")
         await page.click(f".set-item[data-product-id='{second}'] button[data-action='pin']")
+        await viewer.wait_for_selector(f"{CARDS}[data-code='{codes[first]}']", timeout=PIN_WAIT_MS)
         await viewer.wait_for_selector(f"{CARDS}[data-code='{codes[second]}']", timeout=PIN_WAIT_MS)
+        await page.wait_for_selector(f".set-item.pinned[data-product-id='{second}']")
         await page.click(f".set-item[data-product-id='{first}'] button[data-action='sold-out']")
         await viewer.wait_for_selector(f"{CARDS}.sold-out[data-code='{codes[first]}']", timeout=PIN_WAIT_MS)
         await page.wait_for_selector("#viewers:not(:text-is('0'))")  # the viewer is counted

@@ -10,7 +10,6 @@ const errorBox = document.getElementById('console-error');
 const POLL_MS = 3000;
 let session = null;
 let clicksByAnchor = new Map();
-let busy = false;
 
 function fail(err) { errorBox.textContent = err.message; }
 
@@ -66,18 +65,20 @@ function render() {
   document.getElementById('watch-link').href = `/watch/live/${LIVE_ID}`;
 }
 
-async function act(fn) {
-  if (busy) return;
-  busy = true;
+// Actions run one after another: a host's quick second tap (pin A, then pin B at once) is queued
+// behind the first, never dropped.
+let queue = Promise.resolve();
+function act(fn) {
   errorBox.textContent = '';
-  try {
-    await fn();
-    await refresh();
-  } catch (err) {
-    fail(err);
-  } finally {
-    busy = false;
-  }
+  queue = queue.then(async () => {
+    try {
+      await fn();
+      await refresh();
+    } catch (err) {
+      fail(err);
+    }
+  });
+  return queue;
 }
 
 document.getElementById('start-live').addEventListener('click', () => act(() => api('POST', `/api/v1/live/${LIVE_ID}/start`)));
