@@ -25,8 +25,9 @@ import orjson
 from redis.asyncio import Redis
 
 from shoplink import db
-from shoplink.affiliates.attribution import AttributionConsumer, stream_key
+from shoplink.affiliates.attribution import AttributionConsumer
 from shoplink.ids import new_ulid
+from shoplink.streams import stream_key
 
 SHARDS = 4
 ADMIN = os.environ.get("SHOPLINK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -10,7 +10,8 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
-from shoplink.affiliates.attribution import GROUP, AttributionConsumer, stream_key
+from shoplink.affiliates.attribution import GROUP, AttributionConsumer
+from shoplink.streams import stream_key
 
 from support.affiliate_data import T0, click_event, ms, stream_for, xadd_click
 

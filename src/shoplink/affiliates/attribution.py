@@ -32,6 +32,7 @@ from shoplink.affiliates import repository as repo
 from shoplink.affiliates.models import AttributedClick
 from shoplink.metrics import Registry
 from shoplink.redis import raise_if_cancelled
+from shoplink.streams import stream_key
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,6 @@ _NO_PLAN = b',"plan_id":null,'
 
 def _raw_reply(response: Any, **_options: Any) -> Any:
     return response
-
-
-def stream_key(shard: int) -> str:
-    """`shoplink:clicks:{n}`: the braces are a Redis Cluster hash tag."""
-    return f"shoplink:clicks:{{{shard}}}"
 
 
 def consumer_name() -> str:

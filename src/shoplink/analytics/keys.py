@@ -21,6 +21,8 @@ Hashes hold only what has not yet been moved into PostgreSQL, so they stay small
 
 from __future__ import annotations
 
+from shoplink.streams import stream_key
+
 LIVE_NS = "sla"
 REBUILD_NS = "slarb"
 GROUP = "counters"
@@ -41,8 +43,7 @@ GRANULARITIES = ("minute", "hour", "day")
 TOP_CHILD = {"video": "anchor", "live": "anchor", "shop": "product", "creator": "product"}
 
 
-def stream(shard: int) -> str:
-    return f"shoplink:clicks:{{{shard}}}"
+stream = stream_key  # the click stream of a shard (shoplink.streams)
 
 
 def dead_stream(shard: int) -> str:

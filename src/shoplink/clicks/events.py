@@ -21,11 +21,6 @@ MAX_CODE_LENGTH = 64
 _T_VALUE = re.compile(r"^[0-9]{1,9}(?:\.[0-9]{1,6})?$")
 
 
-def stream_key(shard: int) -> str:
-    """`shoplink:clicks:{n}`: the braces are a Redis Cluster hash tag."""
-    return f"shoplink:clicks:{{{shard}}}"
-
-
 def shard_for(anchor_id: int | None, code: str, shards: int) -> int:
     """anchor_id % shards; unknown codes by a stable hash of the code."""
     if anchor_id is not None:

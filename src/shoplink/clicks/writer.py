@@ -28,9 +28,9 @@ from pathlib import Path
 
 import hiredis
 
-from shoplink.clicks.events import stream_key
 from shoplink.clicks.resp import RespConnection, RespError
 from shoplink.clicks.spool import Record, SpoolFile
+from shoplink.streams import stream_key
 
 log = logging.getLogger(__name__)
 
