@@ -17,7 +17,8 @@ TOKEN_PREFIX = "slk_"
 
 
 def hash_token(token: str) -> bytes:
-    # Tokens carry 256 random bits, so a plain SHA-256 is enough (no password stretching needed).
+    """What is stored for an API token or a session cookie (both carry 256 random bits, so a
+    plain SHA-256 is enough: no password stretching needed)."""
     return hashlib.sha256(token.encode()).digest()
 
 

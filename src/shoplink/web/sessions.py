@@ -9,7 +9,6 @@ the cookie must carry the session's CSRF token in `X-CSRF-Token` (pages read it 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from datetime import timedelta
 import asyncpg
 
 from shoplink.auth.models import Principal, Role
-from shoplink.auth.service import AuthService
+from shoplink.auth.service import AuthService, hash_token
 from shoplink.web import repository as repo
 
 COOKIE_NAME = "sl_session"
@@ -30,10 +29,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class WebSession:
     principal: Principal
     csrf_token: str
-
-
-def _hash(value: str) -> bytes:
-    return hashlib.sha256(value.encode()).digest()
 
 
 class SessionService:
@@ -49,7 +44,7 @@ class SessionService:
         cookie = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
         async with self._pool.acquire() as con:
-            await repo.insert_session(con, _hash(cookie), principal.account_id,
+            await repo.insert_session(con, hash_token(cookie), principal.account_id,
                                       principal.token_id, csrf, SESSION_TTL)
         return cookie, WebSession(principal, csrf)
 
@@ -57,7 +52,7 @@ class SessionService:
         if not cookie or len(cookie) > 100:
             return None
         async with self._pool.acquire() as con:
-            row = await repo.find_session(con, _hash(cookie))
+            row = await repo.find_session(con, hash_token(cookie))
         if row is None:
             return None
         principal = Principal(account_id=row["id"], name=row["name"],
@@ -66,7 +61,7 @@ class SessionService:
 
     async def close(self, cookie: str) -> None:
         async with self._pool.acquire() as con:
-            await repo.revoke_session(con, _hash(cookie))
+            await repo.revoke_session(con, hash_token(cookie))
 
 
 def csrf_ok(session: WebSession, header_value: str | None) -> bool:
