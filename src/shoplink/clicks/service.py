@@ -130,7 +130,8 @@ class ClickService:
         flush = registry.summary("shoplink_click_flush_seconds",
                                  "Duration of one pipelined write of a batch of click events.")
         cache = registry.counter("shoplink_click_cache_total",
-                                 "Resolver cache lookups by result (hit, negative_hit, miss).")
+                                 "Resolver cache lookups by result (hit, negative_hit, miss, stale: "
+                                 "served past its TTL while PostgreSQL is down).")
         loads = registry.counter("shoplink_click_cache_loads_total",
                                  "PostgreSQL queries made by the click resolver (batched misses).")
         size = registry.gauge("shoplink_click_cache_entries", "Anchor codes in the resolver cache.")
@@ -153,6 +154,7 @@ class ClickService:
             cache.set(r.hits, result="hit")
             cache.set(r.negative_hits, result="negative_hit")
             cache.set(r.misses, result="miss")
+            cache.set(r.stale_hits, result="stale")
             loads.set(r.loads)
             size.set(r.size)
 
@@ -168,7 +170,8 @@ async def clicks_context(app: web.Application) -> AsyncIterator[None]:
     resolver = Resolver(app[DB_POOL], shards=settings.click_shards,
                         max_size=settings.click_cache_size, ttl_s=settings.click_cache_ttl_s,
                         negative_ttl_s=settings.click_negative_ttl_s,
-                        allow_http=settings.allow_http_urls)
+                        allow_http=settings.allow_http_urls,
+                        max_stale_s=settings.click_cache_max_stale_s)
     app[CHANGES].subscribe(resolver.on_change)
     writer = ClickWriter(settings.redis_url, settings.spool_dir,
                          flush_interval_s=settings.click_flush_ms / 1000,
