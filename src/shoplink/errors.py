@@ -93,7 +93,7 @@ def is_unavailable(exc: BaseException) -> bool:
     """True when `exc` means a backing service (PostgreSQL, Redis) cannot be reached or is not
     serving right now (stopped, restarting, unreachable, out of connections, too slow), rather than
     a fault in the request or the code: the answer is 503, and trying again later will work."""
-    if isinstance(exc, OSError):  # refused, reset, unreachable (asyncpg and redis-py connects)
+    if isinstance(exc, OSError):  # refused, reset, unreachable; TimeoutError (connect, acquire, statement)
         return not isinstance(exc, _LOCAL_OS_ERRORS)
     return isinstance(exc, (
         asyncpg.PostgresConnectionError,  # class 08: connection closed mid-query, cannot connect
@@ -101,7 +101,6 @@ def is_unavailable(exc: BaseException) -> bool:
         asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,  # 57P01, 57P02: stopped under us
         asyncpg.TooManyConnectionsError,  # 53300
         redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-        TimeoutError,  # connect, pool acquire or command timeout
     ))
 
 

@@ -6,6 +6,7 @@ PostgreSQL returns (no restart of the app)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 from shoplink import db
 from shoplink.auth.service import AuthService
 
+from support.affiliate_data import click_event, wait_for_clicks, xadd_click
 from support.api import Api, Reply
 from support.click_data import make_shop, video_anchor, wait_for_events
 from support.postgres import PostgresProcess
@@ -141,6 +143,13 @@ async def test_frozen_postgres_fails_requests_fast_instead_of_hanging(
             assert (await viewer.get(f"/r/{cached}")).status == 302
             assert_unavailable(await viewer.get(f"/r/{cold}"), "resolver_unavailable")
             assert (await viewer.get("/readyz")).status == 503
+            # plan clicks reach the attribution consumer, whose inserts hang and time out
+            now_ms = int(time.time() * 1000)
+            plan_clicks = [click_event(anchor_id=n, product_id=1, shop_id=shop.shop_id, creator_id=account.id,
+                                       plan_id=7, rate_bp=1000, ts_ms=now_ms) for n in range(4)]
+            for event in plan_clicks:
+                await xadd_click(redis, event)
+            await asyncio.sleep(1.5)  # longer than the statement timeout
         finally:
             own_pg.proc.thaw(pids)
         for _ in range(100):  # connections the timeouts abandoned are replaced by new ones
@@ -149,4 +158,6 @@ async def test_frozen_postgres_fails_requests_fast_instead_of_hanging(
                 break
             await asyncio.sleep(0.05)
         assert reply.status == 200
-        assert len(await wait_for_events(redis, 3)) == 3
+        assert len(await wait_for_events(redis, 3 + 4)) == 3 + 4
+        # the attribution consumer outlived the timeouts and stores them now
+        await wait_for_clicks(own_pg.pool, [e["event_id"] for e in plan_clicks], timeout=15)
