@@ -62,7 +62,8 @@ async def test_full_spool_drops_are_counted_and_logged_and_it_recovers(
         make_account, start_server, http: ClientSession, pool: asyncpg.Pool, own_redis: RedisProcess,
         caplog: pytest.LogCaptureFixture) -> None:
     shop = await make_shop(await make_account("seller"))
-    _, code, _ = await video_anchor(pool, shop)
+    anchor_id, code, _ = await video_anchor(pool, shop)
+    analyst = await make_account("analyst")
     server = await start_server(redis_url=own_redis.url, spool_max_bytes=4096)
     viewer = Api(http, str(server.make_url("")), None)
     writer = server.app[CLICK_WRITER]
@@ -84,6 +85,8 @@ async def test_full_spool_drops_are_counted_and_logged_and_it_recovers(
             assert f"shoplink_click_events_spooled_total {60 - dropped}\n" in metrics
             logged = [r for r in caplog.records if r.levelno == logging.ERROR and "dropped" in r.getMessage()]
             assert len(logged) == 1  # the first drop at once; the rest summed up later, not per event
+            stats = await Api(http, str(server.make_url("")), analyst.token).get(f"/api/v1/stats/anchors/{anchor_id}")
+            assert stats.status == 503 and stats.headers["Retry-After"] and stats.error_code == "unavailable"
 
             own_redis.start()  # empty (no persistence): only the replayed events will be there
             await client.aclose()
