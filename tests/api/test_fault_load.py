@@ -65,7 +65,8 @@ async def assert_all_counted(load: ClickLoad, codes: dict[str, int], client: Red
     answered = load.ids()
     assert len(answered) == load.total and not load.unexpected
     events = await wait_for_ids(client, answered)
-    assert {e["event_id"] for e in events} == answered  # nothing lost, nothing invented
+    got = {e["event_id"] for e in events}
+    assert got == answered  # nothing lost, nothing invented
     await wait_until_counted(client)
     for code, anchor_id in codes.items():
         assert await counted_clicks(analyst, anchor_id) == len(load.answered[code]), code

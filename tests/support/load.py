@@ -111,7 +111,11 @@ async def group_backlog(redis: Redis, shards: int = 4) -> int:
     for shard in range(shards):
         groups = await redis.xinfo_groups(f"shoplink:clicks:{{{shard}}}")
         group = next(g for g in groups if g["name"] in (b"counters", "counters"))
-        backlog += int(group["pending"]) + int(group["lag"] or 0)
+        lag = group["lag"]
+        if lag is None:  # Redis cannot tell: compare what was delivered with the stream's end
+            last = (await redis.xinfo_stream(f"shoplink:clicks:{{{shard}}}"))["last-generated-id"]
+            lag = 0 if group["last-delivered-id"] == last else 1
+        backlog += int(group["pending"]) + int(lag)
     return backlog
 
 

@@ -224,7 +224,10 @@ class ClickWriter:
             if lines:
                 records = [(shard, payload[:-1] + REPLAYED_SUFFIX) for shard, payload, _ in lines]
                 failed = await self._send(records, replay=True)
-                done = len(lines) - len(failed)
+                # The spool moves on past the leading successes only: replies may mix errors and
+                # successes (-LOADING while a restarted Redis loads its data), and a line behind
+                # an error must be sent again (a duplicate at worst), never skipped.
+                done = next((i for i, rec in enumerate(records) if rec is failed[0]), 0) if failed else len(lines)
                 if done:
                     spool.replayed_to = lines[done - 1][2]
                     self.replayed += done
