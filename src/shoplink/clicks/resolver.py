@@ -10,6 +10,13 @@ Correctness across instances comes from the change bus: `on_change` drops every 
 change touches, through reverse indexes (product -> codes, shop -> codes, ...). A change that
 arrives while a lookup is in flight keeps that lookup's answer out of the cache. A TTL bounds
 the damage of a lost invalidation message.
+
+PostgreSQL down: a load that fails marks the resolver degraded. While degraded, a code whose
+entry expired (TTL) is answered at once from that stale entry, for at most
+SHOPLINK_CLICK_CACHE_MAX_STALE_S past its TTL, while a background load retries; a code with no
+usable entry fails fast (503, no query) for RETRY_S after the last failure, then one load tries
+PostgreSQL again. The first load that succeeds ends the degraded state. Entries dropped by an
+invalidation are never served stale.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,32}$")  # the anchors.code CHECK co
 ATTRIBUTION_PARAMS = frozenset({"utm_source", "utm_medium", "utm_campaign", "utm_content", "sl_click"})
 LOAD_BATCH = 500
 TERMS_ERROR_TTL_S = 1.0
+RETRY_S = 1.0  # while PostgreSQL fails, codes with nothing to serve fail fast this long
 
 Key = tuple[str, int]
 
@@ -66,6 +74,12 @@ class Target:
         self.live_started_s = live_started_s
 
 
+def _retrieve(future: asyncio.Future[Target]) -> None:
+    """Done callback of a background refresh: its failure was handled (the entry stays stale)."""
+    if not future.cancelled():
+        future.exception()
+
+
 def location_parts(url: str, *, medium: str, campaign: str, code: str) -> tuple[str, str]:
     """(head, tail) of the redirect: the stored URL's own query and fragment kept, our attribution
     parameters replacing any of the same name, `sl_click=` last so a click appends its id."""
@@ -79,7 +93,7 @@ def location_parts(url: str, *, medium: str, campaign: str, code: str) -> tuple[
 
 class Resolver:
     def __init__(self, pool: asyncpg.Pool, *, shards: int, max_size: int, ttl_s: float,
-                 negative_ttl_s: float, allow_http: bool) -> None:
+                 negative_ttl_s: float, allow_http: bool, max_stale_s: float = 3600.0) -> None:
         self._pool = pool
         self._shards = shards
         self._max_size = max_size
@@ -87,6 +101,9 @@ class Resolver:
         self._ttl_s = ttl_s
         self._negative_ttl_s = negative_ttl_s
         self._allow_http = allow_http
+        self._max_stale_s = max_stale_s
+        self.degraded = False  # the last load failed: PostgreSQL is not answering
+        self._retry_at = 0.0  # time.monotonic() before which a code with nothing to serve fails fast
         self.terms_lookup: TermsLookup | None = None  # set by the affiliate program
         # Insertion order evicts the oldest-loaded first; entries are reloaded at least every TTL,
         # so hot codes stay young without an LRU update on every click.
@@ -104,6 +121,7 @@ class Resolver:
         self.misses = 0
         self.loads = 0
         self.load_errors = 0
+        self.stale_hits = 0
 
     # ---- the hot path ----------------------------------------------------------------------
 
@@ -127,6 +145,29 @@ class Resolver:
         if not CODE_PATTERN.match(code):
             return self._not_found(code, expires=0.0)  # cannot exist: no query, nothing cached
         self.misses += 1
+        if self.degraded:
+            now = time.monotonic()
+            stale = self._stale(code, now)
+            if stale is not None:  # answer now; a background load refreshes it if it can
+                if now >= self._retry_at:
+                    self._submit(code).add_done_callback(_retrieve)
+                self.stale_hits += 1
+                return stale
+            if now < self._retry_at:
+                raise ServiceUnavailable("the link cannot be resolved right now, try again",
+                                         code="resolver_unavailable")
+        try:
+            return await asyncio.shield(self._submit(code))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            stale = self._stale(code, time.monotonic())
+            if stale is not None:  # serving a slightly old answer beats failing the viewer
+                self.stale_hits += 1
+                return stale
+            raise ServiceUnavailable("the link cannot be resolved right now, try again",
+                                     code="resolver_unavailable") from exc
+
+    def _submit(self, code: str) -> asyncio.Future[Target]:
+        """The pending load of `code` (joined if one is in flight, queued otherwise)."""
         future = self._inflight.get(code)
         if future is None:
             future = asyncio.get_running_loop().create_future()
@@ -134,14 +175,14 @@ class Resolver:
             self._queue.append(code)
             if self._loader is None or self._loader.done():
                 self._loader = asyncio.create_task(self._load_loop(), name="click-resolver-load")
-        try:
-            return await asyncio.shield(future)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            stale = self._entries.get(code)
-            if stale is not None:  # serving a slightly old answer beats failing the viewer
-                return stale
-            raise ServiceUnavailable("the link cannot be resolved right now, try again",
-                                     code="resolver_unavailable") from exc
+        return future
+
+    def _stale(self, code: str, now: float) -> Target | None:
+        """The expired entry of `code` if it is at most max-stale past its TTL (None otherwise)."""
+        entry = self._entries.get(code) or self._negative.get(code)
+        if entry is not None and now - entry.expires <= self._max_stale_s:
+            return entry
+        return None
 
     # ---- loading -----------------------------------------------------------------------------
 
@@ -153,7 +194,11 @@ class Resolver:
                 targets = await self._load(codes)
             except Exception as exc:
                 self.load_errors += 1
-                log.warning("click resolver lookup failed", extra={"error": repr(exc)})
+                if not self.degraded:
+                    log.error("click resolver cannot read PostgreSQL: serving cached anchors, "
+                              "stale ones included", extra={"error": repr(exc)})
+                self.degraded = True
+                self._retry_at = time.monotonic() + RETRY_S
                 for code in codes:
                     future = self._inflight.pop(code)
                     if not future.done():
@@ -162,6 +207,9 @@ class Resolver:
             finally:
                 changed, everything = self._changed_during_load, self._everything_changed
                 self._changed_during_load = None
+            if self.degraded:
+                self.degraded = False
+                log.warning("click resolver reads PostgreSQL again")
             for code in codes:
                 entry = targets.get(code) or self._not_found(
                     code, expires=time.monotonic() + self._negative_ttl_s)
