@@ -103,6 +103,19 @@ async def test_clicks_land_on_each_shards_node_and_are_counted(
         assert len(entries) == sum(c for aid, c in clicks.items() if aid % SHARDS == n)
         assert all(orjson.loads(f[b"e"])["anchor_id"] % SHARDS == n for _, f in entries)
 
+    # The app's attribution consumer reads every shard on its node too (group `attribution`).
+    async def attribution_caught_up() -> bool:
+        total = 0
+        for n in range(SHARDS):
+            groups = await topology.client.xinfo_groups(stream_key(n))
+            group = next((g for g in groups if g["name"] == b"attribution"), None)
+            if group is None or group["pending"] or group["lag"]:
+                return False
+            total += int(group["entries-read"] or 0)
+        return total == sum(clicks.values())
+
+    await wait_until(attribution_caught_up)
+
     cluster_env = {"redis_cluster_nodes": redis_cluster.seeds, "click_shards": SHARDS}
     code, out, err = await run_count(settings, "--exit-when-idle", **cluster_env)
     assert code == 0, err
