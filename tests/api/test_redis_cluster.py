@@ -16,7 +16,9 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 from redis.crc import key_slot
+from redis.exceptions import RedisError
 
+from shoplink.analytics.consumer import CountWorker
 from shoplink.changes import CHANNEL as CHANGES_CHANNEL
 from shoplink.changes import Change, ChangeBus
 from shoplink.clicks.writer import ClickWriter
@@ -30,6 +32,7 @@ from support.analytics_data import run_count, seed
 from support.api import Api
 from support.click_data import make_shop, video_anchor
 from support.cluster import RedisCluster3, command
+from support.event_data import event, write_events
 from support.live_data import live_with_products, open_stream, seller_with_products, wait_until
 
 SHARDS = 6
@@ -315,3 +318,50 @@ async def _xlen_on(port: int, shard: int, n: int) -> bool:
         return bool(await node.xlen(stream_key(shard)) == n)
     finally:
         await node.aclose()
+
+
+async def test_the_count_worker_goes_on_after_a_node_restart(
+        redis_cluster: RedisCluster3, make_account: Any, pool: asyncpg.Pool,
+        settings: Settings) -> None:
+    """A node without persistence comes back empty: the worker recreates its group there and
+    counts what is written afterwards (what the node held before is lost, as on one Redis)."""
+    seeds = tuple(redis_cluster.seeds.split(","))
+    seller, creator = await make_account("seller"), await make_account("creator")
+    s = await seed(pool, seller.account_id, creator.account_id, products=SHARDS)
+    topology = RedisTopology(settings.redis_url, seeds)
+    await topology.connect()
+    worker = CountWorker(settings.replace(redis_cluster_nodes=seeds, click_shards=SHARDS,
+                                          count_block_ms=100), topology, pool,
+                         rollups=False, trims=False)
+    task = asyncio.create_task(worker.run())
+    now = int(time.time() * 1000)
+
+    def docs(first: int, n: int) -> list[dict[str, Any]]:
+        out = []
+        for i in range(first, first + n):
+            j = i % SHARDS
+            out.append(event(ts_ms=now + i, anchor_id=s.video_anchor_ids[j], video_id=s.video_id,
+                             product_id=s.product_ids[j], shop_id=s.shop_id, creator_id=s.creator_id,
+                             viewer_id=i))
+        return out
+
+    try:
+        await write_events(topology.client, docs(0, 60), shards=SHARDS)  # type: ignore[arg-type]
+        await wait_until(lambda: _true(worker.stats.applied == 60))
+        victim = redis_cluster.node_of_slot(key_slot(stream_key(s.video_anchor_ids[0] % SHARDS).encode()))
+        redis_cluster.restart(victim)
+        await wait_until(lambda: _written(topology, docs(60, 60)), timeout=20)
+        await wait_until(lambda: _true(worker.stats.applied == 120), timeout=20)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+        await topology.aclose()
+
+
+async def _written(topology: RedisTopology, docs: list[dict[str, Any]]) -> bool:
+    """Write once the cluster takes writes again (the restarted node may answer CLUSTERDOWN)."""
+    try:
+        await write_events(topology.client, docs, shards=SHARDS)  # type: ignore[arg-type]
+    except (RedisError, OSError):
+        return False
+    return True

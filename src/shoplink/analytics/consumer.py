@@ -256,6 +256,9 @@ class CountWorker:
                 log.warning("count shard loop error; retrying", extra={"shard": shard, "error": repr(exc)})
                 self.topology.request_refresh(exc)
                 await asyncio.sleep(0.5)
+                if "NOGROUP" in str(exc):  # the stream's node restarted empty (no persistence)
+                    with contextlib.suppress(RedisError, OSError):
+                        await ensure_group(self.redis, stream)
 
     @staticmethod
     def _stream_entries(raw: Any) -> Any:
