@@ -92,7 +92,11 @@ class RedisTopology:
         self._node_options = {**params, **_OPTIONS, "health_check_interval": 30}
         seeds = [ClusterNode(host, int(port)) for host, _, port in
                  (node.rpartition(":") for node in cluster_nodes)]
-        self._cluster = RedisCluster(startup_nodes=seeds, **params, **_OPTIONS)
+        # Without full coverage the client still starts (and routes) while one node is down:
+        # only that node's shards and channels are unavailable (the nodes should run with
+        # `cluster-require-full-coverage no` for the same reason).
+        self._cluster = RedisCluster(startup_nodes=seeds, require_full_coverage=False,
+                                     **params, **_OPTIONS)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisTopology:

@@ -62,6 +62,7 @@ class ClusterNode:
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
              "--cluster-port", str(self.bus_port),
              "--cluster-config-file", str(self.dir / "nodes.conf"), "--cluster-node-timeout", "2000",
+             "--cluster-require-full-coverage", "no",
              "--save", "", "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no",
              "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -148,6 +148,8 @@ def test_cluster_nodes_are_cluster_enabled_redis_7_with_their_own_data() -> None
         assert words[0] == "redis-server"
         assert words[words.index("--cluster-enabled") + 1] == "yes"
         assert words[words.index("--cluster-announce-hostname") + 1] == name
+        # one node down must not stop the others' shards
+        assert words[words.index("--cluster-require-full-coverage") + 1] == "no"
         assert node.get("healthcheck")
         volumes.update(str(v).split(":")[0] for v in node["volumes"])
     assert len(volumes) == 3 and volumes <= set(_load()["volumes"])
