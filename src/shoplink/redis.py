@@ -136,26 +136,18 @@ class RedisTopology:
         assert self._cluster is not None
         try:
             node = self._cluster.get_node_from_key(key)
-        except (RedisClusterException, KeyError, AttributeError, TypeError) as exc:
+        except RedisClusterException:  # SlotNotCoveredError: the slot map is not read yet
             node = None
-            error: Exception = exc
-        else:
-            error = TopologyUnknown("no node owns the slot")
         if node is None:
             self.request_refresh()
-            raise TopologyUnknown(f"redis cluster: the owner of {key!r} is not known yet") from error
+            raise TopologyUnknown(f"redis cluster: the owner of {key!r} is not known yet")
         return node
 
     def for_key(self, key: str) -> Redis:
         """A client of the node that owns `key`'s slot (raises a RedisError while unknown)."""
         if self._single is not None:
             return self._single
-        node = self._node(key)
-        client = self._node_clients.get(node.name)
-        if client is None:
-            client = Redis(host=node.host, port=int(node.port), **self._node_options)
-            self._node_clients[node.name] = client
-        return client
+        return self._client_of(self._node(key))
 
     def for_shard(self, shard: int) -> Redis:
         return self.for_key(stream_key(shard))
