@@ -90,7 +90,7 @@ class RedisTopology:
         if params.pop("connection_class", None) is SSLConnection:
             params["ssl"] = True
         self._node_options = {**params, **_OPTIONS, "health_check_interval": 30}
-        seeds = [ClusterNode(host, int(port)) for host, _, port in
+        seeds = [ClusterNode(host.strip("[]"), int(port)) for host, _, port in
                  (node.rpartition(":") for node in cluster_nodes)]
         # Without full coverage the client still starts (and routes) while one node is down:
         # only that node's shards and channels are unavailable (the nodes should run with
@@ -157,11 +157,7 @@ class RedisTopology:
         if self._single is not None:
             return self.url
         node = self._node(stream_key(shard))
-        parts = urlsplit(self.url)
-        userinfo = parts.netloc.rpartition("@")[0]
-        netloc = f"{userinfo}@" if userinfo else ""
-        netloc += f"[{node.host}]:{node.port}" if ":" in node.host else f"{node.host}:{node.port}"
-        return urlunsplit((parts.scheme, netloc, "/0", "", ""))
+        return node_url(self.url, node.host, int(node.port))
 
     def request_refresh(self, exc: BaseException | None = None) -> None:
         """Re-read the slot map in the background (cluster only; at most every 0.5 s).
@@ -243,6 +239,15 @@ class RedisTopology:
             await self._cluster.aclose()
         elif self._single is not None and self._owned:
             await self._single.aclose()
+
+
+def node_url(base_url: str, host: str, port: int) -> str:
+    """`base_url` (scheme, credentials) pointed at one cluster node, database 0."""
+    parts = urlsplit(base_url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@" if userinfo else ""
+    netloc += f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return urlunsplit((parts.scheme, netloc, "/0", "", ""))
 
 
 def topology_of(redis: Redis | RedisTopology) -> RedisTopology:
