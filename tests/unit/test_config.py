@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -28,12 +29,21 @@ def test_defaults() -> None:
     ("SHOPLINK_REDIS_CLUSTER_NODES", "10.0.0.1:6379,10.0.0.2:port"),
     ("SHOPLINK_REDIS_CLUSTER_NODES", ":6379"),
     ("SHOPLINK_REDIS_CLUSTER_NODES", "10.0.0.1:70000"),
+    ("SHOPLINK_WORKERS", "0"),
+    ("SHOPLINK_WORKERS", "257"),
+    ("SHOPLINK_WORKERS", "all"),
 ])
 def test_bad_value_names_the_variable_in_one_line(var: str, value: str) -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env({var: value})
     message = str(info.value)
     assert var in message and "\n" not in message
+
+
+def test_workers_default_to_one_process_and_auto_means_one_per_core() -> None:
+    assert Settings.from_env({}).workers == 1
+    assert Settings.from_env({"SHOPLINK_WORKERS": "3"}).workers == 3
+    assert Settings.from_env({"SHOPLINK_WORKERS": " AUTO "}).workers == len(os.sched_getaffinity(0))
 
 
 def test_secret_value_is_not_echoed() -> None:

@@ -213,9 +213,10 @@ class ClickWriter:
                 failed = await self._send(records, replay=True)
                 self.replayed += len(records) - len(failed)
                 if failed:
-                    # Failures need not be a suffix (a cluster node down, an error reply in the
-                    # middle): the spool advances to the first failed line, and what was written
-                    # after it is remembered so that the next attempt does not write it twice.
+                    # Failures need not be a suffix (LOADING at the head of a batch after a
+                    # restart, one shard refused, a cluster node down): the spool advances to the
+                    # first failed line, and what was written after it is remembered so that the
+                    # next attempt neither skips the failed lines nor writes those twice.
                     failed_ids = {id(record) for record in failed}
                     first = next(i for i, record in enumerate(records) if id(record) in failed_ids)
                     end = todo[first - 1][2] if first else spool.replayed_to
