@@ -5,6 +5,7 @@ instances over sharded pub/sub, a node restart, and a MOVED reply after a slot c
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -36,6 +37,7 @@ from support.event_data import event, write_events
 from support.live_data import live_with_products, open_stream, seller_with_products, wait_until
 
 SHARDS = 6
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _url(server: TestServer) -> str:
@@ -379,3 +381,23 @@ async def _written(topology: RedisTopology, docs: list[dict[str, Any]]) -> bool:
     except (RedisError, OSError):
         return False
     return True
+
+
+async def test_the_example_consumer_exports_from_the_cluster(redis_cluster: RedisCluster3,
+                                                            tmp_path: Path) -> None:
+    """examples/jsonl_export.py --cluster-nodes: an independent consumer group on every node."""
+    topology = RedisTopology("redis://127.0.0.1:1/0", tuple(redis_cluster.seeds.split(",")))
+    now = int(time.time() * 1000)
+    docs = [event(ts_ms=now + i, anchor_id=i, viewer_id=i) for i in range(30)]
+    try:
+        await write_events(topology.client, docs, shards=SHARDS)  # type: ignore[arg-type]
+    finally:
+        await topology.aclose()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "examples" / "jsonl_export.py"), "--cluster-nodes",
+        redis_cluster.seeds, "--shards", str(SHARDS), "--out", str(tmp_path), "--once",
+        stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0 and orjson.loads(out) == {"exported": 30}
+    lines = [orjson.loads(line) for f in tmp_path.glob("clicks-*.jsonl") for line in f.read_bytes().splitlines()]
+    assert sorted(d["event_id"] for d in lines) == sorted(d["event_id"] for d in docs)
