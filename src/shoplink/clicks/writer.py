@@ -13,6 +13,10 @@ do batches go straight to Redis again. Spool files left by a crashed process are
 replayed first. A full buffer (Redis slow for long) spills to the spool synchronously rather
 than growing without bound or dropping anything.
 
+Shutdown: `close(deadline_s)` flushes; a send still in flight at the deadline is cancelled, and
+every event of it that Redis did not acknowledge (not answered yet, or answered with an error)
+is spooled: after `close()` each recorded event is in Redis or in the spool.
+
 Spool limit: the spool file of a process holds at most SHOPLINK_SPOOL_MAX_BYTES. When Redis is
 down and the spool is full (or cannot be written at all: disk full), the events that do not fit
 are dropped: the one case where clicks are lost. The redirect is answered all the same; every
@@ -152,10 +156,12 @@ class ClickWriter:
             self._wake.set()
 
     async def close(self, deadline_s: float = 5.0) -> None:
-        """Flush what is buffered (to Redis if it answers in time, else to the spool), fsync."""
+        """Flush what is buffered (to Redis if it answers within `deadline_s`, else to the
+        spool), fsync. Whatever Redis has not acknowledged by the deadline is in the spool."""
         self._closing = True
         self._wake.set()
         self._full.set()
+        deadline = asyncio.get_running_loop().time() + deadline_s
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), deadline_s)
@@ -168,7 +174,9 @@ class ClickWriter:
             if self.spool_pending or not self.redis_ok:
                 self._spool(batch)
             else:
-                self._spool(await self._send(batch))
+                with contextlib.suppress(TimeoutError):  # cancelled: _send spooled the rest
+                    async with asyncio.timeout_at(deadline):
+                        self._spool(await self._send(batch))
         self._closed = True  # from here on record() writes to the spool itself
         self._spool(self._take())  # recorded while the last batch was in flight
         self._conn.close()
@@ -269,10 +277,19 @@ class ClickWriter:
                 self._spool(self._take())
 
     async def _send(self, records: list[Record], *, replay: bool = False) -> list[Record]:
-        """XADD `records` in one round trip; returns those not acknowledged (in order)."""
+        """XADD `records` in one round trip; returns those not acknowledged (in order).
+
+        Cancelled (shutdown's deadline), it spools every record Redis has not acknowledged
+        (not answered yet, or answered with an error) before it re-raises, unless `replay`
+        (those are in the spool already): never neither written nor spooled."""
         if self._router is not None:
             return await self._send_routed(self._router, records, replay=replay)
-        return await self._send_on(self._conn, records, replay=replay)
+        try:
+            return await self._send_on(self._conn, records, replay=replay)
+        except BaseException:
+            if not replay:
+                self._spool(unacknowledged(records, self._conn.received))
+            raise
 
     async def _send_routed(self, router: RedisTopology, records: list[Record], *,
                            replay: bool) -> list[Record]:
@@ -294,9 +311,16 @@ class ClickWriter:
             conn = self._conns.get(url)
             if conn is None:
                 conn = self._conns[url] = RespConnection(url)
+            conn.received = []  # stays empty if the send is cancelled before it starts
             conns.append(conn)
-        results = await asyncio.gather(*(self._send_on(conn, group, replay=replay)
-                                         for conn, group in zip(conns, groups.values(), strict=True)))
+        try:
+            results = await asyncio.gather(*(self._send_on(conn, group, replay=replay)
+                                             for conn, group in zip(conns, groups.values(), strict=True)))
+        except BaseException:  # cancelled: every node's send has ended (gather waits for them)
+            if not replay:
+                for conn, group in zip(conns, groups.values(), strict=True):
+                    self._spool(unacknowledged(group, conn.received))
+            raise
         failed_ids = {id(record) for failed in results for record in failed}
         if not failed_ids:
             return []
@@ -305,11 +329,11 @@ class ClickWriter:
 
     async def _send_on(self, conn: RespConnection, records: list[Record], *,
                        replay: bool = False) -> list[Record]:
+        conn.received = []  # the replies of this send so far (what a cancelled send goes by)
         loop = asyncio.get_running_loop()
         payload = self._encode(records)
         started = time.perf_counter()
         received: list[object] = []
-        conn.received = []
         try:
             async with asyncio.timeout(self._timeout):
                 if not conn.connected:
@@ -319,21 +343,19 @@ class ClickWriter:
             received = list(conn.received)
             conn.close()
             self._outage(loop, exc)
-        except BaseException:  # cancelled at shutdown: keep the batch
+        except BaseException:  # cancelled at shutdown: the caller spools what was not acknowledged
             conn.close()
-            if not replay:
-                self._spool(records[len(conn.received):])
+            self.written += len(records) - len(unacknowledged(records, conn.received))
             raise
-        failed = [rec for rec, reply in zip(records, received, strict=False)
-                  if isinstance(reply, hiredis.ReplyError)]
-        if failed:
-            self.write_errors += len(failed)
+        failed = unacknowledged(records, received)
+        refused = len(failed) - (len(records) - len(received))  # answered with an error
+        if refused:
+            self.write_errors += refused
             error = str(next(r for r in received if isinstance(r, hiredis.ReplyError)))
-            log.warning("redis refused click events", extra={"count": len(failed), "error": error})
+            log.warning("redis refused click events", extra={"count": refused, "error": error})
             if self._router is not None and error.startswith(("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN")):
                 self._router.request_refresh()
             self._outage(loop, None)
-        failed.extend(records[len(received):])
         self.written += len(records) - len(failed)
         if not failed:
             self.redis_ok = True
@@ -412,3 +434,12 @@ class ClickWriter:
                 await loop.run_in_executor(None, own.fsync)
             except OSError as exc:  # the flusher must go on (the data is in the kernel already)
                 log.error("click spool fsync failed", extra={"error": repr(exc)})
+
+
+def unacknowledged(records: list[Record], received: list[object]) -> list[Record]:
+    """The records whose XADD Redis did not acknowledge: answered with an error reply, or not
+    answered at all (`received` holds the replies so far, in order). In order."""
+    failed = [rec for rec, reply in zip(records, received, strict=False)
+              if isinstance(reply, hiredis.ReplyError)]
+    failed.extend(records[len(received):])
+    return failed
