@@ -10,8 +10,10 @@ not acknowledged go to the spool file (`spool.py`), and from then on every new b
 appended there too, so order is kept. The flusher retries Redis every RETRY_S; once it answers,
 the spool is replayed in order (events marked `"replayed": true`), and only when it is empty
 do batches go straight to Redis again. Spool files left by a crashed process are claimed and
-replayed first. A full buffer (Redis slow for long) spills to the spool synchronously rather
-than growing without bound or dropping anything.
+replayed first: at start, and every ORPHAN_SCAN_S while running (a file whose flock nobody
+holds: its process crashed, was killed, or stopped while Redis was down, and no starting process
+took it), so a spool never waits for a process to start. A full buffer (Redis slow for long)
+spills to the spool synchronously rather than growing without bound or dropping anything.
 
 Shutdown: `close(deadline_s)` flushes; a send still in flight at the deadline is cancelled, and
 every event of it that Redis did not acknowledge (not answered yet, or answered with an error)
@@ -55,6 +57,7 @@ from shoplink.streams import stream_key
 log = logging.getLogger(__name__)
 
 RETRY_S = 0.25
+ORPHAN_SCAN_S = 30.0  # how often a running writer looks for spool files nobody holds
 REPLAY_BATCH = 2000
 REPLAYED_SUFFIX = b',"replayed":true}'
 DROP_LOG_S = 10.0
@@ -65,7 +68,7 @@ class ClickWriter:
     def __init__(self, redis_url: str, spool_dir: Path, *, flush_interval_s: float = 0.005,
                  batch_size: int = 1000, buffer_max: int = 100_000, timeout_s: float = 1.0,
                  fsync_interval_s: float = 1.0, spool_max_bytes: int = 0,
-                 router: RedisTopology | None = None) -> None:
+                 router: RedisTopology | None = None, orphan_scan_s: float | None = None) -> None:
         self._conn = RespConnection(redis_url)
         self._router = router if router is not None and router.cluster else None
         self._conns: dict[str, RespConnection] = {}  # per cluster node URL
@@ -83,6 +86,8 @@ class ClickWriter:
         self._heads: dict[int, bytes] = {}
         self._own: SpoolFile | None = None  # created on first use
         self._orphans: list[SpoolFile] = []  # left by dead processes, replayed first
+        self._orphan_scan_s = ORPHAN_SCAN_S if orphan_scan_s is None else orphan_scan_s
+        self._next_scan = 0.0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = False
@@ -94,6 +99,7 @@ class ClickWriter:
         self.written = 0
         self.spooled = 0
         self.replayed = 0
+        self.orphan_scans = 0  # periodic looks for spool files nobody holds
         self.flushes = 0
         self.flush_seconds = 0.0
         self.write_errors = 0
@@ -200,10 +206,16 @@ class ClickWriter:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        self._next_scan = loop.time() + self._orphan_scan_s
         while not self._closing:
+            if loop.time() >= self._next_scan:
+                self._next_scan = loop.time() + self._orphan_scan_s
+                self._claim_orphans()
             if not self._buffer and not self.spool_pending:
                 self._wake.clear()
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(self._next_scan):
+                        await self._wake.wait()
                 continue
             delay = self._interval
             if self.spool_pending:
@@ -219,6 +231,22 @@ class ClickWriter:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._timeout):
                     await self._replay()
+
+    def _claim_orphans(self) -> None:
+        """Claim spool files that no process holds (left by a process that crashed, was killed,
+        or stopped while Redis was down, and that no starting process has claimed): they are
+        replayed behind the ones already claimed."""
+        self.orphan_scans += 1
+        try:
+            found = SpoolFile.claim_orphans(self._spool_dir,
+                                            exclude=self._own.path if self._own else None)
+        except OSError as exc:  # the directory vanished or cannot be read: try again later
+            log.error("click spool directory cannot be scanned", extra={"error": repr(exc)})
+            return
+        if found:
+            log.info("replaying click spools left by another process",
+                     extra={"files": [f.path.name for f in found]})
+            self._orphans.extend(found)
 
     async def _flush_once(self) -> None:
         batch = self._take()
