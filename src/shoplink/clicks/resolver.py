@@ -36,6 +36,9 @@ from shoplink.errors import ServiceUnavailable
 log = logging.getLogger(__name__)
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,32}$")  # the anchors.code CHECK constraint
+# Never in a Location: the redirect is written as a preformatted message (redirect.py), so a
+# CR or LF here would split the response. The catalog's URL check rejects these already.
+_UNSAFE_IN_HEADER = re.compile(r"[\x00-\x20\x7f]")
 ATTRIBUTION_PARAMS = frozenset({"utm_source", "utm_medium", "utm_campaign", "utm_content", "sl_click"})
 LOAD_BATCH = 500
 TERMS_ERROR_TTL_S = 1.0
@@ -242,11 +245,14 @@ class Resolver:
         if url is None:
             return None
         try:
-            return check_url_on_domains(url, row.domains, allow_http=self._allow_http)
+            checked = check_url_on_domains(url, row.domains, allow_http=self._allow_http)
+            if _UNSAFE_IN_HEADER.search(checked):
+                raise UrlRejected("control character or space in the URL")
         except UrlRejected as exc:
             log.warning("stored URL refused for a redirect", extra={
                 "anchor_id": row.anchor_id, "shop_id": row.shop_id, "reason": str(exc)})
             return None
+        return checked
 
     def _not_found(self, code: str, *, expires: float) -> Target:
         recorded = code[:events.MAX_CODE_LENGTH]  # the shard follows the code the event carries
