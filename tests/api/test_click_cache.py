@@ -11,6 +11,7 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from shoplink.changes import Change
+from shoplink.clicks.resolver import Resolver, Target
 from shoplink.keys import CHANGES, CLICK_RESOLVER
 
 from support.api import Api
@@ -106,3 +107,36 @@ async def test_everything_change_forgets_the_cache(make_account, server: TestSer
     assert resolver.size == 1
     await server.app[CHANGES].publish(Change("*", 0))
     assert resolver.size == 0
+
+
+async def _replaced(resolver: Resolver, code: str, entry: Target) -> Target:
+    for _ in range(500):
+        current = resolver.get(code)
+        if current is not None and current is not entry:
+            return current
+        await asyncio.sleep(0.01)
+    raise AssertionError("the entry was not re-read")
+
+
+async def test_due_entries_are_re_read_in_the_background_while_clicks_use_them(
+        make_account, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
+    shop = await make_shop(await make_account("seller"))
+    _, code, _ = await video_anchor(pool, shop)
+    resolver = server.app[CLICK_RESOLVER]
+    assert "/p/shoe?" in (await anon.get(f"/r/{code}")).headers["Location"]
+    misses, loads = resolver.misses, resolver.loads
+    await pool.execute("UPDATE products SET url = 'https://acme.example/p/sandal' WHERE id = $1",
+                       shop.product_ids[0])  # behind the app's back: only a re-read finds it
+    entry = resolver.get(code)
+    assert entry is not None and entry.refresh_at < entry.expires
+    entry.refresh_at = 0.0  # due now (normally at 80 % of its time to live)
+    assert "/p/shoe?" in (await anon.get(f"/r/{code}")).headers["Location"]  # served, not waited for
+    fresh = await _replaced(resolver, code, entry)
+    assert "/p/sandal?" in (await anon.get(f"/r/{code}")).headers["Location"]
+    assert resolver.misses == misses and resolver.loads == loads + 1 and resolver.refreshes >= 1
+    # Nothing changed this time: the re-read keeps the prepared Location and event prefix.
+    fresh.refresh_at = 0.0
+    await anon.get(f"/r/{code}")
+    again = await _replaced(resolver, code, fresh)
+    assert again.head is fresh.head and again.prefix is fresh.prefix
+    assert again.expires > fresh.expires and resolver.misses == misses

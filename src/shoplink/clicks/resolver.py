@@ -10,6 +10,11 @@ Correctness across instances comes from the change bus: `on_change` drops every 
 change touches, through reverse indexes (product -> codes, shop -> codes, ...). A change that
 arrives while a lookup is in flight keeps that lookup's answer out of the cache. A TTL bounds
 the damage of a lost invalidation message.
+
+Entries are re-read ahead of their expiry (`refresh_at`, at REFRESH_AT of the TTL) by the first
+click that sees them due, in the background and batched like misses, while clicks keep using the
+cached answer: a click does not wait on PostgreSQL because its anchor's TTL ran out. A re-read
+that finds the same row and commission reuses the prepared Location and event prefix.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ _UNSAFE_IN_HEADER = re.compile(r"[\x00-\x20\x7f]")
 ATTRIBUTION_PARAMS = frozenset({"utm_source", "utm_medium", "utm_campaign", "utm_content", "sl_click"})
 LOAD_BATCH = 500
 TERMS_ERROR_TTL_S = 1.0
+REFRESH_AT = 0.8  # of an entry's time to live: when a click starts re-reading it
+REFRESH_RETRY_S = 1.0  # a failed re-read is retried at most this often per code
 
 Key = tuple[str, int]
 
@@ -49,13 +56,14 @@ Key = tuple[str, int]
 class Target:
     """What one code resolves to. Immutable once built; shared by every click on the code."""
 
-    __slots__ = ("code", "expires", "head", "keys", "live_started_s", "outcome", "prefix",
-                 "shard", "status", "tail", "video_duration_s")
+    __slots__ = ("code", "commission", "expires", "head", "keys", "live_started_s", "outcome", "prefix",
+                 "refresh_at", "row", "shard", "status", "tail", "video_duration_s")
 
     def __init__(self, *, code: str, outcome: str, status: int, shard: int, base: dict[str, Any],
                  head: str | None = None, tail: str = "", keys: tuple[Key, ...] = (),
-                 expires: float = 0.0, video_duration_s: float | None = None,
-                 live_started_s: float | None = None) -> None:
+                 expires: float = 0.0, refresh_at: float | None = None,
+                 video_duration_s: float | None = None, live_started_s: float | None = None,
+                 row: AnchorTarget | None = None) -> None:
         self.code = code
         self.outcome = outcome  # redirected | fallback | gone | not_found
         self.status = status  # 302 | 410 | 404
@@ -65,8 +73,20 @@ class Target:
         self.tail = tail  # "#fragment" or ""
         self.keys = keys  # (kind, id) pairs whose changes drop this entry
         self.expires = expires  # time.monotonic() deadline
+        # When a click starts re-reading the entry in the background (time.monotonic()).
+        self.refresh_at = expires if refresh_at is None else refresh_at
         self.video_duration_s = video_duration_s
         self.live_started_s = live_started_s
+        self.row = row  # what it was built from (a re-read finding the same row reuses it)
+        self.commission = base["commission"]
+
+    def renewed(self, expires: float, refresh_at: float) -> Target:
+        """The same answer with a new deadline (a re-read found nothing changed)."""
+        fresh = object.__new__(Target)
+        for name in Target.__slots__:
+            setattr(fresh, name, getattr(self, name))
+        fresh.expires, fresh.refresh_at = expires, refresh_at
+        return fresh
 
 
 def location_parts(url: str, *, medium: str, campaign: str, code: str) -> tuple[str, str]:
@@ -105,6 +125,7 @@ class Resolver:
         self.hits = 0
         self.negative_hits = 0
         self.misses = 0
+        self.refreshes = 0
         self.loads = 0
         self.load_errors = 0
 
@@ -114,8 +135,11 @@ class Resolver:
         """The cached, unexpired target of `code`, or None (then call `resolve`)."""
         entry = self._entries.get(code)
         if entry is not None:
-            if entry.expires > time.monotonic():
+            now = time.monotonic()
+            if entry.expires > now:
                 self.hits += 1
+                if entry.refresh_at <= now:
+                    self._refresh(entry, now)
                 return entry
             return None
         entry = self._negative.get(code)
@@ -130,13 +154,7 @@ class Resolver:
         if not CODE_PATTERN.match(code):
             return self._not_found(code, expires=0.0)  # cannot exist: no query, nothing cached
         self.misses += 1
-        future = self._inflight.get(code)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._inflight[code] = future
-            self._queue.append(code)
-            if self._loader is None or self._loader.done():
-                self._loader = asyncio.create_task(self._load_loop(), name="click-resolver-load")
+        future = self._inflight.get(code) or self._enqueue(code)
         try:
             return await asyncio.shield(future)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
@@ -146,7 +164,23 @@ class Resolver:
             raise ServiceUnavailable("the link cannot be resolved right now, try again",
                                      code="resolver_unavailable") from exc
 
+    def _refresh(self, entry: Target, now: float) -> None:
+        """Re-read `entry` in the background; clicks keep getting it until the answer is in."""
+        entry.refresh_at = now + REFRESH_RETRY_S
+        if entry.code not in self._inflight:
+            self._enqueue(entry.code).add_done_callback(_retrieve)  # nobody awaits a refresh
+            self.refreshes += 1
+
     # ---- loading -----------------------------------------------------------------------------
+
+    def _enqueue(self, code: str) -> asyncio.Future[Target]:
+        """A future for `code`'s answer, loaded with the next batch."""
+        future: asyncio.Future[Target] = asyncio.get_running_loop().create_future()
+        self._inflight[code] = future
+        self._queue.append(code)
+        if self._loader is None or self._loader.done():
+            self._loader = asyncio.create_task(self._load_loop(), name="click-resolver-load")
+        return future
 
     async def _load_loop(self) -> None:
         while self._queue:
@@ -204,6 +238,11 @@ class Resolver:
 
     async def _build(self, row: AnchorTarget, now_ms: int) -> Target:
         commission, ttl = await self._commission(row, now_ms)
+        now = time.monotonic()
+        expires, refresh_at = now + ttl, now + ttl * REFRESH_AT
+        cached = self._entries.get(row.code)
+        if cached is not None and cached.row == row and cached.commission == commission:
+            return cached.renewed(expires, refresh_at)  # a re-read that found nothing changed
         keys: list[Key] = [("anchor", row.anchor_id), ("product", row.product_id), ("shop", row.shop_id)]
         if row.video_id is not None:
             keys.append(("video", row.video_id))
@@ -236,9 +275,9 @@ class Resolver:
                    if live and row.live_status == "live" and row.live_started_at is not None else None)
         return Target(code=row.code, outcome=outcome, status=410 if outcome == "gone" else 302,
                       shard=events.shard_for(row.anchor_id, row.code, self._shards), base=base,
-                      head=head, tail=tail, keys=tuple(keys), expires=time.monotonic() + ttl,
+                      head=head, tail=tail, keys=tuple(keys), expires=expires, refresh_at=refresh_at,
                       video_duration_s=None if live else row.video_duration_s,
-                      live_started_s=started)
+                      live_started_s=started, row=row)
 
     def _verified(self, url: str | None, row: AnchorTarget) -> str | None:
         """The URL re-checked against the shop's verified domains now, or None."""
@@ -309,3 +348,9 @@ class Resolver:
     @property
     def size(self) -> int:
         return len(self._entries)
+
+
+def _retrieve(future: asyncio.Future[Target]) -> None:
+    """Mark a background re-read's outcome as seen (a failure was logged by the load loop)."""
+    if not future.cancelled():
+        future.exception()
