@@ -45,6 +45,12 @@ def _rendered(route_handler: Handler) -> Handler:
     return call
 
 
+def _raising(exc: Exception) -> Handler:
+    async def call(request: web.Request) -> web.StreamResponse:
+        raise exc
+    return call
+
+
 @web.middleware
 async def fast_path_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     route_handler = request.match_info.handler
@@ -53,4 +59,7 @@ async def fast_path_middleware(request: web.Request, handler: Handler) -> web.St
         return await handler(request)
     if cors:
         return await with_cors(request, _rendered(route_handler))
-    return await error_middleware(request, route_handler)
+    try:  # error_middleware inlined: one coroutine less per click; errors rendered by it all the same
+        return await route_handler(request)
+    except Exception as exc:
+        return await error_middleware(request, _raising(exc))
