@@ -47,6 +47,9 @@ _UNSAFE_IN_HEADER = re.compile(r"[\x00-\x20\x7f]")
 ATTRIBUTION_PARAMS = frozenset({"utm_source", "utm_medium", "utm_campaign", "utm_content", "sl_click"})
 LOAD_BATCH = 500
 TERMS_ERROR_TTL_S = 1.0
+# An entry lives this fraction of SHOPLINK_CLICK_CACHE_TTL_S, drawn at random: entries cached
+# together (a start-up, a bulk fill) are re-read spread over time, not in one burst.
+TTL_JITTER = (0.5, 1.0)
 REFRESH_AT = 0.8  # of an entry's time to live: when a click starts re-reading it
 REFRESH_RETRY_S = 1.0  # a failed re-read is retried at most this often per code
 
@@ -224,14 +227,14 @@ class Resolver:
     async def _commission(self, row: AnchorTarget, now_ms: int) -> tuple[dict[str, Any] | None, float]:
         """(commission field, seconds it may be cached)."""
         if row.plan_id is None or self.terms_lookup is None:
-            return None, self._ttl_s * random.uniform(0.9, 1.0)  # jitter: a bulk fill expires apart
+            return None, self._ttl_s * random.uniform(*TTL_JITTER)
         try:
             result = self.terms_lookup(row.plan_id, row.product_id, now_ms, row.publisher_id)
             terms = await result if inspect.isawaitable(result) else result
         except Exception:
             log.exception("commission terms lookup failed", extra={"plan_id": row.plan_id})
             return events.commission_json(None, "lookup_failed"), TERMS_ERROR_TTL_S
-        ttl = self._ttl_s * random.uniform(0.9, 1.0)
+        ttl = self._ttl_s * random.uniform(*TTL_JITTER)
         if terms.valid_until_ms is not None:
             ttl = min(ttl, max(0.0, (terms.valid_until_ms - now_ms) / 1000))
         return events.commission_json(terms.rate_bp, terms.source), ttl
