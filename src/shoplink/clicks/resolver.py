@@ -14,7 +14,7 @@ the damage of a lost invalidation message.
 Entries are re-read ahead of their expiry (`refresh_at`, at REFRESH_AT of the TTL) by the first
 click that sees them due, in the background and batched like misses, while clicks keep using the
 cached answer: a click does not wait on PostgreSQL because its anchor's TTL ran out. A re-read
-that finds the same row and commission reuses the prepared Location and event prefix.
+that finds the same row and commission only extends the entry's life.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ TERMS_ERROR_TTL_S = 1.0
 TTL_JITTER = (0.5, 1.0)
 REFRESH_AT = 0.8  # of an entry's time to live: when a click starts re-reading it
 REFRESH_RETRY_S = 1.0  # a failed re-read is retried at most this often per code
+REFRESH_DELAY_S, REFRESH_DELAY = 1.0, 0.05  # a re-read waits min(1 s, 5 % of the TTL) for others
 
 Key = tuple[str, int]
 
@@ -83,14 +84,6 @@ class Target:
         self.row = row  # what it was built from (a re-read finding the same row reuses it)
         self.commission = base["commission"]
 
-    def renewed(self, expires: float, refresh_at: float) -> Target:
-        """The same answer with a new deadline (a re-read found nothing changed)."""
-        fresh = object.__new__(Target)
-        for name in Target.__slots__:
-            setattr(fresh, name, getattr(self, name))
-        fresh.expires, fresh.refresh_at = expires, refresh_at
-        return fresh
-
 
 def location_parts(url: str, *, medium: str, campaign: str, code: str) -> tuple[str, str]:
     """(head, tail) of the redirect: the stored URL's own query and fragment kept, our attribution
@@ -121,6 +114,8 @@ class Resolver:
         self._index: dict[Key, set[str]] = {}
         self._inflight: dict[str, asyncio.Future[Target]] = {}
         self._queue: list[str] = []
+        self._refresh_queue: list[str] = []  # due entries, moved to _queue by _refresh_timer
+        self._refresh_timer: asyncio.TimerHandle | None = None
         self._loader: asyncio.Task[None] | None = None
         # Changes seen while a batch is being loaded (None when no load is running).
         self._changed_during_load: set[Key] | None = None
@@ -168,22 +163,40 @@ class Resolver:
                                      code="resolver_unavailable") from exc
 
     def _refresh(self, entry: Target, now: float) -> None:
-        """Re-read `entry` in the background; clicks keep getting it until the answer is in."""
+        """Re-read `entry` in the background; clicks keep getting it until the answer is in.
+        Re-reads wait a little (REFRESH_DELAY) to share queries: due entries come one by one."""
         entry.refresh_at = now + REFRESH_RETRY_S
-        if entry.code not in self._inflight:
-            self._enqueue(entry.code).add_done_callback(_retrieve)  # nobody awaits a refresh
-            self.refreshes += 1
+        if entry.code in self._inflight:
+            return
+        self._enqueue(entry.code, now=False).add_done_callback(_retrieve)  # nobody awaits it
+        self.refreshes += 1
+        if self._refresh_timer is None:
+            self._refresh_timer = asyncio.get_running_loop().call_later(
+                min(REFRESH_DELAY_S, REFRESH_DELAY * self._ttl_s), self._start_refreshes)
+
+    def _start_refreshes(self) -> None:
+        self._refresh_timer = None
+        self._queue.extend(self._refresh_queue)
+        self._refresh_queue = []
+        self._start_loader()
 
     # ---- loading -----------------------------------------------------------------------------
 
-    def _enqueue(self, code: str) -> asyncio.Future[Target]:
-        """A future for `code`'s answer, loaded with the next batch."""
+    def _enqueue(self, code: str, *, now: bool = True) -> asyncio.Future[Target]:
+        """A future for `code`'s answer, loaded with the next batch (`now`) or with the next
+        batch of re-reads."""
         future: asyncio.Future[Target] = asyncio.get_running_loop().create_future()
         self._inflight[code] = future
+        if not now:
+            self._refresh_queue.append(code)
+            return future
         self._queue.append(code)
-        if self._loader is None or self._loader.done():
-            self._loader = asyncio.create_task(self._load_loop(), name="click-resolver-load")
+        self._start_loader()
         return future
+
+    def _start_loader(self) -> None:
+        if self._queue and (self._loader is None or self._loader.done()):
+            self._loader = asyncio.create_task(self._load_loop(), name="click-resolver-load")
 
     async def _load_loop(self) -> None:
         while self._queue:
@@ -206,7 +219,10 @@ class Resolver:
                 entry = targets.get(code) or self._not_found(
                     code, expires=time.monotonic() + self._negative_ttl_s)
                 if not everything and not (changed and self._touched(entry, changed)):
-                    self._store(entry)
+                    if self._entries.get(code) is entry:  # renewed in place: now the youngest
+                        self._entries[code] = self._entries.pop(code)
+                    else:
+                        self._store(entry)
                 future = self._inflight.pop(code)
                 if not future.done():
                     future.set_result(entry)
@@ -245,7 +261,10 @@ class Resolver:
         expires, refresh_at = now + ttl, now + ttl * REFRESH_AT
         cached = self._entries.get(row.code)
         if cached is not None and cached.row == row and cached.commission == commission:
-            return cached.renewed(expires, refresh_at)  # a re-read that found nothing changed
+            # A re-read that found nothing changed: the same entry lives on (no rebuild, no
+            # re-indexing). If a change touches it meanwhile, on_change drops it as usual.
+            cached.expires, cached.refresh_at = expires, refresh_at
+            return cached
         keys: list[Key] = [("anchor", row.anchor_id), ("product", row.product_id), ("shop", row.shop_id)]
         if row.video_id is not None:
             keys.append(("video", row.video_id))
