@@ -12,11 +12,13 @@ from http.cookies import SimpleCookie
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from api.test_click_open_redirect import ATTACKS, CODE, PRODUCT
-from shoplink.clicks.redirect import http_date, redirect_message
+from shoplink.clicks.redirect import PreformattedResponse, http_date, redirect_message
+from shoplink.errors import Handler
 
 from support.click_data import insert_anchor, insert_video, make_shop, stream_entries, video_anchor, wait_for_events
 
@@ -168,3 +170,33 @@ def test_redirect_message_and_date() -> None:
     assert b"\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n" in message
     assert b"Set-Cookie" not in redirect_message("https://a.example/", None, 0)
     assert http_date(86400) == "Fri, 02 Jan 1970 00:00:00 GMT" and http_date(0).endswith("1970 00:00:00 GMT")
+
+
+async def test_headers_added_by_signals_and_middlewares_are_still_written() -> None:
+    """Not used by shoplink today; keeps the preformatted message honest if someone adds one."""
+    @web.middleware
+    async def tag(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        response.headers["X-Middleware"] = "yes"
+        return response
+
+    async def signal(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["X-Signal"] = "yes"
+
+    async def redirect(request: web.Request) -> web.StreamResponse:
+        return PreformattedResponse(302, redirect_message("https://a.example/p", None, 0))
+
+    app = web.Application(middlewares=[tag])
+    app.router.add_get("/r/{code}", redirect)
+    app.on_response_prepare.append(signal)
+    async with TestServer(app) as server:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        try:
+            writer.write(b"GET /r/x HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+            await writer.drain()
+            heads = [await read_head(reader), await read_head(reader)]
+        finally:
+            writer.close()
+    for status_line, headers in heads:
+        assert status_line == "HTTP/1.1 302 Found" and one(headers, "location") == "https://a.example/p"
+        assert one(headers, "x-middleware") == "yes" and one(headers, "x-signal") == "yes"

@@ -13,6 +13,8 @@ URL check rejects them, and `Target` refuses them again), a hex cookie and a ULI
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from email.utils import formatdate
 
 from aiohttp import web
@@ -21,6 +23,7 @@ from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 NO_STORE = "no-store, private"
 _HEAD = ("HTTP/1.1 302 Found\r\nCache-Control: " + NO_STORE + "\r\nContent-Length: 0\r\nServer: "
          + SERVER_SOFTWARE + "\r\nLocation: ")
+_UNSAFE = re.compile(r"[\r\n\x00]")
 _date_s = -1
 _date = ""
 
@@ -52,8 +55,9 @@ class PreformattedResponse(web.StreamResponse):
     """A complete response message written to the transport as is by `prepare`.
 
     Only for messages that keep the connection open (`can_send_raw`); aiohttp's request loop
-    then reads `keep_alive` and goes on with the next request on the connection. The response
-    prepare signal does not run (nothing registered there applies to the redirect)."""
+    then reads `keep_alive` and goes on with the next request on the connection. Response-prepare
+    signals still run (shoplink registers none), and headers that they or a middleware add to
+    `headers` are written after the preformatted ones."""
 
     def __init__(self, status: int, message: bytes) -> None:
         super().__init__(status=status)
@@ -62,13 +66,26 @@ class PreformattedResponse(web.StreamResponse):
     async def prepare(self, request: web.BaseRequest) -> None:
         if self._eof_sent:
             return
+        await request._prepare_hook(self)  # what StreamResponse._start does before the headers
+        message = self._message
+        if self._headers:
+            message = message[:-2] + _serialize(self._headers) + b"\r\n"
         transport = request.transport
         if transport is None or transport.is_closing():
             raise ConnectionResetError("the client went away")
         self._keep_alive = True
         self._eof_sent = True
-        transport.write(self._message)
+        transport.write(message)
         await request.writer.drain()  # waits only when the client stopped reading
 
     async def write_eof(self, data: bytes = b"") -> None:
         return None
+
+
+def _serialize(headers: Mapping[str, str]) -> bytes:
+    lines = []
+    for name, value in headers.items():
+        if _UNSAFE.search(name) or _UNSAFE.search(value):
+            raise ValueError(f"newline or carriage return in the {name!r} header")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines).encode()
