@@ -114,7 +114,8 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
     """The pool and the services built on it (refuses an unmigrated database)."""
     settings = app[SETTINGS]
     pool = await db.create_pool(settings.database_url, min_size=settings.db_pool_min,
-                                max_size=settings.db_pool_max)
+                                max_size=settings.db_pool_max, timeout_s=settings.db_timeout_s,
+                                command_timeout_s=settings.db_command_timeout_s)
     async with pool.acquire() as con:
         pending = await db.pending_migrations(con)
     if pending:

@@ -155,6 +155,11 @@ _FIELDS: tuple[_Field, ...] = (
            "Minimum PostgreSQL pool connections."),
     _Field("db_pool_max", "SHOPLINK_DB_POOL_MAX", "10", _parse_int(1, 500),
            "Maximum PostgreSQL pool connections."),
+    _Field("db_timeout_s", "SHOPLINK_DB_TIMEOUT_S", "5", _parse_float(0.1, 600),
+           "Longest wait for a PostgreSQL connection (connect or pool acquire); then the request "
+           "answers 503 with Retry-After."),
+    _Field("db_command_timeout_s", "SHOPLINK_DB_COMMAND_TIMEOUT_S", "30", _parse_float(0.1, 3600),
+           "Longest a PostgreSQL statement may run; a server that stops answering fails requests after it."),
     _Field("max_body_bytes", "SHOPLINK_MAX_BODY_BYTES", "1048576", _parse_int(1024, 1 << 30),
            "Largest JSON or CSV request body accepted."),
     _Field("allow_http_urls", "SHOPLINK_ALLOW_HTTP_URLS", "false", _parse_bool,
@@ -200,10 +205,15 @@ _FIELDS: tuple[_Field, ...] = (
            "Where click events spill when Redis is unreachable (one append-only file per process)."),
     _Field("spool_fsync_ms", "SHOPLINK_SPOOL_FSYNC_MS", "1000", _parse_int(0, 60_000),
            "fsync the click spool at most this often (0: after every spooled batch)."),
+    _Field("spool_max_bytes", "SHOPLINK_SPOOL_MAX_BYTES", str(1 << 30), _parse_int(0, 1 << 50),
+           "Largest click spool file per process (0: no limit); events beyond it are dropped and "
+           "counted (shoplink_click_events_dropped_total)."),
     _Field("click_cache_size", "SHOPLINK_CLICK_CACHE_SIZE", "200000", _parse_int(16, 10_000_000),
            "Most anchor codes the click resolver keeps in memory (unknown codes included)."),
     _Field("click_cache_ttl_s", "SHOPLINK_CLICK_CACHE_TTL_S", "60", _parse_float(0.1, 86_400),
            "Longest a cached anchor is used without re-reading it (bounds a missed invalidation)."),
+    _Field("click_cache_max_stale_s", "SHOPLINK_CLICK_CACHE_MAX_STALE_S", "3600", _parse_float(0, 30 * 86_400),
+           "While PostgreSQL is unreachable, an expired cached anchor is still served this long past its TTL."),
     _Field("click_negative_ttl_s", "SHOPLINK_CLICK_NEGATIVE_TTL_S", "10", _parse_float(0.1, 3600),
            "How long an unknown code is remembered as unknown."),
     _Field("click_flush_ms", "SHOPLINK_CLICK_FLUSH_MS", "5", _parse_int(1, 600_000),
@@ -274,6 +284,8 @@ class Settings:
     access_log: bool
     db_pool_min: int
     db_pool_max: int
+    db_timeout_s: float
+    db_command_timeout_s: float
     max_body_bytes: int
     allow_http_urls: bool
     media_dir: Path
@@ -296,8 +308,10 @@ class Settings:
     live_resync_s: float
     spool_dir: Path
     spool_fsync_ms: int
+    spool_max_bytes: int
     click_cache_size: int
     click_cache_ttl_s: float
+    click_cache_max_stale_s: float
     click_negative_ttl_s: float
     click_flush_ms: int
     click_flush_batch: int

@@ -51,10 +51,28 @@ async def _init_connection(con: asyncpg.Connection) -> None:
                                  decoder=orjson.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                     init=_init_connection, command_timeout=30)
-    assert pool is not None
+class Pool(asyncpg.Pool):
+    """asyncpg's pool whose `acquire()` gives up after `acquire_timeout_s` by default (TimeoutError),
+    so that a request never queues for long behind connections that PostgreSQL no longer serves."""
+
+    acquire_timeout_s: float | None = None
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout_s if timeout is None else timeout)
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
+                      timeout_s: float = 5.0, command_timeout_s: float = 30.0) -> asyncpg.Pool:
+    """A pool whose connects and acquires wait at most `timeout_s` and whose statements at most
+    `command_timeout_s` (TimeoutError beyond; the error middleware answers 503). Connections that
+    PostgreSQL closed (a restart) are replaced on the next acquire, so the pool recovers by itself
+    when the server returns."""
+    pool = Pool(dsn, min_size=min_size, max_size=max_size, max_queries=50_000,
+                max_inactive_connection_lifetime=300.0, init=_init_connection, loop=None,
+                connection_class=asyncpg.Connection, record_class=asyncpg.Record,
+                command_timeout=command_timeout_s, timeout=timeout_s)
+    pool.acquire_timeout_s = timeout_s
+    await pool
     return pool
 
 

@@ -10,12 +10,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import orjson
+import redis.exceptions
 from aiohttp import web
 
-from shoplink.logs import REQUEST_ID
+from shoplink.logs import REQUEST_ID, Throttled
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 5  # what a 503 asks clients to wait before trying again
 
 
 class DomainError(Exception):
@@ -80,6 +84,26 @@ class ServiceUnavailable(DomainError):
     code = "unavailable"
 
 
+# OSErrors about the local file system are bugs or misconfiguration (500), not an outage.
+_LOCAL_OS_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
+                    NotADirectoryError)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` means a backing service (PostgreSQL, Redis) cannot be reached or is not
+    serving right now (stopped, restarting, unreachable, out of connections, too slow), rather than
+    a fault in the request or the code: the answer is 503, and trying again later will work."""
+    if isinstance(exc, OSError):  # refused, reset, unreachable; TimeoutError (connect, acquire, statement)
+        return not isinstance(exc, _LOCAL_OS_ERRORS)
+    return isinstance(exc, (
+        asyncpg.PostgresConnectionError,  # class 08: connection closed mid-query, cannot connect
+        asyncpg.CannotConnectNowError,  # 57P03: starting up or shutting down
+        asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,  # 57P01, 57P02: stopped under us
+        asyncpg.TooManyConnectionsError,  # 53300
+        redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+    ))
+
+
 def field_error(field: str, message: str, code: str = "invalid") -> ValidationFailed:
     """A 422 about one field, with the field named in `details`."""
     return ValidationFailed(f"{field}: {message}", details=[{"field": field, "message": message,
@@ -116,12 +140,24 @@ def _wants_json(request: web.Request) -> bool:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+_unavailable_log = Throttled(log, logging.ERROR, "backing service unavailable: answering 503")
+
+
+def unavailable_response() -> web.Response:
+    return json_error(503, "unavailable", "a backing service is unavailable, try again shortly",
+                      headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except DomainError as exc:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = None
+        if exc.status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif exc.status == 503:
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
         return json_error(exc.status, exc.code, exc.message, exc.details, headers)
     except web.HTTPException as exc:
         if exc.status < 400 or not _wants_json(request):
@@ -129,7 +165,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = _HTTP_CODES.get(exc.status, "http_error")
         message = exc.reason if exc.text is None or exc.text.startswith(f"{exc.status}:") else exc.text
         return json_error(exc.status, code, message, headers=_keep_allow(exc))
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):
+            _unavailable_log(path=request.path, error=repr(exc))
+            return unavailable_response()
         log.exception("unhandled error", extra={"path": request.path,
                                                 "request_id": request.get(REQUEST_ID)})
         return json_error(500, "internal_error", "internal server error")

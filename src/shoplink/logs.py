@@ -45,3 +45,36 @@ class AccessLogger(AbstractAccessLogger):
             "request_id": request.get(REQUEST_ID),
             "method": request.method, "path": request.path, "status": response.status,
             "ms": round(elapsed * 1000, 2), "ts_start": round(time.time() - elapsed, 3)})
+
+
+class Throttled:
+    """Log a recurring problem loudly but at most once per `interval_s`: the first occurrence at
+    once, then one line per interval carrying how many occurrences it stands for (`count`, and the
+    running `total`), so a flood of failures neither drowns the log nor goes unreported.
+
+    `flush()` writes what is still unreported (call it when the problem ends, or at shutdown)."""
+
+    def __init__(self, logger: logging.Logger, level: int, message: str, *, interval_s: float = 10.0) -> None:
+        self._logger = logger
+        self._level = level
+        self._message = message
+        self._interval = interval_s
+        self._last = -interval_s
+        self._unreported = 0
+        self._extra: dict[str, Any] = {}
+        self.total = 0
+
+    def __call__(self, count: int = 1, **extra: Any) -> None:
+        self.total += count
+        self._unreported += count
+        self._extra = extra
+        now = time.monotonic()
+        if now - self._last >= self._interval:
+            self._last = now
+            self.flush()
+
+    def flush(self) -> None:
+        if self._unreported:
+            self._logger.log(self._level, self._message, extra={
+                **self._extra, "count": self._unreported, "total": self.total})
+            self._unreported = 0

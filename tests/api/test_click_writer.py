@@ -95,3 +95,25 @@ async def test_stalled_redis_spills_and_nothing_is_lost(tmp_path: Path) -> None:
     # A batch Redis applied after the timeout is written again from the spool: same event_id.
     assert sorted({e["n"] for e in events}) == [-1, *range(300)]
     assert len(set(ids)) == 301 and writer.spooled > 0
+
+
+async def test_a_replay_answered_with_errors_in_between_loses_nothing(
+        redis_proc: RedisProcess, redis: Redis, tmp_path: Path) -> None:
+    """A replayed pipeline whose replies mix errors and successes (Redis still loading its data
+    after a restart answers -LOADING to the first commands and OK to the rest; here: a WRONGTYPE
+    key for shard 1) must not mark the failed lines as replayed: the spool moves on only past the
+    leading successes, the rest is sent again (duplicates by event_id, never a loss)."""
+    lines = [(n % 2, orjson.dumps({"event_id": new_ulid(), "n": n})) for n in range(40)]
+    (tmp_path / "clicks-1-dead.spool").write_bytes(b"".join(b"%d %s\n" % line for line in lines))
+    await redis.set("shoplink:clicks:{1}", "not a stream")  # every shard-1 XADD fails
+    writer = ClickWriter(redis_proc.url, tmp_path)
+    await writer.start()  # claims the file left by the "dead" process and replays it
+    try:
+        await until(lambda: writer.write_errors >= 20)
+        await redis.delete("shoplink:clicks:{1}")
+        await until(lambda: not writer.spool_pending)
+    finally:
+        await writer.close()
+    events = await stream_events(redis)
+    assert {e["n"] for e in events} == set(range(40))
+    assert all(e["replayed"] for e in events)

@@ -7,18 +7,22 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from support.services import free_port
 
 
 class ServeProcess:
     def __init__(self, database_url: str, redis_url: str, spool_dir: Path, secret: str, *,
-                 wrapper: tuple[str, ...] = (), args: tuple[str, ...] = (), **settings: str) -> None:
+                 wrapper: tuple[str, ...] = (), args: tuple[str, ...] = (), capture_stderr: bool = False,
+                 **settings: str) -> None:
         """`wrapper` prefixes the command (the benchmark pins CPUs with taskset); `args` go to
-        `serve` (e.g. `--workers 2`)."""
+        `serve` (e.g. `--workers 2`); with `capture_stderr` the server's log lines are collected
+        in `stderr_lines` (read from a pipe by a thread, so the server never blocks on it)."""
         self.port = free_port()
         self.wrapper = wrapper
         self.args = args
@@ -28,6 +32,9 @@ class ServeProcess:
                     "SHOPLINK_LOG_LEVEL": "warning",
                     **{f"SHOPLINK_{k.upper()}": v for k, v in settings.items()}}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.capture_stderr = capture_stderr
+        self.stderr_lines: list[str] = []
+        self._drainer: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -35,7 +42,10 @@ class ServeProcess:
 
     def start(self) -> None:
         self.proc = subprocess.Popen([*self.wrapper, sys.executable, "-m", "shoplink", "serve", *self.args],
-                                     env=self.env)
+                                     env=self.env, stderr=subprocess.PIPE if self.capture_stderr else None)
+        if self.proc.stderr is not None:
+            self._drainer = threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True)
+            self._drainer.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -46,6 +56,10 @@ class ServeProcess:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("shoplink serve did not start")
+
+    def _drain(self, pipe: Any) -> None:
+        for line in pipe:
+            self.stderr_lines.append(line.decode(errors="replace"))
 
     def metric(self, name: str) -> float:
         """The value of a metric from /metrics, summed over its labels (0 when absent)."""
@@ -74,9 +88,19 @@ class ServeProcess:
     def terminate(self, timeout: float = 30) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
+        code = self.proc.wait(timeout=timeout)
+        self._close_stderr()
+        return code
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        self._close_stderr()
+
+    def _close_stderr(self) -> None:
+        if self._drainer is not None:  # the pipe ends with the process (EOF)
+            self._drainer.join(timeout=10)
+            self._drainer = None
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()

@@ -54,10 +54,15 @@ def free_port() -> int:
 
 
 class RedisProcess:
-    """A private redis-server on its own port; can be stopped and started again (outage tests)."""
+    """A private redis-server on its own port; can be stopped and started again (outage tests).
 
-    def __init__(self, port: int | None = None) -> None:
+    `persistent=True` keeps everything on disk (AOF, fsync after every write), so that a graceful
+    restart (`terminate()` then `start()`) loses nothing: the setting a production Redis that
+    carries click streams needs. Without it (the default) a restart starts empty."""
+
+    def __init__(self, port: int | None = None, *, persistent: bool = False) -> None:
         self.port = port or free_port()
+        self.persistent = persistent
         self.dir = Path(tempfile.mkdtemp(prefix="shoplink-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -71,8 +76,8 @@ class RedisProcess:
             raise RuntimeError("redis-server is not on PATH: run the tests through scripts/test")
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no",
-             "--loglevel", "warning"],
+             "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always",
+             "--dir", str(self.dir), "--daemonize", "no", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -84,6 +89,13 @@ class RedisProcess:
             except OSError:
                 time.sleep(0.02)
         raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def terminate(self) -> None:
+        """A graceful shutdown (SIGTERM: Redis flushes and fsyncs its AOF, then exits)."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None:

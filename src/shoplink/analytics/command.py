@@ -63,7 +63,9 @@ def _print(value: Any) -> None:
 @cli.command("count")
 async def count_command(settings: Settings, args: argparse.Namespace) -> int:
     redis = create_redis(settings.redis_url)
-    pool = await db.create_pool(settings.database_url, min_size=1, max_size=4)
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=4,
+                                timeout_s=settings.db_timeout_s,
+                                command_timeout_s=settings.db_command_timeout_s)
     try:
         async with pool.acquire() as con:
             pending = await db.pending_migrations(con)

@@ -15,6 +15,13 @@ Entries are re-read ahead of their expiry (`refresh_at`, at REFRESH_AT of the TT
 click that sees them due, in the background and batched like misses, while clicks keep using the
 cached answer: a click does not wait on PostgreSQL because its anchor's TTL ran out. A re-read
 that finds the same row and commission only extends the entry's life.
+
+PostgreSQL down: a load that fails marks the resolver degraded. While degraded, a code whose
+entry expired (TTL) is answered at once from that stale entry, for at most
+SHOPLINK_CLICK_CACHE_MAX_STALE_S past its TTL, while a background load retries; a code with no
+usable entry fails fast (503, no query) for RETRY_S after the last failure, then one load tries
+PostgreSQL again. The first load that succeeds ends the degraded state. Entries dropped by an
+invalidation are never served stale.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ TTL_JITTER = (0.5, 1.0)
 REFRESH_AT = 0.8  # of an entry's time to live: when a click starts re-reading it
 REFRESH_RETRY_S = 1.0  # a failed re-read is retried at most this often per code
 REFRESH_DELAY_S, REFRESH_DELAY = 1.0, 0.05  # a re-read waits min(1 s, 5 % of the TTL) for others
+RETRY_S = 1.0  # while PostgreSQL fails, codes with nothing to serve fail fast this long
 
 Key = tuple[str, int]
 
@@ -85,6 +93,12 @@ class Target:
         self.commission = base["commission"]
 
 
+def _retrieve(future: asyncio.Future[Target]) -> None:
+    """Done callback of a background refresh: its failure was handled (the entry stays stale)."""
+    if not future.cancelled():
+        future.exception()
+
+
 def location_parts(url: str, *, medium: str, campaign: str, code: str) -> tuple[str, str]:
     """(head, tail) of the redirect: the stored URL's own query and fragment kept, our attribution
     parameters replacing any of the same name, `sl_click=` last so a click appends its id."""
@@ -98,7 +112,7 @@ def location_parts(url: str, *, medium: str, campaign: str, code: str) -> tuple[
 
 class Resolver:
     def __init__(self, pool: asyncpg.Pool, *, shards: int, max_size: int, ttl_s: float,
-                 negative_ttl_s: float, allow_http: bool) -> None:
+                 negative_ttl_s: float, allow_http: bool, max_stale_s: float = 3600.0) -> None:
         self._pool = pool
         self._shards = shards
         self._max_size = max_size
@@ -106,6 +120,9 @@ class Resolver:
         self._ttl_s = ttl_s
         self._negative_ttl_s = negative_ttl_s
         self._allow_http = allow_http
+        self._max_stale_s = max_stale_s
+        self.degraded = False  # the last load failed: PostgreSQL is not answering
+        self._retry_at = 0.0  # time.monotonic() before which a code with nothing to serve fails fast
         self.terms_lookup: TermsLookup | None = None  # set by the affiliate program
         # Insertion order evicts the oldest-loaded first; entries are reloaded at least every TTL,
         # so hot codes stay young without an LRU update on every click.
@@ -114,7 +131,7 @@ class Resolver:
         self._index: dict[Key, set[str]] = {}
         self._inflight: dict[str, asyncio.Future[Target]] = {}
         self._queue: list[str] = []
-        self._refresh_queue: list[str] = []  # due entries, moved to _queue by _refresh_timer
+        self._refresh_queue: dict[str, None] = {}  # due entries, moved to _queue by _refresh_timer
         self._refresh_timer: asyncio.TimerHandle | None = None
         self._loader: asyncio.Task[None] | None = None
         # Changes seen while a batch is being loaded (None when no load is running).
@@ -126,6 +143,7 @@ class Resolver:
         self.refreshes = 0
         self.loads = 0
         self.load_errors = 0
+        self.stale_hits = 0
 
     # ---- the hot path ----------------------------------------------------------------------
 
@@ -152,15 +170,42 @@ class Resolver:
         if not CODE_PATTERN.match(code):
             return self._not_found(code, expires=0.0)  # cannot exist: no query, nothing cached
         self.misses += 1
-        future = self._inflight.get(code) or self._enqueue(code)
+        if self.degraded:
+            now = time.monotonic()
+            stale = self._stale(code, now)
+            if stale is not None:  # answer now; a background load refreshes it if it can
+                if now >= self._retry_at:
+                    self._submit(code).add_done_callback(_retrieve)
+                self.stale_hits += 1
+                return stale
+            if now < self._retry_at:
+                raise ServiceUnavailable("the link cannot be resolved right now, try again",
+                                         code="resolver_unavailable")
         try:
-            return await asyncio.shield(future)
+            return await asyncio.shield(self._submit(code))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            stale = self._entries.get(code)
+            stale = self._stale(code, time.monotonic())
             if stale is not None:  # serving a slightly old answer beats failing the viewer
+                self.stale_hits += 1
                 return stale
             raise ServiceUnavailable("the link cannot be resolved right now, try again",
                                      code="resolver_unavailable") from exc
+
+    def _submit(self, code: str) -> asyncio.Future[Target]:
+        """The pending load of `code` (joined if one is in flight, queued otherwise)."""
+        future = self._inflight.get(code)
+        if future is None:
+            return self._enqueue(code)
+        if code in self._refresh_queue:  # a click waits for it now: no more delay for re-reads
+            self._start_refreshes()
+        return future
+
+    def _stale(self, code: str, now: float) -> Target | None:
+        """The expired entry of `code` if it is at most max-stale past its TTL (None otherwise)."""
+        entry = self._entries.get(code) or self._negative.get(code)
+        if entry is not None and now - entry.expires <= self._max_stale_s:
+            return entry
+        return None
 
     def _refresh(self, entry: Target, now: float) -> None:
         """Re-read `entry` in the background; clicks keep getting it until the answer is in.
@@ -175,9 +220,11 @@ class Resolver:
                 min(REFRESH_DELAY_S, REFRESH_DELAY * self._ttl_s), self._start_refreshes)
 
     def _start_refreshes(self) -> None:
-        self._refresh_timer = None
+        if self._refresh_timer is not None:
+            self._refresh_timer.cancel()
+            self._refresh_timer = None
         self._queue.extend(self._refresh_queue)
-        self._refresh_queue = []
+        self._refresh_queue = {}
         self._start_loader()
 
     # ---- loading -----------------------------------------------------------------------------
@@ -188,7 +235,7 @@ class Resolver:
         future: asyncio.Future[Target] = asyncio.get_running_loop().create_future()
         self._inflight[code] = future
         if not now:
-            self._refresh_queue.append(code)
+            self._refresh_queue[code] = None
             return future
         self._queue.append(code)
         self._start_loader()
@@ -206,7 +253,11 @@ class Resolver:
                 targets = await self._load(codes)
             except Exception as exc:
                 self.load_errors += 1
-                log.warning("click resolver lookup failed", extra={"error": repr(exc)})
+                if not self.degraded:
+                    log.error("click resolver cannot read PostgreSQL: serving cached anchors, "
+                              "stale ones included", extra={"error": repr(exc)})
+                self.degraded = True
+                self._retry_at = time.monotonic() + RETRY_S
                 for code in codes:
                     future = self._inflight.pop(code)
                     if not future.done():
@@ -215,6 +266,9 @@ class Resolver:
             finally:
                 changed, everything = self._changed_during_load, self._everything_changed
                 self._changed_during_load = None
+            if self.degraded:
+                self.degraded = False
+                log.warning("click resolver reads PostgreSQL again")
             for code in codes:
                 entry = targets.get(code) or self._not_found(
                     code, expires=time.monotonic() + self._negative_ttl_s)
@@ -370,9 +424,3 @@ class Resolver:
     @property
     def size(self) -> int:
         return len(self._entries)
-
-
-def _retrieve(future: asyncio.Future[Target]) -> None:
-    """Mark a background re-read's outcome as seen (a failure was logged by the load loop)."""
-    if not future.cancelled():
-        future.exception()

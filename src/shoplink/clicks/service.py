@@ -132,13 +132,15 @@ class ClickService:
                                     "Spooled click events written to Redis afterwards.")
         spool_bytes = registry.gauge("shoplink_click_spool_pending_bytes",
                                      "Bytes of spooled click events not yet replayed.")
-        lost = registry.counter("shoplink_click_events_lost_total",
-                                "Click events dropped because the spool could not be written (alert!).")
+        dropped = registry.counter("shoplink_click_events_dropped_total",
+                                   "Click events lost because Redis was down and the spool full "
+                                   "(reason=spool_full) or unwritable (reason=spool_error). Alert on it.")
         redis_up = registry.gauge("shoplink_click_redis_up", "1 when the last click flush reached Redis.")
         flush = registry.summary("shoplink_click_flush_seconds",
                                  "Duration of one pipelined write of a batch of click events.")
         cache = registry.counter("shoplink_click_cache_total",
-                                 "Resolver cache lookups by result (hit, negative_hit, miss).")
+                                 "Resolver cache lookups by result (hit, negative_hit, miss, stale: "
+                                 "served past its TTL while PostgreSQL is down).")
         loads = registry.counter("shoplink_click_cache_loads_total",
                                  "PostgreSQL queries made by the click resolver (batched misses).")
         size = registry.gauge("shoplink_click_cache_entries", "Anchor codes in the resolver cache.")
@@ -153,7 +155,8 @@ class ClickService:
             spooled.set(w.spooled)
             replayed.set(w.replayed)
             spool_bytes.set(w.spool_bytes)
-            lost.set(w.lost)
+            for reason, count in w.dropped.items():
+                dropped.set(count, reason=reason)
             redis_up.set(1 if w.redis_ok else 0)
             flush.values[(("__part", "count"),)] = w.flushes
             flush.values[(("__part", "sum"),)] = w.flush_seconds
@@ -161,6 +164,7 @@ class ClickService:
             cache.set(r.hits, result="hit")
             cache.set(r.negative_hits, result="negative_hit")
             cache.set(r.misses, result="miss")
+            cache.set(r.stale_hits, result="stale")
             loads.set(r.loads)
             size.set(r.size)
 
@@ -176,13 +180,15 @@ async def clicks_context(app: web.Application) -> AsyncIterator[None]:
     resolver = Resolver(app[DB_POOL], shards=settings.click_shards,
                         max_size=settings.click_cache_size, ttl_s=settings.click_cache_ttl_s,
                         negative_ttl_s=settings.click_negative_ttl_s,
-                        allow_http=settings.allow_http_urls)
+                        allow_http=settings.allow_http_urls,
+                        max_stale_s=settings.click_cache_max_stale_s)
     app[CHANGES].subscribe(resolver.on_change)
     writer = ClickWriter(settings.redis_url, settings.spool_dir,
                          flush_interval_s=settings.click_flush_ms / 1000,
                          batch_size=settings.click_flush_batch, buffer_max=settings.click_buffer_max,
                          timeout_s=settings.click_redis_timeout_s,
-                         fsync_interval_s=settings.spool_fsync_ms / 1000)
+                         fsync_interval_s=settings.spool_fsync_ms / 1000,
+                         spool_max_bytes=settings.spool_max_bytes)
     await writer.start()
     service = ClickService(settings, resolver, writer)
     service.register_metrics(app[METRICS])

@@ -30,6 +30,15 @@ def encode_lines(records: Iterable[Record]) -> bytes:
     return b"".join([b"%d %s\n" % (shard, payload) for shard, payload in records])
 
 
+def fitting(records: list[Record], room: int) -> int:
+    """How many of `records`, from the first, take at most `room` bytes as spool lines."""
+    for n, (shard, payload) in enumerate(records):
+        room -= len(payload) + (2 if shard < 10 else len(str(shard)) + 1)
+        if room < 0:
+            return n
+    return len(records)
+
+
 class SpoolFile:
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
@@ -80,11 +89,19 @@ class SpoolFile:
         return self.replayed_to < self.size
 
     def append(self, records: list[Record]) -> None:
+        """Write `records` at the end, all or none: on a failed write (disk full: ENOSPC, a file
+        size limit: EFBIG) a partly written batch is cut off again, then the OSError is raised."""
         data = memoryview(encode_lines(records))
-        self.size += len(data)
-        while data:
-            written = os.write(self.fd, data)
-            data = data[written:]
+        total = len(data)
+        try:
+            while data:
+                written = os.write(self.fd, data)
+                data = data[written:]
+        except OSError:
+            if os.fstat(self.fd).st_size != self.size:
+                os.ftruncate(self.fd, self.size)  # shrinking needs no space
+            raise
+        self.size += total
         self.dirty = True
 
     def read(self, max_records: int) -> list[tuple[int, bytes, int]]:

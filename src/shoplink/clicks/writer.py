@@ -13,6 +13,14 @@ do batches go straight to Redis again. Spool files left by a crashed process are
 replayed first. A full buffer (Redis slow for long) spills to the spool synchronously rather
 than growing without bound or dropping anything.
 
+Spool limit: the spool file of a process holds at most SHOPLINK_SPOOL_MAX_BYTES. When Redis is
+down and the spool is full (or cannot be written at all: disk full), the events that do not fit
+are dropped: the one case where clicks are lost. The redirect is answered all the same; every
+dropped event is counted (`dropped[reason]`, reason spool_full or spool_error) and logged at
+ERROR, at most once per DROP_LOG_S with the count since the last line. Once Redis is back and
+the spool replayed, it has room again. When Redis answers while the spool is still full, new
+batches go straight to Redis (ahead of the older spooled ones) rather than being dropped.
+
 Duplicates: an event is written twice only when Redis applied a batch whose replies never came
 back (the connection broke half way, or a crash before the replayed part of a spool was
 forgotten); consumers drop them by event_id.
@@ -29,7 +37,8 @@ from pathlib import Path
 import hiredis
 
 from shoplink.clicks.resp import RespConnection, RespError
-from shoplink.clicks.spool import Record, SpoolFile
+from shoplink.clicks.spool import Record, SpoolFile, fitting
+from shoplink.logs import Throttled
 from shoplink.streams import stream_key
 
 log = logging.getLogger(__name__)
@@ -37,12 +46,14 @@ log = logging.getLogger(__name__)
 RETRY_S = 0.25
 REPLAY_BATCH = 2000
 REPLAYED_SUFFIX = b',"replayed":true}'
+DROP_LOG_S = 10.0
+DROP_REASONS = ("spool_full", "spool_error")
 
 
 class ClickWriter:
     def __init__(self, redis_url: str, spool_dir: Path, *, flush_interval_s: float = 0.005,
                  batch_size: int = 1000, buffer_max: int = 100_000, timeout_s: float = 1.0,
-                 fsync_interval_s: float = 1.0) -> None:
+                 fsync_interval_s: float = 1.0, spool_max_bytes: int = 0) -> None:
         self._conn = RespConnection(redis_url)
         self._spool_dir = spool_dir
         self._interval = flush_interval_s
@@ -50,6 +61,7 @@ class ClickWriter:
         self._buffer_max = buffer_max
         self._timeout = timeout_s
         self._fsync_interval = fsync_interval_s
+        self._spool_max = spool_max_bytes  # 0: no limit
         self._buffer: list[Record] = []
         self._wake = asyncio.Event()  # the buffer is no longer empty
         self._full = asyncio.Event()  # a batch is ready now
@@ -70,7 +82,19 @@ class ClickWriter:
         self.flushes = 0
         self.flush_seconds = 0.0
         self.write_errors = 0
-        self.lost = 0
+        self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        self._drop_log = {
+            "spool_full": Throttled(log, logging.ERROR, "click events dropped: the spool is full "
+                                    "(SHOPLINK_SPOOL_MAX_BYTES) and Redis is unavailable",
+                                    interval_s=DROP_LOG_S),
+            "spool_error": Throttled(log, logging.ERROR, "click events dropped: the spool cannot be "
+                                     "written", interval_s=DROP_LOG_S),
+        }
+
+    @property
+    def lost(self) -> int:
+        """Click events dropped, whatever the reason."""
+        return sum(self.dropped.values())
 
     # ---- producer side (the request handler) ----------------------------------------------
 
@@ -149,6 +173,7 @@ class ClickWriter:
         for orphan in self._orphans:
             orphan.close()
         self._orphans = []
+        self._report_drops()
 
     # ---- the flusher -----------------------------------------------------------------------
 
@@ -177,7 +202,9 @@ class ClickWriter:
     async def _flush_once(self) -> None:
         batch = self._take()
         if self.spool_pending:
-            if batch:
+            if batch and self.redis_ok and not self._fits(batch):  # back, spool still full
+                self._spool(await self._send(batch))
+            elif batch:
                 self._spool(batch)
             await self._replay()
         elif batch:
@@ -197,10 +224,10 @@ class ClickWriter:
             if lines:
                 records = [(shard, payload[:-1] + REPLAYED_SUFFIX) for shard, payload, _ in lines]
                 failed = await self._send(records, replay=True)
-                # Only the lines before the first refused one are done: Redis may refuse the
-                # head of a batch and take the rest (LOADING after a restart), and the position
-                # is one offset. Those taken after it are sent again (duplicates by event_id).
-                done = next(i for i, rec in enumerate(records) if rec is failed[0]) if failed else len(lines)
+                # The spool moves on past the leading successes only: replies may mix errors and
+                # successes (-LOADING while a restarted Redis loads its data), and a line behind
+                # an error must be sent again (a duplicate at worst), never skipped.
+                done = next((i for i, rec in enumerate(records) if rec is failed[0]), 0) if failed else len(lines)
                 if done:
                     spool.replayed_to = lines[done - 1][2]
                     self.replayed += done
@@ -213,7 +240,8 @@ class ClickWriter:
                     spool.remove()
                     self._orphans.pop(0)
                 log.info("click spool replayed", extra={"path": spool.path.name})
-            if self._buffer:  # arrived meanwhile: after what is spooled
+                self._report_drops()
+            if self._buffer and self._fits(self._buffer):  # arrived meanwhile: after what is spooled
                 self._spool(self._take())
 
     async def _send(self, records: list[Record], *, replay: bool = False) -> list[Record]:
@@ -277,19 +305,37 @@ class ClickWriter:
         batch, self._buffer = self._buffer, []
         return batch
 
+    def _fits(self, records: list[Record]) -> bool:
+        own = self._own
+        return not self._spool_max or own is None or fitting(records, self._spool_max - own.size) == len(records)
+
     def _spool(self, records: list[Record]) -> None:
         if not records:
             return
         try:
             if self._own is None:
                 self._own = SpoolFile.create(self._spool_dir)
+            if self._spool_max:
+                keep = fitting(records, self._spool_max - self._own.size)
+                if keep < len(records):
+                    self._drop("spool_full", len(records) - keep, spool_bytes=self._own.size)
+                    records = records[:keep]
+                    if not records:
+                        return
             self._own.append(records)
-        except OSError:  # disk full or unwritable: the one case where events can be lost
-            self.lost += len(records)
-            log.exception("click events lost: the spool cannot be written",
-                          extra={"count": len(records), "dir": str(self._spool_dir)})
+        except OSError as exc:  # disk full or unwritable
+            self._drop("spool_error", len(records), error=repr(exc))
             return
         self.spooled += len(records)
+
+    def _drop(self, reason: str, count: int, **extra: object) -> None:
+        """The one place click events are lost: counted (/metrics) and logged at ERROR."""
+        self.dropped[reason] += count
+        self._drop_log[reason](count, dir=str(self._spool_dir), **extra)
+
+    def _report_drops(self) -> None:
+        for throttled in self._drop_log.values():
+            throttled.flush()
 
     async def _maybe_fsync(self) -> None:
         own = self._own
@@ -299,4 +345,7 @@ class ClickWriter:
         if loop.time() - self._last_fsync >= self._fsync_interval:
             self._last_fsync = loop.time()
             own.dirty = False
-            await loop.run_in_executor(None, own.fsync)
+            try:
+                await loop.run_in_executor(None, own.fsync)
+            except OSError as exc:  # the flusher must go on (the data is in the kernel already)
+                log.error("click spool fsync failed", extra={"error": repr(exc)})

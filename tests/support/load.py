@@ -1,0 +1,149 @@
+"""A steady click load for fault tests, and the checks that nothing it was answered went missing:
+in the click streams, and in what `shoplink count` counted (through the stats API)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import ClientSession
+from redis.asyncio import Redis
+
+from shoplink.config import Settings
+
+from support.analytics_data import worker_env
+from support.api import Api
+from support.click_data import stream_events
+
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+
+
+class ClickLoad:
+    """`concurrency` viewers clicking the codes in turn, each waiting for its answer, until
+    `stop()` (or `max_clicks` answered, or `max_s` seconds: the load always ends by itself)."""
+
+    def __init__(self, base_url: str, codes: Sequence[str], *, concurrency: int = 4,
+                 max_clicks: int = 50_000, max_s: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.codes = list(codes)
+        self.concurrency = concurrency
+        self.max_clicks = max_clicks
+        self.max_s = max_s
+        self.answered: dict[str, list[str]] = {code: [] for code in codes}  # code -> click ids
+        self.unexpected: list[tuple[str, int]] = []
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(len(ids) for ids in self.answered.values())
+
+    def ids(self) -> set[str]:
+        return {i for ids in self.answered.values() for i in ids}
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        assert self._task is not None
+        await self._task
+
+    async def until_more(self, count: int, timeout: float = 30.0) -> None:
+        """Wait until `count` more clicks have been answered."""
+        goal = self.total + count
+        async with asyncio.timeout(timeout):
+            while self.total < goal:
+                assert self._task is not None and not self._task.done()
+                await asyncio.sleep(0.01)
+
+    async def _run(self) -> None:
+        deadline = time.monotonic() + self.max_s
+        async with ClientSession(headers={"User-Agent": BROWSER_UA}) as http:
+            async def viewer(n: int) -> None:
+                i = n
+                while not self._stop.is_set() and self.total < self.max_clicks and time.monotonic() < deadline:
+                    code = self.codes[i % len(self.codes)]
+                    i += 1
+                    async with http.get(f"{self.base_url}/r/{code}", allow_redirects=False) as resp:
+                        await resp.read()
+                        if resp.status != 302:
+                            self.unexpected.append((code, resp.status))
+                            continue
+                        self.answered[code].append(resp.headers["Location"].rsplit("sl_click=", 1)[1].split("#")[0])
+
+            await asyncio.gather(*(viewer(n) for n in range(self.concurrency)))
+
+
+async def start_count_worker(settings: Settings, **env: Any) -> asyncio.subprocess.Process:
+    """A long-running `shoplink count` (stop it with SIGTERM, or kill it)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shoplink", "count", env=worker_env(settings, **env),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+
+
+async def wait_for_count_group(redis: Redis, shards: int = 4, timeout: float = 30.0) -> None:
+    """Until a started worker has created the `counters` group on every shard (it is counting)."""
+    async with asyncio.timeout(timeout):
+        for shard in range(shards):
+            while True:
+                if await redis.exists(f"shoplink:clicks:{{{shard}}}"):
+                    groups = await redis.xinfo_groups(f"shoplink:clicks:{{{shard}}}")
+                    if any(g["name"] in (b"counters", "counters") for g in groups):
+                        break
+                await asyncio.sleep(0.05)
+
+
+async def stop_count_worker(proc: asyncio.subprocess.Process) -> tuple[int, str]:
+    if proc.returncode is None:
+        proc.terminate()
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode(errors="replace")
+
+
+async def group_backlog(redis: Redis, shards: int = 4) -> int:
+    """Entries of the `counters` group not yet read or not yet acknowledged, over every shard."""
+    backlog = 0
+    for shard in range(shards):
+        groups = await redis.xinfo_groups(f"shoplink:clicks:{{{shard}}}")
+        group = next(g for g in groups if g["name"] in (b"counters", "counters"))
+        lag = group["lag"]
+        if lag is None:  # Redis cannot tell: compare what was delivered with the stream's end
+            last = (await redis.xinfo_stream(f"shoplink:clicks:{{{shard}}}"))["last-generated-id"]
+            lag = 0 if group["last-delivered-id"] == last else 1
+        backlog += int(group["pending"]) + int(lag)
+    return backlog
+
+
+async def wait_until_counted(redis: Redis, timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while await group_backlog(redis):
+            await asyncio.sleep(0.05)
+
+
+async def wait_for_ids(redis: Redis, want: set[str], timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Every event in the streams once they hold all of `want` (or the timeout passed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = await stream_events(redis)
+        if want <= {e["event_id"] for e in events} or time.monotonic() > deadline:
+            return events
+        await asyncio.sleep(0.05)
+
+
+async def counted_clicks(api: Api, anchor_id: int) -> int:
+    """The anchor's total clicks as the stats API tells them (counters plus roll-ups)."""
+    for _ in range(100):
+        reply = await api.get(f"/api/v1/stats/anchors/{anchor_id}?granularity=minute&from="
+                              f"{int(time.time()) - 3000}")
+        if reply.status == 503:  # a roll-up is moving this anchor's counters right now
+            await asyncio.sleep(0.05)
+            continue
+        assert reply.status == 200, reply.body
+        clicks: int = reply.body["totals"]["clicks"]
+        return clicks
+    raise AssertionError("the stats API stayed unavailable")
