@@ -143,3 +143,25 @@ async def test_due_entries_are_re_read_in_the_background_while_clicks_use_them(
         await asyncio.sleep(0.01)
     assert resolver.get(code) is fresh and fresh.refresh_at > time.monotonic() + 5
     assert fresh.expires > fresh.refresh_at and resolver.misses == misses
+
+
+async def test_a_click_that_needs_a_delayed_re_read_starts_it_at_once(
+        make_account, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
+    shop = await make_shop(await make_account("seller"))
+    anchor_id, code, _ = await video_anchor(pool, shop)
+    resolver = server.app[CLICK_RESOLVER]
+    await anon.get(f"/r/{code}")
+    entry = resolver.get(code)
+    assert entry is not None
+    entry.refresh_at = 0.0
+    assert resolver.get(code) is entry  # due: a re-read is queued, to start with others later
+    assert code in resolver._refresh_queue
+    await pool.execute("UPDATE products SET url = 'https://acme.example/p/sandal' WHERE id = $1",
+                       shop.product_ids[0])
+    resolver.on_change(Change("anchor", anchor_id))  # dropped: the next click has to wait for it
+    assert resolver.get(code) is None
+    waiting = asyncio.ensure_future(resolver.resolve(code))
+    await asyncio.sleep(0)  # resolve() has joined the queued re-read...
+    assert code not in resolver._refresh_queue and resolver._refresh_timer is None  # ...and started it
+    target = await waiting
+    assert target.head is not None and "/p/sandal?" in target.head
