@@ -6,6 +6,11 @@ shoplink's own counting (group `counters`), and the streams are not trimmed belo
 acknowledged.
 
     python examples/jsonl_export.py --redis-url redis://127.0.0.1:6379/0 --out ./clicks --shards 4
+    python examples/jsonl_export.py --cluster-nodes 10.0.0.1:6379,10.0.0.2:6379 --out ./clicks
+
+On a Redis Cluster (`--cluster-nodes`, as shoplink's SHOPLINK_REDIS_CLUSTER_NODES) redis-py's
+cluster client sends each stream's commands to the node that owns it: every command here names
+one stream.
 
 Each event (schema_version 1, see schemas/click_event.schema.json) is appended to
 `<out>/clicks-YYYYMMDDHH.jsonl`, the UTC hour of its `ts_ms`. Entries it cannot read (not JSON,
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
 SUPPORTED_VERSIONS = {1}
 
@@ -34,7 +40,7 @@ def stream_key(shard: int) -> str:
     return f"shoplink:clicks:{{{shard}}}"
 
 
-def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
+def ensure_group(client: redis.Redis | RedisCluster, stream: str, group: str) -> None:
     try:
         # "0": start with every entry still retained; use "$" for new events only.
         client.xgroup_create(stream, group, id="0", mkstream=True)
@@ -92,7 +98,7 @@ def handle_entries(files: HourlyFiles, entries: list[Any]) -> int:
     return exported
 
 
-def export(client: redis.Redis, out: Path, *, shards: int, group: str = "jsonl_export",
+def export(client: redis.Redis | RedisCluster, out: Path, *, shards: int, group: str = "jsonl_export",
            consumer: str | None = None, batch: int = 500, once: bool = False,
            claim_idle_ms: int = 60_000) -> int:
     """Export until every shard is drained (once=True) or forever; returns events exported."""
@@ -140,13 +146,20 @@ def export(client: redis.Redis, out: Path, *, shards: int, group: str = "jsonl_e
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--cluster-nodes", default=os.environ.get("SHOPLINK_REDIS_CLUSTER_NODES", ""),
+                        help="Redis Cluster seed nodes host:port,... (then --redis-url is not used)")
     parser.add_argument("--out", type=Path, required=True, help="directory of the hourly files")
     parser.add_argument("--shards", type=int, default=int(os.environ.get("SHOPLINK_CLICK_SHARDS", "4")))
     parser.add_argument("--group", default="jsonl_export")
     parser.add_argument("--consumer")
     parser.add_argument("--once", action="store_true", help="stop when every shard is drained")
     args = parser.parse_args(argv)
-    client = redis.Redis.from_url(args.redis_url)
+    client: redis.Redis | RedisCluster
+    if args.cluster_nodes:
+        seeds = [node.strip().rpartition(":") for node in args.cluster_nodes.split(",") if node.strip()]
+        client = RedisCluster(startup_nodes=[ClusterNode(host, int(port)) for host, _, port in seeds])
+    else:
+        client = redis.Redis.from_url(args.redis_url)
     try:
         count = export(client, args.out, shards=args.shards, group=args.group, consumer=args.consumer,
                        once=args.once)

@@ -19,6 +19,7 @@ from shoplink.auth.service import AuthService
 from shoplink.config import Settings
 
 from support.api import Api
+from support.cluster import RedisCluster3
 from support.services import RedisProcess, admin_database_url, create_database, drop_database
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
@@ -43,6 +44,24 @@ def redis_proc() -> Iterator[RedisProcess]:
     proc.start()
     yield proc
     proc.cleanup()
+
+
+@pytest.fixture(scope="session")
+def _session_cluster() -> Iterator[RedisCluster3]:
+    cluster = RedisCluster3()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+@pytest.fixture
+def redis_cluster(_session_cluster: RedisCluster3) -> RedisCluster3:
+    """A real 3-node Redis Cluster (started once per session, on first use), flushed."""
+    _session_cluster.wait_ok()
+    _session_cluster.flushall()
+    return _session_cluster
 
 
 @pytest.fixture(scope="session")

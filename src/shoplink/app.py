@@ -50,7 +50,7 @@ from shoplink.keys import (
 from shoplink.live import views as live_views
 from shoplink.live.lifecycle import close_viewers, live_context
 from shoplink.metrics import Registry
-from shoplink.redis import create_redis
+from shoplink.redis import RedisTopology
 from shoplink.videos import views as video_views
 from shoplink.videos.context import videos_context
 from shoplink.web import console, dashboard, demo_page, demo_shop, player, studio
@@ -97,17 +97,18 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
-    """The Redis client and the change bus that keeps every instance's caches correct."""
-    client = create_redis(app[SETTINGS].redis_url)
-    app[REDIS] = client
-    bus = ChangeBus(client)
+    """Redis (one node or a cluster) and the change bus that keeps every instance's caches correct."""
+    topology = RedisTopology.from_settings(app[SETTINGS])
+    await topology.connect()  # a cluster's slot map; Redis being down does not stop start-up
+    app[REDIS] = topology
+    bus = ChangeBus(topology)
     app[CHANGES] = bus
     task = asyncio.create_task(bus.run(), name="change-bus")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await client.aclose()
+    await topology.aclose()
 
 
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
@@ -145,8 +146,8 @@ async def _connect_domains(app: web.Application) -> AsyncIterator[None]:
 
 async def _analytics(app: web.Application) -> AsyncIterator[None]:
     """Stats reads and the click-stream collector on /metrics (counting is `shoplink count`)."""
-    app[STATS] = StatsService(app[DB_POOL], app[REDIS], app[SETTINGS], app[STATS_ACCESS])
-    analytics_status.register_metrics(app[METRICS], app[REDIS], app[SETTINGS])
+    app[STATS] = StatsService(app[DB_POOL], app[REDIS].client, app[SETTINGS], app[STATS_ACCESS])
+    analytics_status.register_metrics(app[METRICS], app[REDIS].client, app[SETTINGS])
     yield
 
 

@@ -2,16 +2,16 @@
 
 A service that commits a change calls `await bus.publish(Change("product", 42))`. The bus
 applies it to this instance's listeners at once, then PUBLISHes it on Redis so every other
-instance applies it too. Listeners are plain functions that drop cache entries; they must be
-cheap and must not raise. When the subscription to Redis is lost and comes back, messages may
-have been missed, so every listener receives `Change("*", 0)` ("forget everything"); caches also
-bound staleness with a TTL in case a message is lost without a disconnect.
+instance applies it too (SPUBLISH, sharded pub/sub, on a Redis Cluster: see shoplink.redis).
+Listeners are plain functions that drop cache entries; they must be cheap and must not raise.
+When the subscription to Redis is lost and comes back, messages may have been missed, so every
+listener receives `Change("*", 0)` ("forget everything"); caches also bound staleness with a TTL
+in case a message is lost without a disconnect.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -21,7 +21,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shoplink.redis import pubsub_messages
+from shoplink.redis import RedisTopology, topology_of
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,8 @@ Listener = Callable[[Change], None]
 
 
 class ChangeBus:
-    def __init__(self, redis: Redis | None = None) -> None:
-        self._redis = redis
+    def __init__(self, redis: Redis | RedisTopology | None = None) -> None:
+        self._redis = None if redis is None else topology_of(redis)
         self._listeners: list[Listener] = []
         self.origin = secrets.token_hex(6)
         self.connected = asyncio.Event()
@@ -75,22 +75,21 @@ class ChangeBus:
         assert self._redis is not None
         first = True
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            subscription = self._redis.subscription(CHANNEL)
             try:
-                await pubsub.subscribe(CHANNEL)
+                await subscription.open()
                 if not first:  # we may have missed changes while away
                     self._dispatch(EVERYTHING)
                 first = False
                 self.connected.set()
-                async for message in pubsub_messages(pubsub):
-                    self._receive(message.get("data"))
+                async for data in subscription.messages():
+                    self._receive(data)
             except (RedisError, OSError) as exc:
                 self.connected.clear()
                 log.warning("change subscription lost", extra={"error": str(exc)})
                 await asyncio.sleep(RECONNECT_DELAY_S)
             finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await subscription.close()
 
     def _receive(self, data: object) -> None:
         if not isinstance(data, bytes):

@@ -95,6 +95,19 @@ def _parse_buckets(raw: str) -> tuple[int, int, int]:
     return (minute, hour, day)
 
 
+def _parse_nodes(raw: str) -> tuple[str, ...]:
+    """`host:port,host:port` (empty: no cluster)."""
+    nodes = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        host, sep, port = part.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port items separated by commas, got {part!r}")
+        nodes.append(f"{host}:{int(port)}")
+    return tuple(nodes)
+
+
 MAX_WORKERS = 256
 
 
@@ -136,6 +149,10 @@ _FIELDS: tuple[_Field, ...] = (
            _parse_url("postgresql", "postgres"), "PostgreSQL connection URL.", secret=True),
     _Field("redis_url", "SHOPLINK_REDIS_URL", "redis://127.0.0.1:6379/0",
            _parse_url("redis", "rediss", "unix"), "Redis connection URL.", secret=True),
+    _Field("redis_cluster_nodes", "SHOPLINK_REDIS_CLUSTER_NODES", "", _parse_nodes,
+           "Redis Cluster seed nodes, `host:port` separated by commas. Empty: one Redis at "
+           "SHOPLINK_REDIS_URL; set: a cluster (credentials and TLS still come from "
+           "SHOPLINK_REDIS_URL, its host and port are ignored)."),
     _Field("host", "SHOPLINK_HOST", "127.0.0.1", _parse_str, "Address the HTTP server binds."),
     _Field("port", "SHOPLINK_PORT", "8080", _parse_int(0, 65535), "Port the HTTP server binds."),
     _Field("workers", "SHOPLINK_WORKERS", "1", parse_workers,
@@ -275,6 +292,7 @@ def _fields_by_name() -> dict[str, _Field]:
 class Settings:
     database_url: str
     redis_url: str
+    redis_cluster_nodes: tuple[str, ...]
     host: str
     port: int
     workers: int
@@ -354,6 +372,9 @@ class Settings:
             raise TypeError(f"unknown settings: {', '.join(sorted(overrides))}")
         if not values["public_base_url"]:
             values["public_base_url"] = f"http://{values['host']}:{values['port']}"
+        if values["redis_cluster_nodes"] and values["redis_url"].startswith("unix:"):
+            raise ConfigError("SHOPLINK_REDIS_CLUSTER_NODES needs a redis:// or rediss:// "
+                              "SHOPLINK_REDIS_URL (a cluster is not reached over a unix socket)")
         if values["db_pool_min"] > values["db_pool_max"]:
             raise ConfigError("SHOPLINK_DB_POOL_MIN must not exceed SHOPLINK_DB_POOL_MAX")
         if values["commission_min_bp"] > values["commission_max_bp"]:

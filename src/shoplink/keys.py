@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncpg
 from aiohttp import web
-from redis.asyncio import Redis
 
 from shoplink.affiliates.attribution import AttributionConsumer
 from shoplink.affiliates.conversions import ConversionService
@@ -26,12 +25,13 @@ from shoplink.config import Settings
 from shoplink.live.service import LiveService
 from shoplink.logs import REQUEST_ID as REQUEST_ID  # re-exported: every key in one module
 from shoplink.metrics import Registry
+from shoplink.redis import RedisTopology
 from shoplink.videos.service import VideoService
 from shoplink.web.sessions import SessionService, WebSession
 
 SETTINGS = web.AppKey("settings", Settings)
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
-REDIS = web.AppKey("redis", Redis)
+REDIS = web.AppKey("redis", RedisTopology)  # .client, .for_shard(n), pub/sub
 AUTH = web.AppKey("auth_service", AuthService)
 CATALOG = web.AppKey("catalog_service", CatalogService)
 CHANGES = web.AppKey("change_bus", ChangeBus)

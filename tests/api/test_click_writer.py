@@ -65,6 +65,29 @@ async def test_refused_writes_are_spooled_and_replayed(redis_proc: RedisProcess,
     assert [e["n"] for e in events if e.get("replayed")] == [1, 3, 5, 7]
 
 
+async def test_a_refusal_in_the_middle_of_a_replay_writes_nothing_twice(
+        redis_proc: RedisProcess, redis: Redis, tmp_path: Path) -> None:
+    """Replayed lines that fail are not always a suffix of the batch (one shard refused, or on
+    a Redis Cluster one node down): the spool must not skip the failed ones nor rewrite the
+    ones written after them."""
+    await redis.set("shoplink:clicks:{1}", "not a stream")  # XADD answers WRONGTYPE
+    writer = ClickWriter(redis_proc.url, tmp_path)
+    await writer.start()
+    try:
+        for n in range(8):
+            writer.record(n % 2, event(n))
+        await until(lambda: writer.spooled == 4 and writer.written == 4)
+        for n in range(8, 16):  # behind the spool: spooled too, then replayed with shard 1's
+            writer.record(n % 2, event(n))
+        await until(lambda: writer.written >= 8 and writer.write_errors >= 16)  # replays failed
+        await redis.delete("shoplink:clicks:{1}")
+        await until(lambda: not writer.spool_pending)
+    finally:
+        await writer.close()
+    events = await stream_events(redis)
+    assert sorted(e["n"] for e in events) == list(range(16))
+
+
 async def test_stalled_redis_spills_and_nothing_is_lost(tmp_path: Path) -> None:
     proc = RedisProcess()
     proc.start()

@@ -165,3 +165,77 @@ def test_redis_keeps_the_streams_across_a_restart() -> None:
     words = command.split() if isinstance(command, str) else list(command)
     assert words[words.index("--appendonly") + 1] == "yes"
     assert any(str(v).endswith(":/data") for v in _service("redis")["volumes"])
+
+
+# ---- profile "cluster" -----------------------------------------------------------------------
+
+CLUSTER_NODES = ("redis-node-1", "redis-node-2", "redis-node-3")
+CLUSTER_SERVICES = (*CLUSTER_NODES, "redis-cluster-init", "app-cluster", "count-cluster")
+
+
+def _environment(name: str) -> dict[str, str]:
+    return {key: _interpolate(value) for key, value in _app_environment(name).items()}
+
+
+def _words(command: Any) -> list[str]:
+    return command.split() if isinstance(command, str) else [str(w) for w in command]
+
+
+def test_cluster_profile_services_are_only_in_the_cluster_profile() -> None:
+    services = _load()["services"]
+    for name in CLUSTER_SERVICES:
+        assert services[name].get("profiles") == ["cluster"], name
+    for name, service in services.items():
+        if name not in CLUSTER_SERVICES:  # the default stack never needs the cluster
+            assert "cluster" not in (service.get("profiles") or []), name
+            assert not set(service.get("depends_on") or {}) & set(CLUSTER_SERVICES), name
+
+
+def test_cluster_nodes_are_cluster_enabled_redis_7_with_their_own_data() -> None:
+    volumes = set()
+    for name in CLUSTER_NODES:
+        node = _service(name)
+        assert node["image"].startswith("redis:7")  # sharded pub/sub needs Redis 7
+        words = _words(node["command"])
+        assert words[0] == "redis-server"
+        assert words[words.index("--cluster-enabled") + 1] == "yes"
+        assert words[words.index("--cluster-announce-hostname") + 1] == name
+        # one node down must not stop the others' shards
+        assert words[words.index("--cluster-require-full-coverage") + 1] == "no"
+        assert node.get("healthcheck")
+        volumes.update(str(v).split(":")[0] for v in node["volumes"])
+    assert len(volumes) == 3 and volumes <= set(_load()["volumes"])
+
+
+def test_cluster_init_creates_the_cluster_from_the_three_nodes() -> None:
+    init = _service("redis-cluster-init")
+    script = " ".join(_words(init["command"]))
+    assert "--cluster create" in script and "--cluster-replicas 0" in script
+    for name in CLUSTER_NODES:
+        assert name in script
+        assert init["depends_on"][name]["condition"] == "service_healthy"
+
+
+def test_cluster_app_and_worker_are_configured_for_the_cluster() -> None:
+    for name, first_words in (("app-cluster", ["shoplink", "serve"]), ("count-cluster", ["shoplink", "count"])):
+        service = _service(name)
+        assert _words(service["command"])[:2] == first_words
+        assert service.get("build")
+        env = _environment(name)
+        settings = Settings.from_env(env)
+        assert {node.split(":")[0] for node in settings.redis_cluster_nodes} == set(CLUSTER_NODES)
+        assert name != "app-cluster" or not settings.uses_default_secret
+        assert service["depends_on"]["redis-cluster-init"]["condition"] == "service_completed_successfully"
+        documented = {variable for variable, *_ in documented_variables()}
+        assert {v for v in env if v.startswith("SHOPLINK_")} <= documented
+        assert _duration_s(service["stop_grace_period"]) >= 30 and service.get("init") is True
+    app = _service("app-cluster")
+    assert "--migrate" in _words(app["command"])
+    assert app["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert _service("count-cluster")["depends_on"]["app-cluster"]["condition"] == "service_healthy"
+    # Its own spool volume: clicks spooled for the cluster are never replayed into the single Redis.
+    settings = Settings.from_env(_environment("app-cluster"))
+    volumes = {str(v).split(":")[1]: str(v).split(":")[0] for v in app["volumes"]}
+    single = {str(v).split(":")[1]: str(v).split(":")[0] for v in _service("app")["volumes"]}
+    assert volumes[str(settings.spool_dir)] in _load()["volumes"]
+    assert volumes[str(settings.spool_dir)] not in single.values()

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from shoplink.config import ConfigError, Settings, documented_variables
+from shoplink.redis import node_url
 
 
 def test_defaults() -> None:
@@ -24,6 +25,10 @@ def test_defaults() -> None:
     ("SHOPLINK_PUBLIC_BASE_URL", "ftp://x"),
     ("SHOPLINK_SECRET_KEY", "short"),
     ("SHOPLINK_LOG_LEVEL", "loud"),
+    ("SHOPLINK_REDIS_CLUSTER_NODES", "10.0.0.1"),
+    ("SHOPLINK_REDIS_CLUSTER_NODES", "10.0.0.1:6379,10.0.0.2:port"),
+    ("SHOPLINK_REDIS_CLUSTER_NODES", ":6379"),
+    ("SHOPLINK_REDIS_CLUSTER_NODES", "10.0.0.1:70000"),
     ("SHOPLINK_WORKERS", "0"),
     ("SHOPLINK_WORKERS", "257"),
     ("SHOPLINK_WORKERS", "all"),
@@ -65,3 +70,18 @@ def test_every_variable_is_documented_in_readme() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [var for var, *_ in documented_variables() if f"`{var}`" not in readme]
     assert missing == []
+
+
+def test_redis_cluster_nodes() -> None:
+    assert Settings.from_env({}).redis_cluster_nodes == ()
+    s = Settings.from_env({"SHOPLINK_REDIS_CLUSTER_NODES": " redis-1:6379, 10.0.0.2:7000 ,[::1]:7001,"})
+    assert s.redis_cluster_nodes == ("redis-1:6379", "10.0.0.2:7000", "[::1]:7001")
+    with pytest.raises(ConfigError, match="SHOPLINK_REDIS_CLUSTER_NODES"):
+        Settings.from_env({"SHOPLINK_REDIS_CLUSTER_NODES": "redis-1:6379",
+                           "SHOPLINK_REDIS_URL": "unix://localhost/run/redis.sock"})
+
+
+def test_cluster_node_urls_keep_scheme_and_credentials() -> None:
+    assert node_url("rediss://app:p%40ss@ignored:6379/3", "10.0.0.7", 7000) == \
+        "rediss://app:p%40ss@10.0.0.7:7000/0"
+    assert node_url("redis://127.0.0.1:1/0", "::1", 7001) == "redis://[::1]:7001/0"

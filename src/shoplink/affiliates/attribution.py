@@ -31,7 +31,7 @@ from redis.exceptions import RedisError, ResponseError
 from shoplink.affiliates import repository as repo
 from shoplink.affiliates.models import AttributedClick
 from shoplink.metrics import Registry
-from shoplink.redis import raise_if_cancelled
+from shoplink.redis import RedisTopology, raise_if_cancelled, topology_of
 from shoplink.streams import stream_key
 
 log = logging.getLogger(__name__)
@@ -129,16 +129,17 @@ class BatchResult:
 
 
 class AttributionConsumer:
-    def __init__(self, redis: Redis, pool: asyncpg.Pool, *, shards: int,
+    def __init__(self, redis: Redis | RedisTopology, pool: asyncpg.Pool, *, shards: int,
                  reclaim_idle_ms: int = 60_000, name: str | None = None,
                  metrics: Registry | None = None, batch: int = BATCH,
                  block_ms: int = BLOCK_MS, pause_s: float = PAUSE_S) -> None:
-        self._redis = redis
+        self._topology = topology_of(redis)
+        self._redis = self._topology.client  # key-routed (one node, or a Redis Cluster)
         # The same connections, but XREADGROUP replies are taken as hiredis returns them (nested
         # lists) and turned into entries in one pass: redis-py's generic reply parsing cost
-        # about as much as the rest of reading, for every click, inside the web server.
-        self._raw = Redis(connection_pool=redis.connection_pool)
-        self._raw.set_response_callback("XREADGROUP", _raw_reply)
+        # about as much as the rest of reading, for every click, inside the web server. On a
+        # cluster: one such client per node, used for the shards whose slot the node owns.
+        self._raws: dict[int, Redis] = {}
         self._pool = pool
         self.shards = shards
         self.reclaim_idle_ms = reclaim_idle_ms
@@ -161,11 +162,19 @@ class AttributionConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    def _raw(self, shard: int) -> Redis:
+        node = self._topology.for_shard(shard)
+        raw = self._raws.get(id(node))
+        if raw is None:
+            raw = self._raws[id(node)] = Redis(connection_pool=node.connection_pool)
+            raw.set_response_callback("XREADGROUP", _raw_reply)
+        return raw
+
     async def read(self, shard: int, *, pending: bool = False,
                    block_ms: int | None = None) -> list[Entry]:
         """New entries (or, with pending=True, this consumer's own unacknowledged ones)."""
         block = () if pending else ("BLOCK", self.block_ms if block_ms is None else block_ms)
-        reply: Any = await self._raw.execute_command(  # type: ignore[no-untyped-call]
+        reply: Any = await self._raw(shard).execute_command(  # type: ignore[no-untyped-call]
             "XREADGROUP", "GROUP", GROUP, self.name, "COUNT", self.batch, *block,
             "STREAMS", stream_key(shard), "0" if pending else ">")
         entries: list[Entry] = []
@@ -275,6 +284,7 @@ class AttributionConsumer:
             except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 own_pending = True  # also recreates the group if the stream vanished (NOGROUP)
                 self._errors.inc()
+                self._topology.request_refresh(exc)
                 log.warning("attribution consumer error; retrying",
                             extra={"shard": shard, "error": f"{type(exc).__name__}: {exc}"})
                 await asyncio.sleep(ERROR_BACKOFF_S)

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from shoplink.analytics import keys as k
 from shoplink.analytics.events import Row
 from shoplink.analytics.resp import Script, pack
+from shoplink.redis import RedisTopology, topology_of
 
 APPLY_LUA = r"""
 -- KEYS: d dedup sets, h hashes, u HyperLogLogs, then dirty, udirty, applied
@@ -237,11 +238,15 @@ class ApplyResult:
 
 
 class Applier:
-    """Applies events of one shard with `APPLY_LUA`; safe to call again with the same events."""
+    """Applies events of one shard with `APPLY_LUA`; safe to call again with the same events.
 
-    def __init__(self, redis: Redis, *, buckets: tuple[int, int, int], dedup_ttl_s: int,
-                 uniques_ttl_s: int, heatmap_bucket_s: int = 1, ns: str = k.LIVE_NS) -> None:
-        self._script = Script(redis, APPLY_LUA)
+    Each shard's calls go to the Redis node that owns the shard's slot (`RedisTopology`)."""
+
+    def __init__(self, redis: Redis | RedisTopology, *, buckets: tuple[int, int, int],
+                 dedup_ttl_s: int, uniques_ttl_s: int, heatmap_bucket_s: int = 1,
+                 ns: str = k.LIVE_NS) -> None:
+        self._topology = topology_of(redis)
+        self._script = Script(APPLY_LUA)
         self.buckets = buckets
         self.dedup_ttl_s = dedup_ttl_s
         self.uniques_ttl_s = uniques_ttl_s
@@ -253,8 +258,8 @@ class Applier:
         result = ApplyResult(duplicates=len(events) - len(pending))
         while pending:
             plan = build_plan(shard, pending, self.buckets, self.heatmap_bucket_s, self.ns)
-            seen = await self._script.packed(
-                plan.packed(self._script.sha, self.ns, self.dedup_ttl_s, self.uniques_ttl_s))
+            request = plan.packed(self._script.sha, self.ns, self.dedup_ttl_s, self.uniques_ttl_s)
+            seen = await self._script.packed(self._topology.for_shard(shard), request)
             if not seen:
                 result.applied += len(pending)
                 break

@@ -21,7 +21,7 @@ from shoplink.analytics.rollup import Rollup
 from shoplink.analytics.status import status_report
 from shoplink.analytics.streams import trim_shard
 from shoplink.config import Settings
-from shoplink.redis import create_redis
+from shoplink.redis import RedisTopology
 
 
 def _when(raw: str) -> int:
@@ -62,7 +62,9 @@ def _print(value: Any) -> None:
 
 @cli.command("count")
 async def count_command(settings: Settings, args: argparse.Namespace) -> int:
-    redis = create_redis(settings.redis_url)
+    topology = RedisTopology.from_settings(settings)
+    await topology.connect()
+    redis = topology.client
     pool = await db.create_pool(settings.database_url, min_size=1, max_size=4,
                                 timeout_s=settings.db_timeout_s,
                                 command_timeout_s=settings.db_command_timeout_s)
@@ -77,7 +79,7 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
             _print(await status_report(redis, pool, settings, interval_s=args.interval))
             return 0
         if args.rebuild:
-            report = await rebuild(redis, pool, settings, start_s=args.start, end_s=args.end, keep=args.keep)
+            report = await rebuild(topology, pool, settings, start_s=args.start, end_s=args.end, keep=args.keep)
             _print(report.to_json())
             return 0 if report.equal else 1
         if args.rollup:
@@ -98,7 +100,7 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
         # young generation less often (a measurable share of CPU otherwise).
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
-        worker = CountWorker(settings, redis, pool, consumer=args.consumer,
+        worker = CountWorker(settings, topology, pool, consumer=args.consumer,
                              exit_when_idle=args.exit_when_idle, rollups=not args.no_rollup)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -110,4 +112,4 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await pool.close()
-        await redis.aclose()
+        await topology.aclose()

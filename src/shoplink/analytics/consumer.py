@@ -4,8 +4,11 @@
 Delivery is at-least-once: a worker that dies leaves its entries pending, and any worker of the
 group reclaims them with XAUTOCLAIM once they have been idle for SHOPLINK_COUNT_CLAIM_IDLE_MS;
 the apply step recognises event ids it has already applied, so counts stay exact. Each shard is
-read with its own XREADGROUP (one stream per command: Redis Cluster safe). Malformed entries go to
-`shoplink:clicks:dead:{n}` with the reason and are acknowledged; they never stop the worker.
+read with its own XREADGROUP (one stream per command: Redis Cluster safe); the commands of a shard
+that are sent as packed RESP (XREADGROUP, the apply EVALSHA, XACK) go to the client of the node
+that owns the shard's slot (`RedisTopology.for_shard`), the others through the key-routed
+client. Malformed entries go to `shoplink:clicks:dead:{n}` with the reason and are acknowledged;
+they never stop the worker.
 
 The same process moves counters into PostgreSQL (rollup.py) and trims the streams (streams.py)
 on their own intervals; several worker processes may run all of this concurrently.
@@ -41,6 +44,7 @@ from shoplink.analytics.resp import call, pack_ids
 from shoplink.analytics.rollup import Rollup
 from shoplink.analytics.streams import ensure_group, trim_shard
 from shoplink.config import Settings
+from shoplink.redis import RedisTopology, topology_of
 
 log = logging.getLogger(__name__)
 
@@ -110,29 +114,37 @@ def _chunks(items: Sequence[Row], size: int) -> list[Sequence[Row]]:
 
 
 class CountWorker:
-    def __init__(self, settings: Settings, redis: Redis, pool: asyncpg.Pool, *,
+    def __init__(self, settings: Settings, redis: Redis | RedisTopology, pool: asyncpg.Pool, *,
                  consumer: str | None = None, exit_when_idle: bool = False,
                  rollups: bool = True, trims: bool = True) -> None:
         self.settings = settings
-        self.redis = redis
+        self.topology = topology_of(redis)
+        self.redis = self.topology.client
         self.pool = pool
         self.consumer = consumer or consumer_name()
         self.exit_when_idle = exit_when_idle
         self.rollups = rollups
         self.trims = trims
         self.crash = Crasher(settings.count_crash_at, settings.count_crash_after)
-        self.applier = Applier(redis, buckets=settings.stats_buckets,
+        self.applier = Applier(self.topology, buckets=settings.stats_buckets,
                                dedup_ttl_s=settings.count_dedup_retention_s,
                                uniques_ttl_s=settings.stats_uniques_ttl_s,
                                heatmap_bucket_s=settings.stats_heatmap_bucket_s)
-        self.rollup = Rollup(redis, pool, settings.click_shards, buckets=settings.stats_buckets,
+        self.rollup = Rollup(self.redis, pool, settings.click_shards, buckets=settings.stats_buckets,
                              crash=self.crash)
         self.stats = WorkerStats()
         self._stop = asyncio.Event()
         # XREADGROUP replies are used raw (no per-entry dict building in redis-py), through a
-        # client that shares the connection pool but has its own response callbacks.
-        self._raw = Redis(connection_pool=redis.connection_pool)
-        self._raw.set_response_callback("XREADGROUP", lambda response, **options: response)
+        # client that shares the node client's connection pool but has its own response callbacks.
+        self._raws: dict[int, Redis] = {}
+
+    def _raw(self, shard: int) -> Redis:
+        node = self.topology.for_shard(shard)
+        raw = self._raws.get(id(node))
+        if raw is None:
+            raw = self._raws[id(node)] = Redis(connection_pool=node.connection_pool)
+            raw.set_response_callback("XREADGROUP", lambda response, **options: response)
+        return raw
 
     def stop(self) -> None:
         self._stop.set()
@@ -231,7 +243,7 @@ class CountWorker:
                 if time.monotonic() >= next_claim:
                     await self._claim(shard)
                     next_claim = time.monotonic() + claim_every
-                raw = await self._raw.execute_command(  # type: ignore[no-untyped-call]
+                raw = await self._raw(shard).execute_command(  # type: ignore[no-untyped-call]
                     "XREADGROUP", "GROUP", k.GROUP, self.consumer, "COUNT", s.count_batch,
                     "BLOCK", block, "STREAMS", stream, ">")
                 entries = _entries(self._stream_entries(raw))
@@ -242,7 +254,11 @@ class CountWorker:
                     return
             except (RedisError, OSError) as exc:
                 log.warning("count shard loop error; retrying", extra={"shard": shard, "error": repr(exc)})
+                self.topology.request_refresh(exc)
                 await asyncio.sleep(0.5)
+                if "NOGROUP" in str(exc):  # the stream's node restarted empty (no persistence)
+                    with contextlib.suppress(RedisError, OSError):
+                        await ensure_group(self.redis, stream)
 
     @staticmethod
     def _stream_entries(raw: Any) -> Any:
@@ -312,7 +328,8 @@ class CountWorker:
                         extra={"shard": shard, "count": len(dead), "first_reason": dead[0][2]})
         ids = [sid for sid, _, _ in entries]
         if self.crash.point == "mid_ack" and len(ids) > 1:
-            await call(self.redis, pack_ids(["XACK", stream, k.GROUP], ids[: len(ids) // 2]))
+            await call(self.topology.for_shard(shard),
+                       pack_ids(["XACK", stream, k.GROUP], ids[: len(ids) // 2]))
             self.crash("mid_ack")
-        await call(self.redis, pack_ids(["XACK", stream, k.GROUP], ids))
+        await call(self.topology.for_shard(shard), pack_ids(["XACK", stream, k.GROUP], ids))
         self.stats.batches += 1

@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
-from redis.asyncio import Redis
 
 from shoplink.analytics import keys as k
 from shoplink.analytics import repository as repo
 from shoplink.db import Conn
 from shoplink.errors import ServiceUnavailable
+from shoplink.redis import AnyRedis
 
 T = TypeVar("T")
 _RETRIES = 8
@@ -62,7 +62,7 @@ def _int(value: Any) -> int:
 class CounterReader:
     """Reads one namespace; `pool=None` reads Redis only (a rebuild namespace has no history)."""
 
-    def __init__(self, redis: Redis, pool: asyncpg.Pool | None, shards: int,
+    def __init__(self, redis: AnyRedis, pool: asyncpg.Pool | None, shards: int,
                  buckets: tuple[int, int, int], ns: str = k.LIVE_NS) -> None:
         self.redis = redis
         self.pool = pool

@@ -24,6 +24,7 @@ from shoplink.analytics.apply import Applier
 from shoplink.analytics.events import Malformed, Row, parse
 from shoplink.analytics.reader import CounterReader
 from shoplink.config import Settings
+from shoplink.redis import AnyRedis, RedisTopology, topology_of
 
 PAGE = 10_000
 
@@ -56,7 +57,7 @@ def _ceil(value: int, size: int) -> int:
     return value if value % size == 0 else value - value % size + size
 
 
-async def clear_namespace(redis: Redis, ns: str) -> int:
+async def clear_namespace(redis: AnyRedis, ns: str) -> int:
     removed = 0
     batch: list[Any] = []
     async for key in redis.scan_iter(match=f"{ns}:*", count=1000):
@@ -69,12 +70,15 @@ async def clear_namespace(redis: Redis, ns: str) -> int:
     return removed
 
 
-async def rebuild(redis: Redis, pool: asyncpg.Pool, settings: Settings, *, start_s: int | None = None,
-                  end_s: int | None = None, keep: bool = False) -> RebuildReport:
+async def rebuild(topology: Redis | RedisTopology, pool: asyncpg.Pool, settings: Settings, *,
+                  start_s: int | None = None, end_s: int | None = None,
+                  keep: bool = False) -> RebuildReport:
+    topo = topology_of(topology)
+    redis = topo.client
     ns = k.REBUILD_NS
     report = RebuildReport()
     await clear_namespace(redis, ns)
-    applier = Applier(redis, buckets=settings.stats_buckets, dedup_ttl_s=settings.count_dedup_retention_s,
+    applier = Applier(topo, buckets=settings.stats_buckets, dedup_ttl_s=settings.count_dedup_retention_s,
                       uniques_ttl_s=settings.stats_uniques_ttl_s,
                       heatmap_bucket_s=settings.stats_heatmap_bucket_s, ns=ns)
     lo_ms = None if start_s is None else start_s * 1000
@@ -120,7 +124,7 @@ async def rebuild(redis: Redis, pool: asyncpg.Pool, settings: Settings, *, start
     return report
 
 
-async def _trimmed(redis: Redis, stream: str) -> bool:
+async def _trimmed(redis: AnyRedis, stream: str) -> bool:
     if not await redis.exists(stream):
         return False
     info = await redis.xinfo_stream(stream)
@@ -129,7 +133,7 @@ async def _trimmed(redis: Redis, stream: str) -> bool:
     return deleted != "0-0" or int(info.get("entries-added") or 0) != int(info["length"])
 
 
-async def _entities(redis: Redis, pool: asyncpg.Pool, settings: Settings,
+async def _entities(redis: AnyRedis, pool: asyncpg.Pool, settings: Settings,
                     lo: int, hi: int) -> set[tuple[str, int]]:
     found: set[tuple[str, int]] = set()
     for ns in (k.REBUILD_NS, k.LIVE_NS):
@@ -146,7 +150,7 @@ async def _entities(redis: Redis, pool: asyncpg.Pool, settings: Settings,
     return found
 
 
-async def _compare(redis: Redis, pool: asyncpg.Pool, settings: Settings, report: RebuildReport,
+async def _compare(redis: AnyRedis, pool: asyncpg.Pool, settings: Settings, report: RebuildReport,
                    first_s: int, last_s: int, start_s: int | None, end_s: int | None) -> None:
     live = CounterReader(redis, pool, settings.click_shards, settings.stats_buckets)
     rebuilt = CounterReader(redis, None, settings.click_shards, settings.stats_buckets, ns=k.REBUILD_NS)

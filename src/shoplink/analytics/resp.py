@@ -3,7 +3,8 @@
 redis-py packs a command by growing a buffer chunk by chunk, which costs several microseconds per
 argument when a command has tens of thousands of them; at 100k events/s that alone would be the
 bottleneck. `call` packs the RESP request in one pass and sends it on a connection of the
-client's own pool (a single Redis node: on Redis Cluster, use the node that owns the shard's slot).
+client's own pool: a single Redis node (on a Redis Cluster, the node client that owns the shard's
+slot: `RedisTopology.for_shard`).
 """
 
 from __future__ import annotations
@@ -55,25 +56,27 @@ async def call(redis: Redis, args: Sequence[Arg] | bytes) -> Any:
 
 
 class Script:
-    """EVALSHA through `call`, loading the script when the server does not know it."""
+    """EVALSHA through `call`, loading the script when the server does not know it.
 
-    def __init__(self, redis: Redis, source: str) -> None:
-        self.redis = redis
+    The client is given per call: on a Redis Cluster each shard's calls go to its own node
+    (and each node loads the script the first time it is asked)."""
+
+    def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    async def packed(self, request: bytes) -> Any:
+    async def packed(self, redis: Redis, request: bytes) -> Any:
         """Run an EVALSHA request packed by the caller (with this script's sha)."""
         try:
-            return await call(self.redis, request)
+            return await call(redis, request)
         except NoScriptError:
-            await self.redis.script_load(self.source)
-            return await call(self.redis, request)
+            await redis.script_load(self.source)
+            return await call(redis, request)
 
-    async def __call__(self, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+    async def __call__(self, redis: Redis, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         command: list[Arg] = ["EVALSHA", self.sha, len(keys), *keys, *args]
         try:
-            return await call(self.redis, command)
+            return await call(redis, command)
         except NoScriptError:
-            await self.redis.script_load(self.source)
-            return await call(self.redis, command)
+            await redis.script_load(self.source)
+            return await call(redis, command)

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from redis.asyncio import Redis
 
 from shoplink.analytics import keys as k
 from shoplink.analytics import repository as repo
+from shoplink.redis import AnyRedis
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def _no_crash(point: str) -> None:
 class Rollup:
     """Moves one namespace's counters of every shard into PostgreSQL."""
 
-    def __init__(self, redis: Redis, pool: asyncpg.Pool, shards: int, *,
+    def __init__(self, redis: AnyRedis, pool: asyncpg.Pool, shards: int, *,
                  buckets: tuple[int, int, int] = (60, 3600, 86400), max_keys: int = 5000,
                  ns: str = k.LIVE_NS, crash: Crash = _no_crash) -> None:
         self.redis = redis

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from redis.asyncio import Redis
 
 from shoplink.analytics import keys as k
 from shoplink.analytics import repository as repo
@@ -17,6 +16,7 @@ from shoplink.auth.models import Principal
 from shoplink.auth.policy import can_read_all_stats, require
 from shoplink.config import Settings
 from shoplink.errors import NotFound, field_error
+from shoplink.redis import AnyRedis
 
 MAX_BUCKETS = 20_000
 DEFAULT_SPAN_S = {"minute": 3600, "hour": 86400, "day": 30 * 86400}
@@ -54,7 +54,7 @@ def _series_item(bucket: int, row: list[int], unique_viewers: int | None) -> dic
 
 
 class StatsService:
-    def __init__(self, pool: asyncpg.Pool, redis: Redis, settings: Settings, access: StatsAccess) -> None:
+    def __init__(self, pool: asyncpg.Pool, redis: AnyRedis, settings: Settings, access: StatsAccess) -> None:
         self.pool = pool
         self.settings = settings
         self.access = access

@@ -9,16 +9,16 @@ import time
 from typing import Any
 
 import asyncpg
-from redis.asyncio import Redis
 
 from shoplink.analytics import keys as k
 from shoplink.analytics import repository as repo
 from shoplink.analytics.streams import ShardState, shard_state
 from shoplink.config import Settings
 from shoplink.metrics import Registry
+from shoplink.redis import AnyRedis
 
 
-async def _sample(redis: Redis, settings: Settings) -> tuple[list[ShardState], list[int]]:
+async def _sample(redis: AnyRedis, settings: Settings) -> tuple[list[ShardState], list[int]]:
     states = [await shard_state(redis, shard, max_retention_s=settings.stream_max_retention_s)
               for shard in range(settings.click_shards)]
     pipe = redis.pipeline(transaction=False)
@@ -28,7 +28,7 @@ async def _sample(redis: Redis, settings: Settings) -> tuple[list[ShardState], l
     return states, applied
 
 
-async def status_report(redis: Redis, pool: asyncpg.Pool | None, settings: Settings,
+async def status_report(redis: AnyRedis, pool: asyncpg.Pool | None, settings: Settings,
                         interval_s: float = 1.0) -> dict[str, Any]:
     """A JSON document; rates are measured over `interval_s` (0: no rates)."""
     t0 = time.monotonic()
@@ -61,7 +61,7 @@ async def status_report(redis: Redis, pool: asyncpg.Pool | None, settings: Setti
             "max_retention_s": settings.stream_max_retention_s}
 
 
-def register_metrics(registry: Registry, redis: Redis, settings: Settings) -> None:
+def register_metrics(registry: Registry, redis: AnyRedis, settings: Settings) -> None:
     """Add a collector that reads the streams' state at every scrape of /metrics."""
     length = registry.gauge("shoplink_click_stream_length", "Entries in the click stream.")
     added = registry.counter("shoplink_click_stream_entries_added_total", "Entries ever added to the stream.")

@@ -12,10 +12,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shoplink.analytics import keys as k
+from shoplink.redis import AnyRedis
 
 StreamId = tuple[int, int]
 
@@ -34,7 +34,7 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def ensure_group(redis: Redis, stream: str, group: str = k.GROUP, start: str = "0") -> bool:
+async def ensure_group(redis: AnyRedis, stream: str, group: str = k.GROUP, start: str = "0") -> bool:
     """Create the group (and the stream) when missing; True when it was created."""
     try:
         await redis.xgroup_create(stream, group, id=start, mkstream=True)
@@ -79,12 +79,12 @@ class ShardState:
         return out
 
 
-async def _first_after(redis: Redis, stream: str, after: str) -> str | None:
+async def _first_after(redis: AnyRedis, stream: str, after: str) -> str | None:
     rows = await redis.xrange(stream, min=f"({after}" if after != "0-0" else "-", count=1)
     return _text(rows[0][0]) if rows else None
 
 
-async def shard_state(redis: Redis, shard: int, *, max_retention_s: int,
+async def shard_state(redis: AnyRedis, shard: int, *, max_retention_s: int,
                       now_ms: int | None = None) -> ShardState:
     stream = k.stream(shard)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -127,7 +127,7 @@ def _acked_below(state_group: GroupLag) -> StreamId:
     return (ms, seq + 1)
 
 
-async def trim_shard(redis: Redis, shard: int, *, retention_s: int, max_retention_s: int,
+async def trim_shard(redis: AnyRedis, shard: int, *, retention_s: int, max_retention_s: int,
                      now_ms: int | None = None) -> tuple[int, ShardState]:
     """Trim entries older than the retention that every group acknowledged; returns (removed, state)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms

@@ -174,7 +174,16 @@ class ClickService:
 async def clicks_context(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context (after _postgres): the resolver follows the change bus, the writer
     replays old spools, and at shutdown flushes to Redis or spools what it cannot."""
-    from shoplink.keys import CHANGES, CLICK_RESOLVER, CLICK_WRITER, CLICKS, DB_POOL, METRICS, SETTINGS
+    from shoplink.keys import (
+        CHANGES,
+        CLICK_RESOLVER,
+        CLICK_WRITER,
+        CLICKS,
+        DB_POOL,
+        METRICS,
+        REDIS,
+        SETTINGS,
+    )
 
     settings = app[SETTINGS]
     resolver = Resolver(app[DB_POOL], shards=settings.click_shards,
@@ -188,7 +197,7 @@ async def clicks_context(app: web.Application) -> AsyncIterator[None]:
                          batch_size=settings.click_flush_batch, buffer_max=settings.click_buffer_max,
                          timeout_s=settings.click_redis_timeout_s,
                          fsync_interval_s=settings.spool_fsync_ms / 1000,
-                         spool_max_bytes=settings.spool_max_bytes)
+                         spool_max_bytes=settings.spool_max_bytes, router=app[REDIS])
     await writer.start()
     service = ClickService(settings, resolver, writer)
     service.register_metrics(app[METRICS])

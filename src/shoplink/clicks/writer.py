@@ -21,6 +21,11 @@ ERROR, at most once per DROP_LOG_S with the count since the last line. Once Redi
 the spool replayed, it has room again. When Redis answers while the spool is still full, new
 batches go straight to Redis (ahead of the older spooled ones) rather than being dropped.
 
+Redis Cluster: with a `router` (shoplink.redis.RedisTopology of a cluster) the XADDs of a batch
+are grouped by the node that owns each shard's slot and sent on one connection per node,
+concurrently. A MOVED reply or a lost node is an outage like any other for those events (they
+are spooled and replayed in order), and asks the router to re-read the slot map.
+
 Duplicates: an event is written twice only when Redis applied a batch whose replies never came
 back (the connection broke half way, or a crash before the replayed part of a spool was
 forgotten); consumers drop them by event_id.
@@ -35,10 +40,12 @@ import time
 from pathlib import Path
 
 import hiredis
+from redis.exceptions import RedisError
 
 from shoplink.clicks.resp import RespConnection, RespError
 from shoplink.clicks.spool import Record, SpoolFile, fitting
 from shoplink.logs import Throttled
+from shoplink.redis import RedisTopology
 from shoplink.streams import stream_key
 
 log = logging.getLogger(__name__)
@@ -53,8 +60,12 @@ DROP_REASONS = ("spool_full", "spool_error")
 class ClickWriter:
     def __init__(self, redis_url: str, spool_dir: Path, *, flush_interval_s: float = 0.005,
                  batch_size: int = 1000, buffer_max: int = 100_000, timeout_s: float = 1.0,
-                 fsync_interval_s: float = 1.0, spool_max_bytes: int = 0) -> None:
+                 fsync_interval_s: float = 1.0, spool_max_bytes: int = 0,
+                 router: RedisTopology | None = None) -> None:
         self._conn = RespConnection(redis_url)
+        self._router = router if router is not None and router.cluster else None
+        self._conns: dict[str, RespConnection] = {}  # per cluster node URL
+        self._ahead: set[tuple[Path, int]] = set()  # spool lines written out of order (replay)
         self._spool_dir = spool_dir
         self._interval = flush_interval_s
         self._batch_size = batch_size
@@ -161,6 +172,8 @@ class ClickWriter:
         self._closed = True  # from here on record() writes to the spool itself
         self._spool(self._take())  # recorded while the last batch was in flight
         self._conn.close()
+        for conn in self._conns.values():
+            conn.close()
         if self._own is not None:
             if self._own.pending:
                 self._own.fsync()
@@ -222,15 +235,26 @@ class ClickWriter:
             assert spool is not None
             lines = spool.read(REPLAY_BATCH)
             if lines:
-                records = [(shard, payload[:-1] + REPLAYED_SUFFIX) for shard, payload, _ in lines]
+                # Lines already written by an earlier attempt that failed before them are skipped.
+                todo = [line for line in lines if (spool.path, line[2]) not in self._ahead]
+                records = [(shard, payload[:-1] + REPLAYED_SUFFIX) for shard, payload, _ in todo]
                 failed = await self._send(records, replay=True)
-                # The spool moves on past the leading successes only: replies may mix errors and
-                # successes (-LOADING while a restarted Redis loads its data), and a line behind
-                # an error must be sent again (a duplicate at worst), never skipped.
-                done = next((i for i, rec in enumerate(records) if rec is failed[0]), 0) if failed else len(lines)
-                if done:
-                    spool.replayed_to = lines[done - 1][2]
-                    self.replayed += done
+                self.replayed += len(records) - len(failed)
+                if failed:
+                    # Failures need not be a suffix (LOADING at the head of a batch after a
+                    # restart, one shard refused, a cluster node down): the spool advances to the
+                    # first failed line, and what was written after it is remembered so that the
+                    # next attempt neither skips the failed lines nor writes those twice.
+                    failed_ids = {id(record) for record in failed}
+                    first = next(i for i, record in enumerate(records) if id(record) in failed_ids)
+                    end = todo[first - 1][2] if first else spool.replayed_to
+                    self._ahead.update((spool.path, line[2]) for line, record in
+                                       zip(todo[first:], records[first:], strict=True)
+                                       if id(record) not in failed_ids)
+                else:
+                    end = lines[-1][2]
+                spool.replayed_to = end
+                self._ahead = {a for a in self._ahead if a[0] != spool.path or a[1] > end}
                 if failed:
                     return
             if not spool.pending:
@@ -246,31 +270,68 @@ class ClickWriter:
 
     async def _send(self, records: list[Record], *, replay: bool = False) -> list[Record]:
         """XADD `records` in one round trip; returns those not acknowledged (in order)."""
+        if self._router is not None:
+            return await self._send_routed(self._router, records, replay=replay)
+        return await self._send_on(self._conn, records, replay=replay)
+
+    async def _send_routed(self, router: RedisTopology, records: list[Record], *,
+                           replay: bool) -> list[Record]:
+        """Redis Cluster: one round trip per node, concurrently; failures in the original order."""
+        groups: dict[str, list[Record]] = {}
+        urls: dict[int, str] = {}
+        try:
+            for record in records:
+                shard = record[0]
+                url = urls.get(shard)
+                if url is None:
+                    url = urls[shard] = router.url_for_shard(shard)
+                groups.setdefault(url, []).append(record)
+        except RedisError as exc:  # the slot map is not known yet (no node answered)
+            self._outage(asyncio.get_running_loop(), exc)
+            return records
+        conns = []
+        for url in groups:
+            conn = self._conns.get(url)
+            if conn is None:
+                conn = self._conns[url] = RespConnection(url)
+            conns.append(conn)
+        results = await asyncio.gather(*(self._send_on(conn, group, replay=replay)
+                                         for conn, group in zip(conns, groups.values(), strict=True)))
+        failed_ids = {id(record) for failed in results for record in failed}
+        if not failed_ids:
+            return []
+        self.redis_ok = False
+        return [record for record in records if id(record) in failed_ids]
+
+    async def _send_on(self, conn: RespConnection, records: list[Record], *,
+                       replay: bool = False) -> list[Record]:
         loop = asyncio.get_running_loop()
         payload = self._encode(records)
         started = time.perf_counter()
         received: list[object] = []
-        self._conn.received = []
+        conn.received = []
         try:
             async with asyncio.timeout(self._timeout):
-                if not self._conn.connected:
-                    await self._conn.connect()
-                received = await self._conn.call(payload, len(records))
+                if not conn.connected:
+                    await conn.connect()
+                received = await conn.call(payload, len(records))
         except (OSError, TimeoutError, RespError) as exc:
-            received = list(self._conn.received)
-            self._conn.close()
+            received = list(conn.received)
+            conn.close()
             self._outage(loop, exc)
         except BaseException:  # cancelled at shutdown: keep the batch
-            self._conn.close()
+            conn.close()
             if not replay:
-                self._spool(records[len(self._conn.received):])
+                self._spool(records[len(conn.received):])
             raise
         failed = [rec for rec, reply in zip(records, received, strict=False)
                   if isinstance(reply, hiredis.ReplyError)]
         if failed:
             self.write_errors += len(failed)
-            log.warning("redis refused click events", extra={"count": len(failed),
-                                                             "error": str(received[0])})
+            error = str(next(r for r in received if isinstance(r, hiredis.ReplyError)))
+            log.warning("redis refused click events", extra={"count": len(failed), "error": error})
+            if self._router is not None and error.startswith(("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN")):
+                self._router.request_refresh()
             self._outage(loop, None)
         failed.extend(records[len(received):])
         self.written += len(records) - len(failed)
@@ -281,6 +342,8 @@ class ClickWriter:
         return failed
 
     def _outage(self, loop: asyncio.AbstractEventLoop, exc: BaseException | None) -> None:
+        if self._router is not None and exc is not None:
+            self._router.request_refresh(exc)
         if self.redis_ok and exc is not None:
             log.warning("redis unavailable for click events; spooling",
                         extra={"error": repr(exc)})

@@ -1,6 +1,7 @@
 """Fan-out of live changes to the viewers connected to this instance.
 
-One Redis subscription per process (channel `shoplink:live`, each message names its session)
+One Redis subscription per process (channel `shoplink:live`, each message names its session;
+SSUBSCRIBE on the node owning the channel's slot when Redis is a cluster, see shoplink.redis)
 feeds every viewer of every session on this instance. Per watched session the hub keeps the
 current state (loaded once from PostgreSQL) and one pump task that applies events strictly in
 sequence order: an event that arrives early (a gap: a message lost, or two hosts' requests
@@ -37,7 +38,7 @@ from shoplink.errors import NotFound
 from shoplink.live import repository as repo
 from shoplink.live.models import LiveEvent, LiveState
 from shoplink.metrics import Registry
-from shoplink.redis import pubsub_messages
+from shoplink.redis import RedisTopology, topology_of
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +127,10 @@ class _Watch:
 
 
 class LiveHub:
-    def __init__(self, redis: Redis, pool: asyncpg.Pool, *, base_url: str, heartbeat_s: float,
-                 resync_s: float, metrics: Registry | None = None) -> None:
-        self._redis = redis
+    def __init__(self, redis: Redis | RedisTopology, pool: asyncpg.Pool, *, base_url: str,
+                 heartbeat_s: float, resync_s: float, metrics: Registry | None = None) -> None:
+        self._topology = topology_of(redis)
+        self._redis = self._topology.client
         self._pool = pool
         self.base_url = base_url
         self.heartbeat_s = heartbeat_s
@@ -157,7 +159,7 @@ class LiveHub:
         self._deliver(event)
         payload = orjson.dumps({"o": self.instance_id, **event.to_wire()})
         try:
-            await self._redis.publish(CHANNEL, payload)
+            await self._topology.publish(CHANNEL, payload)
         except (RedisError, OSError) as exc:  # other instances catch up from PostgreSQL
             log.warning("live event not broadcast", extra={"live_session_id": event.session_id,
                                                            "seq": event.seq, "error": str(exc)})
@@ -197,16 +199,16 @@ class LiveHub:
         """The one subscription of this process; reconnects forever, catching up each time."""
         first = True
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            subscription = self._topology.subscription(CHANNEL)
             try:
-                await pubsub.subscribe(CHANNEL)
+                await subscription.open()
                 if not first:
                     log.info("live subscription restored; catching up from PostgreSQL")
                     self.sync_all()
                 first = False
                 self.connected.set()
-                async for message in pubsub_messages(pubsub):
-                    self._receive(message.get("data"))
+                async for data in subscription.messages():
+                    self._receive(data)
             except (RedisError, OSError) as exc:
                 if self.connected.is_set():
                     log.warning("live subscription lost", extra={"error": str(exc)})
@@ -215,8 +217,7 @@ class LiveHub:
                 self.sync_all()  # while Redis is away, viewers are fed from PostgreSQL
                 await asyncio.sleep(RECONNECT_DELAY_S)
             finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await subscription.close()
 
     # ---- per-session state and pump ----------------------------------------------------------
 
