@@ -236,7 +236,7 @@ class AttributionConsumer:
         if not entries:
             return
         payload = xack_command(stream_key(shard).encode(), [e[0] for e in entries])
-        pool = self._redis.connection_pool
+        pool = self._raw(shard).connection_pool  # the node that owns the shard's stream
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             await conn.send_packed_command(payload)
