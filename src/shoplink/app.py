@@ -28,6 +28,7 @@ from shoplink.changes import ChangeBus
 from shoplink.clicks import views as click_views
 from shoplink.clicks.service import clicks_context
 from shoplink.config import Settings
+from shoplink.cors import cors_middleware
 from shoplink.errors import Handler, error_middleware
 from shoplink.fastpath import fast_path_middleware
 from shoplink.keys import (
@@ -153,7 +154,8 @@ async def _analytics(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         # fast_path_middleware first: public hot routes skip the others (see fastpath.py).
-        middlewares=[fast_path_middleware, request_id_middleware, error_middleware,
+        # cors_middleware outside error_middleware: public paths' errors carry CORS headers too.
+        middlewares=[fast_path_middleware, request_id_middleware, cors_middleware, error_middleware,
                      session_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import HttpVersion11, web
 
+from shoplink.cors import allow_cross_origin
 from shoplink.errors import BadRequest
 from shoplink.http import json_response, page, page_params, path_id, principal
 from shoplink.keys import LIVE, SETTINGS
@@ -186,6 +187,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     base = _base(request)
     viewer, state = await hub.join(session_id)  # 404 for an unknown session
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    allow_cross_origin(response.headers)  # prepared here: the CORS middleware would be too late
     try:
         first: list[bytes] = [b"retry: 2000\n\n"]
         resumed = last_id is not None and last_id <= state.seq <= last_id + MAX_RESUME_EVENTS
