@@ -89,11 +89,34 @@ def human_user_agent(browser: Browser) -> str:
             f"Chrome/{browser.version} Safari/537.36")
 
 
+_CSP_LISTENER = """document.addEventListener('securitypolicyviolation', (e) => {
+  window.__shoplinkCspViolation(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} on ${e.documentURI}`);
+}, true);"""
+
+
+async def watch_csp(ctx: BrowserContext) -> list[str]:
+    """Every Content-Security-Policy violation any page of `ctx` reports (the DOM event, on every
+    document, across navigations), as "directive blocked what on which page"."""
+    violations: list[str] = []
+    await ctx.expose_binding("__shoplinkCspViolation", lambda _source, text: violations.append(text))
+    await ctx.add_init_script(_CSP_LISTENER)
+    return violations
+
+
+@pytest.fixture
+async def csp_violations(context: BrowserContext) -> list[str]:
+    return context.csp_violations  # type: ignore[attr-defined,no-any-return]
+
+
 @pytest.fixture
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A browser context whose pages must never violate our CSP (checked when the test ends)."""
     ctx = await browser.new_context(viewport={"width": 1280, "height": 860}, user_agent=human_user_agent(browser))
+    violations = await watch_csp(ctx)
+    ctx.csp_violations = violations  # type: ignore[attr-defined]
     yield ctx
     await ctx.close()
+    assert not violations, violations
 
 
 @pytest.fixture

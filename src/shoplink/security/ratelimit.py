@@ -1,0 +1,182 @@
+"""Token buckets kept in Redis, shared by every process and instance.
+
+One Lua script checks (and, when every bucket allows it, charges) one or more buckets atomically,
+with Redis' clock (`TIME`) so instances with skewed clocks agree. A bucket is a hash
+{tokens, ts} that refills at `rate` tokens per second up to `burst`; it expires once it would be
+full again, so idle clients and tokens leave nothing behind. Buckets checked together share a
+hash tag, so the script runs unchanged on a Redis Cluster.
+
+Keys never hold a raw client address: a client is the keyed hash (HMAC-SHA256 under a key
+derived from SHOPLINK_SECRET_KEY) of its IPv4 address or IPv6 /64, truncated to 32 hex digits.
+
+When Redis is unreachable or slow the limiter fails open (requests go through, unlimited) and
+logs it at most once per `_LOG_EVERY_S`; it then skips Redis for `_PAUSE_S` so an outage does not
+add a timeout to every management call. Redirects and viewer endpoints never reach this code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+PREFIX = "shoplink:rl:"
+_TIMEOUT_S = 0.5
+_PAUSE_S = 1.0
+_LOG_EVERY_S = 10.0
+
+# KEYS: the buckets. ARGV: per bucket (rate per second, burst, need, cost).
+# A bucket allows the call when it holds at least `need` tokens; when all allow it, each is
+# charged `cost` (never below zero). Returns {allowed (0/1), retry_after_ms}.
+_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state, denied, retry = {}, false, 0
+for i, key in ipairs(KEYS) do
+  local rate, burst = tonumber(ARGV[i * 4 - 3]), tonumber(ARGV[i * 4 - 2])
+  local need = tonumber(ARGV[i * 4 - 1])
+  local held = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens, ts = tonumber(held[1]), tonumber(held[2])
+  if tokens == nil or ts == nil then tokens, ts = burst, now end
+  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+  state[i] = tokens
+  if tokens < need then
+    denied = true
+    retry = math.max(retry, (need - tokens) / rate)
+  end
+end
+if denied then return {0, math.ceil(retry * 1000)} end
+for i, key in ipairs(KEYS) do
+  local rate, burst, cost = tonumber(ARGV[i * 4 - 3]), tonumber(ARGV[i * 4 - 2]), tonumber(ARGV[i * 4])
+  if cost > 0 then  -- a look without a charge writes nothing
+    local tokens = math.max(0, state[i] - cost)
+    redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
+    redis.call('PEXPIRE', key, math.ceil((burst - tokens) / rate * 1000) + 1000)
+  end
+end
+return {1, 0}
+"""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """Refill `rate` tokens per second, hold at most `burst`."""
+
+    rate: float
+    burst: int
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One bucket in a check: allowed when it holds `need` tokens, then `cost` taken from it."""
+
+    key: str
+    limit: Limit
+    need: int = 1
+    cost: int = 1
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    retry_after_s: int  # whole seconds, at least 1 when not allowed
+
+
+ALLOW = Verdict(True, 0)
+
+
+class ClientKeys:
+    """Keyed hashes of client addresses (no raw address is ever stored)."""
+
+    def __init__(self, secret_key: str) -> None:
+        self._key = hmac.digest(secret_key.encode(), b"shoplink:ratelimit-client", "sha256")
+
+    def client(self, remote: str | None) -> str:
+        network = remote or "unknown"
+        try:
+            address = ipaddress.ip_address(network)
+        except ValueError:
+            pass
+        else:
+            if address.version == 6 and address.ipv4_mapped is None:
+                network = str(ipaddress.ip_network(f"{address}/64", strict=False))
+            elif address.version == 6 and address.ipv4_mapped is not None:
+                network = str(address.ipv4_mapped)
+        return hmac.digest(self._key, network.encode(), "sha256").hex()[:32]
+
+
+class RateLimiter:
+    """Checks buckets in Redis; fails open when Redis does not answer in time."""
+
+    def __init__(self, redis: Redis, *, timeout_s: float = _TIMEOUT_S) -> None:
+        self._script = redis.register_script(_LUA)
+        self._timeout_s = timeout_s
+        self._skip_until = 0.0
+        self._logged_at = -math.inf
+
+    async def check(self, *charges: Charge) -> Verdict:
+        now = time.monotonic()
+        if now < self._skip_until:
+            return ALLOW
+        args: list[float | int] = []
+        for charge in charges:
+            args += [charge.limit.rate, charge.limit.burst, charge.need, charge.cost]
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                allowed, retry_ms = await self._script(keys=[c.key for c in charges], args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._skip_until = now + _PAUSE_S
+            if now - self._logged_at >= _LOG_EVERY_S:
+                self._logged_at = now
+                log.warning("rate limits not enforced: Redis unavailable (failing open)",
+                            extra={"error": repr(exc)})
+            return ALLOW
+        if int(allowed):
+            return ALLOW
+        return Verdict(False, max(1, math.ceil(int(retry_ms) / 1000)))
+
+
+def client_key(client_hash: str, kind: str) -> str:
+    """A bucket of one client; every bucket of a client shares its hash tag (one cluster slot)."""
+    return f"{PREFIX}c:{{{client_hash}}}:{kind}"
+
+
+def token_key(subject: str) -> str:
+    """The bucket of one API token (or of one account's web session), e.g. subject "42"."""
+    return f"{PREFIX}t:{{{subject}}}"
+
+
+class RateLimits:
+    """The limiter plus the configured limits, as the middlewares use them."""
+
+    def __init__(self, limiter: RateLimiter, keys: ClientKeys, *, api_token: Limit, api_client: Limit,
+                 auth_failures: Limit) -> None:
+        self.limiter = limiter
+        self.keys = keys
+        self.api_token = api_token
+        self.api_client = api_client
+        self.auth_failures = auth_failures
+
+    async def before_api_call(self, client: str, *, bearer: bool) -> Verdict:
+        charges = [Charge(client_key(client, "api"), self.api_client)]
+        if bearer:  # an authentication attempt: refused while the client is locked out
+            charges.append(Charge(client_key(client, "fail"), self.auth_failures, need=1, cost=0))
+        return await self.limiter.check(*charges)
+
+    async def before_signin(self, client: str) -> Verdict:
+        return await self.limiter.check(Charge(client_key(client, "fail"), self.auth_failures, need=1, cost=0))
+
+    async def failed_auth(self, client: str) -> None:
+        await self.limiter.check(Charge(client_key(client, "fail"), self.auth_failures, need=0, cost=1))
+
+    async def token_call(self, subject: str) -> Verdict:
+        return await self.limiter.check(Charge(token_key(subject), self.api_token))
