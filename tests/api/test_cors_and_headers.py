@@ -11,7 +11,6 @@ import re
 
 from aiohttp import ClientSession, CookieJar
 
-
 from support.api import Api
 from support.click_data import insert_anchor, insert_video, make_shop
 from support.live_data import live_with_products, open_stream, seller_with_products

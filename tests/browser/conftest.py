@@ -156,6 +156,7 @@ class HostSite:
 
     def __init__(self) -> None:
         self.pages: dict[str, tuple[bytes, str]] = {}
+        self.headers: dict[str, dict[str, str]] = {}
         app = web.Application()
         app.router.add_get("/{path:.*}", self._serve)
         self.server = TestServer(app, host="127.0.0.1", port=free_port())
@@ -168,14 +169,17 @@ class HostSite:
         if content_type.startswith("video/"):  # range requests, so the browser can seek
             path = Path(body.decode())
             return web.FileResponse(path, headers={"Content-Type": content_type})
-        return web.Response(body=body, content_type=content_type)
+        return web.Response(body=body, content_type=content_type,
+                            headers=self.headers.get("/" + request.match_info["path"]))
 
     @property
     def base(self) -> str:
         return str(self.server.make_url("")).rstrip("/")
 
-    def add_html(self, path: str, html: str) -> str:
+    def add_html(self, path: str, html: str, *, csp: str | None = None) -> str:
         self.pages[path] = (html.encode(), "text/html")
+        if csp is not None:
+            self.headers[path] = {"Content-Security-Policy": csp}
         return self.base + path
 
     def add_video(self, path: str, file: Path) -> str:

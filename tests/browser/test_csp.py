@@ -15,9 +15,8 @@ from playwright.async_api import BrowserContext, Page
 
 from shoplink.demo import seed_demo
 
-from support.api import Api
-
 from .conftest import WebApp, sign_in
+from support.api import Api
 
 pytestmark = pytest.mark.browser
 
