@@ -52,7 +52,7 @@ from shoplink.metrics import Registry
 from shoplink.redis import create_redis
 from shoplink.security.cors import cors_preflight_middleware
 from shoplink.security.headers import security_headers_middleware
-from shoplink.security.middleware import client_limit_middleware, rate_limits_context, token_limit_middleware
+from shoplink.security.middleware import rate_limit_middleware, rate_limits_context
 from shoplink.videos import views as video_views
 from shoplink.videos.context import videos_context
 from shoplink.web import console, dashboard, demo_page, demo_shop, player, studio
@@ -154,11 +154,11 @@ async def _analytics(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         # fast_path_middleware first: public hot routes skip the others (see fastpath.py).
-        # security/: CORS preflights (OPTIONS only), headers on every other response, rate limits per
-        # client before the session and token lookups and per token after them.
+        # security/: CORS preflights (OPTIONS only), headers on every other response, rate limits
+        # (per client and token, before the session and token lookups).
         middlewares=[fast_path_middleware, cors_preflight_middleware, request_id_middleware,
-                     security_headers_middleware, error_middleware, client_limit_middleware,
-                     session_middleware, auth_middleware, token_limit_middleware],
+                     security_headers_middleware, error_middleware, rate_limit_middleware,
+                     session_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiohttp import ClientSession
+from aiohttp import ClientSession, CookieJar
 from redis.asyncio import Redis
 
 from shoplink.security.ratelimit import Charge, Limit, RateLimiter
@@ -35,8 +35,10 @@ async def test_token_over_its_burst_gets_429_and_other_tokens_do_not(start_serve
     one, two = Api(http, base, one.token), Api(http, base, two.token)
     for _ in range(3):
         assert (await one.get("/api/v1/me")).status == 200
-    retry_after = _assert_429(await one.get("/api/v1/me"))
+    refused = await one.get("/api/v1/me")
+    retry_after = _assert_429(refused)
     assert retry_after >= 90  # one token per 100 s
+    assert "with this token" in refused.body["error"]["message"]
     assert (await two.get("/api/v1/me")).status == 200
     assert (await one.get("/api/v1/shops")).status == 429  # per token, whatever the route
 
@@ -48,7 +50,8 @@ async def test_client_over_its_burst_gets_429_but_redirects_and_viewer_endpoints
     one, two = Api(http, base, one.token), Api(http, base, two.token)
     for api in (one, two, one, two):
         assert (await api.get("/api/v1/me")).status == 200
-    _assert_429(await one.get("/api/v1/me"))
+    _assert_429(refused := await one.get("/api/v1/me"))
+    assert "from this client" in refused.body["error"]["message"]
     _assert_429(await two.get("/api/v1/me"))  # same client address, another token
     anon = Api(http, base, None)
     for _ in range(10):
@@ -109,9 +112,9 @@ async def test_buckets_hold_no_address_and_expire(start_server, http, make_accou
     assert (await good.get("/api/v1/me")).status == 200
     assert (await Api(http, base, "slk_wrong").get("/api/v1/me")).status == 401
     keys = [k.decode() for k in await redis.keys("shoplink:rl:*")]
-    assert len(keys) == 3, keys  # client calls, client failures, the token
+    assert len(keys) == 4, keys  # client calls, client failures, each of the two tokens
     for key in keys:
-        assert "127.0.0.1" not in key
+        assert "127.0.0.1" not in key and good.token not in key and "slk_wrong" not in key
         assert 0 < await redis.pttl(key) <= 3_600_000
 
 
@@ -121,6 +124,31 @@ async def test_limiter_fails_open_when_redis_is_unreachable() -> None:
         limiter = RateLimiter(dead)
         charge = Charge("shoplink:rl:t:{x}", Limit(rate=0.001, burst=1))
         for _ in range(3):
-            assert (await limiter.check(charge)).allowed
+            assert (await limiter.check([charge], [charge])).allowed
     finally:
         await dead.aclose()
+
+
+async def test_a_web_session_is_limited_like_a_token(start_server, http, make_account) -> None:
+    base = await _server_api(start_server, http, rate_api_token_burst=3, rate_api_token_per_s=0.01)
+    token = (await make_account("seller")).token
+    async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as browser:
+        async with browser.post(f"{base}/signin", data={"token": token}, allow_redirects=False) as resp:
+            assert resp.status == 303
+        statuses = []
+        for _ in range(4):
+            async with browser.get(f"{base}/api/v1/me") as resp:
+                statuses.append(resp.status)
+                retry_after = resp.headers.get("Retry-After")
+        assert statuses == [200, 200, 200, 429] and retry_after is not None
+        async with browser.get(f"{base}/studio", allow_redirects=False) as resp:
+            assert resp.status == 200  # pages are not limited
+
+
+async def test_limits_survive_a_script_cache_flush(start_server, http, make_account, redis: Redis) -> None:
+    base = await _server_api(start_server, http, rate_api_token_burst=2, rate_api_token_per_s=0.01)
+    api = Api(http, base, (await make_account("seller")).token)
+    assert (await api.get("/api/v1/me")).status == 200
+    await redis.script_flush()  # as after a Redis restart: the script is loaded again
+    assert (await api.get("/api/v1/me")).status == 200
+    _assert_429(await api.get("/api/v1/me"))

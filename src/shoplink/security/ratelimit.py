@@ -17,15 +17,18 @@ add a timeout to every management call. Redirects and viewer endpoints never rea
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import ipaddress
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +39,11 @@ _LOG_EVERY_S = 10.0
 
 # KEYS: the buckets. ARGV: per bucket (rate per second, burst, need, cost).
 # A bucket allows the call when it holds at least `need` tokens; when all allow it, each is
-# charged `cost` (never below zero). Returns {allowed (0/1), retry_after_ms}.
+# charged `cost` (never below zero). Returns {allowed (0/1), retry_after_ms, the refusing bucket (1-based)}.
 _LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state, denied, retry = {}, false, 0
+local state, denied, retry, which = {}, false, 0, 0
 for i, key in ipairs(KEYS) do
   local rate, burst = tonumber(ARGV[i * 4 - 3]), tonumber(ARGV[i * 4 - 2])
   local need = tonumber(ARGV[i * 4 - 1])
@@ -49,12 +52,11 @@ for i, key in ipairs(KEYS) do
   if tokens == nil or ts == nil then tokens, ts = burst, now end
   tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
   state[i] = tokens
-  if tokens < need then
-    denied = true
-    retry = math.max(retry, (need - tokens) / rate)
+  if tokens < need and (need - tokens) / rate >= retry then
+    denied, retry, which = true, (need - tokens) / rate, i
   end
 end
-if denied then return {0, math.ceil(retry * 1000)} end
+if denied then return {0, math.ceil(retry * 1000), which} end
 for i, key in ipairs(KEYS) do
   local rate, burst, cost = tonumber(ARGV[i * 4 - 3]), tonumber(ARGV[i * 4 - 2]), tonumber(ARGV[i * 4])
   if cost > 0 then  -- a look without a charge writes nothing
@@ -63,7 +65,7 @@ for i, key in ipairs(KEYS) do
     redis.call('PEXPIRE', key, math.ceil((burst - tokens) / rate * 1000) + 1000)
   end
 end
-return {1, 0}
+return {1, 0, 0}
 """
 
 
@@ -83,12 +85,14 @@ class Charge:
     limit: Limit
     need: int = 1
     cost: int = 1
+    name: str = "requests"  # what is limited, as the 429 names it
 
 
 @dataclass(frozen=True)
 class Verdict:
     allowed: bool
     retry_after_s: int  # whole seconds, at least 1 when not allowed
+    limit: str = ""  # the refusing charge's name
 
 
 ALLOW = Verdict(True, 0)
@@ -114,25 +118,34 @@ class ClientKeys:
         return hmac.digest(self._key, network.encode(), "sha256").hex()[:32]
 
 
+Group = Sequence[Charge]
+
+
 class RateLimiter:
-    """Checks buckets in Redis; fails open when Redis does not answer in time."""
+    """Checks buckets in Redis; fails open when Redis does not answer in time.
+
+    `check` takes groups of charges: each group is one atomic script call (its keys must share a
+    hash tag); several groups go out in one pipeline, one round trip on a single Redis.
+    """
 
     def __init__(self, redis: Redis, *, timeout_s: float = _TIMEOUT_S) -> None:
-        self._script = redis.register_script(_LUA)
+        self._redis = redis
+        self._sha = hashlib.sha1(_LUA.encode()).hexdigest()
         self._timeout_s = timeout_s
         self._skip_until = 0.0
         self._logged_at = -math.inf
 
-    async def check(self, *charges: Charge) -> Verdict:
+    async def check(self, *groups: Group) -> Verdict:
         now = time.monotonic()
         if now < self._skip_until:
             return ALLOW
-        args: list[float | int] = []
-        for charge in charges:
-            args += [charge.limit.rate, charge.limit.burst, charge.need, charge.cost]
         try:
             async with asyncio.timeout(self._timeout_s):
-                allowed, retry_ms = await self._script(keys=[c.key for c in charges], args=args)
+                try:
+                    replies = await self._run(groups)
+                except NoScriptError:  # a restarted or new Redis: load the script once, retry
+                    await self._redis.script_load(_LUA)
+                    replies = await self._run(groups)
         except (RedisError, OSError, TimeoutError) as exc:
             self._skip_until = now + _PAUSE_S
             if now - self._logged_at >= _LOG_EVERY_S:
@@ -140,9 +153,31 @@ class RateLimiter:
                 log.warning("rate limits not enforced: Redis unavailable (failing open)",
                             extra={"error": repr(exc)})
             return ALLOW
-        if int(allowed):
-            return ALLOW
-        return Verdict(False, max(1, math.ceil(int(retry_ms) / 1000)))
+        verdict = ALLOW
+        for group, (allowed, retry_ms, which) in zip(groups, replies, strict=True):
+            seconds = max(1, math.ceil(int(retry_ms) / 1000))
+            if not int(allowed) and (verdict.allowed or seconds > verdict.retry_after_s):
+                verdict = Verdict(False, seconds, group[int(which) - 1].name)
+        return verdict
+
+    async def _run(self, groups: Sequence[Group]) -> list[Any]:
+        if len(groups) == 1:
+            return [await self._redis.evalsha(self._sha, *self._call(groups[0]))]
+        pipe = self._redis.pipeline(transaction=False)
+        for group in groups:
+            pipe.evalsha(self._sha, *self._call(group))
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    @staticmethod
+    def _call(group: Group) -> list[Any]:
+        call: list[Any] = [len(group), *(c.key for c in group)]
+        for c in group:
+            call += [c.limit.rate, c.limit.burst, c.need, c.cost]
+        return call
 
 
 def client_key(client_hash: str, kind: str) -> str:
@@ -151,32 +186,43 @@ def client_key(client_hash: str, kind: str) -> str:
 
 
 def token_key(subject: str) -> str:
-    """The bucket of one API token (or of one account's web session), e.g. subject "42"."""
+    """The bucket of one credential (API token or web session), by its keyed hash."""
     return f"{PREFIX}t:{{{subject}}}"
 
 
 class RateLimits:
-    """The limiter plus the configured limits, as the middlewares use them."""
+    """The limiter plus the configured limits, as the middleware uses them."""
 
-    def __init__(self, limiter: RateLimiter, keys: ClientKeys, *, api_token: Limit, api_client: Limit,
+    def __init__(self, limiter: RateLimiter, secret_key: str, *, api_token: Limit, api_client: Limit,
                  auth_failures: Limit) -> None:
         self.limiter = limiter
-        self.keys = keys
+        self.keys = ClientKeys(secret_key)
+        self._credential_key = hmac.digest(secret_key.encode(), b"shoplink:ratelimit-credential", "sha256")
         self.api_token = api_token
         self.api_client = api_client
         self.auth_failures = auth_failures
 
-    async def before_api_call(self, client: str, *, bearer: bool) -> Verdict:
-        charges = [Charge(client_key(client, "api"), self.api_client)]
-        if bearer:  # an authentication attempt: refused while the client is locked out
-            charges.append(Charge(client_key(client, "fail"), self.auth_failures, need=1, cost=0))
-        return await self.limiter.check(*charges)
+    def credential(self, value: str) -> str:
+        """A bucket subject for a bearer token or session cookie (a keyed hash: never the secret)."""
+        return hmac.digest(self._credential_key, value.encode(), "sha256").hex()[:32]
+
+    async def before_api_call(self, client: str, credential: str | None, *, bearer: bool) -> Verdict:
+        """Charge the client and the credential (one round trip); while the client is locked out
+        after failed authentications, a bearer-token attempt is refused before the token is checked."""
+        own = [Charge(client_key(client, "api"), self.api_client, name="requests from this client")]
+        if bearer:
+            own.append(self._lockout(client))
+        if credential is None:
+            return await self.limiter.check(own)
+        return await self.limiter.check(
+            own, [Charge(token_key(credential), self.api_token, name="requests with this token")])
 
     async def before_signin(self, client: str) -> Verdict:
-        return await self.limiter.check(Charge(client_key(client, "fail"), self.auth_failures, need=1, cost=0))
+        return await self.limiter.check([self._lockout(client)])
 
     async def failed_auth(self, client: str) -> None:
-        await self.limiter.check(Charge(client_key(client, "fail"), self.auth_failures, need=0, cost=1))
+        await self.limiter.check([Charge(client_key(client, "fail"), self.auth_failures, need=0, cost=1)])
 
-    async def token_call(self, subject: str) -> Verdict:
-        return await self.limiter.check(Charge(token_key(subject), self.api_token))
+    def _lockout(self, client: str) -> Charge:
+        return Charge(client_key(client, "fail"), self.auth_failures, need=1, cost=0,
+                      name="failed authentications from this client")
