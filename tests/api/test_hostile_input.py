@@ -53,3 +53,21 @@ async def test_integers_beyond_bigint_are_refused_not_a_500(make_account) -> Non
     reply = await seller.post("/api/v1/plans", {"name": "P", "kind": "open", "rate": "10.00",
                                                 "products": [{"product_id": 2**63 - 1}]})
     assert reply.status in (404, 422), reply.body
+
+
+async def test_ids_with_non_ascii_digits_or_thousands_of_digits_are_400_not_500(make_account, anon,
+                                                                               base_url: str) -> None:
+    """str.isdigit() accepts '³' and int() refuses it; int() also refuses more than 4300 digits."""
+    seller = await make_account("seller")
+    shop = await make_shop(seller)
+    for bad in ("%C2%B35", "1" * 5000, "99999999999999999999"):
+        for api, path in ((seller, f"/api/v1/shops/{bad}"), (anon, f"/watch/live/{bad}"),
+                          (anon, f"/v1/live/{bad}"), (seller, f"/api/v1/products?shop_id={bad}")):
+            reply = await api.get(path)
+            assert reply.status == 400, (path[:60], reply.status)
+        reply = await anon.get(f"/demo/shop/products/{bad}")
+        assert reply.status == 404
+        reply = await seller.get(f"/api/v1/stats/shops/{shop.shop_id}?from={bad}")
+        assert reply.status in (400, 422), reply.body
+    reply = await anon.get("/v1/live/1/events", headers={"Last-Event-ID": "\u00b35"})
+    assert reply.status == 400

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from shoplink.errors import BadRequest, UnsupportedMediaType, ValidationFailed
-from shoplink.http import json_response, page, page_params, path_id, principal
+from shoplink.http import json_response, page, page_params, parse_id, path_id, principal
 from shoplink.keys import CATALOG, SETTINGS
 from shoplink.validation import parse_json, read_body, read_json, reject_nul, validate
 
@@ -123,13 +123,14 @@ async def bulk_create(request: web.Request) -> web.Response:
 async def list_products(request: web.Request) -> web.Response:
     limit, after = page_params(request)
     shop_raw = request.query.get("shop_id")
-    if shop_raw is not None and not shop_raw.isdigit():
+    shop_id = parse_id(shop_raw) if shop_raw is not None else None
+    if shop_raw is not None and shop_id is None:
         raise BadRequest("shop_id must be a positive integer", code="invalid_query")
     status = request.query.get("status")
     if status not in (None, "active", "delisted"):
         raise BadRequest("status must be active or delisted", code="invalid_query")
     products = await request.app[CATALOG].list_products(
-        principal(request), shop_id=int(shop_raw) if shop_raw else None, status=status,
+        principal(request), shop_id=shop_id, status=status,
         search=_search(request), limit=limit, after_id=after)
     return json_response(page([p.to_json() for p in products], limit))
 

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import HttpVersion11, web
 
 from shoplink.errors import BadRequest
-from shoplink.http import json_response, page, page_params, path_id, principal
+from shoplink.http import ascii_digits, json_response, page, page_params, path_id, principal
 from shoplink.keys import LIVE, SETTINGS
 from shoplink.live.hub import sse
 from shoplink.live.models import ENDED, LiveSession, LiveState
@@ -161,7 +161,7 @@ def _last_event_id(request: web.Request) -> int | None:
     if raw is None or raw.strip() == "":
         return None
     raw = raw.strip()
-    if not raw.isdigit() or len(raw) > 10:
+    if not ascii_digits(raw) or len(raw) > 10:
         raise BadRequest("Last-Event-ID must be a non-negative integer (an event id)",
                          code="invalid_last_event_id")
     return int(raw)

@@ -3,11 +3,13 @@
 One Lua script checks (and, when every bucket allows it, charges) one or more buckets atomically,
 with Redis' clock (`TIME`) so instances with skewed clocks agree. A bucket is a hash
 {tokens, ts} that refills at `rate` tokens per second up to `burst`; it expires once it would be
-full again, so idle clients and tokens leave nothing behind. Buckets checked together share a
-hash tag, so the script runs unchanged on a Redis Cluster.
+full again, so idle clients and tokens leave nothing behind. Buckets checked by one script call
+share a hash tag, so the script runs unchanged on a Redis Cluster; calls on other slots go out in
+the same pipeline (one round trip on a single Redis).
 
-Keys never hold a raw client address: a client is the keyed hash (HMAC-SHA256 under a key
-derived from SHOPLINK_SECRET_KEY) of its IPv4 address or IPv6 /64, truncated to 32 hex digits.
+Keys never hold a raw client address or credential: a client is the keyed hash (HMAC-SHA256
+under a key derived from SHOPLINK_SECRET_KEY) of its IPv4 address or IPv6 /64, a credential the
+keyed hash of the bearer token or session cookie, both truncated to 32 hex digits.
 
 When Redis is unreachable or slow the limiter fails open (requests go through, unlimited) and
 logs it at most once per `_LOG_EVERY_S`; it then skips Redis for `_PAUSE_S` so an outage does not
