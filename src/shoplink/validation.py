@@ -69,8 +69,9 @@ NUL_MESSAGE = "text must not contain the NUL character (U+0000)"
 def _reject_unstorable(value: Any) -> None:
     """Values PostgreSQL cannot store: non-finite numbers, integers beyond bigint, NUL in text (keys too)."""
     # orjson already refuses NaN/Infinity literals; huge numbers parse as floats that overflow to inf.
-    if isinstance(value, float) and not math.isfinite(value):
-        raise BadRequest("numbers must be finite", code="invalid_number")
+    if isinstance(value, float) and not (math.isfinite(value) and _INT64_MIN <= value <= _INT64_MAX):
+        # JSON Schema's "integer" accepts 1e38 (an integral float): it must not reach a bigint column.
+        raise BadRequest("numbers must be finite and within ±9223372036854775807", code="invalid_number")
     if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:  # orjson reads up to 2**64 - 1
         raise BadRequest("integers must fit in 64 bits (ids are at most 9223372036854775807)",
                          code="invalid_number")

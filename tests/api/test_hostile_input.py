@@ -44,7 +44,7 @@ async def test_multipart_part_with_a_bad_header_is_a_400(make_account) -> None:
 
 async def test_integers_beyond_bigint_are_refused_not_a_500(make_account) -> None:
     seller, _, product_ids = await seller_with_products(make_account, prices=["10.00"])
-    for product_id in (2**63, 2**64 - 1):
+    for product_id in (2**63, 2**64 - 1, 2**127, 1e19):
         reply = await seller.post("/api/v1/plans", {"name": "P", "kind": "open", "rate": "10.00",
                                                     "products": [{"product_id": product_id}]})
         assert (reply.status, reply.error_code) == (400, "invalid_number"), reply.body
