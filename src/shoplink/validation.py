@@ -60,6 +60,20 @@ def validate(instance: Any, schema_name: str) -> None:
                    for e in errors[:20]]
         first = details[0]
         raise ValidationFailed(f"{first['field']}: {first['message']}", details=details)
+    _reject_huge_floats(instance)
+
+
+def _reject_huge_floats(value: Any) -> None:
+    """JSON Schema's "integer" accepts an integral float such as 1e38 (orjson reads integers past
+    2**64 as floats): once the schema passed, no number may exceed PostgreSQL's bigint."""
+    if isinstance(value, float) and not _INT64_MIN <= value <= _INT64_MAX:
+        raise BadRequest("numbers must be within ±9223372036854775807", code="invalid_number")
+    if isinstance(value, dict):
+        for item in value.values():
+            _reject_huge_floats(item)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_huge_floats(item)
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -69,9 +83,8 @@ NUL_MESSAGE = "text must not contain the NUL character (U+0000)"
 def _reject_unstorable(value: Any) -> None:
     """Values PostgreSQL cannot store: non-finite numbers, integers beyond bigint, NUL in text (keys too)."""
     # orjson already refuses NaN/Infinity literals; huge numbers parse as floats that overflow to inf.
-    if isinstance(value, float) and not (math.isfinite(value) and _INT64_MIN <= value <= _INT64_MAX):
-        # JSON Schema's "integer" accepts 1e38 (an integral float): it must not reach a bigint column.
-        raise BadRequest("numbers must be finite and within ±9223372036854775807", code="invalid_number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadRequest("numbers must be finite", code="invalid_number")
     if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:  # orjson reads up to 2**64 - 1
         raise BadRequest("integers must fit in 64 bits (ids are at most 9223372036854775807)",
                          code="invalid_number")
