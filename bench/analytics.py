@@ -76,6 +76,7 @@ class Stack:
         env = {"PATH": os.environ.get("PATH", ""), "SHOPLINK_DATABASE_URL": self.database_url,
                "SHOPLINK_REDIS_URL": self.redis_url, "SHOPLINK_LOG_LEVEL": "warning",
                "SHOPLINK_ACCESS_LOG": "false", "SHOPLINK_CLICK_SHARDS": str(SHARDS),
+               "SHOPLINK_RATE_LIMITS": "false",
                "SHOPLINK_SECRET_KEY": "bench-secret-key-0123456789", "SHOPLINK_HOST": "127.0.0.1",
                "SHOPLINK_PORT": str(self.http_port)}
         env.update(extra)

@@ -281,6 +281,21 @@ _FIELDS: tuple[_Field, ...] = (
            "(PostgreSQL keeps the union)."),
     _Field("stats_heatmap_bucket_s", "SHOPLINK_STATS_HEATMAP_BUCKET_S", "1", _parse_int(1, 3600),
            "Width in playback seconds of one video heatmap cell."),
+    # Rate limits (Redis token buckets shared by every instance; see security/ratelimit.py).
+    _Field("rate_limits", "SHOPLINK_RATE_LIMITS", "true", _parse_bool,
+           "Rate-limit the management API and failed sign-ins (off for benchmarks). Fails open when Redis is down."),
+    _Field("rate_api_token_per_s", "SHOPLINK_RATE_API_TOKEN_PER_S", "20", _parse_float(0.001, 1e6),
+           "Management API calls per second one token (or web session) may make, sustained."),
+    _Field("rate_api_token_burst", "SHOPLINK_RATE_API_TOKEN_BURST", "200", _parse_int(1, 1_000_000),
+           "Management API calls one token may make in a burst."),
+    _Field("rate_api_client_per_s", "SHOPLINK_RATE_API_CLIENT_PER_S", "50", _parse_float(0.001, 1e6),
+           "Management API calls per second one client address may make, sustained (all tokens)."),
+    _Field("rate_api_client_burst", "SHOPLINK_RATE_API_CLIENT_BURST", "500", _parse_int(1, 1_000_000),
+           "Management API calls one client address may make in a burst."),
+    _Field("rate_auth_fail_per_s", "SHOPLINK_RATE_AUTH_FAIL_PER_S", "0.05", _parse_float(0.0001, 1000),
+           "Failed authentications (bad token, rejected sign-in) forgiven per second and client."),
+    _Field("rate_auth_fail_burst", "SHOPLINK_RATE_AUTH_FAIL_BURST", "10", _parse_int(1, 10_000),
+           "Failed authentications a client may make before it is locked out (429)."),
 )
 
 
@@ -352,6 +367,13 @@ class Settings:
     stats_day_retention_s: int
     stats_uniques_ttl_s: int
     stats_heatmap_bucket_s: int
+    rate_limits: bool
+    rate_api_token_per_s: float
+    rate_api_token_burst: int
+    rate_api_client_per_s: float
+    rate_api_client_burst: int
+    rate_auth_fail_per_s: float
+    rate_auth_fail_burst: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -5,7 +5,7 @@ middleware) right after routing, skipping the rest of the chain: request id, COR
 cookie lookup, bearer auth. Those routes are public and use none of it, and each layer costs per
 request (a session cookie sent along would even cost a database lookup). Errors are rendered
 exactly as everywhere else (`error_middleware`); `fast_cors_route` adds the public CORS
-headers (shoplink.cors) to the response and to its errors. Not added there: `X-Request-Id`.
+headers (shoplink.security.cors) to the response and to its errors. Not added there: `X-Request-Id`.
 
 Only mark handlers that are public (no principal, no session) and hot; measured in
 bench/results/clicks.md and bench/results/videos.md.
@@ -18,8 +18,8 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from shoplink.cors import with_cors
 from shoplink.errors import Handler, error_middleware
+from shoplink.security.cors import with_cors
 
 H = TypeVar("H", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
 

@@ -1,4 +1,4 @@
-"""Where CORS headers go (shoplink/cors.py): every GET/HEAD answer of the public viewer API
+"""Where CORS headers go (shoplink/security/cors.py): every GET/HEAD answer of the public viewer API
 (timeline, live state and events, the player script, thumbnails), errors included; never the
 click redirect or the management API; and no response-prepare signal that every request,
 each click included, would pay for."""

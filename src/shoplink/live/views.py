@@ -7,12 +7,12 @@ from typing import Any
 
 from aiohttp import HttpVersion11, web
 
-from shoplink.cors import allow_cross_origin
 from shoplink.errors import BadRequest
-from shoplink.http import json_response, page, page_params, path_id, principal
+from shoplink.http import ascii_digits, json_response, page, page_params, path_id, principal
 from shoplink.keys import LIVE, SETTINGS
 from shoplink.live.hub import sse
 from shoplink.live.models import ENDED, LiveSession, LiveState
+from shoplink.security.cors import allow_cross_origin
 from shoplink.validation import read_json
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def _last_event_id(request: web.Request) -> int | None:
     if raw is None or raw.strip() == "":
         return None
     raw = raw.strip()
-    if not raw.isdigit() or len(raw) > 10:
+    if not ascii_digits(raw) or len(raw) > 10:
         raise BadRequest("Last-Event-ID must be a non-negative integer (an event id)",
                          code="invalid_last_event_id")
     return int(raw)

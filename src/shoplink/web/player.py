@@ -2,7 +2,7 @@
 
 Shops include the script from our origin on their own pages, so every public `/v1/` response
 (anchor timelines, live state and its event stream, the script itself) allows any origin to read
-it: see shoplink/cors.py for where those headers are added.
+it: see shoplink/security/cors.py for where those headers are added.
 """
 
 from __future__ import annotations
