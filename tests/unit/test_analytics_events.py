@@ -13,7 +13,7 @@ from shoplink.analytics.apply import build_plan, unique_by_id
 from shoplink.analytics.events import Malformed, parse, parse_batch
 from shoplink.analytics.resp import pack
 
-from support.event_data import event
+from support.event_data import event, viewer
 
 
 def payload(**changes: Any) -> bytes:
@@ -71,11 +71,12 @@ def test_plan_aggregates_and_packs_like_the_plain_encoding() -> None:
     events = [parse(orjson.dumps(d)) for d in docs]
     plan = build_plan(1, events, (60, 3600, 86400))
     minute = (base // 1000) - (base // 1000) % 60
-    assert plan.hincr["sla:{1}:c:anchor:5"] == {f"{minute}:hr": 2, f"{minute}:br": 1,
-                                                f"{minute + 60}:hr": 1, f"{minute + 60}:br": 2}
-    assert plan.hincr["sla:{1}:t:video:10"] == {"5": 3}
-    assert plan.hincr["sla:{1}:hm:10"] == {"12": 3}
-    assert len(next(iter(plan.pfadd.values()))) == 3
+    combo = ".a5.v10.l.p100.s1000.c7.n."  # the event's entity ids: all its counters derive from it
+    assert k.combo_id((5, 10, None, 100, 1000, 7, None)) == combo
+    assert plan.hincr == {f"sla:{{1}}:c:{combo}": {f"{minute}:hr": 2, f"{minute}:br": 1,
+                                                   f"{minute + 60}:hr": 1, f"{minute + 60}:br": 2},
+                          "sla:{1}:hm:10": {"12": 3}}
+    assert plan.pfadd == {f"sla:{{1}}:u:{combo}:{minute - minute % 86400}": {viewer(0), viewer(2), viewer(1)}}
     keys, args = plan.encode("sla", 100, 200)
     assert plan.packed("abc", "sla", 100, 200) == pack(["EVALSHA", "abc", len(keys), *keys, *args])
     # every key of one apply is in the slot of the shard's stream (Redis Cluster)

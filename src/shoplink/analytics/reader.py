@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 from redis.asyncio import Redis
@@ -26,6 +26,23 @@ from shoplink.errors import ServiceUnavailable
 
 T = TypeVar("T")
 _RETRIES = 8
+_SCAN_COUNT = 10_000
+
+
+class Match(NamedTuple):
+    """A MATCH pattern for the combo ids of one entity (keys.combo_match)."""
+
+    pattern: str
+
+
+Key = str | Match  # one known hash, or the combo hashes that match
+Part = tuple[Any, dict[bytes, bytes]]  # (key name, fields) of a Redis hash to add
+
+
+def _combo_of(key: Any) -> str:
+    """The combo id of a (live or moving) combo hash name."""
+    name = key.decode() if isinstance(key, bytes) else str(key)
+    return name.rpartition(":")[2]
 
 UNION_LUA = r"""
 -- KEYS[1]: a temp key prefix in one slot. ARGV: n blobs, the blobs, then groups (a count and
@@ -71,21 +88,45 @@ class CounterReader:
         self.ns = ns
         self._union = redis.register_script(UNION_LUA)
 
-    async def _read(self, key_of: Callable[[int], str],
-                    pg_fetch: Callable[[Conn], Awaitable[T]]) -> tuple[T | None, list[dict[bytes, bytes]]]:
-        """(PostgreSQL part, the Redis hashes to add) for one logical hash on every shard."""
+    async def _scan(self, set_key: str, pattern: str) -> list[Any]:
+        """Members of a set that match a pattern (SSCAN: the set stays small between roll-ups)."""
+        out: list[Any] = []
+        cursor: Any = 0
+        while True:
+            cursor, members = await self.redis.sscan(set_key, cursor, match=pattern, count=_SCAN_COUNT)
+            out.extend(members)
+            if int(cursor) == 0:
+                return out
+
+    async def _locate(self, shard: int, find: Key) -> tuple[list[Any], list[Any]]:
+        """(live hashes, moving hashes) of the shard that `find` designates."""
+        if isinstance(find, str):  # one known key
+            return [find], [k.moving(find, shard, self.ns)]
+        prefix = k.shard_prefix(shard, self.ns)
+        return (await self._scan(k.dirty(shard, self.ns), prefix + "c:" + find.pattern),
+                await self._scan(k.mvkeys(shard, self.ns), prefix + "mv:c:" + find.pattern))
+
+    async def _read(self, find: Callable[[int], Key],
+                    pg_fetch: Callable[[Conn], Awaitable[T]]) -> tuple[T | None, list[Part]]:
+        """(PostgreSQL part, the Redis hashes to add, by name) for one logical hash, or for the
+        combos of one entity, on every shard."""
         ns = self.ns
         for _ in range(_RETRIES):
             pipe = self.redis.pipeline(transaction=False)
             for shard in range(self.shards):
-                key = key_of(shard)
                 pipe.get(k.moveseq(shard, ns))
                 pipe.get(k.mvseq(shard, ns))
-                pipe.hgetall(key)
-                pipe.hgetall(k.moving(key, shard, ns))
-            first = await pipe.execute()
+            seqs = await pipe.execute()
+            located = [await self._locate(shard, find(shard)) for shard in range(self.shards)]
+            pipe = self.redis.pipeline(transaction=False)
+            for live, moving in located:
+                for key in (*live, *moving):
+                    pipe.hgetall(key)
+            contents = iter(await pipe.execute())
+            found = [([(key, next(contents)) for key in live], [(key, next(contents)) for key in moving])
+                     for live, moving in located]
             if self.pool is None:
-                return None, [h for i, h in enumerate(first) if i % 4 in (2, 3) and h]
+                return None, [part for live, moving in found for part in (*live, *moving) if part[1]]
             async with self.pool.acquire() as con, con.transaction(isolation="repeatable_read",
                                                                     readonly=True):
                 history = await pg_fetch(con)
@@ -94,19 +135,20 @@ class CounterReader:
             for shard in range(self.shards):
                 pipe.get(k.moveseq(shard, ns))
                 pipe.get(k.mvseq(shard, ns))
-            again = await pipe.execute()
-            if any(again[2 * s] != first[4 * s] or again[2 * s + 1] != first[4 * s + 1]
-                   for s in range(self.shards)):
+            if await pipe.execute() != seqs:
                 continue  # a move started or finished meanwhile: read again
-            parts: list[dict[bytes, bytes]] = []
-            for shard in range(self.shards):
-                live, moving, mvseq = first[4 * shard + 2], first[4 * shard + 3], first[4 * shard + 1]
-                if live:
-                    parts.append(live)
-                if moving and mvseq is not None and applied.get(shard, 0) < int(mvseq):
-                    parts.append(moving)
+            parts: list[Part] = []
+            for shard, (live, moving) in enumerate(found):
+                mvseq = seqs[2 * shard + 1]
+                parts.extend(part for part in live if part[1])
+                if mvseq is not None and applied.get(shard, 0) < int(mvseq):
+                    parts.extend(part for part in moving if part[1])
             return history, parts
         raise ServiceUnavailable("counters are being rolled up; try again", code="stats_busy")
+
+    def _combos(self, kind: str, entity_id: int) -> Callable[[int], Key]:
+        match = Match(k.combo_match(kind, entity_id))
+        return lambda shard: match
 
     async def counts(self, kind: str, entity_id: int, granularity: str, start_s: int,
                      end_s: int) -> dict[int, list[int]]:
@@ -116,11 +158,11 @@ class CounterReader:
         async def fetch(con: Conn) -> list[tuple[int, list[int]]]:
             return await repo.fetch_counts(con, kind, entity_id, granularity, _dt(start_s), _dt(end_s))
 
-        history, parts = await self._read(lambda s: k.counts(s, kind, entity_id, self.ns), fetch)
+        history, parts = await self._read(self._combos(kind, entity_id), fetch)
         out: dict[int, list[int]] = {}
         for bucket, pg_row in history or ():
             out[bucket] = list(pg_row)
-        for part in parts:  # Redis counts minutes; an hour or a day is the sum of its minutes
+        for _, part in parts:  # Redis counts minutes; an hour or a day is the sum of its minutes
             for name, value in part.items():
                 b_raw, _, code = name.partition(b":")
                 minute = int(b_raw)
@@ -138,48 +180,69 @@ class CounterReader:
 
         history, parts = await self._read(lambda s: k.heatmap(s, video_id, self.ns), fetch)
         out = dict(history or {})
-        for part in parts:
+        for _, part in parts:
             for name, value in part.items():
                 second = int(name)
                 out[second] = out.get(second, 0) + int(value)
         return out
 
     async def top(self, parent_kind: str, parent_id: int) -> dict[int, int]:
+        """child id -> human clicks (anchors of a video or live session, products of a shop or
+        creator): PostgreSQL's list plus the human clicks of the parent's combos in Redis."""
         async def fetch(con: Conn) -> dict[int, int]:
             return await repo.fetch_top(con, parent_kind, parent_id)
 
-        history, parts = await self._read(lambda s: k.top(s, parent_kind, parent_id, self.ns), fetch)
+        history, parts = await self._read(self._combos(parent_kind, parent_id), fetch)
         out = dict(history or {})
-        for part in parts:
-            for name, value in part.items():
-                child = int(name)
-                out[child] = out.get(child, 0) + int(value)
+        child_kind = k.TOP_CHILD[parent_kind]
+        for key, part in parts:
+            child = dict(k.combo_entities(_combo_of(key))).get(child_kind)
+            human = sum(int(v) for name, v in part.items() if name.partition(b":")[2][:1] == b"h")
+            if child is not None and human:
+                out[child] = out.get(child, 0) + human
         return out
 
     async def uniques(self, kind: str, entity_id: int, start_s: int,
                       end_s: int) -> tuple[int, dict[int, int]]:
-        """(unique human viewers over the days touched by [start_s, end_s), per day)."""
+        """(unique human viewers over the days touched by [start_s, end_s), per day).
+
+        PostgreSQL holds, per entity and day, the union of every HyperLogLog rolled up so far;
+        Redis adds the combo HyperLogLogs not yet unioned into it: those in `udirty` or in its
+        `:proc` copy (a roll-up in progress). They are looked for in that order, and before
+        PostgreSQL is read: a HyperLogLog that leaves `udirty` is in `:proc`, and one that leaves
+        `:proc` is in PostgreSQL (committed first). Unions are idempotent, so seeing one twice is
+        harmless."""
         day = self.buckets[2]
         first_day = start_s - start_s % day
-        days = list(range(first_day, end_s, day))
+        pattern = k.combo_match(kind, entity_id)
+        names: list[Any] = []
+        for shard in range(self.shards):
+            prefix = k.shard_prefix(shard, self.ns)
+            for set_key in (k.udirty(shard, self.ns), k.udirty(shard, self.ns) + ":proc"):
+                names.extend(await self._scan(set_key, prefix + "u:" + pattern))
+        wanted: list[tuple[int, bytes]] = []
+        for name in set(names):
+            d = int(name.rpartition(b":")[2])
+            if first_day <= d < end_s:
+                wanted.append((d, name))
+        blobs: list[Any] = []
+        if wanted:
+            pipe = self.redis.pipeline(transaction=False)
+            for _, name in wanted:
+                pipe.get(name)
+            blobs = await pipe.execute()
         history: list[tuple[int, bytes, int]] = []
         if self.pool is not None:
             async with self.pool.acquire() as con:
                 history = await repo.fetch_uniques(con, kind, entity_id, _dt(first_day), _dt(end_s))
-        pipe = self.redis.pipeline(transaction=False)
-        for d in days:
-            for shard in range(self.shards):
-                pipe.get(k.uniques(shard, kind, entity_id, d, self.ns))
-        blobs = await pipe.execute()
         blobs_by_day: dict[int, list[bytes]] = {}
         per_day: dict[int, int] = {}
         for d, blob, viewers in history:
             blobs_by_day.setdefault(d, []).append(bytes(blob))
             per_day[d] = viewers
         fresh: set[int] = set()
-        for i, blob in enumerate(blobs):
+        for (d, _), blob in zip(wanted, blobs, strict=True):
             if blob:
-                d = days[i // self.shards]
                 blobs_by_day.setdefault(d, []).append(blob)
                 fresh.add(d)
         if not blobs_by_day:

@@ -87,47 +87,87 @@ end
 return redis.call('SMEMBERS', KEYS[2])
 """
 
-# Union of a Redis HyperLogLog with PostgreSQL's copy (ARGV[1], may be empty), in a temp key.
+# Union of Redis HyperLogLogs (KEYS[2..], the combos of one entity and day) with PostgreSQL's
+# copy (ARGV[1], may be empty), in a temp key (KEYS[1]).
 MERGE_HLL_LUA = r"""
 if ARGV[1] ~= '' then
-  redis.call('SET', KEYS[2], ARGV[1])
-  redis.call('PFMERGE', KEYS[2], KEYS[2], KEYS[1])
-else
-  redis.call('PFMERGE', KEYS[2], KEYS[1])
+  redis.call('SET', KEYS[1], ARGV[1])
 end
-local b = redis.call('GET', KEYS[2])
-local n = redis.call('PFCOUNT', KEYS[2])
-redis.call('DEL', KEYS[2])
+redis.call('PFMERGE', KEYS[1], unpack(KEYS, 2))
+local b = redis.call('GET', KEYS[1])
+local n = redis.call('PFCOUNT', KEYS[1])
+redis.call('DEL', KEYS[1])
 return {b, n}
 """
+
+# top-N lists derived from combos: (parent kind, child kind)
+TOP_PAIRS = tuple(k.TOP_CHILD.items())
+
 
 @dataclass
 class MoveContent:
     buckets: tuple[int, int, int]
     counts: dict[tuple[str, int, str, int], list[int]] = field(default_factory=dict)
     heatmap: list[tuple[int, int, int]] = field(default_factory=list)
-    top: list[tuple[str, int, int, int]] = field(default_factory=list)
+    top_clicks: dict[tuple[str, int, int], int] = field(default_factory=dict)
+
+    @property
+    def top(self) -> list[tuple[str, int, int, int]]:
+        return [(*key, n) for key, n in self.top_clicks.items() if n]
 
     def add_hash(self, parts: list[str], fields: dict[bytes, bytes]) -> None:
         """Add one hash (its logical key split on ':') to the content."""
-        if parts[0] == "c":
-            kind, eid = parts[1], int(parts[2])
+        if parts[0] == "c" and len(parts) == 2:  # a combo: counted for each of its entities
+            entities = dict(k.combo_entities(parts[1]))
+            rows: dict[tuple[str, int], list[int]] = {}
             _, hour, day = self.buckets
+            human = 0
             for name, value in fields.items():
                 minute_raw, _, code = name.decode().partition(":")
                 minute, n, index = int(minute_raw), int(value), k.PAIR_INDEX[code]
+                if code[0] == "h":
+                    human += n
                 for gran, bucket in (("minute", minute), ("hour", minute - minute % hour),
                                      ("day", minute - minute % day)):
-                    row = self.counts.get((kind, eid, gran, bucket))
+                    row = rows.get((gran, bucket))
                     if row is None:
-                        row = self.counts[(kind, eid, gran, bucket)] = [0] * len(k.PAIRS)
+                        row = rows[(gran, bucket)] = [0] * len(k.PAIRS)
                     row[index] += n
+            for kind, eid in entities.items():
+                for (gran, bucket), row in rows.items():
+                    total = self.counts.get((kind, eid, gran, bucket))
+                    if total is None:
+                        self.counts[(kind, eid, gran, bucket)] = list(row)
+                    else:
+                        for i, n in enumerate(row):
+                            total[i] += n
+            for parent_kind, child_kind in TOP_PAIRS:
+                parent, child = entities.get(parent_kind), entities.get(child_kind)
+                if human and parent is not None and child is not None:
+                    key = (parent_kind, parent, child)
+                    self.top_clicks[key] = self.top_clicks.get(key, 0) + human
+        elif parts[0] == "c":  # the per-entity layout of earlier versions (left over by an upgrade)
+            self._add_entity_counts(parts[1], int(parts[2]), fields)
         elif parts[0] == "hm":
             video = int(parts[1])
             self.heatmap.extend((video, int(name), int(value)) for name, value in fields.items())
-        elif parts[0] == "t":
+        elif parts[0] == "t":  # earlier versions' top-N hashes
             parent_kind, parent_id = parts[1], int(parts[2])
-            self.top.extend((parent_kind, parent_id, int(name), int(value)) for name, value in fields.items())
+            for name, value in fields.items():
+                key = (parent_kind, parent_id, int(name))
+                self.top_clicks[key] = self.top_clicks.get(key, 0) + int(value)
+
+    def _add_entity_counts(self, kind: str, eid: int, fields: dict[bytes, bytes]) -> None:
+        _, hour, day = self.buckets
+        for name, value in fields.items():
+            minute_raw, _, code = name.decode().partition(":")
+            minute, n, index = int(minute_raw), int(value), k.PAIR_INDEX[code]
+            for gran, bucket in (("minute", minute), ("hour", minute - minute % hour),
+                                 ("day", minute - minute % day)):
+                row = self.counts.get((kind, eid, gran, bucket))
+                if row is None:
+                    row = self.counts[(kind, eid, gran, bucket)] = [0] * len(k.PAIRS)
+                row[index] += n
 
 
 @dataclass
@@ -212,20 +252,27 @@ class Rollup:
         members = await self._take_udirty(keys=[k.udirty(shard, ns), proc])
         if not members:
             return
-        wanted: dict[tuple[str, int, int], str] = {}
+        wanted: dict[tuple[str, int, int], list[str]] = {}
         for m in members:
             name = m.decode() if isinstance(m, bytes) else str(m)
-            _, kind, eid, day = k.parse_logical(name, shard, ns)
-            wanted[(kind, int(eid), int(day))] = name
+            parts = k.parse_logical(name, shard, ns)
+            if len(parts) == 3:  # u, combo, day: a union for each entity of the combo
+                for kind, eid in k.combo_entities(parts[1]):
+                    wanted.setdefault((kind, eid, int(parts[2])), []).append(name)
+            else:  # u, kind, id, day (earlier versions)
+                wanted.setdefault((parts[1], int(parts[2]), int(parts[3])), []).append(name)
         tmp = k.tmp(shard, secrets.token_hex(6), ns)
         async with self.pool.acquire() as con, con.transaction():
             existing = await repo.lock_uniques(con, wanted)
             rows = []
-            for key, name in wanted.items():
-                blob, count = await self._merge_hll(keys=[name, tmp], args=[existing.get(key, b"")])
-                if blob is None:
-                    continue
-                rows.append((key[0], key[1], key[2], bytes(blob), int(count)))
+            items = list(wanted.items())
+            for i in range(0, len(items), 500):  # pipelined: one round trip per 500 unions
+                pipe = self.redis.pipeline(transaction=False)
+                for key, names in items[i:i + 500]:
+                    await self._merge_hll(keys=[tmp, *names], args=[existing.get(key, b"")], client=pipe)
+                for (key, _), (blob, count) in zip(items[i:i + 500], await pipe.execute(), strict=True):
+                    if blob is not None:
+                        rows.append((key[0], key[1], key[2], bytes(blob), int(count)))
             await repo.put_uniques(con, rows)
         report.uniques += len(wanted)
         await self.redis.delete(proc)
