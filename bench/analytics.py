@@ -439,6 +439,17 @@ async def queries(stack: Stack, token: str, video: int, repeat: int = 40) -> lis
     return out
 
 
+async def print_queries(stack: Stack, pool: asyncpg.Pool, redis: Redis, token: str, video: int) -> None:
+    seeded = await seed_history(pool, redis, video)
+    q = await queries(stack, token, video)
+    print(f"\n## Stats queries, a video with a year of history ({seeded['count_rows']:,} rollup rows "
+          f"seeded, {seeded['uniques_rows']} daily HyperLogLogs for the video)")
+    print("| query | p50 | p99 |")
+    print("|---|---:|---:|")
+    for row in q:
+        print(f"| {row['query']} | {row['p50_ms']:.1f} ms | {row['p99_ms']:.1f} ms |")
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -446,6 +457,7 @@ async def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--batch", type=int, default=5000, help="SHOPLINK_COUNT_BATCH of the worker")
     parser.add_argument("--only-throughput", action="store_true")
+    parser.add_argument("--only-queries", action="store_true", help="section 3 (stats query latency) only")
     parser.add_argument("--workers", type=int, default=1, help="count worker processes (1 is pinned to cpu 1)")
     parser.add_argument("--dense-hll", action="store_true",
                         help="run the bench's redis-server with hll-sparse-max-bytes 0 (dense HyperLogLogs)")
@@ -459,6 +471,11 @@ async def main() -> int:
             await redis.config_set("hll-sparse-max-bytes", 0)
             print("redis-server: hll-sparse-max-bytes 0 (every HyperLogLog dense, 12 KB)")
         print(f"taskset pinning: {'yes (redis-server: cpu 0, worker: cpu 1)' if HAS_TASKSET else 'no'}")
+        if args.only_queries:
+            token, _, video = await seed_accounts(pool)
+            await stack.serve()
+            await print_queries(stack, pool, redis, token, video)
+            return 0
         t = await throughput(stack, redis, args.events, args.batch, args.workers)
         print(f"\n## Counting throughput ({args.workers} worker process(es))")
         print(f"pre-load: {t['events']:,} events in {t['preload_s']:.1f} s ({t['preload_rate']:,.0f}/s)")
@@ -487,14 +504,7 @@ async def main() -> int:
         print("|---:|---:|---:|---:|---:|---:|")
         print(f"| {f['rate_achieved']:,.0f} events/s (target {f['rate_target']:,}) | {f['seconds']:.1f} s | "
               f"{f['probes']} | {f['p50_ms']:.1f} ms | **{f['p99_ms']:.1f} ms** | {f['max_ms']:.1f} ms |")
-        seeded = await seed_history(pool, redis, video)
-        q = await queries(stack, token, video)
-        print(f"\n## Stats queries, a video with a year of history ({seeded['count_rows']:,} rollup rows "
-              f"seeded, {seeded['uniques_rows']} daily HyperLogLogs for the video)")
-        print("| query | p50 | p99 |")
-        print("|---|---:|---:|")
-        for row in q:
-            print(f"| {row['query']} | {row['p50_ms']:.1f} ms | {row['p99_ms']:.1f} ms |")
+        await print_queries(stack, pool, redis, token, video)
     finally:
         await pool.close()
         await redis.aclose()

@@ -126,7 +126,11 @@ async def fetch_counts(con: Conn, kind: str, entity_id: int, granularity: str,
             WHERE entity_kind = $1 AND entity_id = $2 AND granularity = $3
               AND bucket >= $4 AND bucket < $5""",
         kind, entity_id, granularity, start, end)
-    return [(r["b"], [r[c] for c in COUNT_COLUMNS]) for r in rows]
+    out = []
+    for r in rows:  # a Record iterates its values: bucket, then the counts in COUNT_COLUMNS order
+        values = list(r)
+        out.append((values[0], values[1:]))
+    return out
 
 
 async def fetch_uniques(con: Conn, kind: str, entity_id: int, start: datetime,

