@@ -226,23 +226,38 @@ class CountWorker:
         claim_every = max(0.05, s.count_claim_idle_ms / 2000)
         next_claim = 0.0
         block = min(s.count_block_ms, 200) if self.exit_when_idle else s.count_block_ms
-        while not self._stop.is_set():
-            try:
-                if time.monotonic() >= next_claim:
-                    await self._claim(shard)
-                    next_claim = time.monotonic() + claim_every
-                raw = await self._raw.execute_command(  # type: ignore[no-untyped-call]
-                    "XREADGROUP", "GROUP", k.GROUP, self.consumer, "COUNT", s.count_batch,
-                    "BLOCK", block, "STREAMS", stream, ">")
-                entries = _entries(self._stream_entries(raw))
-                if entries:
-                    await self._process(shard, entries)
-                    continue
-                if self.exit_when_idle and await self._group_pending(stream) == 0:
-                    return
-            except (RedisError, OSError) as exc:
-                log.warning("count shard loop error; retrying", extra={"shard": shard, "error": repr(exc)})
-                await asyncio.sleep(0.5)
+        # While a full batch is applied, the next one is already being read: Redis then always
+        # has work queued (XREADGROUP of this shard, EVALSHA of another) while Python parses.
+        prefetch: asyncio.Future[Any] | None = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    if time.monotonic() >= next_claim:
+                        await self._claim(shard)
+                        next_claim = time.monotonic() + claim_every
+                    reading, prefetch = prefetch, None
+                    raw = await (reading or self._read(stream, block))
+                    entries = _entries(self._stream_entries(raw))
+                    if entries:
+                        if len(entries) >= s.count_batch:
+                            prefetch = asyncio.ensure_future(self._read(stream, block))
+                        await self._process(shard, entries)
+                        continue
+                    if self.exit_when_idle and await self._group_pending(stream) == 0:
+                        return
+                except (RedisError, OSError) as exc:
+                    log.warning("count shard loop error; retrying", extra={"shard": shard, "error": repr(exc)})
+                    await asyncio.sleep(0.5)
+        finally:
+            if prefetch is not None:  # entries it read stay pending: reclaimed like a crash's
+                prefetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                    await prefetch
+
+    async def _read(self, stream: str, block: int) -> Any:
+        return await self._raw.execute_command(  # type: ignore[no-untyped-call]
+            "XREADGROUP", "GROUP", k.GROUP, self.consumer, "COUNT", self.settings.count_batch,
+            "BLOCK", block, "STREAMS", stream, ">")
 
     @staticmethod
     def _stream_entries(raw: Any) -> Any:
