@@ -54,6 +54,36 @@ async def call(redis: Redis, args: Sequence[Arg] | bytes) -> Any:
         await pool.release(conn)
 
 
+async def call_many(redis: Redis, requests: Sequence[bytes]) -> list[Any]:
+    """Send already packed requests in one write (a pipeline without redis-py's per-command
+    machinery) and read their replies, in order. An error reply raises, after every reply has
+    been read (the connection stays in step)."""
+    if not requests:
+        return []
+    pool = redis.connection_pool
+    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        await conn.send_packed_command(b"".join(requests), check_health=False)
+        replies: list[Any] = []
+        error: ResponseError | None = None
+        for _ in requests:
+            try:
+                replies.append(await conn.read_response())
+            except ResponseError as exc:
+                error = error or exc
+                replies.append(None)
+        if error is not None:
+            raise error
+        return replies
+    except ResponseError:
+        raise
+    except BaseException:
+        await conn.disconnect()
+        raise
+    finally:
+        await pool.release(conn)
+
+
 class Script:
     """EVALSHA through `call`, loading the script when the server does not know it."""
 

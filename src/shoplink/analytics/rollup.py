@@ -26,12 +26,14 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
 
 from shoplink.analytics import keys as k
 from shoplink.analytics import repository as repo
+from shoplink.analytics.resp import call_many, pack
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,14 @@ local n = redis.call('PFCOUNT', KEYS[1])
 redis.call('DEL', KEYS[1])
 return {b, n}
 """
+
+def _fields(reply: Any) -> dict[bytes, bytes]:
+    """An HGETALL reply: a map (RESP3) or a flat list of fields and values (RESP2)."""
+    if isinstance(reply, dict):
+        return reply
+    pairs = iter(reply or ())
+    return dict(zip(pairs, pairs, strict=False))
+
 
 # top-N lists derived from combos: (parent kind, child kind)
 TOP_PAIRS = tuple(k.TOP_CHILD.items())
@@ -225,13 +235,10 @@ class Rollup:
                 return
             self.crash("after_move")
             names = [m.decode() if isinstance(m, bytes) else str(m) for m in moved]
-            pipe = self.redis.pipeline(transaction=False)
-            for name in names:
-                pipe.hgetall(name)
-            contents = await pipe.execute()
+            contents = await call_many(self.redis, [pack(["HGETALL", name]) for name in names])
             content = MoveContent(self.buckets)
-            for name, fields in zip(names, contents, strict=True):
-                content.add_hash(k.parse_logical(name, shard, ns), fields)
+            for name, reply in zip(names, contents, strict=True):
+                content.add_hash(k.parse_logical(name, shard, ns), _fields(reply))
             async with self.pool.acquire() as con, con.transaction():
                 last = await repo.lock_shard(con, shard)
                 if last >= seq:
