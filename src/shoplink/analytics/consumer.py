@@ -148,6 +148,8 @@ class CountWorker:
         if self.rollups:
             background.append(asyncio.create_task(self._every(self.settings.count_rollup_interval_s,
                                                               self._rollup_once), name="rollup"))
+            background.append(asyncio.create_task(self._every(self.settings.count_uniques_interval_s,
+                                                              self._uniques_once), name="uniques"))
         if self.trims:
             background.append(asyncio.create_task(self._every(self.settings.count_trim_interval_s,
                                                               self._trim_once), name="trim"))
@@ -178,13 +180,21 @@ class CountWorker:
                                                             "error": repr(exc)})
 
     async def _rollup_once(self) -> None:
-        report = await self.rollup.run_once()
+        report = await self.rollup.run_once(uniques=False)
         s = self.settings
         report.pruned = await self.rollup.prune({"minute": s.stats_minute_retention_s,
                                                  "hour": s.stats_hour_retention_s,
                                                  "day": s.stats_day_retention_s})
         if report.moves or report.uniques:
             log.debug("rollup", extra=asdict(report))
+
+    async def _uniques_once(self) -> None:
+        """HyperLogLog unions are the costly part of a roll-up (12 KB sketches read from and
+        written to PostgreSQL per entity and day), and reads add what is still in Redis, so they
+        run on their own, longer interval."""
+        report = await self.rollup.run_once(moves=False)
+        if report.uniques:
+            log.debug("uniques rollup", extra=asdict(report))
 
     async def _trim_once(self) -> None:
         s = self.settings

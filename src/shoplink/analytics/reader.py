@@ -1,12 +1,14 @@
 """Consistent reads of counters: PostgreSQL history + what is still in Redis, each click once.
 
-For every shard the Redis part is the live hash plus, while a roll-up move is in progress, the
-moving hash (rollup.py). The moving hash is added only if PostgreSQL has not applied that move
-yet (`click_rollup_shards.last_seq < mvseq`). To be sure nothing moved between the Redis read and
-the PostgreSQL read, `moveseq` and `mvseq` of every shard are read before and re-checked after
-the PostgreSQL read; if any changed (a move started or finished in between), the read is retried.
-Unique viewers are HyperLogLog unions of PostgreSQL's and Redis' sketches: a union cannot count
-a viewer twice, so they need no such care.
+For every shard the Redis part is the live hashes plus, while a roll-up move is in progress, the
+moving hashes (rollup.py): for an entity, the hashes of the combos that name it (keys.py), found
+with SSCAN ... MATCH in the shard's `dirty` (live) and `mvkeys` (moving) sets. A moving hash is
+added only if PostgreSQL has not applied that move yet (`click_rollup_shards.last_seq < mvseq`).
+To be sure nothing moved between the Redis read and the PostgreSQL read, `moveseq` and `mvseq` of
+every shard are read before and re-checked after the PostgreSQL read; if any changed (a move
+started or finished in between), the read is retried. Unique viewers are HyperLogLog unions of
+PostgreSQL's and Redis' sketches: a union cannot count a viewer twice, so they only need the
+order of reads described in `uniques`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Moving counters from Redis into PostgreSQL, exactly once, so history survives Redis.
 
-Additive hashes (counts, heatmap, top-N) are *moved*: Redis keeps only increments that have not
-reached PostgreSQL yet. One move of shard n:
+Additive hashes (combo counts, video heatmaps) are *moved*: Redis keeps only increments that have
+not reached PostgreSQL yet. A combo hash (keys.py) becomes the counts of each of its entities and
+the top-N clicks of its video / live session / shop / creator on the way. One move of shard n:
 
 1. `MOVE_LUA` (atomic): unless a move is already in progress, take up to `max_keys` dirty hashes,
    RENAME each to its moving name, number the move (`moveseq`, never below PostgreSQL's last
@@ -15,8 +16,9 @@ reached PostgreSQL yet. One move of shard n:
 A crash anywhere re-runs the same move, which step 2 applies at most once. Readers add PostgreSQL,
 the live hashes and the moving ones unless PostgreSQL already has that move (see service.py).
 
-Unique-viewer HyperLogLogs are *unioned* instead (a union is idempotent): the day's HyperLogLog
-in PostgreSQL becomes union(PostgreSQL, Redis) and the Redis one expires after its TTL.
+Unique-viewer HyperLogLogs are *unioned* instead (a union is idempotent): an entity's day in
+PostgreSQL becomes union(PostgreSQL, the Redis HyperLogLogs of its combos for that day) and the
+Redis ones expire after their TTL.
 """
 
 from __future__ import annotations
@@ -214,11 +216,15 @@ class Rollup:
         self._take_udirty = redis.register_script(TAKE_UDIRTY_LUA)
         self._merge_hll = redis.register_script(MERGE_HLL_LUA)
 
-    async def run_once(self, report: RollupReport | None = None) -> RollupReport:
+    async def run_once(self, report: RollupReport | None = None, *, moves: bool = True,
+                       uniques: bool = True) -> RollupReport:
+        """Move every shard's counters and/or union its HyperLogLogs into PostgreSQL."""
         report = report or RollupReport()
         for shard in range(self.shards):
-            await self.move_shard(shard, report)
-            await self.union_uniques(shard, report)
+            if moves:
+                await self.move_shard(shard, report)
+            if uniques:
+                await self.union_uniques(shard, report)
         return report
 
     async def move_shard(self, shard: int, report: RollupReport) -> None:
