@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shoplink.analytics import keys as k
+from shoplink.analytics import reader as reader_module
 from shoplink.analytics.apply import Applier
 from shoplink.analytics.consumer import CountWorker
 from shoplink.analytics.events import parse
@@ -239,6 +240,29 @@ async def test_entity_numbers_derive_exactly_from_the_combos(settings: Settings,
     await check()
     await redis.flushall()
     await check()
+
+
+async def test_reads_find_every_combo_when_the_scans_take_many_pages(
+        settings: Settings, redis: Redis, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader finds an entity's combos with SSCAN; with a tiny page size every scan takes
+    many round trips (and the unique-viewer scans stay in order): the answers do not change."""
+    base = now_ms() - 5000
+    docs = [event(ts_ms=base + i, anchor_id=4 * (1 + i % 60), viewer_id=i % 90,
+                  ua_class=("human", "bot")[i % 7 == 0]) for i in range(600)]  # 60 anchors, shard 0
+    await write_events(redis, docs)
+    await count_all(settings, redis, pool)
+    r = reader(redis, pool, settings)
+    window = (base // 1000 - 600, base // 1000 + 600)
+
+    async def answers() -> tuple[int, int, dict[int, int]]:
+        return (sum(totals(await r.counts("video", 10, "minute", *window))),
+                (await r.uniques("video", 10, *window))[0], await r.top("video", 10))
+
+    want = expected_counts(docs, "video_id", 10)
+    one_page = await answers()
+    assert one_page[:2] == (600, want["unique_viewers"]) and len(one_page[2]) == 60
+    monkeypatch.setattr(reader_module, "_SCAN_COUNT", 2)
+    assert await answers() == one_page
 
 
 async def test_rollup_moves_counters_left_in_the_earlier_per_entity_layout(

@@ -90,23 +90,51 @@ class CounterReader:
         self.ns = ns
         self._union = redis.register_script(UNION_LUA)
 
-    async def _scan(self, set_key: str, pattern: str) -> list[Any]:
-        """Members of a set that match a pattern (SSCAN: the set stays small between roll-ups)."""
-        out: list[Any] = []
-        cursor: Any = 0
+    async def _scan_all(self, set_key: str, pattern: str, cursor: Any = 0,
+                        found: list[Any] | None = None) -> list[Any]:
+        found = [] if found is None else found
         while True:
             cursor, members = await self.redis.sscan(set_key, cursor, match=pattern, count=_SCAN_COUNT)
-            out.extend(members)
+            found.extend(members)
             if int(cursor) == 0:
-                return out
+                return found
 
-    async def _locate(self, shard: int, find: Key) -> tuple[list[Any], list[Any]]:
-        """(live hashes, moving hashes) of the shard that `find` designates."""
-        if isinstance(find, str):  # one known key
-            return [find], [k.moving(find, shard, self.ns)]
-        prefix = k.shard_prefix(shard, self.ns)
-        return (await self._scan(k.dirty(shard, self.ns), prefix + "c:" + find.pattern),
-                await self._scan(k.mvkeys(shard, self.ns), prefix + "mv:c:" + find.pattern))
+    async def _scan(self, wanted: list[tuple[str, str]], *, in_order: bool = False) -> list[list[Any]]:
+        """The members of each (set, pattern) that match (SSCAN MATCH; the sets hold what was
+        written since the last roll-up): the first page of every set in one round trip, then
+        the rest of the sets that have more. `in_order`: every set is scanned completely before
+        the next one is (from the first set that needs a second page on, one by one)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for set_key, pattern in wanted:
+            pipe.sscan(set_key, 0, match=pattern, count=_SCAN_COUNT)
+        out: list[list[Any]] = []
+        for i, ((set_key, pattern), (cursor, members)) in enumerate(
+                zip(wanted, await pipe.execute(), strict=True)):
+            if int(cursor) != 0 and in_order:  # later first pages were read too early: again
+                out.append(await self._scan_all(set_key, pattern, cursor, list(members)))
+                for later_key, later_pattern in wanted[i + 1:]:
+                    out.append(await self._scan_all(later_key, later_pattern))
+                return out
+            out.append(list(members) if int(cursor) == 0
+                       else await self._scan_all(set_key, pattern, cursor, list(members)))
+        return out
+
+    async def _locate(self, finds: list[Key]) -> list[tuple[list[Any], list[Any]]]:
+        """(live hashes, moving hashes) of each shard that `finds[shard]` designates."""
+        wanted: list[tuple[str, str]] = []
+        for shard, find in enumerate(finds):
+            if isinstance(find, Match):
+                prefix = k.shard_prefix(shard, self.ns)
+                wanted.append((k.dirty(shard, self.ns), prefix + "c:" + find.pattern))
+                wanted.append((k.mvkeys(shard, self.ns), prefix + "mv:c:" + find.pattern))
+        scanned = iter(await self._scan(wanted)) if wanted else iter(())
+        out: list[tuple[list[Any], list[Any]]] = []
+        for shard, find in enumerate(finds):
+            if isinstance(find, str):  # one known key
+                out.append(([find], [k.moving(find, shard, self.ns)]))
+            else:
+                out.append((next(scanned), next(scanned)))
+        return out
 
     async def _read(self, find: Callable[[int], Key],
                     pg_fetch: Callable[[Conn], Awaitable[T]]) -> tuple[T | None, list[Part]]:
@@ -119,7 +147,7 @@ class CounterReader:
                 pipe.get(k.moveseq(shard, ns))
                 pipe.get(k.mvseq(shard, ns))
             seqs = await pipe.execute()
-            located = [await self._locate(shard, find(shard)) for shard in range(self.shards)]
+            located = await self._locate([find(shard) for shard in range(self.shards)])
             pipe = self.redis.pipeline(transaction=False)
             for live, moving in located:
                 for key in (*live, *moving):
@@ -217,11 +245,12 @@ class CounterReader:
         day = self.buckets[2]
         first_day = start_s - start_s % day
         pattern = k.combo_match(kind, entity_id)
-        names: list[Any] = []
+        wanted_sets: list[tuple[str, str]] = []
         for shard in range(self.shards):
             prefix = k.shard_prefix(shard, self.ns)
             for set_key in (k.udirty(shard, self.ns), k.udirty(shard, self.ns) + ":proc"):
-                names.extend(await self._scan(set_key, prefix + "u:" + pattern))
+                wanted_sets.append((set_key, prefix + "u:" + pattern))
+        names = [name for found in await self._scan(wanted_sets, in_order=True) for name in found]
         wanted: list[tuple[int, bytes]] = []
         for name in set(names):
             d = int(name.rpartition(b":")[2])
