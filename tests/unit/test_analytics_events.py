@@ -11,7 +11,7 @@ from redis.crc import key_slot
 from shoplink.analytics import keys as k
 from shoplink.analytics.apply import build_plan, unique_by_id
 from shoplink.analytics.events import Malformed, parse, parse_batch
-from shoplink.analytics.resp import pack
+from shoplink.analytics.resp import pack, pack_ids
 
 from support.event_data import event, viewer
 
@@ -82,3 +82,9 @@ def test_plan_aggregates_and_packs_like_the_plain_encoding() -> None:
     # every key of one apply is in the slot of the shard's stream (Redis Cluster)
     assert {key_slot(key.encode()) for key in keys} == {key_slot(k.stream(1).encode())}
     assert unique_by_id([*events, events[0]]) == events
+
+
+def test_ack_requests_pack_like_the_plain_encoding() -> None:
+    same_width = [b"1800000000%03d-%d" % (i, i % 7) for i in range(50)]
+    for ids in (same_width, [*same_width, b"1-0"], []):
+        assert pack_ids(["XACK", k.stream(2), k.GROUP], ids) == pack(["XACK", k.stream(2), k.GROUP, *ids])

@@ -33,9 +33,12 @@ def pack(args: Sequence[Arg]) -> bytes:
 def pack_ids(command: Sequence[Arg], ids: Sequence[bytes]) -> bytes:
     """`command` followed by many bytes arguments (stream ids)."""
     head = [a if type(a) is bytes else str(a).encode() for a in command]
-    return b"".join([b"*%d\r\n" % (len(head) + len(ids)),
-                     *[b"$%d\r\n%b\r\n" % (len(a), a) for a in head],
-                     *[b"$%d\r\n%b\r\n" % (len(a), a) for a in ids]])
+    start = b"".join([b"*%d\r\n" % (len(head) + len(ids)), *[b"$%d\r\n%b\r\n" % (len(a), a) for a in head]])
+    widths = set(map(len, ids))
+    if len(widths) == 1:  # ids of one width (the usual case): one C-level join
+        prefix = b"$%d\r\n" % widths.pop()
+        return b"".join([start, prefix, (b"\r\n" + prefix).join(ids), b"\r\n"])
+    return b"".join([start, *[b"$%d\r\n%b\r\n" % (len(a), a) for a in ids]])
 
 
 async def call(redis: Redis, args: Sequence[Arg] | bytes) -> Any:
