@@ -1,4 +1,5 @@
-# shoplink: one stateless HTTP instance. Run as many as the load needs (see docker-compose.yml).
+# shoplink: one stateless HTTP instance (SHOPLINK_WORKERS processes on one port). Run as many as the
+# load needs (see docker-compose.yml).
 # Browser libraries for the dashboard (chart.js), installed from web/package-lock.json.
 FROM node:20-slim AS web-assets
 WORKDIR /web
@@ -20,15 +21,16 @@ COPY schemas ./schemas
 COPY --from=web-assets /web/node_modules ./web/node_modules
 RUN pip install -e . \
     && useradd --system --uid 10001 --user-group --home-dir /app --no-create-home shoplink \
-    && mkdir -p /var/lib/shoplink/media \
-    && chown shoplink:shoplink /var/lib/shoplink/media
+    && mkdir -p /var/lib/shoplink/media /var/lib/shoplink/spool \
+    && chown shoplink:shoplink /var/lib/shoplink/media /var/lib/shoplink/spool
 
 # Installed in place (editable), so the code finds migrations and JSON schemas in /app/schemas.
 ENV SHOPLINK_HOST=0.0.0.0 \
     SHOPLINK_PORT=8080 \
-    SHOPLINK_MEDIA_DIR=/var/lib/shoplink/media
+    SHOPLINK_MEDIA_DIR=/var/lib/shoplink/media \
+    SHOPLINK_SPOOL_DIR=/var/lib/shoplink/spool
 
 USER shoplink
-VOLUME ["/var/lib/shoplink/media"]
+VOLUME ["/var/lib/shoplink/media", "/var/lib/shoplink/spool"]
 EXPOSE 8080
 CMD ["shoplink", "serve"]

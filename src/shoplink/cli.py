@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from shoplink import db, logs
-from shoplink.config import ConfigError, Settings
+from shoplink.config import MAX_WORKERS, ConfigError, Settings, parse_workers
 
 log = logging.getLogger("shoplink")
 
@@ -74,12 +74,55 @@ async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _workers_arg(raw: str) -> int:
+    try:
+        return parse_workers(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a number of processes (1 to {MAX_WORKERS}, or auto)") from None
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from shoplink import server
+
+    if args.worker_slot is not None or args.control_fd is not None:
+        from shoplink.supervisor import WorkerLink
+
+        if args.worker_slot is None or args.control_fd is None:
+            print("shoplink: --worker-slot and --control-fd go together", file=sys.stderr)
+            return 2
+        try:
+            link = WorkerLink(args.worker_slot, args.control_fd)
+        except OSError as exc:
+            print(f"shoplink: --control-fd {args.control_fd}: {exc}", file=sys.stderr)
+            return 2
+        return server.serve(settings, worker=link)
+    workers = settings.workers if args.workers is None else args.workers
+    if workers == 1:
+        return server.serve(settings, migrate_first=args.migrate)
+    from shoplink.supervisor import supervise
+
+    if args.migrate:  # once, before any worker checks the schema
+        try:
+            asyncio.run(server.apply_migrations(settings))
+        except (db.MigrationError, OSError) as exc:
+            print(f"shoplink: {exc}", file=sys.stderr)
+            return 1
+    return supervise(settings, workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoplink", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP server")
     serve.add_argument("--migrate", action="store_true", help="apply pending migrations first")
+    serve.add_argument("--workers", type=_workers_arg, metavar="N",
+                       help="server processes on the one port (a number or `auto`: one per core; "
+                            "default SHOPLINK_WORKERS)")
+    # Set by the supervisor on the processes it starts (see supervisor.py), not by people.
+    serve.add_argument("--worker-slot", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--control-fd", type=int, help=argparse.SUPPRESS)
 
     sub.add_parser("migrate", help="apply pending database migrations (idempotent)")
 
@@ -133,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level)
     if args.command == "serve":
-        return server.serve(settings, migrate_first=args.migrate)
+        return _serve(settings, args)
     try:
         return run_async(COMMANDS[args.command](settings, args))
     except db.MigrationError as exc:

@@ -95,6 +95,25 @@ def _parse_buckets(raw: str) -> tuple[int, int, int]:
     return (minute, hour, day)
 
 
+MAX_WORKERS = 256
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: taskset, a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def parse_workers(raw: str) -> int:
+    """A number of server processes, or `auto`: one per usable CPU core."""
+    value = raw.strip().lower()
+    if value == "auto":
+        return max(1, min(MAX_WORKERS, usable_cpus()))
+    return _parse_int(1, MAX_WORKERS)(value)
+
+
 def _parse_path(raw: str) -> Path:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -119,6 +138,9 @@ _FIELDS: tuple[_Field, ...] = (
            _parse_url("redis", "rediss", "unix"), "Redis connection URL.", secret=True),
     _Field("host", "SHOPLINK_HOST", "127.0.0.1", _parse_str, "Address the HTTP server binds."),
     _Field("port", "SHOPLINK_PORT", "8080", _parse_int(0, 65535), "Port the HTTP server binds."),
+    _Field("workers", "SHOPLINK_WORKERS", "1", parse_workers,
+           "Server processes `shoplink serve` runs on the one port (SO_REUSEPORT) under a supervisor; "
+           "`auto`: one per CPU core; 1: a single process, no supervisor. `--workers` overrides it."),
     _Field("public_base_url", "SHOPLINK_PUBLIC_BASE_URL", "",
            lambda raw: _parse_base_url(raw) if raw.strip() else "",
            "Base URL viewers reach (links, QR codes). Empty: http://HOST:PORT."),
@@ -248,6 +270,7 @@ class Settings:
     redis_url: str
     host: str
     port: int
+    workers: int
     public_base_url: str
     secret_key: str
     log_level: str

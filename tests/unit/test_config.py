@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,21 @@ def test_defaults() -> None:
     ("SHOPLINK_PUBLIC_BASE_URL", "ftp://x"),
     ("SHOPLINK_SECRET_KEY", "short"),
     ("SHOPLINK_LOG_LEVEL", "loud"),
+    ("SHOPLINK_WORKERS", "0"),
+    ("SHOPLINK_WORKERS", "257"),
+    ("SHOPLINK_WORKERS", "all"),
 ])
 def test_bad_value_names_the_variable_in_one_line(var: str, value: str) -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env({var: value})
     message = str(info.value)
     assert var in message and "\n" not in message
+
+
+def test_workers_default_to_one_process_and_auto_means_one_per_core() -> None:
+    assert Settings.from_env({}).workers == 1
+    assert Settings.from_env({"SHOPLINK_WORKERS": "3"}).workers == 3
+    assert Settings.from_env({"SHOPLINK_WORKERS": " AUTO "}).workers == len(os.sched_getaffinity(0))
 
 
 def test_secret_value_is_not_echoed() -> None:

@@ -197,7 +197,10 @@ class ClickWriter:
             if lines:
                 records = [(shard, payload[:-1] + REPLAYED_SUFFIX) for shard, payload, _ in lines]
                 failed = await self._send(records, replay=True)
-                done = len(lines) - len(failed)
+                # Only the lines before the first refused one are done: Redis may refuse the
+                # head of a batch and take the rest (LOADING after a restart), and the position
+                # is one offset. Those taken after it are sent again (duplicates by event_id).
+                done = next(i for i, rec in enumerate(records) if rec is failed[0]) if failed else len(lines)
                 if done:
                     spool.replayed_to = lines[done - 1][2]
                     self.replayed += done
