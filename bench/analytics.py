@@ -240,13 +240,12 @@ async def naive_baseline(stack: Stack, redis: Redis, n: int) -> tuple[float, flo
 def run_worker(stack: Stack, *extra: str, batch: int = 1000, workers: int = 1) -> tuple[float, dict[str, Any]]:
     t0 = time.perf_counter()
     # As deployed: the worker also moves its counters into PostgreSQL (every 5 s here) and unions
-    # its HyperLogLogs into PostgreSQL (every 10 s here: 6x more often than the default, so that
-    # their cost shows in a run this short).
+    # its HyperLogLogs into PostgreSQL (every SHOPLINK_COUNT_UNIQUES_INTERVAL_S, 60 s: a cost per
+    # interval, not per event, measured on its own by `union_pass`).
     # One worker is pinned to cpu 1; several workers are left to the scheduler (2 vCPUs).
     argv = [sys.executable, "-m", "shoplink", "count", "--exit-when-idle", *extra]
     env = stack.env(SHOPLINK_COUNT_BLOCK_MS="100", SHOPLINK_COUNT_BATCH=str(batch),
-                    SHOPLINK_COUNT_APPLY_CHUNK=str(max(batch, 5000)), SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5",
-                    SHOPLINK_COUNT_UNIQUES_INTERVAL_S="10")
+                    SHOPLINK_COUNT_APPLY_CHUNK=str(max(batch, 5000)), SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5")
     procs = [subprocess.Popen(pinned(1, argv) if workers == 1 else argv, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
              for _ in range(workers)]
@@ -255,6 +254,27 @@ def run_worker(stack: Stack, *extra: str, batch: int = 1000, workers: int = 1) -
         raise RuntimeError(f"count worker failed: {[p.returncode for p in procs]}")
     stats = {"applied": sum(o["applied"] for o in outs), "cpu_s": sum(o["cpu_s"] for o in outs)}
     return time.perf_counter() - t0, stats
+
+
+async def union_pass(stack: Stack, redis: Redis) -> dict[str, Any]:
+    """One `shoplink count --rollup` after the counting run: it unions every HyperLogLog the run
+    wrote (no union ran during it) into PostgreSQL, i.e. one uniques interval's work."""
+    import resource
+
+    dirty = sum([await redis.scard(f"sla:{{{s}}}:udirty") for s in range(SHARDS)])
+    cpu = await redis.info("cpu")
+    before = cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = await asyncio.to_thread(subprocess.run, pinned(1, [sys.executable, "-m", "shoplink", "count",
+                                                             "--rollup"]),
+                                  env=stack.env(), capture_output=True, check=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = await redis.info("cpu")
+    return {"hlls": dirty, "entity_days": orjson.loads(out.stdout)["uniques"], "wall_s": wall,
+            "process_cpu_s": after.ru_utime + after.ru_stime - child.ru_utime - child.ru_stime,
+            "redis_cpu_s": cpu["used_cpu_user"] + cpu["used_cpu_sys"] - before}
 
 
 async def throughput(stack: Stack, redis: Redis, n: int, batch: int, workers: int = 1) -> dict[str, Any]:
@@ -281,6 +301,7 @@ async def throughput(stack: Stack, redis: Redis, n: int, batch: int, workers: in
               "counter_memory_mb": ((await redis.info("memory"))["used_memory"] - memory_before) / 1e6}
     result["naive_rate"], result["naive_cpu_rate"], result["naive_redis_us"] = await naive_baseline(
         stack, redis, n)
+    result["union"] = await union_pass(stack, redis)
     result["redis_commands"] = sorted(((name.removeprefix("cmdstat_"), v["usec"] / n, v["calls"])
                                        for name, v in commands.items()), key=lambda x: -x[1])[:8]
     return result
@@ -496,6 +517,11 @@ async def main() -> int:
         print("\nRedis time per event by command (commandstats; EVALSHA includes the commands it calls):")
         print(", ".join(f"{name} {us:.2f} µs ({calls:,} calls)" for name, us, calls in t["redis_commands"]))
         print(f"Naive consumer: Redis CPU {t['naive_redis_us']:.1f} µs per event.")
+        u = t["union"]
+        print(f"Uniques union pass afterwards (`shoplink count --rollup`, the work of one "
+              f"SHOPLINK_COUNT_UNIQUES_INTERVAL_S): {u['hlls']:,} combo HyperLogLogs into "
+              f"{u['entity_days']:,} entity-days in {u['wall_s']:.2f} s wall, process CPU "
+              f"{u['process_cpu_s']:.2f} s, Redis CPU {u['redis_cpu_s']:.2f} s.")
         if args.only_throughput:
             return 0
         await redis.flushall()
