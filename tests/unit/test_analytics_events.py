@@ -73,6 +73,9 @@ def test_plan_aggregates_and_packs_like_the_plain_encoding() -> None:
     minute = (base // 1000) - (base // 1000) % 60
     combo = ".a5.v10.l.p100.s1000.c7.n."  # the event's entity ids: all its counters derive from it
     assert k.combo_id((5, 10, None, 100, 1000, 7, None)) == combo
+    assert k.combo_ids(combo) == (5, 10, None, 100, 1000, 7, None)
+    assert k.combo_entities(combo) == [("anchor", 5), ("video", 10), ("product", 100), ("shop", 1000),
+                                       ("creator", 7)]
     assert plan.hincr == {f"sla:{{1}}:c:{combo}": {f"{minute}:hr": 2, f"{minute}:br": 1,
                                                    f"{minute + 60}:hr": 1, f"{minute + 60}:br": 2},
                           "sla:{1}:hm:10": {"12": 3}}

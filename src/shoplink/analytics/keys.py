@@ -79,6 +79,11 @@ def combo_entities(cid: str) -> list[tuple[str, int]]:
     return [(_LETTER_KIND[part[0]], int(part[1:])) for part in cid.strip(".").split(".") if len(part) > 1]
 
 
+def combo_ids(cid: str) -> tuple[int | None, ...]:
+    """A combo id -> its 7 entity ids (None where absent), in ENTITY_KINDS order."""
+    return tuple(int(part[1:]) if len(part) > 1 else None for part in cid.strip(".").split("."))
+
+
 def combo_match(kind: str, entity_id: int) -> str:
     """A MATCH pattern for the combo ids that hold (kind, entity_id)."""
     return f"*.{KIND_LETTER[kind]}{int(entity_id)}.*"

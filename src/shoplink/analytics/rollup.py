@@ -119,7 +119,8 @@ TOP_PAIRS = tuple(k.TOP_CHILD.items())
 @dataclass
 class MoveContent:
     buckets: tuple[int, int, int]
-    counts: dict[tuple[str, int, str, int], list[int]] = field(default_factory=dict)
+    counts: dict[tuple[str, int, str, int], list[int]] = field(default_factory=dict)  # earlier layout
+    combo_counts: dict[tuple[tuple[int | None, ...], str, int], list[int]] = field(default_factory=dict)
     heatmap: list[tuple[int, int, int]] = field(default_factory=list)
     top_clicks: dict[tuple[str, int, int], int] = field(default_factory=dict)
 
@@ -129,11 +130,12 @@ class MoveContent:
 
     def add_hash(self, parts: list[str], fields: dict[bytes, bytes]) -> None:
         """Add one hash (its logical key split on ':') to the content."""
-        if parts[0] == "c" and len(parts) == 2:  # a combo: counted for each of its entities
+        if parts[0] == "c" and len(parts) == 2:  # a combo: PostgreSQL adds it to each of its entities
+            ids = k.combo_ids(parts[1])
             entities = dict(k.combo_entities(parts[1]))
-            rows: dict[tuple[str, int], list[int]] = {}
             _, hour, day = self.buckets
             human = 0
+            rows = self.combo_counts
             for name, value in fields.items():
                 minute_raw, _, code = name.decode().partition(":")
                 minute, n, index = int(minute_raw), int(value), k.PAIR_INDEX[code]
@@ -141,18 +143,10 @@ class MoveContent:
                     human += n
                 for gran, bucket in (("minute", minute), ("hour", minute - minute % hour),
                                      ("day", minute - minute % day)):
-                    row = rows.get((gran, bucket))
+                    row = rows.get((ids, gran, bucket))
                     if row is None:
-                        row = rows[(gran, bucket)] = [0] * len(k.PAIRS)
+                        row = rows[(ids, gran, bucket)] = [0] * len(k.PAIRS)
                     row[index] += n
-            for kind, eid in entities.items():
-                for (gran, bucket), row in rows.items():
-                    total = self.counts.get((kind, eid, gran, bucket))
-                    if total is None:
-                        self.counts[(kind, eid, gran, bucket)] = list(row)
-                    else:
-                        for i, n in enumerate(row):
-                            total[i] += n
             for parent_kind, child_kind in TOP_PAIRS:
                 parent, child = entities.get(parent_kind), entities.get(child_kind)
                 if human and parent is not None and child is not None:
@@ -250,6 +244,7 @@ class Rollup:
                 if last >= seq:
                     report.skipped_moves += 1
                 else:
+                    await repo.add_combo_counts(con, [(*key, row) for key, row in content.combo_counts.items()])
                     await repo.add_counts(con, [(*key, row) for key, row in content.counts.items()])
                     await repo.add_heatmap(con, content.heatmap)
                     await repo.add_top(con, content.top)
