@@ -47,6 +47,10 @@ def test_batch_and_single_parsing_agree() -> None:
     (broken(anchor_id="7"), "invalid_field:anchor_id"),
     (broken(playback_s=-1), "invalid_field:playback_s"),
     (broken(event_id="not-a-ulid"), "invalid_field:event_id"),
+    (broken(viewer="é" * 32), "invalid_field:viewer"),  # letters, but not ASCII
+    (broken(viewer=12345678), "invalid_field:viewer"),
+    (broken(anchor_id=-3), "invalid_field:anchor_id"),
+    (broken(shop_id=True), "invalid_field:shop_id"),
     (None, "missing_payload"),
 ])
 def test_malformed_events_are_named(raw: bytes | None, reason: str) -> None:
