@@ -199,17 +199,14 @@ def build_plan(shard: int, events: Sequence[Row], buckets: tuple[int, int, int],
         heat[f"{prefix}hm:{video}"][str(second)] = n
     hincr.update(heat)
     # unique human viewers per combo and day
-    pfadd = plan.pfadd
+    by_day: defaultdict[tuple[Any, int], set[str]] = defaultdict(set)
     for ents, day, viewer in {(e[4:11], e[1] - e[1] % d_ms, e[12]) for e in humans}:
+        by_day[(ents, day)].add(viewer)
+    pfadd = plan.pfadd
+    for (ents, day), viewers in by_day.items():
         cid = combo(ents)
-        if not cid:
-            continue
-        name = f"{prefix}u:{cid}:{day // 1000}"
-        viewers = pfadd.get(name)
-        if viewers is None:
-            pfadd[name] = {viewer}
-        else:
-            viewers.add(viewer)
+        if cid:
+            pfadd[f"{prefix}u:{cid}:{day // 1000}"] = viewers
     hours = {e[1] // 3_600_000 for e in events}
     if len(hours) == 1:
         plan.dedup = {f"{prefix}seen:{hours.pop()}": [e[0] for e in events]}
