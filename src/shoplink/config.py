@@ -260,6 +260,9 @@ _FIELDS: tuple[_Field, ...] = (
            "Pending entries idle this long are reclaimed (XAUTOCLAIM) from a dead worker."),
     _Field("count_rollup_interval_s", "SHOPLINK_COUNT_ROLLUP_INTERVAL_S", "10", _parse_float(0.05, 86400),
            "How often the count worker moves Redis counters into PostgreSQL."),
+    _Field("count_uniques_interval_s", "SHOPLINK_COUNT_UNIQUES_INTERVAL_S", "60", _parse_float(0.05, 86400),
+           "How often the count worker unions unique-viewer HyperLogLogs into PostgreSQL (reads add the "
+           "rest from Redis)."),
     _Field("count_trim_interval_s", "SHOPLINK_COUNT_TRIM_INTERVAL_S", "60", _parse_float(0.05, 86400),
            "How often the count worker trims the click streams."),
     _Field("count_crash_at", "SHOPLINK_COUNT_CRASH_AT", "",
@@ -358,6 +361,7 @@ class Settings:
     count_block_ms: int
     count_claim_idle_ms: int
     count_rollup_interval_s: float
+    count_uniques_interval_s: float
     count_trim_interval_s: float
     count_crash_at: str
     count_crash_after: int
