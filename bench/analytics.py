@@ -76,6 +76,7 @@ class Stack:
         env = {"PATH": os.environ.get("PATH", ""), "SHOPLINK_DATABASE_URL": self.database_url,
                "SHOPLINK_REDIS_URL": self.redis_url, "SHOPLINK_LOG_LEVEL": "warning",
                "SHOPLINK_ACCESS_LOG": "false", "SHOPLINK_CLICK_SHARDS": str(SHARDS),
+               "SHOPLINK_RATE_LIMITS": "false",
                "SHOPLINK_SECRET_KEY": "bench-secret-key-0123456789", "SHOPLINK_HOST": "127.0.0.1",
                "SHOPLINK_PORT": str(self.http_port)}
         env.update(extra)
@@ -239,7 +240,9 @@ async def naive_baseline(stack: Stack, redis: Redis, n: int) -> tuple[float, flo
 
 def run_worker(stack: Stack, *extra: str, batch: int = 1000, workers: int = 1) -> tuple[float, dict[str, Any]]:
     t0 = time.perf_counter()
-    # As deployed: the worker also moves its counters into PostgreSQL (every 5 s here).
+    # As deployed: the worker also moves its counters into PostgreSQL (every 5 s here) and unions
+    # its HyperLogLogs into PostgreSQL (every SHOPLINK_COUNT_UNIQUES_INTERVAL_S, 60 s: a cost per
+    # interval, not per event, measured on its own by `union_pass`).
     # One worker is pinned to cpu 1; several workers are left to the scheduler (2 vCPUs).
     argv = [sys.executable, "-m", "shoplink", "count", "--exit-when-idle", *extra]
     env = stack.env(SHOPLINK_COUNT_BLOCK_MS="100", SHOPLINK_COUNT_BATCH=str(batch),
@@ -252,6 +255,27 @@ def run_worker(stack: Stack, *extra: str, batch: int = 1000, workers: int = 1) -
         raise RuntimeError(f"count worker failed: {[p.returncode for p in procs]}")
     stats = {"applied": sum(o["applied"] for o in outs), "cpu_s": sum(o["cpu_s"] for o in outs)}
     return time.perf_counter() - t0, stats
+
+
+async def union_pass(stack: Stack, redis: Redis) -> dict[str, Any]:
+    """One `shoplink count --rollup` after the counting run: it unions every HyperLogLog the run
+    wrote (no union ran during it) into PostgreSQL, i.e. one uniques interval's work."""
+    import resource
+
+    dirty = sum([await redis.scard(f"sla:{{{s}}}:udirty") for s in range(SHARDS)])
+    cpu = await redis.info("cpu")
+    before = cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = await asyncio.to_thread(subprocess.run, pinned(1, [sys.executable, "-m", "shoplink", "count",
+                                                             "--rollup"]),
+                                  env=stack.env(), capture_output=True, check=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = await redis.info("cpu")
+    return {"hlls": dirty, "entity_days": orjson.loads(out.stdout)["uniques"], "wall_s": wall,
+            "process_cpu_s": after.ru_utime + after.ru_stime - child.ru_utime - child.ru_stime,
+            "redis_cpu_s": cpu["used_cpu_user"] + cpu["used_cpu_sys"] - before}
 
 
 async def throughput(stack: Stack, redis: Redis, n: int, batch: int, workers: int = 1) -> dict[str, Any]:
@@ -278,6 +302,7 @@ async def throughput(stack: Stack, redis: Redis, n: int, batch: int, workers: in
               "counter_memory_mb": ((await redis.info("memory"))["used_memory"] - memory_before) / 1e6}
     result["naive_rate"], result["naive_cpu_rate"], result["naive_redis_us"] = await naive_baseline(
         stack, redis, n)
+    result["union"] = await union_pass(stack, redis)
     result["redis_commands"] = sorted(((name.removeprefix("cmdstat_"), v["usec"] / n, v["calls"])
                                        for name, v in commands.items()), key=lambda x: -x[1])[:8]
     return result
@@ -439,6 +464,17 @@ async def queries(stack: Stack, token: str, video: int, repeat: int = 40) -> lis
     return out
 
 
+async def print_queries(stack: Stack, pool: asyncpg.Pool, redis: Redis, token: str, video: int) -> None:
+    seeded = await seed_history(pool, redis, video)
+    q = await queries(stack, token, video)
+    print(f"\n## Stats queries, a video with a year of history ({seeded['count_rows']:,} rollup rows "
+          f"seeded, {seeded['uniques_rows']} daily HyperLogLogs for the video)")
+    print("| query | p50 | p99 |")
+    print("|---|---:|---:|")
+    for row in q:
+        print(f"| {row['query']} | {row['p50_ms']:.1f} ms | {row['p99_ms']:.1f} ms |")
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -446,6 +482,7 @@ async def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--batch", type=int, default=5000, help="SHOPLINK_COUNT_BATCH of the worker")
     parser.add_argument("--only-throughput", action="store_true")
+    parser.add_argument("--only-queries", action="store_true", help="section 3 (stats query latency) only")
     parser.add_argument("--workers", type=int, default=1, help="count worker processes (1 is pinned to cpu 1)")
     parser.add_argument("--dense-hll", action="store_true",
                         help="run the bench's redis-server with hll-sparse-max-bytes 0 (dense HyperLogLogs)")
@@ -459,6 +496,11 @@ async def main() -> int:
             await redis.config_set("hll-sparse-max-bytes", 0)
             print("redis-server: hll-sparse-max-bytes 0 (every HyperLogLog dense, 12 KB)")
         print(f"taskset pinning: {'yes (redis-server: cpu 0, worker: cpu 1)' if HAS_TASKSET else 'no'}")
+        if args.only_queries:
+            token, _, video = await seed_accounts(pool)
+            await stack.serve()
+            await print_queries(stack, pool, redis, token, video)
+            return 0
         t = await throughput(stack, redis, args.events, args.batch, args.workers)
         print(f"\n## Counting throughput ({args.workers} worker process(es))")
         print(f"pre-load: {t['events']:,} events in {t['preload_s']:.1f} s ({t['preload_rate']:,.0f}/s)")
@@ -476,6 +518,11 @@ async def main() -> int:
         print("\nRedis time per event by command (commandstats; EVALSHA includes the commands it calls):")
         print(", ".join(f"{name} {us:.2f} µs ({calls:,} calls)" for name, us, calls in t["redis_commands"]))
         print(f"Naive consumer: Redis CPU {t['naive_redis_us']:.1f} µs per event.")
+        u = t["union"]
+        print(f"Uniques union pass afterwards (`shoplink count --rollup`, the work of one "
+              f"SHOPLINK_COUNT_UNIQUES_INTERVAL_S): {u['hlls']:,} combo HyperLogLogs into "
+              f"{u['entity_days']:,} entity-days in {u['wall_s']:.2f} s wall, process CPU "
+              f"{u['process_cpu_s']:.2f} s, Redis CPU {u['redis_cpu_s']:.2f} s.")
         if args.only_throughput:
             return 0
         await redis.flushall()
@@ -487,14 +534,7 @@ async def main() -> int:
         print("|---:|---:|---:|---:|---:|---:|")
         print(f"| {f['rate_achieved']:,.0f} events/s (target {f['rate_target']:,}) | {f['seconds']:.1f} s | "
               f"{f['probes']} | {f['p50_ms']:.1f} ms | **{f['p99_ms']:.1f} ms** | {f['max_ms']:.1f} ms |")
-        seeded = await seed_history(pool, redis, video)
-        q = await queries(stack, token, video)
-        print(f"\n## Stats queries, a video with a year of history ({seeded['count_rows']:,} rollup rows "
-              f"seeded, {seeded['uniques_rows']} daily HyperLogLogs for the video)")
-        print("| query | p50 | p99 |")
-        print("|---|---:|---:|")
-        for row in q:
-            print(f"| {row['query']} | {row['p50_ms']:.1f} ms | {row['p99_ms']:.1f} ms |")
+        await print_queries(stack, pool, redis, token, video)
     finally:
         await pool.close()
         await redis.aclose()

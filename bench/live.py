@@ -252,7 +252,7 @@ async def orchestrate(args: argparse.Namespace) -> None:
         _, token = await AuthService(pool).create_account("bench-host", ["seller"])
         await pool.close()
         env = {**os.environ, "SHOPLINK_DATABASE_URL": url, "SHOPLINK_REDIS_URL": redis.url,
-               "SHOPLINK_ACCESS_LOG": "false", "SHOPLINK_LOG_LEVEL": "warning",
+               "SHOPLINK_ACCESS_LOG": "false", "SHOPLINK_LOG_LEVEL": "warning", "SHOPLINK_RATE_LIMITS": "false",
                "SHOPLINK_SECRET_KEY": "bench-secret-key-0123456789", "SHOPLINK_LIVE_HEARTBEAT_S": "15"}
         ports = [free_port(), free_port()]
         servers.append(start_server(ports[0], env, "0"))

@@ -215,7 +215,7 @@ def main() -> int:
         token = asyncio.run(make_token(database_url))
         port, bare_port = free_port(), free_port()
         env = {**os.environ, "SHOPLINK_DATABASE_URL": database_url, "SHOPLINK_REDIS_URL": redis.url,
-               "SHOPLINK_PORT": str(port), "SHOPLINK_ACCESS_LOG": "false",
+               "SHOPLINK_PORT": str(port), "SHOPLINK_ACCESS_LOG": "false", "SHOPLINK_RATE_LIMITS": "false",
                "SHOPLINK_LOG_LEVEL": "warning", "SHOPLINK_ALLOW_SERVER_PATHS": "true",
                "SHOPLINK_MEDIA_DIR": str(work / "media"),
                "SHOPLINK_SECRET_KEY": "bench-secret-key-0123456789"}

@@ -50,6 +50,9 @@ from shoplink.live import views as live_views
 from shoplink.live.lifecycle import close_viewers, live_context
 from shoplink.metrics import Registry
 from shoplink.redis import RedisTopology
+from shoplink.security.cors import cors_middleware
+from shoplink.security.headers import security_headers_middleware
+from shoplink.security.middleware import rate_limit_middleware, rate_limits_context
 from shoplink.videos import views as video_views
 from shoplink.videos.context import videos_context
 from shoplink.web import console, dashboard, demo_page, demo_shop, player, studio
@@ -153,7 +156,11 @@ async def _analytics(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         # fast_path_middleware first: public hot routes skip the others (see fastpath.py).
-        middlewares=[fast_path_middleware, request_id_middleware, error_middleware,
+        # cors_middleware outside error_middleware: public paths' errors carry CORS too (and it
+        # answers their preflights); then page security headers, errors, rate limits (per client
+        # and token, before the session and token lookups).
+        middlewares=[fast_path_middleware, request_id_middleware, cors_middleware,
+                     security_headers_middleware, error_middleware, rate_limit_middleware,
                      session_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
@@ -162,6 +169,7 @@ def create_app(settings: Settings) -> web.Application:
     app[STATS_ACCESS] = StatsAccess()
     # Order matters: later contexts use what earlier ones opened; teardown runs in reverse.
     app.cleanup_ctx.extend([_redis, _postgres])
+    app.cleanup_ctx.append(rate_limits_context)  # after _redis: keeps its buckets there
     app.cleanup_ctx.append(affiliates_context)  # after _postgres: uses the pool and the catalog
     app.cleanup_ctx.append(videos_context)
     app.cleanup_ctx.append(live_context)

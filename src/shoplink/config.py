@@ -260,6 +260,9 @@ _FIELDS: tuple[_Field, ...] = (
            "Pending entries idle this long are reclaimed (XAUTOCLAIM) from a dead worker."),
     _Field("count_rollup_interval_s", "SHOPLINK_COUNT_ROLLUP_INTERVAL_S", "10", _parse_float(0.05, 86400),
            "How often the count worker moves Redis counters into PostgreSQL."),
+    _Field("count_uniques_interval_s", "SHOPLINK_COUNT_UNIQUES_INTERVAL_S", "60", _parse_float(0.05, 86400),
+           "How often the count worker unions unique-viewer HyperLogLogs into PostgreSQL (reads add the "
+           "rest from Redis)."),
     _Field("count_trim_interval_s", "SHOPLINK_COUNT_TRIM_INTERVAL_S", "60", _parse_float(0.05, 86400),
            "How often the count worker trims the click streams."),
     _Field("count_crash_at", "SHOPLINK_COUNT_CRASH_AT", "",
@@ -281,6 +284,21 @@ _FIELDS: tuple[_Field, ...] = (
            "(PostgreSQL keeps the union)."),
     _Field("stats_heatmap_bucket_s", "SHOPLINK_STATS_HEATMAP_BUCKET_S", "1", _parse_int(1, 3600),
            "Width in playback seconds of one video heatmap cell."),
+    # Rate limits (Redis token buckets shared by every instance; see security/ratelimit.py).
+    _Field("rate_limits", "SHOPLINK_RATE_LIMITS", "true", _parse_bool,
+           "Rate-limit the management API and failed sign-ins (off for benchmarks). Fails open when Redis is down."),
+    _Field("rate_api_token_per_s", "SHOPLINK_RATE_API_TOKEN_PER_S", "20", _parse_float(0.001, 1e6),
+           "Management API calls per second one token (or web session) may make, sustained."),
+    _Field("rate_api_token_burst", "SHOPLINK_RATE_API_TOKEN_BURST", "200", _parse_int(1, 1_000_000),
+           "Management API calls one token may make in a burst."),
+    _Field("rate_api_client_per_s", "SHOPLINK_RATE_API_CLIENT_PER_S", "50", _parse_float(0.001, 1e6),
+           "Management API calls per second one client address may make, sustained (all tokens)."),
+    _Field("rate_api_client_burst", "SHOPLINK_RATE_API_CLIENT_BURST", "500", _parse_int(1, 1_000_000),
+           "Management API calls one client address may make in a burst."),
+    _Field("rate_auth_fail_per_s", "SHOPLINK_RATE_AUTH_FAIL_PER_S", "0.05", _parse_float(0.0001, 1000),
+           "Failed authentications (bad token, rejected sign-in) forgiven per second and client."),
+    _Field("rate_auth_fail_burst", "SHOPLINK_RATE_AUTH_FAIL_BURST", "10", _parse_int(1, 10_000),
+           "Failed authentications a client may make before it is locked out (429)."),
 )
 
 
@@ -343,6 +361,7 @@ class Settings:
     count_block_ms: int
     count_claim_idle_ms: int
     count_rollup_interval_s: float
+    count_uniques_interval_s: float
     count_trim_interval_s: float
     count_crash_at: str
     count_crash_after: int
@@ -352,6 +371,13 @@ class Settings:
     stats_day_retention_s: int
     stats_uniques_ttl_s: int
     stats_heatmap_bucket_s: int
+    rate_limits: bool
+    rate_api_token_per_s: float
+    rate_api_token_burst: int
+    rate_api_client_per_s: float
+    rate_api_client_burst: int
+    rate_auth_fail_per_s: float
+    rate_auth_fail_burst: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -11,7 +11,7 @@ from shoplink.auth.models import Principal
 from shoplink.errors import BadRequest, Unauthorized
 from shoplink.keys import PRINCIPAL
 
-_MAX_ID = 2**63 - 1
+MAX_ID = 2**63 - 1
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -19,12 +19,24 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
                         content_type="application/json")
 
 
+def ascii_digits(raw: str) -> bool:
+    """Only 0-9, at most 19 of them: `str.isdigit` alone also accepts digits `int()` refuses
+    (superscripts like '³'), and `int()` refuses strings of more than 4300 digits."""
+    return 0 < len(raw) <= 19 and raw.isascii() and raw.isdigit()
+
+
+def parse_id(raw: str) -> int | None:
+    """A positive id (1 .. 2**63-1, PostgreSQL's bigint) written in decimal, else None."""
+    return int(raw) if ascii_digits(raw) and 0 < int(raw) <= MAX_ID else None
+
+
 def path_id(request: web.Request, name: str) -> int:
     """A positive integer id from the URL path; 400 with a clear message otherwise."""
     raw = request.match_info[name]
-    if not raw.isdigit() or not 0 < int(raw) <= _MAX_ID:
+    value = parse_id(raw)
+    if value is None:
         raise BadRequest(f"{name} must be a positive integer, got {raw[:40]!r}", code="invalid_id")
-    return int(raw)
+    return value
 
 
 def query_int(request: web.Request, name: str, default: int, minimum: int, maximum: int) -> int:
@@ -43,7 +55,7 @@ def query_int(request: web.Request, name: str, default: int, minimum: int, maxim
 
 def page_params(request: web.Request) -> tuple[int, int]:
     """(limit, after_id) keyset paging: ?limit=50&after=<last id seen>."""
-    return (query_int(request, "limit", 50, 1, 500), query_int(request, "after", 0, 0, _MAX_ID))
+    return (query_int(request, "limit", 50, 1, 500), query_int(request, "after", 0, 0, MAX_ID))
 
 
 def principal(request: web.Request) -> Principal:

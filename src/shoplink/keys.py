@@ -26,6 +26,7 @@ from shoplink.live.service import LiveService
 from shoplink.logs import REQUEST_ID as REQUEST_ID  # re-exported: every key in one module
 from shoplink.metrics import Registry
 from shoplink.redis import RedisTopology
+from shoplink.security.ratelimit import RateLimits
 from shoplink.videos.service import VideoService
 from shoplink.web.sessions import SessionService, WebSession
 
@@ -50,6 +51,7 @@ CLICKS = web.AppKey("click_service", ClickService)
 CLICK_RESOLVER = web.AppKey("click_resolver", ClickResolver)
 CLICK_WRITER = web.AppKey("click_writer", ClickWriter)
 STATS = web.AppKey("stats_service", StatsService)
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)  # absent when SHOPLINK_RATE_LIMITS is off
 STATS_ACCESS = web.AppKey("stats_access", StatsAccess)  # set .plan_owner (affiliates) at start-up
 
 # Per-request values.

@@ -60,18 +60,52 @@ def validate(instance: Any, schema_name: str) -> None:
                    for e in errors[:20]]
         first = details[0]
         raise ValidationFailed(f"{first['field']}: {first['message']}", details=details)
+    _reject_huge_floats(instance)
 
 
-def _reject_non_finite(value: Any) -> None:
+def _reject_huge_floats(value: Any) -> None:
+    """JSON Schema's "integer" accepts an integral float such as 1e38 (orjson reads integers past
+    2**64 as floats): once the schema passed, no number may exceed PostgreSQL's bigint."""
+    if isinstance(value, float) and not _INT64_MIN <= value <= _INT64_MAX:
+        raise BadRequest("numbers must be within ±9223372036854775807", code="invalid_number")
+    if isinstance(value, dict):
+        for item in value.values():
+            _reject_huge_floats(item)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_huge_floats(item)
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+NUL_MESSAGE = "text must not contain the NUL character (U+0000)"
+
+
+def _reject_unstorable(value: Any) -> None:
+    """Values PostgreSQL cannot store: non-finite numbers, integers beyond bigint, NUL in text (keys too)."""
     # orjson already refuses NaN/Infinity literals; huge numbers parse as floats that overflow to inf.
     if isinstance(value, float) and not math.isfinite(value):
         raise BadRequest("numbers must be finite", code="invalid_number")
-    if isinstance(value, dict):
-        for item in value.values():
-            _reject_non_finite(item)
+    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:  # orjson reads up to 2**64 - 1
+        raise BadRequest("integers must fit in 64 bits (ids are at most 9223372036854775807)",
+                         code="invalid_number")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequest(NUL_MESSAGE, code="invalid_character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                raise BadRequest(NUL_MESSAGE, code="invalid_character")
+            _reject_unstorable(item)
     elif isinstance(value, list):
         for item in value:
-            _reject_non_finite(item)
+            _reject_unstorable(item)
+
+
+def reject_nul(text: str) -> str:
+    """`text` unchanged, or a 400 when it holds a NUL character (PostgreSQL text cannot)."""
+    if "\x00" in text:
+        raise BadRequest(NUL_MESSAGE, code="invalid_character")
+    return text
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -96,7 +130,7 @@ def parse_json(raw: bytes) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}", code="malformed_json") from None
-    _reject_non_finite(value)
+    _reject_unstorable(value)
     return value
 
 

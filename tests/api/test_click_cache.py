@@ -11,6 +11,7 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from shoplink.changes import Change
+from shoplink.clicks.resolver import Resolver, Target
 from shoplink.keys import CHANGES, CLICK_RESOLVER
 
 from support.api import Api
@@ -106,3 +107,61 @@ async def test_everything_change_forgets_the_cache(make_account, server: TestSer
     assert resolver.size == 1
     await server.app[CHANGES].publish(Change("*", 0))
     assert resolver.size == 0
+
+
+async def _replaced(resolver: Resolver, code: str, entry: Target) -> Target:
+    for _ in range(500):
+        current = resolver.get(code)
+        if current is not None and current is not entry:
+            return current
+        await asyncio.sleep(0.01)
+    raise AssertionError("the entry was not re-read")
+
+
+async def test_due_entries_are_re_read_in_the_background_while_clicks_use_them(
+        make_account, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
+    shop = await make_shop(await make_account("seller"))
+    _, code, _ = await video_anchor(pool, shop)
+    resolver = server.app[CLICK_RESOLVER]
+    assert "/p/shoe?" in (await anon.get(f"/r/{code}")).headers["Location"]
+    misses, loads = resolver.misses, resolver.loads
+    await pool.execute("UPDATE products SET url = 'https://acme.example/p/sandal' WHERE id = $1",
+                       shop.product_ids[0])  # behind the app's back: only a re-read finds it
+    entry = resolver.get(code)
+    assert entry is not None and entry.refresh_at < entry.expires
+    entry.refresh_at = 0.0  # due now (normally at 80 % of its time to live)
+    assert "/p/shoe?" in (await anon.get(f"/r/{code}")).headers["Location"]  # served, not waited for
+    fresh = await _replaced(resolver, code, entry)
+    assert "/p/sandal?" in (await anon.get(f"/r/{code}")).headers["Location"]
+    assert resolver.misses == misses and resolver.loads == loads + 1 and resolver.refreshes >= 1
+    # Nothing changed this time: the same entry lives on (prepared Location and event prefix kept).
+    fresh.refresh_at = 0.0
+    await anon.get(f"/r/{code}")
+    for _ in range(500):
+        if fresh.refresh_at > time.monotonic() + 5:  # renewed (re-read retry would be 1 s)
+            break
+        await asyncio.sleep(0.01)
+    assert resolver.get(code) is fresh and fresh.refresh_at > time.monotonic() + 5
+    assert fresh.expires > fresh.refresh_at and resolver.misses == misses
+
+
+async def test_a_click_that_needs_a_delayed_re_read_starts_it_at_once(
+        make_account, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
+    shop = await make_shop(await make_account("seller"))
+    anchor_id, code, _ = await video_anchor(pool, shop)
+    resolver = server.app[CLICK_RESOLVER]
+    await anon.get(f"/r/{code}")
+    entry = resolver.get(code)
+    assert entry is not None
+    entry.refresh_at = 0.0
+    assert resolver.get(code) is entry  # due: a re-read is queued, to start with others later
+    assert code in resolver._refresh_queue
+    await pool.execute("UPDATE products SET url = 'https://acme.example/p/sandal' WHERE id = $1",
+                       shop.product_ids[0])
+    resolver.on_change(Change("anchor", anchor_id))  # dropped: the next click has to wait for it
+    assert resolver.get(code) is None
+    waiting = asyncio.ensure_future(resolver.resolve(code))
+    await asyncio.sleep(0)  # resolve() has joined the queued re-read...
+    assert code not in resolver._refresh_queue and resolver._refresh_timer is None  # ...and started it
+    target = await waiting
+    assert target.head is not None and "/p/sandal?" in target.head

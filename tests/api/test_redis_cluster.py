@@ -401,3 +401,17 @@ async def test_the_example_consumer_exports_from_the_cluster(redis_cluster: Redi
     assert proc.returncode == 0 and orjson.loads(out) == {"exported": 30}
     lines = [orjson.loads(line) for f in tmp_path.glob("clicks-*.jsonl") for line in f.read_bytes().splitlines()]
     assert sorted(d["event_id"] for d in lines) == sorted(d["event_id"] for d in docs)
+
+
+async def test_rate_limits_hold_on_the_cluster(
+        redis_cluster: RedisCluster3, start_server: Any, make_account: Any, http: ClientSession) -> None:
+    """A management call charges its client and its token (buckets in two slots): on a cluster
+    the two script calls go out one per slot (its pipelines refuse EVALSHA; this was a 500)."""
+    server = await _start(start_server, redis_cluster, rate_api_token_burst=3, rate_api_token_per_s=0.01)
+    one = Api(http, _url(server), (await make_account("seller")).token)
+    two = Api(http, _url(server), (await make_account("seller")).token)
+    for _ in range(3):
+        assert (await one.get("/api/v1/me")).status == 200
+    refused = await one.get("/api/v1/me")
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1, refused.body
+    assert (await two.get("/api/v1/me")).status == 200

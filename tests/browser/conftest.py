@@ -89,11 +89,34 @@ def human_user_agent(browser: Browser) -> str:
             f"Chrome/{browser.version} Safari/537.36")
 
 
+_CSP_LISTENER = """document.addEventListener('securitypolicyviolation', (e) => {
+  window.__shoplinkCspViolation(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} on ${e.documentURI}`);
+}, true);"""
+
+
+async def watch_csp(ctx: BrowserContext) -> list[str]:
+    """Every Content-Security-Policy violation any page of `ctx` reports (the DOM event, on every
+    document, across navigations), as "directive blocked what on which page"."""
+    violations: list[str] = []
+    await ctx.expose_binding("__shoplinkCspViolation", lambda _source, text: violations.append(text))
+    await ctx.add_init_script(_CSP_LISTENER)
+    return violations
+
+
+@pytest.fixture
+async def csp_violations(context: BrowserContext) -> list[str]:
+    return context.csp_violations  # type: ignore[attr-defined,no-any-return]
+
+
 @pytest.fixture
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A browser context whose pages must never violate our CSP (checked when the test ends)."""
     ctx = await browser.new_context(viewport={"width": 1280, "height": 860}, user_agent=human_user_agent(browser))
+    violations = await watch_csp(ctx)
+    ctx.csp_violations = violations  # type: ignore[attr-defined]
     yield ctx
     await ctx.close()
+    assert not violations, violations
 
 
 @pytest.fixture
@@ -133,6 +156,7 @@ class HostSite:
 
     def __init__(self) -> None:
         self.pages: dict[str, tuple[bytes, str]] = {}
+        self.headers: dict[str, dict[str, str]] = {}
         app = web.Application()
         app.router.add_get("/{path:.*}", self._serve)
         self.server = TestServer(app, host="127.0.0.1", port=free_port())
@@ -145,14 +169,17 @@ class HostSite:
         if content_type.startswith("video/"):  # range requests, so the browser can seek
             path = Path(body.decode())
             return web.FileResponse(path, headers={"Content-Type": content_type})
-        return web.Response(body=body, content_type=content_type)
+        return web.Response(body=body, content_type=content_type,
+                            headers=self.headers.get("/" + request.match_info["path"]))
 
     @property
     def base(self) -> str:
         return str(self.server.make_url("")).rstrip("/")
 
-    def add_html(self, path: str, html: str) -> str:
+    def add_html(self, path: str, html: str, *, csp: str | None = None) -> str:
         self.pages[path] = (html.encode(), "text/html")
+        if csp is not None:
+            self.headers[path] = {"Content-Security-Policy": csp}
         return self.base + path
 
     def add_video(self, path: str, file: Path) -> str:

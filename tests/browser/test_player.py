@@ -141,3 +141,26 @@ async def test_phone_viewport(webapp: WebApp, host_site: HostSite, browser, tmp_
         await screenshot(page, "player-phone", docs=True)
     finally:
         await phone.close()
+
+
+async def test_widget_works_on_a_host_page_with_a_strict_csp(webapp: WebApp, host_site: HostSite, page: Page,
+                                                            tmp_path: Path) -> None:
+    """A shop whose own CSP allows our script and API but no inline style: the cards still show
+    (styles through CSSOM and an adopted style sheet) and nothing is reported as a violation."""
+    clip, video, (first, _), _ = await _video_with_anchors(webapp, tmp_path)
+    src = host_site.add_video("/strict.webm", clip)
+    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>Strict shop</title>
+<script src="{webapp.base}/v1/player.js" defer></script></head><body>
+<video id="v" controls playsinline muted preload="auto" src="{src}" data-shoplink-video="{video['id']}"></video>
+</body></html>"""
+    url = host_site.add_html("/strict.html", html, csp=(
+        f"default-src 'self'; script-src {webapp.base}; connect-src {webapp.base}; "
+        "img-src 'self' data: https: http:; style-src 'self'; object-src 'none'"))
+    await page.goto(url)
+    await page.wait_for_selector("#v[data-shoplink-ready='true']", state="attached")
+    await seek(page, 2.5)
+    card = page.locator(f"{CARDS}[data-code='{first['code']}']")
+    await card.wait_for()
+    assert await card.is_visible()
+    radius = await card.evaluate("c => getComputedStyle(c).borderRadius")
+    assert radius == "12px"  # the widget's own style sheet applies

@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shoplink.analytics import keys as k
+from shoplink.analytics import reader as reader_module
 from shoplink.analytics.apply import Applier
 from shoplink.analytics.consumer import CountWorker
 from shoplink.analytics.events import parse
@@ -182,6 +183,106 @@ async def test_unique_viewers_within_hyperloglog_error(settings: Settings, redis
     again, _ = await r.uniques("video", 10, start, end)
     assert again in (total, total + 1)
     assert viewer(5) != viewer("new-1")
+
+
+FIELDS = {"anchor": "anchor_id", "video": "video_id", "live": "live_session_id", "product": "product_id",
+          "shop": "shop_id", "creator": "creator_id", "plan": "plan_id"}
+
+
+async def test_entity_numbers_derive_exactly_from_the_combos(settings: Settings, redis: Redis,
+                                                             pool: asyncpg.Pool) -> None:
+    """Redis counts per combo (an event's entity ids); every entity's counts, top-N and unique
+    viewers are derived from its combos, before and after the roll-up and after a Redis flush,
+    even when an anchor's plan changes between clicks and ids share digits (1, 13, 100, 1000)."""
+    base = now_ms() - 10_000
+    docs: list[dict[str, Any]] = []
+
+    def click(i: int, **ids: Any) -> None:
+        cls = ("human", "human", "bot", "link_preview")[i % 4]
+        docs.append(event(ts_ms=base + len(docs), viewer_id=i % 5, ua_class=cls,
+                          outcome=("redirected", "fallback")[i % 2], **ids))
+
+    for i in range(9):  # anchor 1: plan 50, then 51, then none (three combos of one anchor)
+        click(i, anchor_id=1, plan_id=(50, 51, None)[i // 3])
+    for i in range(7):  # anchor 13 (same shard): another product and creator, plan 50
+        click(i + 1, anchor_id=13, product_id=101, creator_id=8, plan_id=50)
+    for i in range(6):  # anchor 21 (same shard) in a live session: product 100 of another shop
+        click(i + 2, anchor_id=21, video_id=None, live_session_id=3, shop_id=1001, playback_s=None)
+    await write_events(redis, docs)
+    await count_all(settings, redis, pool)
+    r = reader(redis, pool, settings)
+    window = (base // 1000 - 3600, base // 1000 + 3600)
+    entities = [("anchor", 1), ("anchor", 13), ("anchor", 21), ("video", 10), ("live", 3),
+                ("product", 100), ("product", 101), ("shop", 1000), ("shop", 1001), ("creator", 7),
+                ("creator", 8), ("plan", 50), ("plan", 51)]
+
+    def humans(parent: str, parent_id: int, child: str) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for d in docs:
+            if d[FIELDS[parent]] == parent_id and d["ua_class"] == "human":
+                out[d[FIELDS[child]]] = out.get(d[FIELDS[child]], 0) + 1
+        return out
+
+    async def check() -> None:
+        for kind, eid in entities:
+            want = expected_counts(docs, FIELDS[kind], eid)
+            row = totals(await r.counts(kind, eid, "hour", *window))
+            assert (sum(row), by_class(row), by_outcome(row)) == \
+                (want["clicks"], want["by_class"], want["by_outcome"]), (kind, eid)
+            assert (await r.uniques(kind, eid, *window))[0] == want["unique_viewers"], (kind, eid)
+        for parent, parent_id in (("video", 10), ("live", 3), ("shop", 1000), ("shop", 1001),
+                                  ("creator", 7), ("creator", 8)):
+            assert await r.top(parent, parent_id) == humans(parent, parent_id, k.TOP_CHILD[parent])
+
+    await check()
+    assert await r.top("creator", 7) == {100: 5 + 2}  # anchors 1 and 21, two shops, one product
+    await Rollup(redis, pool, SHARDS).run_once()
+    await check()
+    await redis.flushall()
+    await check()
+
+
+async def test_reads_find_every_combo_when_the_scans_take_many_pages(
+        settings: Settings, redis: Redis, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader finds an entity's combos with SSCAN; with a tiny page size every scan takes
+    many round trips (and the unique-viewer scans stay in order): the answers do not change."""
+    base = now_ms() - 5000
+    docs = [event(ts_ms=base + i, anchor_id=4 * (1 + i % 60), viewer_id=i % 90,
+                  ua_class=("human", "bot")[i % 7 == 0]) for i in range(600)]  # 60 anchors, shard 0
+    await write_events(redis, docs)
+    await count_all(settings, redis, pool)
+    r = reader(redis, pool, settings)
+    window = (base // 1000 - 600, base // 1000 + 600)
+
+    async def answers() -> tuple[int, int, dict[int, int]]:
+        return (sum(totals(await r.counts("video", 10, "minute", *window))),
+                (await r.uniques("video", 10, *window))[0], await r.top("video", 10))
+
+    want = expected_counts(docs, "video_id", 10)
+    one_page = await answers()
+    assert one_page[:2] == (600, want["unique_viewers"]) and len(one_page[2]) == 60
+    monkeypatch.setattr(reader_module, "_SCAN_COUNT", 2)
+    assert await answers() == one_page
+
+
+async def test_rollup_moves_counters_left_in_the_earlier_per_entity_layout(
+        settings: Settings, redis: Redis, pool: asyncpg.Pool) -> None:
+    """Counters written by a version that counted per entity (c:<kind>:<id>, t:<parent>:<id>,
+    u:<kind>:<id>:<day>) reach PostgreSQL through the next roll-up after an upgrade."""
+    minute = (now_ms() // 1000) // 60 * 60
+    day = minute - minute % 86400
+    await redis.hset("sla:{2}:c:video:10", mapping={f"{minute}:hr": 4, f"{minute}:bg": 1})
+    await redis.hset("sla:{2}:t:video:10", mapping={"6": 4})
+    await redis.pfadd(f"sla:{{2}}:u:video:10:{day}", viewer(1), viewer(2))
+    await redis.sadd(k.dirty(2), "sla:{2}:c:video:10", "sla:{2}:t:video:10")
+    await redis.sadd(k.udirty(2), f"sla:{{2}}:u:video:10:{day}")
+    await Rollup(redis, pool, SHARDS).run_once()
+    await redis.flushall()
+    r = reader(redis, pool, settings)
+    row = totals(await r.counts("video", 10, "day", day, day + 86400))
+    assert by_class(row) == {"human": 4, "bot": 1, "link_preview": 0}
+    assert await r.top("video", 10) == {6: 4}
+    assert (await r.uniques("video", 10, day, day + 86400))[0] == 2
 
 
 async def test_rollup_rerun_crash_and_redis_flush_keep_counts_exact(settings: Settings, redis: Redis,

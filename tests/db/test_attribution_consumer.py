@@ -9,8 +9,9 @@ from typing import Any
 import asyncpg
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 
-from shoplink.affiliates.attribution import GROUP, AttributionConsumer
+from shoplink.affiliates.attribution import GROUP, AttributionConsumer, xack_command
 from shoplink.streams import stream_key
 
 from support.affiliate_data import T0, click_event, ms, stream_for, xadd_click
@@ -135,3 +136,18 @@ async def _wait_rows(pool: asyncpg.Pool, count: int) -> None:
     async with asyncio.timeout(10):
         while len(await _rows(pool)) < count:
             await asyncio.sleep(0.02)
+
+
+async def test_xack_is_encoded_as_redis_py_would_and_acknowledges(redis: Redis) -> None:
+    key = stream_key(0)
+    ids = [b"1-0", b"1700000000000-12", b"9" * 20 + b"-1"]
+    packed = b"".join(Connection().pack_command("XACK", key, GROUP, *ids))
+    assert xack_command(key.encode(), ids) == packed
+    await redis.xgroup_create(key, GROUP, id="0", mkstream=True)
+    for _ in range(3):
+        await redis.xadd(key, {"e": b"{}"})
+    consumer = AttributionConsumer(redis, None, shards=1)  # type: ignore[arg-type]  # no PostgreSQL needed
+    entries = await consumer.read(0, block_ms=1)
+    assert len(entries) == 3 and (await redis.xpending(key, GROUP))["pending"] == 3
+    await consumer.ack(0, entries)
+    assert (await redis.xpending(key, GROUP))["pending"] == 0

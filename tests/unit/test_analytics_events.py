@@ -11,9 +11,9 @@ from redis.crc import key_slot
 from shoplink.analytics import keys as k
 from shoplink.analytics.apply import build_plan, unique_by_id
 from shoplink.analytics.events import Malformed, parse, parse_batch
-from shoplink.analytics.resp import pack
+from shoplink.analytics.resp import pack, pack_ids
 
-from support.event_data import event
+from support.event_data import event, viewer
 
 
 def payload(**changes: Any) -> bytes:
@@ -47,6 +47,10 @@ def test_batch_and_single_parsing_agree() -> None:
     (broken(anchor_id="7"), "invalid_field:anchor_id"),
     (broken(playback_s=-1), "invalid_field:playback_s"),
     (broken(event_id="not-a-ulid"), "invalid_field:event_id"),
+    (broken(viewer="é" * 32), "invalid_field:viewer"),  # letters, but not ASCII
+    (broken(viewer=12345678), "invalid_field:viewer"),
+    (broken(anchor_id=-3), "invalid_field:anchor_id"),
+    (broken(shop_id=True), "invalid_field:shop_id"),
     (None, "missing_payload"),
 ])
 def test_malformed_events_are_named(raw: bytes | None, reason: str) -> None:
@@ -71,13 +75,23 @@ def test_plan_aggregates_and_packs_like_the_plain_encoding() -> None:
     events = [parse(orjson.dumps(d)) for d in docs]
     plan = build_plan(1, events, (60, 3600, 86400))
     minute = (base // 1000) - (base // 1000) % 60
-    assert plan.hincr["sla:{1}:c:anchor:5"] == {f"{minute}:hr": 2, f"{minute}:br": 1,
-                                                f"{minute + 60}:hr": 1, f"{minute + 60}:br": 2}
-    assert plan.hincr["sla:{1}:t:video:10"] == {"5": 3}
-    assert plan.hincr["sla:{1}:hm:10"] == {"12": 3}
-    assert len(next(iter(plan.pfadd.values()))) == 3
+    combo = ".a5.v10.l.p100.s1000.c7.n."  # the event's entity ids: all its counters derive from it
+    assert k.combo_id((5, 10, None, 100, 1000, 7, None)) == combo
+    assert k.combo_ids(combo) == (5, 10, None, 100, 1000, 7, None)
+    assert k.combo_entities(combo) == [("anchor", 5), ("video", 10), ("product", 100), ("shop", 1000),
+                                       ("creator", 7)]
+    assert plan.hincr == {f"sla:{{1}}:c:{combo}": {f"{minute}:hr": 2, f"{minute}:br": 1,
+                                                   f"{minute + 60}:hr": 1, f"{minute + 60}:br": 2},
+                          "sla:{1}:hm:10": {"12": 3}}
+    assert plan.pfadd == {f"sla:{{1}}:u:{combo}:{minute - minute % 86400}": {viewer(0), viewer(2), viewer(1)}}
     keys, args = plan.encode("sla", 100, 200)
     assert plan.packed("abc", "sla", 100, 200) == pack(["EVALSHA", "abc", len(keys), *keys, *args])
     # every key of one apply is in the slot of the shard's stream (Redis Cluster)
     assert {key_slot(key.encode()) for key in keys} == {key_slot(k.stream(1).encode())}
     assert unique_by_id([*events, events[0]]) == events
+
+
+def test_ack_requests_pack_like_the_plain_encoding() -> None:
+    same_width = [b"1800000000%03d-%d" % (i, i % 7) for i in range(50)]
+    for ids in (same_width, [*same_width, b"1-0"], []):
+        assert pack_ids(["XACK", k.stream(2), k.GROUP], ids) == pack(["XACK", k.stream(2), k.GROUP, *ids])

@@ -20,7 +20,7 @@ increments, and needs no per-event increments inside Lua.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,12 +67,17 @@ for i = 1, d do
   redis.call('EXPIRE', KEYS[i], ARGV[1])
 end
 -- Increments: HMGET the fields of a hash, add in Lua, one HSET (two calls per hash instead of
--- one HINCRBY per field; the script is atomic, so this read-modify-write is safe).
+-- one HINCRBY per field; the script is atomic, so this read-modify-write is safe); a hash that
+-- gets one field gets one HINCRBY.
 for j = 1, h do
   local key = KEYS[d + j]
   local names, deltas = hincr[j][1], hincr[j][2]
   local c = #names
   local s = 1
+  if c == 1 then
+    redis.call('HINCRBY', key, names[1], deltas[1])
+    s = 2
+  end
   while s <= c do
     local e = math.min(s + 3999, c)
     local cur = redis.call('HMGET', key, unpack(names, s, e))
@@ -115,9 +120,6 @@ return {}
 
 _CLS = k.CLASS_CODE
 _OUT = k.OUTCOME_CODE
-_KINDS = k.ENTITY_KINDS  # order of the entity tuples: anchor, video, live, product, shop, creator, plan
-# top-N hashes: (parent kind, parent index, child index) in the entity columns
-_TOP = (("video", 1, 0), ("live", 2, 0), ("shop", 4, 3), ("creator", 5, 3))
 
 
 @dataclass
@@ -150,67 +152,62 @@ class Plan:
 
 
 _dumps = orjson.dumps
-
-
-def _group(hincr: dict[str, dict[str, int]], prefix: str,
-           counted: Iterable[tuple[tuple[Any, Any], int]], str_names: bool = True) -> None:
-    """Add ((id, field), n) counts (each (id, field) once) to the hashes `prefix + id`; an int
-    field becomes its str. Every call uses its own prefix, so no hash is shared between calls."""
-    by_id: dict[Any, dict[Any, int]] = defaultdict(dict)
-    for (eid, name), n in counted:
-        by_id[eid][name] = n
-    by_id.pop(None, None)
-    for eid, fields in by_id.items():
-        hincr[prefix + str(eid)] = fields if str_names else {str(f): n for f, n in fields.items()}
+_NO_ENTITY = (None,) * len(k.ENTITY_KINDS)
 
 
 def build_plan(shard: int, events: Sequence[Row], buckets: tuple[int, int, int],
                heatmap_bucket_s: int = 1, ns: str = k.LIVE_NS) -> Plan:
     """Aggregate the events (already unique by event id) into increments.
 
-    Redis counts per minute bucket only (field "<minute start>:<class><outcome>" of the entity's
-    hash): hour and day buckets are sums of minutes, made when the counts move into PostgreSQL
-    and when the fresh part is read. One field update per entity, minute and class/outcome.
-    Per-event work is done by comprehensions and Counter (C loops); Python-level work is per
-    distinct (entity, field).
+    Everything is counted per combo (the event's 7 entity ids, keys.py): one hash field per
+    combo, minute and class/outcome, one HyperLogLog per combo and day; per-entity totals,
+    top-N and unique viewers are derived from the combos by the roll-up and the reader. Only
+    the video heatmap is kept per video. Redis counts per minute bucket only: hour and day
+    buckets are sums of minutes. Per-event work is done by comprehensions and Counter (C loops);
+    Python-level work is per distinct (combo, field).
     """
     m_ms, d_ms = buckets[0] * 1000, buckets[2] * 1000
     prefix = k.shard_prefix(shard, ns)
     plan = Plan(shard, len(events))
     hincr = plan.hincr
-    # "<minute>:<class><outcome>" per event, formatted once per distinct combination
-    slots = Counter([(e[1] - e[1] % m_ms, e[2], e[3]) for e in events])
-    label = {slot: f"{slot[0] // 1000}:{_CLS[slot[1]]}{_OUT[slot[2]]}" for slot in slots}
-    names = [label[(e[1] - e[1] % m_ms, e[2], e[3])] for e in events]
-    for i, kind in enumerate(_KINDS):
-        column = [e[4 + i] for e in events]
-        _group(hincr, f"{prefix}c:{kind}:", Counter(zip(column, names, strict=True)).items())
-    humans = [e for e in events if e[2] == "human"]
-    for parent_kind, pi, ci in _TOP:  # top-N: human clicks per child
-        _group(hincr, f"{prefix}t:{parent_kind}:",
-               Counter([(e[4 + pi], e[4 + ci]) for e in humans if e[4 + ci] is not None]).items(), False)
-    _group(hincr, f"{prefix}hm:", Counter([
-        (e[5], int(e[11] // heatmap_bucket_s) * heatmap_bucket_s)
-        for e in humans if e[5] is not None and e[11] is not None]).items(), False)
-    # unique human viewers per entity and day
-    views: dict[tuple[tuple[int | None, ...], int], set[str]] = {}
-    for ents, day, viewer in {(e[4:11], e[1] - e[1] % d_ms, e[12]) for e in humans}:
-        viewers = views.get((ents, day))
-        if viewers is None:
-            views[(ents, day)] = {viewer}
+    combos: dict[tuple[Any, ...], str] = {_NO_ENTITY: ""}  # entity ids -> combo id ("": none)
+
+    def combo(ents: tuple[Any, ...]) -> str:
+        cid = combos.get(ents)
+        if cid is None:
+            cid = combos[ents] = k.combo_id(ents)
+        return cid
+
+    labels: dict[tuple[int, str, str], str] = {}
+    for (ents, minute, ua, outcome), n in Counter(
+            [(e[4:11], e[1] - e[1] % m_ms, e[2], e[3]) for e in events]).items():
+        cid = combo(ents)
+        if not cid:
+            continue  # an event of no entity (unknown code): counted in `applied` only
+        label = labels.get((minute, ua, outcome))
+        if label is None:
+            label = labels[(minute, ua, outcome)] = f"{minute // 1000}:{_CLS[ua]}{_OUT[outcome]}"
+        fields = hincr.get(prefix + "c:" + cid)
+        if fields is None:
+            hincr[prefix + "c:" + cid] = {label: n}
         else:
-            viewers.add(viewer)
+            fields[label] = n
+    humans = [e for e in events if e[2] == "human"]
+    heat: dict[str, dict[str, int]] = defaultdict(dict)
+    for (video, second), n in Counter([
+            (e[5], int(e[11] // heatmap_bucket_s) * heatmap_bucket_s)
+            for e in humans if e[5] is not None and e[11] is not None]).items():
+        heat[f"{prefix}hm:{video}"][str(second)] = n
+    hincr.update(heat)
+    # unique human viewers per combo and day
+    by_day: defaultdict[tuple[Any, int], set[str]] = defaultdict(set)
+    for ents, day, viewer in {(e[4:11], e[1] - e[1] % d_ms, e[12]) for e in humans}:
+        by_day[(ents, day)].add(viewer)
     pfadd = plan.pfadd
-    for (ents, day), viewers in views.items():
-        for i, eid in enumerate(ents):
-            if eid is None:
-                continue
-            name = f"{prefix}u:{_KINDS[i]}:{eid}:{day // 1000}"
-            existing = pfadd.get(name)
-            if existing is None:
-                pfadd[name] = set(viewers)
-            else:
-                existing |= viewers
+    for (ents, day), viewers in by_day.items():
+        cid = combo(ents)
+        if cid:
+            pfadd[f"{prefix}u:{cid}:{day // 1000}"] = viewers
     hours = {e[1] // 3_600_000 for e in events}
     if len(hours) == 1:
         plan.dedup = {f"{prefix}seen:{hours.pop()}": [e[0] for e in events]}

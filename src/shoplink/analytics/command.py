@@ -84,8 +84,8 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
             return 0 if report.equal else 1
         if args.rollup:
             crash = Crasher(settings.count_crash_at, settings.count_crash_after)
-            result = await Rollup(redis, pool, settings.click_shards, buckets=settings.stats_buckets,
-                                  crash=crash).run_once()
+            result = await Rollup(redis, pool, settings.click_shards, node=topology.for_shard,
+                                  buckets=settings.stats_buckets, crash=crash).run_once()
             _print(result.__dict__)
             return 0
         if args.trim:

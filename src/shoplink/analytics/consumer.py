@@ -130,8 +130,8 @@ class CountWorker:
                                dedup_ttl_s=settings.count_dedup_retention_s,
                                uniques_ttl_s=settings.stats_uniques_ttl_s,
                                heatmap_bucket_s=settings.stats_heatmap_bucket_s)
-        self.rollup = Rollup(self.redis, pool, settings.click_shards, buckets=settings.stats_buckets,
-                             crash=self.crash)
+        self.rollup = Rollup(self.redis, pool, settings.click_shards, node=self.topology.for_shard,
+                             buckets=settings.stats_buckets, crash=self.crash)
         self.stats = WorkerStats()
         self._stop = asyncio.Event()
         # XREADGROUP replies are used raw (no per-entry dict building in redis-py), through a
@@ -160,6 +160,8 @@ class CountWorker:
         if self.rollups:
             background.append(asyncio.create_task(self._every(self.settings.count_rollup_interval_s,
                                                               self._rollup_once), name="rollup"))
+            background.append(asyncio.create_task(self._every(self.settings.count_uniques_interval_s,
+                                                              self._uniques_once), name="uniques"))
         if self.trims:
             background.append(asyncio.create_task(self._every(self.settings.count_trim_interval_s,
                                                               self._trim_once), name="trim"))
@@ -190,13 +192,21 @@ class CountWorker:
                                                             "error": repr(exc)})
 
     async def _rollup_once(self) -> None:
-        report = await self.rollup.run_once()
+        report = await self.rollup.run_once(uniques=False)
         s = self.settings
         report.pruned = await self.rollup.prune({"minute": s.stats_minute_retention_s,
                                                  "hour": s.stats_hour_retention_s,
                                                  "day": s.stats_day_retention_s})
         if report.moves or report.uniques:
             log.debug("rollup", extra=asdict(report))
+
+    async def _uniques_once(self) -> None:
+        """HyperLogLog unions are the costly part of a roll-up (12 KB sketches read from and
+        written to PostgreSQL per entity and day), and reads add what is still in Redis, so they
+        run on their own, longer interval."""
+        report = await self.rollup.run_once(moves=False)
+        if report.uniques:
+            log.debug("uniques rollup", extra=asdict(report))
 
     async def _trim_once(self) -> None:
         s = self.settings
@@ -238,27 +248,42 @@ class CountWorker:
         claim_every = max(0.05, s.count_claim_idle_ms / 2000)
         next_claim = 0.0
         block = min(s.count_block_ms, 200) if self.exit_when_idle else s.count_block_ms
-        while not self._stop.is_set():
-            try:
-                if time.monotonic() >= next_claim:
-                    await self._claim(shard)
-                    next_claim = time.monotonic() + claim_every
-                raw = await self._raw(shard).execute_command(  # type: ignore[no-untyped-call]
-                    "XREADGROUP", "GROUP", k.GROUP, self.consumer, "COUNT", s.count_batch,
-                    "BLOCK", block, "STREAMS", stream, ">")
-                entries = _entries(self._stream_entries(raw))
-                if entries:
-                    await self._process(shard, entries)
-                    continue
-                if self.exit_when_idle and await self._group_pending(stream) == 0:
-                    return
-            except (RedisError, OSError) as exc:
-                log.warning("count shard loop error; retrying", extra={"shard": shard, "error": repr(exc)})
-                self.topology.request_refresh(exc)
-                await asyncio.sleep(0.5)
-                if "NOGROUP" in str(exc):  # the stream's node restarted empty (no persistence)
-                    with contextlib.suppress(RedisError, OSError):
-                        await ensure_group(self.redis, stream)
+        # While a full batch is applied, the next one is already being read: Redis then always
+        # has work queued (XREADGROUP of this shard, EVALSHA of another) while Python parses.
+        prefetch: asyncio.Future[Any] | None = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    if time.monotonic() >= next_claim:
+                        await self._claim(shard)
+                        next_claim = time.monotonic() + claim_every
+                    reading, prefetch = prefetch, None
+                    raw = await (reading or self._read(shard, stream, block))
+                    entries = _entries(self._stream_entries(raw))
+                    if entries:
+                        if len(entries) >= s.count_batch:
+                            prefetch = asyncio.ensure_future(self._read(shard, stream, block))
+                        await self._process(shard, entries)
+                        continue
+                    if self.exit_when_idle and await self._group_pending(stream) == 0:
+                        return
+                except (RedisError, OSError) as exc:
+                    log.warning("count shard loop error; retrying", extra={"shard": shard, "error": repr(exc)})
+                    self.topology.request_refresh(exc)
+                    await asyncio.sleep(0.5)
+                    if "NOGROUP" in str(exc):  # the stream's node restarted empty (no persistence)
+                        with contextlib.suppress(RedisError, OSError):
+                            await ensure_group(self.redis, stream)
+        finally:
+            if prefetch is not None:  # entries it read stay pending: reclaimed like a crash's
+                prefetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                    await prefetch
+
+    async def _read(self, shard: int, stream: str, block: int) -> Any:
+        return await self._raw(shard).execute_command(  # type: ignore[no-untyped-call]
+            "XREADGROUP", "GROUP", k.GROUP, self.consumer, "COUNT", self.settings.count_batch,
+            "BLOCK", block, "STREAMS", stream, ">")
 
     @staticmethod
     def _stream_entries(raw: Any) -> Any:

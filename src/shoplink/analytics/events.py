@@ -55,15 +55,18 @@ _ALL_SCHEMA_1 = {1}
 
 
 def _fixed(values: Sequence[str], width: int) -> bool:
-    return (set(map(type, values)) == {str} and set(map(len, values)) == {width}
-            and all(map(str.isalnum, values)) and all(map(str.isascii, values)))
+    """Every value a str of `width` ASCII letters or digits (checked on their concatenation)."""
+    try:
+        joined = "".join(values)  # TypeError unless every value is a str
+    except TypeError:
+        return False
+    return set(map(len, values)) == {width} and joined.isascii() and joined.isalnum()
 
 
 def _ids_ok(values: Sequence[Any]) -> bool:
-    if not set(map(type, values)) <= {int, _NONE}:
-        return False
-    present = [v for v in values if v is not None]
-    return not present or min(present) >= 0
+    # filter(None, ...) drops None (and 0, which is valid anyway); bool is an int subclass but
+    # not the type int, so True/False fail the type check
+    return set(map(type, values)) <= {int, _NONE} and min(filter(None, values), default=0) >= 0
 
 
 # An event as the hot path carries it: a tuple whose first 13 items are Event's fields.

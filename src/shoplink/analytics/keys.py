@@ -5,16 +5,24 @@ Every key of shard n carries the Redis Cluster hash tag `{n}`, the same tag as t
 
 Layout (NS is "sla" for the live counters, another prefix for a rebuild):
 
-    NS:{n}:c:<kind>:<id>          hash  "<minute_start_s>:<class><outcome>" -> clicks
+    NS:{n}:c:<combo>              hash  "<minute_start_s>:<class><outcome>" -> clicks
                                   (hours and days are sums of minutes)
     NS:{n}:hm:<video_id>          hash  "<playback second>" -> human clicks (video heatmap)
-    NS:{n}:t:<parent>:<id>        hash  "<child id>" -> human clicks (top anchors/products)
-    NS:{n}:u:<kind>:<id>:<day_s>  HyperLogLog of human viewers for one day bucket
+    NS:{n}:u:<combo>:<day_s>      HyperLogLog of human viewers for one day bucket
     NS:{n}:seen:<hour>            set of applied event ids (dedup), hour of the event time
     NS:{n}:dirty / :udirty        hashes / HyperLogLogs written since the last roll-up
     NS:{n}:mv:<rest of key>       a hash being moved into PostgreSQL (see rollup.py)
     NS:{n}:mvkeys :mvseq :moveseq the move in progress, its number, the last number used
     NS:{n}:applied                events applied (for rates)
+
+The hot path counts per *combo*: the tuple of entity ids an event carries (anchor, video, live
+session, product, shop, creator, plan), written `.a<id>.v<id>.l<id>.p<id>.s<id>.c<id>.n<id>.`
+(an absent id leaves its letter alone: `.l.`). A combo is the event's own relations, so counts
+derived from it are exact even when an anchor's plan changes between clicks. Per-entity numbers
+are sums (counts, top-N) and unions (unique viewers) over the entity's combos: made by the
+roll-up for PostgreSQL, and by the reader for what is still in Redis, which finds an entity's
+combos with `SSCAN <dirty set> MATCH *.v42.*` (every live hash is in `dirty`, every moving one
+in `mvkeys`, every HyperLogLog not yet unioned into PostgreSQL in `udirty` or its `:proc`).
 
 Hashes hold only what has not yet been moved into PostgreSQL, so they stay small.
 """
@@ -54,20 +62,43 @@ def shard_prefix(shard: int, ns: str = LIVE_NS) -> str:
     return f"{ns}:{{{shard}}}:"
 
 
-def counts(shard: int, kind: str, entity_id: int, ns: str = LIVE_NS) -> str:
-    return f"{ns}:{{{shard}}}:c:{kind}:{entity_id}"
+# one letter per entity kind in a combo id, in ENTITY_KINDS order
+COMBO_LETTERS = ("a", "v", "l", "p", "s", "c", "n")
+KIND_LETTER: dict[str, str] = dict(zip(ENTITY_KINDS, COMBO_LETTERS, strict=True))
+_LETTER_KIND: dict[str, str] = {v: k for k, v in KIND_LETTER.items()}
+
+
+def combo_id(ids: tuple[int | None, ...]) -> str:
+    """(anchor, video, live, product, shop, creator, plan) -> ".a1.v10.l.p100.s1000.c7.n."."""
+    return "." + ".".join(f"{letter}{'' if i is None else i}"
+                          for letter, i in zip(COMBO_LETTERS, ids, strict=True)) + "."
+
+
+def combo_entities(cid: str) -> list[tuple[str, int]]:
+    """The (kind, id) pairs of a combo id (absent ids left out)."""
+    return [(_LETTER_KIND[part[0]], int(part[1:])) for part in cid.strip(".").split(".") if len(part) > 1]
+
+
+def combo_ids(cid: str) -> tuple[int | None, ...]:
+    """A combo id -> its 7 entity ids (None where absent), in ENTITY_KINDS order."""
+    return tuple(int(part[1:]) if len(part) > 1 else None for part in cid.strip(".").split("."))
+
+
+def combo_match(kind: str, entity_id: int) -> str:
+    """A MATCH pattern for the combo ids that hold (kind, entity_id)."""
+    return f"*.{KIND_LETTER[kind]}{int(entity_id)}.*"
+
+
+def counts(shard: int, cid: str, ns: str = LIVE_NS) -> str:
+    return f"{ns}:{{{shard}}}:c:{cid}"
 
 
 def heatmap(shard: int, video_id: int, ns: str = LIVE_NS) -> str:
     return f"{ns}:{{{shard}}}:hm:{video_id}"
 
 
-def top(shard: int, parent_kind: str, parent_id: int, ns: str = LIVE_NS) -> str:
-    return f"{ns}:{{{shard}}}:t:{parent_kind}:{parent_id}"
-
-
-def uniques(shard: int, kind: str, entity_id: int, day_s: int, ns: str = LIVE_NS) -> str:
-    return f"{ns}:{{{shard}}}:u:{kind}:{entity_id}:{day_s}"
+def uniques(shard: int, cid: str, day_s: int, ns: str = LIVE_NS) -> str:
+    return f"{ns}:{{{shard}}}:u:{cid}:{day_s}"
 
 
 def seen(shard: int, hour: int, ns: str = LIVE_NS) -> str:
@@ -109,7 +140,7 @@ def tmp(shard: int, token: str, ns: str = LIVE_NS) -> str:
 
 
 def parse_logical(key: str, shard: int, ns: str = LIVE_NS) -> list[str]:
-    """`NS:{n}:c:video:42` (or its moving name) -> ["c", "video", "42"]."""
+    """`NS:{n}:c:.a1.v10...` (or its moving name) -> ["c", ".a1.v10..."]."""
     rest = key[len(shard_prefix(shard, ns)):]
     if rest.startswith("mv:"):
         rest = rest[3:]

@@ -1,12 +1,14 @@
 """Consistent reads of counters: PostgreSQL history + what is still in Redis, each click once.
 
-For every shard the Redis part is the live hash plus, while a roll-up move is in progress, the
-moving hash (rollup.py). The moving hash is added only if PostgreSQL has not applied that move
-yet (`click_rollup_shards.last_seq < mvseq`). To be sure nothing moved between the Redis read and
-the PostgreSQL read, `moveseq` and `mvseq` of every shard are read before and re-checked after
-the PostgreSQL read; if any changed (a move started or finished in between), the read is retried.
-Unique viewers are HyperLogLog unions of PostgreSQL's and Redis' sketches: a union cannot count
-a viewer twice, so they need no such care.
+For every shard the Redis part is the live hashes plus, while a roll-up move is in progress, the
+moving hashes (rollup.py): for an entity, the hashes of the combos that name it (keys.py), found
+with SSCAN ... MATCH in the shard's `dirty` (live) and `mvkeys` (moving) sets. A moving hash is
+added only if PostgreSQL has not applied that move yet (`click_rollup_shards.last_seq < mvseq`).
+To be sure nothing moved between the Redis read and the PostgreSQL read, `moveseq` and `mvseq` of
+every shard are read before and re-checked after the PostgreSQL read; if any changed (a move
+started or finished in between), the read is retried. Unique viewers are HyperLogLog unions of
+PostgreSQL's and Redis' sketches: a union cannot count a viewer twice, so they only need the
+order of reads described in `uniques`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 
@@ -26,6 +28,23 @@ from shoplink.redis import AnyRedis
 
 T = TypeVar("T")
 _RETRIES = 8
+_SCAN_COUNT = 10_000
+
+
+class Match(NamedTuple):
+    """A MATCH pattern for the combo ids of one entity (keys.combo_match)."""
+
+    pattern: str
+
+
+Key = str | Match  # one known hash, or the combo hashes that match
+Part = tuple[Any, dict[bytes, bytes]]  # (key name, fields) of a Redis hash to add
+
+
+def _combo_of(key: Any) -> str:
+    """The combo id of a (live or moving) combo hash name."""
+    name = key.decode() if isinstance(key, bytes) else str(key)
+    return name.rpartition(":")[2]
 
 UNION_LUA = r"""
 -- KEYS[1]: a temp key prefix in one slot. ARGV: n blobs, the blobs, then groups (a count and
@@ -71,21 +90,73 @@ class CounterReader:
         self.ns = ns
         self._union = redis.register_script(UNION_LUA)
 
-    async def _read(self, key_of: Callable[[int], str],
-                    pg_fetch: Callable[[Conn], Awaitable[T]]) -> tuple[T | None, list[dict[bytes, bytes]]]:
-        """(PostgreSQL part, the Redis hashes to add) for one logical hash on every shard."""
+    async def _scan_all(self, set_key: str, pattern: str, cursor: Any = 0,
+                        found: list[Any] | None = None) -> list[Any]:
+        found = [] if found is None else found
+        while True:
+            cursor, members = await self.redis.sscan(set_key, cursor, match=pattern, count=_SCAN_COUNT)
+            found.extend(members)
+            if int(cursor) == 0:
+                return found
+
+    async def _scan(self, wanted: list[tuple[str, str]], *, in_order: bool = False) -> list[list[Any]]:
+        """The members of each (set, pattern) that match (SSCAN MATCH; the sets hold what was
+        written since the last roll-up): the first page of every set in one round trip, then
+        the rest of the sets that have more. `in_order`: every set is scanned completely before
+        the next one is (from the first set that needs a second page on, one by one)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for set_key, pattern in wanted:
+            pipe.sscan(set_key, 0, match=pattern, count=_SCAN_COUNT)
+        out: list[list[Any]] = []
+        for i, ((set_key, pattern), (cursor, members)) in enumerate(
+                zip(wanted, await pipe.execute(), strict=True)):
+            if int(cursor) != 0 and in_order:  # later first pages were read too early: again
+                out.append(await self._scan_all(set_key, pattern, cursor, list(members)))
+                for later_key, later_pattern in wanted[i + 1:]:
+                    out.append(await self._scan_all(later_key, later_pattern))
+                return out
+            out.append(list(members) if int(cursor) == 0
+                       else await self._scan_all(set_key, pattern, cursor, list(members)))
+        return out
+
+    async def _locate(self, finds: list[Key]) -> list[tuple[list[Any], list[Any]]]:
+        """(live hashes, moving hashes) of each shard that `finds[shard]` designates."""
+        wanted: list[tuple[str, str]] = []
+        for shard, find in enumerate(finds):
+            if isinstance(find, Match):
+                prefix = k.shard_prefix(shard, self.ns)
+                wanted.append((k.dirty(shard, self.ns), prefix + "c:" + find.pattern))
+                wanted.append((k.mvkeys(shard, self.ns), prefix + "mv:c:" + find.pattern))
+        scanned = iter(await self._scan(wanted)) if wanted else iter(())
+        out: list[tuple[list[Any], list[Any]]] = []
+        for shard, find in enumerate(finds):
+            if isinstance(find, str):  # one known key
+                out.append(([find], [k.moving(find, shard, self.ns)]))
+            else:
+                out.append((next(scanned), next(scanned)))
+        return out
+
+    async def _read(self, find: Callable[[int], Key],
+                    pg_fetch: Callable[[Conn], Awaitable[T]]) -> tuple[T | None, list[Part]]:
+        """(PostgreSQL part, the Redis hashes to add, by name) for one logical hash, or for the
+        combos of one entity, on every shard."""
         ns = self.ns
         for _ in range(_RETRIES):
             pipe = self.redis.pipeline(transaction=False)
             for shard in range(self.shards):
-                key = key_of(shard)
                 pipe.get(k.moveseq(shard, ns))
                 pipe.get(k.mvseq(shard, ns))
-                pipe.hgetall(key)
-                pipe.hgetall(k.moving(key, shard, ns))
-            first = await pipe.execute()
+            seqs = await pipe.execute()
+            located = await self._locate([find(shard) for shard in range(self.shards)])
+            pipe = self.redis.pipeline(transaction=False)
+            for live, moving in located:
+                for key in (*live, *moving):
+                    pipe.hgetall(key)
+            contents = iter(await pipe.execute())
+            found = [([(key, next(contents)) for key in live], [(key, next(contents)) for key in moving])
+                     for live, moving in located]
             if self.pool is None:
-                return None, [h for i, h in enumerate(first) if i % 4 in (2, 3) and h]
+                return None, [part for live, moving in found for part in (*live, *moving) if part[1]]
             async with self.pool.acquire() as con, con.transaction(isolation="repeatable_read",
                                                                     readonly=True):
                 history = await pg_fetch(con)
@@ -94,19 +165,20 @@ class CounterReader:
             for shard in range(self.shards):
                 pipe.get(k.moveseq(shard, ns))
                 pipe.get(k.mvseq(shard, ns))
-            again = await pipe.execute()
-            if any(again[2 * s] != first[4 * s] or again[2 * s + 1] != first[4 * s + 1]
-                   for s in range(self.shards)):
+            if await pipe.execute() != seqs:
                 continue  # a move started or finished meanwhile: read again
-            parts: list[dict[bytes, bytes]] = []
-            for shard in range(self.shards):
-                live, moving, mvseq = first[4 * shard + 2], first[4 * shard + 3], first[4 * shard + 1]
-                if live:
-                    parts.append(live)
-                if moving and mvseq is not None and applied.get(shard, 0) < int(mvseq):
-                    parts.append(moving)
+            parts: list[Part] = []
+            for shard, (live, moving) in enumerate(found):
+                mvseq = seqs[2 * shard + 1]
+                parts.extend(part for part in live if part[1])
+                if mvseq is not None and applied.get(shard, 0) < int(mvseq):
+                    parts.extend(part for part in moving if part[1])
             return history, parts
         raise ServiceUnavailable("counters are being rolled up; try again", code="stats_busy")
+
+    def _combos(self, kind: str, entity_id: int) -> Callable[[int], Key]:
+        match = Match(k.combo_match(kind, entity_id))
+        return lambda shard: match
 
     async def counts(self, kind: str, entity_id: int, granularity: str, start_s: int,
                      end_s: int) -> dict[int, list[int]]:
@@ -116,11 +188,11 @@ class CounterReader:
         async def fetch(con: Conn) -> list[tuple[int, list[int]]]:
             return await repo.fetch_counts(con, kind, entity_id, granularity, _dt(start_s), _dt(end_s))
 
-        history, parts = await self._read(lambda s: k.counts(s, kind, entity_id, self.ns), fetch)
+        history, parts = await self._read(self._combos(kind, entity_id), fetch)
         out: dict[int, list[int]] = {}
         for bucket, pg_row in history or ():
             out[bucket] = list(pg_row)
-        for part in parts:  # Redis counts minutes; an hour or a day is the sum of its minutes
+        for _, part in parts:  # Redis counts minutes; an hour or a day is the sum of its minutes
             for name, value in part.items():
                 b_raw, _, code = name.partition(b":")
                 minute = int(b_raw)
@@ -138,48 +210,70 @@ class CounterReader:
 
         history, parts = await self._read(lambda s: k.heatmap(s, video_id, self.ns), fetch)
         out = dict(history or {})
-        for part in parts:
+        for _, part in parts:
             for name, value in part.items():
                 second = int(name)
                 out[second] = out.get(second, 0) + int(value)
         return out
 
     async def top(self, parent_kind: str, parent_id: int) -> dict[int, int]:
+        """child id -> human clicks (anchors of a video or live session, products of a shop or
+        creator): PostgreSQL's list plus the human clicks of the parent's combos in Redis."""
         async def fetch(con: Conn) -> dict[int, int]:
             return await repo.fetch_top(con, parent_kind, parent_id)
 
-        history, parts = await self._read(lambda s: k.top(s, parent_kind, parent_id, self.ns), fetch)
+        history, parts = await self._read(self._combos(parent_kind, parent_id), fetch)
         out = dict(history or {})
-        for part in parts:
-            for name, value in part.items():
-                child = int(name)
-                out[child] = out.get(child, 0) + int(value)
+        child_kind = k.TOP_CHILD[parent_kind]
+        for key, part in parts:
+            child = dict(k.combo_entities(_combo_of(key))).get(child_kind)
+            human = sum(int(v) for name, v in part.items() if name.partition(b":")[2][:1] == b"h")
+            if child is not None and human:
+                out[child] = out.get(child, 0) + human
         return out
 
     async def uniques(self, kind: str, entity_id: int, start_s: int,
                       end_s: int) -> tuple[int, dict[int, int]]:
-        """(unique human viewers over the days touched by [start_s, end_s), per day)."""
+        """(unique human viewers over the days touched by [start_s, end_s), per day).
+
+        PostgreSQL holds, per entity and day, the union of every HyperLogLog rolled up so far;
+        Redis adds the combo HyperLogLogs not yet unioned into it: those in `udirty` or in its
+        `:proc` copy (a roll-up in progress). They are looked for in that order, and before
+        PostgreSQL is read: a HyperLogLog that leaves `udirty` is in `:proc`, and one that leaves
+        `:proc` is in PostgreSQL (committed first). Unions are idempotent, so seeing one twice is
+        harmless."""
         day = self.buckets[2]
         first_day = start_s - start_s % day
-        days = list(range(first_day, end_s, day))
+        pattern = k.combo_match(kind, entity_id)
+        wanted_sets: list[tuple[str, str]] = []
+        for shard in range(self.shards):
+            prefix = k.shard_prefix(shard, self.ns)
+            for set_key in (k.udirty(shard, self.ns), k.udirty(shard, self.ns) + ":proc"):
+                wanted_sets.append((set_key, prefix + "u:" + pattern))
+        names = [name for found in await self._scan(wanted_sets, in_order=True) for name in found]
+        wanted: list[tuple[int, bytes]] = []
+        for name in set(names):
+            d = int(name.rpartition(b":")[2])
+            if first_day <= d < end_s:
+                wanted.append((d, name))
+        blobs: list[Any] = []
+        if wanted:
+            pipe = self.redis.pipeline(transaction=False)
+            for _, name in wanted:
+                pipe.get(name)
+            blobs = await pipe.execute()
         history: list[tuple[int, bytes, int]] = []
         if self.pool is not None:
             async with self.pool.acquire() as con:
                 history = await repo.fetch_uniques(con, kind, entity_id, _dt(first_day), _dt(end_s))
-        pipe = self.redis.pipeline(transaction=False)
-        for d in days:
-            for shard in range(self.shards):
-                pipe.get(k.uniques(shard, kind, entity_id, d, self.ns))
-        blobs = await pipe.execute()
         blobs_by_day: dict[int, list[bytes]] = {}
         per_day: dict[int, int] = {}
         for d, blob, viewers in history:
             blobs_by_day.setdefault(d, []).append(bytes(blob))
             per_day[d] = viewers
         fresh: set[int] = set()
-        for i, blob in enumerate(blobs):
+        for (d, _), blob in zip(wanted, blobs, strict=True):
             if blob:
-                d = days[i // self.shards]
                 blobs_by_day.setdefault(d, []).append(blob)
                 fresh.add(d)
         if not blobs_by_day:

@@ -142,7 +142,9 @@ async def _entities(redis: AnyRedis, pool: asyncpg.Pool, settings: Settings,
             parts = name.split(":")
             if parts[2] == "mv":
                 parts = parts[:2] + parts[3:]
-            if len(parts) == 5:  # NS, {n}, c, kind, id
+            if len(parts) == 4:  # NS, {n}, c, combo
+                found.update(k.combo_entities(parts[3]))
+            elif len(parts) == 5:  # NS, {n}, c, kind, id (earlier versions)
                 found.add((parts[3], int(parts[4])))
     async with pool.acquire() as con:
         found.update(await repo.entities_between(

@@ -27,6 +27,26 @@ ON CONFLICT (entity_kind, entity_id, granularity, bucket) DO UPDATE SET
 {", ".join(f"{c} = c.{c} + EXCLUDED.{c}" for c in COUNT_COLUMNS)}
 """
 
+# One combo row to add: (7 entity ids in keys.ENTITY_KINDS order, None where absent, granularity,
+# bucket_start_s, 12 counts). PostgreSQL adds it to each of its entities (set-based: cheaper than
+# expanding in Python), in a fixed order so that concurrent roll-ups lock rows in the same order.
+ComboRow = tuple[Sequence[int | None], str, int, Sequence[int]]
+
+_ADD_COMBO_COUNTS = f"""
+INSERT INTO click_counts AS c (entity_kind, entity_id, granularity, bucket, {", ".join(COUNT_COLUMNS)})
+SELECT e.kind, e.id, u.g, to_timestamp(u.b), {", ".join(f"sum(u.v{j})" for j in range(_N))}
+FROM unnest({", ".join(f"${j + 1}::bigint[]" for j in range(7))}, $8::text[], $9::bigint[],
+            {", ".join(f"${j + 10}::bigint[]" for j in range(_N))})
+     AS u(a, v, l, p, s, c, n, g, b, {", ".join(f"v{j}" for j in range(_N))})
+CROSS JOIN LATERAL (VALUES ('anchor', u.a), ('video', u.v), ('live', u.l), ('product', u.p),
+                           ('shop', u.s), ('creator', u.c), ('plan', u.n)) AS e(kind, id)
+WHERE e.id IS NOT NULL
+GROUP BY e.kind, e.id, u.g, u.b
+ORDER BY e.kind, e.id, u.g, u.b
+ON CONFLICT (entity_kind, entity_id, granularity, bucket) DO UPDATE SET
+{", ".join(f"{c} = c.{c} + EXCLUDED.{c}" for c in COUNT_COLUMNS)}
+"""
+
 
 # ---- roll-up ------------------------------------------------------------------------------
 
@@ -54,6 +74,15 @@ async def add_counts(con: Conn, rows: Sequence[CountRow]) -> None:
     columns: list[list[int]] = [[r[4][j] for r in rows] for j in range(_N)]
     await con.execute(_ADD_COUNTS, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
                       [r[3] for r in rows], *columns)
+
+
+async def add_combo_counts(con: Conn, rows: Sequence[ComboRow]) -> None:
+    """Add each combo row's counts to every entity of the combo."""
+    if not rows:
+        return
+    ids = [[r[0][j] for r in rows] for j in range(7)]
+    columns: list[list[int]] = [[r[3][j] for r in rows] for j in range(_N)]
+    await con.execute(_ADD_COMBO_COUNTS, *ids, [r[1] for r in rows], [r[2] for r in rows], *columns)
 
 
 async def add_heatmap(con: Conn, rows: Sequence[tuple[int, int, int]]) -> None:
@@ -126,7 +155,11 @@ async def fetch_counts(con: Conn, kind: str, entity_id: int, granularity: str,
             WHERE entity_kind = $1 AND entity_id = $2 AND granularity = $3
               AND bucket >= $4 AND bucket < $5""",
         kind, entity_id, granularity, start, end)
-    return [(r["b"], [r[c] for c in COUNT_COLUMNS]) for r in rows]
+    out = []
+    for r in rows:  # a Record iterates its values: bucket, then the counts in COUNT_COLUMNS order
+        values = list(r)
+        out.append((values[0], values[1:]))
+    return out
 
 
 async def fetch_uniques(con: Conn, kind: str, entity_id: int, start: datetime,

@@ -34,9 +34,12 @@ def pack(args: Sequence[Arg]) -> bytes:
 def pack_ids(command: Sequence[Arg], ids: Sequence[bytes]) -> bytes:
     """`command` followed by many bytes arguments (stream ids)."""
     head = [a if type(a) is bytes else str(a).encode() for a in command]
-    return b"".join([b"*%d\r\n" % (len(head) + len(ids)),
-                     *[b"$%d\r\n%b\r\n" % (len(a), a) for a in head],
-                     *[b"$%d\r\n%b\r\n" % (len(a), a) for a in ids]])
+    start = b"".join([b"*%d\r\n" % (len(head) + len(ids)), *[b"$%d\r\n%b\r\n" % (len(a), a) for a in head]])
+    widths = set(map(len, ids))
+    if len(widths) == 1:  # ids of one width (the usual case): one C-level join
+        prefix = b"$%d\r\n" % widths.pop()
+        return b"".join([start, prefix, (b"\r\n" + prefix).join(ids), b"\r\n"])
+    return b"".join([start, *[b"$%d\r\n%b\r\n" % (len(a), a) for a in ids]])
 
 
 async def call(redis: Redis, args: Sequence[Arg] | bytes) -> Any:
@@ -48,6 +51,36 @@ async def call(redis: Redis, args: Sequence[Arg] | bytes) -> Any:
         return await conn.read_response()
     except ResponseError:
         raise  # an error reply: the connection is still in step
+    except BaseException:
+        await conn.disconnect()
+        raise
+    finally:
+        await pool.release(conn)
+
+
+async def call_many(redis: Redis, requests: Sequence[bytes]) -> list[Any]:
+    """Send already packed requests in one write (a pipeline without redis-py's per-command
+    machinery) and read their replies, in order. An error reply raises, after every reply has
+    been read (the connection stays in step)."""
+    if not requests:
+        return []
+    pool = redis.connection_pool
+    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        await conn.send_packed_command(b"".join(requests), check_health=False)
+        replies: list[Any] = []
+        error: ResponseError | None = None
+        for _ in requests:
+            try:
+                replies.append(await conn.read_response())
+            except ResponseError as exc:
+                error = error or exc
+                replies.append(None)
+        if error is not None:
+            raise error
+        return replies
+    except ResponseError:
+        raise
     except BaseException:
         await conn.disconnect()
         raise

@@ -1,7 +1,8 @@
 """Moving counters from Redis into PostgreSQL, exactly once, so history survives Redis.
 
-Additive hashes (counts, heatmap, top-N) are *moved*: Redis keeps only increments that have not
-reached PostgreSQL yet. One move of shard n:
+Additive hashes (combo counts, video heatmaps) are *moved*: Redis keeps only increments that have
+not reached PostgreSQL yet. A combo hash (keys.py) becomes the counts of each of its entities and
+the top-N clicks of its video / live session / shop / creator on the way. One move of shard n:
 
 1. `MOVE_LUA` (atomic): unless a move is already in progress, take up to `max_keys` dirty hashes,
    RENAME each to its moving name, number the move (`moveseq`, never below PostgreSQL's last
@@ -15,8 +16,9 @@ reached PostgreSQL yet. One move of shard n:
 A crash anywhere re-runs the same move, which step 2 applies at most once. Readers add PostgreSQL,
 the live hashes and the moving ones unless PostgreSQL already has that move (see service.py).
 
-Unique-viewer HyperLogLogs are *unioned* instead (a union is idempotent): the day's HyperLogLog
-in PostgreSQL becomes union(PostgreSQL, Redis) and the Redis one expires after its TTL.
+Unique-viewer HyperLogLogs are *unioned* instead (a union is idempotent): an entity's day in
+PostgreSQL becomes union(PostgreSQL, the Redis HyperLogLogs of its combos for that day) and the
+Redis ones expire after their TTL.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
+from redis.asyncio import Redis
 
 from shoplink.analytics import keys as k
 from shoplink.analytics import repository as repo
+from shoplink.analytics.resp import call_many, pack
 from shoplink.redis import AnyRedis
 
 log = logging.getLogger(__name__)
@@ -87,47 +92,89 @@ end
 return redis.call('SMEMBERS', KEYS[2])
 """
 
-# Union of a Redis HyperLogLog with PostgreSQL's copy (ARGV[1], may be empty), in a temp key.
+# Union of Redis HyperLogLogs (KEYS[2..], the combos of one entity and day) with PostgreSQL's
+# copy (ARGV[1], may be empty), in a temp key (KEYS[1]).
 MERGE_HLL_LUA = r"""
 if ARGV[1] ~= '' then
-  redis.call('SET', KEYS[2], ARGV[1])
-  redis.call('PFMERGE', KEYS[2], KEYS[2], KEYS[1])
-else
-  redis.call('PFMERGE', KEYS[2], KEYS[1])
+  redis.call('SET', KEYS[1], ARGV[1])
 end
-local b = redis.call('GET', KEYS[2])
-local n = redis.call('PFCOUNT', KEYS[2])
-redis.call('DEL', KEYS[2])
+redis.call('PFMERGE', KEYS[1], unpack(KEYS, 2))
+local b = redis.call('GET', KEYS[1])
+local n = redis.call('PFCOUNT', KEYS[1])
+redis.call('DEL', KEYS[1])
 return {b, n}
 """
+
+def _fields(reply: Any) -> dict[bytes, bytes]:
+    """An HGETALL reply: a map (RESP3) or a flat list of fields and values (RESP2)."""
+    if isinstance(reply, dict):
+        return reply
+    pairs = iter(reply or ())
+    return dict(zip(pairs, pairs, strict=False))
+
+
+# top-N lists derived from combos: (parent kind, child kind)
+TOP_PAIRS = tuple(k.TOP_CHILD.items())
+
 
 @dataclass
 class MoveContent:
     buckets: tuple[int, int, int]
-    counts: dict[tuple[str, int, str, int], list[int]] = field(default_factory=dict)
+    counts: dict[tuple[str, int, str, int], list[int]] = field(default_factory=dict)  # earlier layout
+    combo_counts: dict[tuple[tuple[int | None, ...], str, int], list[int]] = field(default_factory=dict)
     heatmap: list[tuple[int, int, int]] = field(default_factory=list)
-    top: list[tuple[str, int, int, int]] = field(default_factory=list)
+    top_clicks: dict[tuple[str, int, int], int] = field(default_factory=dict)
+
+    @property
+    def top(self) -> list[tuple[str, int, int, int]]:
+        return [(*key, n) for key, n in self.top_clicks.items() if n]
 
     def add_hash(self, parts: list[str], fields: dict[bytes, bytes]) -> None:
         """Add one hash (its logical key split on ':') to the content."""
-        if parts[0] == "c":
-            kind, eid = parts[1], int(parts[2])
+        if parts[0] == "c" and len(parts) == 2:  # a combo: PostgreSQL adds it to each of its entities
+            ids = k.combo_ids(parts[1])
+            entities = dict(k.combo_entities(parts[1]))
             _, hour, day = self.buckets
+            human = 0
+            rows = self.combo_counts
             for name, value in fields.items():
                 minute_raw, _, code = name.decode().partition(":")
                 minute, n, index = int(minute_raw), int(value), k.PAIR_INDEX[code]
+                if code[0] == "h":
+                    human += n
                 for gran, bucket in (("minute", minute), ("hour", minute - minute % hour),
                                      ("day", minute - minute % day)):
-                    row = self.counts.get((kind, eid, gran, bucket))
+                    row = rows.get((ids, gran, bucket))
                     if row is None:
-                        row = self.counts[(kind, eid, gran, bucket)] = [0] * len(k.PAIRS)
+                        row = rows[(ids, gran, bucket)] = [0] * len(k.PAIRS)
                     row[index] += n
+            for parent_kind, child_kind in TOP_PAIRS:
+                parent, child = entities.get(parent_kind), entities.get(child_kind)
+                if human and parent is not None and child is not None:
+                    key = (parent_kind, parent, child)
+                    self.top_clicks[key] = self.top_clicks.get(key, 0) + human
+        elif parts[0] == "c":  # the per-entity layout of earlier versions (left over by an upgrade)
+            self._add_entity_counts(parts[1], int(parts[2]), fields)
         elif parts[0] == "hm":
             video = int(parts[1])
             self.heatmap.extend((video, int(name), int(value)) for name, value in fields.items())
-        elif parts[0] == "t":
+        elif parts[0] == "t":  # earlier versions' top-N hashes
             parent_kind, parent_id = parts[1], int(parts[2])
-            self.top.extend((parent_kind, parent_id, int(name), int(value)) for name, value in fields.items())
+            for name, value in fields.items():
+                key = (parent_kind, parent_id, int(name))
+                self.top_clicks[key] = self.top_clicks.get(key, 0) + int(value)
+
+    def _add_entity_counts(self, kind: str, eid: int, fields: dict[bytes, bytes]) -> None:
+        _, hour, day = self.buckets
+        for name, value in fields.items():
+            minute_raw, _, code = name.decode().partition(":")
+            minute, n, index = int(minute_raw), int(value), k.PAIR_INDEX[code]
+            for gran, bucket in (("minute", minute), ("hour", minute - minute % hour),
+                                 ("day", minute - minute % day)):
+                row = self.counts.get((kind, eid, gran, bucket))
+                if row is None:
+                    row = self.counts[(kind, eid, gran, bucket)] = [0] * len(k.PAIRS)
+                row[index] += n
 
 
 @dataclass
@@ -150,9 +197,18 @@ class Rollup:
     """Moves one namespace's counters of every shard into PostgreSQL."""
 
     def __init__(self, redis: AnyRedis, pool: asyncpg.Pool, shards: int, *,
+                 node: Callable[[int], Redis] | None = None,
                  buckets: tuple[int, int, int] = (60, 3600, 86400), max_keys: int = 5000,
                  ns: str = k.LIVE_NS, crash: Crash = _no_crash) -> None:
+        """`node(shard)`: a client of the node that holds the shard's keys (needed on a Redis
+        Cluster, `RedisTopology.for_shard`; on one Redis it is `redis` itself)."""
+        if node is None:
+            if not isinstance(redis, Redis):
+                raise TypeError("on a Redis Cluster, Rollup needs node= (the client of a shard's node)")
+            single = redis
+            node = lambda _shard: single  # noqa: E731
         self.redis = redis
+        self.node = node
         self.buckets = buckets
         self.pool = pool
         self.shards = shards
@@ -164,11 +220,15 @@ class Rollup:
         self._take_udirty = redis.register_script(TAKE_UDIRTY_LUA)
         self._merge_hll = redis.register_script(MERGE_HLL_LUA)
 
-    async def run_once(self, report: RollupReport | None = None) -> RollupReport:
+    async def run_once(self, report: RollupReport | None = None, *, moves: bool = True,
+                       uniques: bool = True) -> RollupReport:
+        """Move every shard's counters and/or union its HyperLogLogs into PostgreSQL."""
         report = report or RollupReport()
         for shard in range(self.shards):
-            await self.move_shard(shard, report)
-            await self.union_uniques(shard, report)
+            if moves:
+                await self.move_shard(shard, report)
+            if uniques:
+                await self.union_uniques(shard, report)
         return report
 
     async def move_shard(self, shard: int, report: RollupReport) -> None:
@@ -185,18 +245,16 @@ class Rollup:
                 return
             self.crash("after_move")
             names = [m.decode() if isinstance(m, bytes) else str(m) for m in moved]
-            pipe = self.redis.pipeline(transaction=False)
-            for name in names:
-                pipe.hgetall(name)
-            contents = await pipe.execute()
+            contents = await call_many(self.node(shard), [pack(["HGETALL", name]) for name in names])
             content = MoveContent(self.buckets)
-            for name, fields in zip(names, contents, strict=True):
-                content.add_hash(k.parse_logical(name, shard, ns), fields)
+            for name, reply in zip(names, contents, strict=True):
+                content.add_hash(k.parse_logical(name, shard, ns), _fields(reply))
             async with self.pool.acquire() as con, con.transaction():
                 last = await repo.lock_shard(con, shard)
                 if last >= seq:
                     report.skipped_moves += 1
                 else:
+                    await repo.add_combo_counts(con, [(*key, row) for key, row in content.combo_counts.items()])
                     await repo.add_counts(con, [(*key, row) for key, row in content.counts.items()])
                     await repo.add_heatmap(con, content.heatmap)
                     await repo.add_top(con, content.top)
@@ -212,20 +270,27 @@ class Rollup:
         members = await self._take_udirty(keys=[k.udirty(shard, ns), proc])
         if not members:
             return
-        wanted: dict[tuple[str, int, int], str] = {}
+        wanted: dict[tuple[str, int, int], list[str]] = {}
         for m in members:
             name = m.decode() if isinstance(m, bytes) else str(m)
-            _, kind, eid, day = k.parse_logical(name, shard, ns)
-            wanted[(kind, int(eid), int(day))] = name
+            parts = k.parse_logical(name, shard, ns)
+            if len(parts) == 3:  # u, combo, day: a union for each entity of the combo
+                for kind, eid in k.combo_entities(parts[1]):
+                    wanted.setdefault((kind, eid, int(parts[2])), []).append(name)
+            else:  # u, kind, id, day (earlier versions)
+                wanted.setdefault((parts[1], int(parts[2]), int(parts[3])), []).append(name)
         tmp = k.tmp(shard, secrets.token_hex(6), ns)
         async with self.pool.acquire() as con, con.transaction():
             existing = await repo.lock_uniques(con, wanted)
             rows = []
-            for key, name in wanted.items():
-                blob, count = await self._merge_hll(keys=[name, tmp], args=[existing.get(key, b"")])
-                if blob is None:
-                    continue
-                rows.append((key[0], key[1], key[2], bytes(blob), int(count)))
+            items = list(wanted.items())
+            for i in range(0, len(items), 500):  # pipelined: one round trip per 500 unions
+                pipe = self.node(shard).pipeline(transaction=False)  # one node: scripts allowed
+                for key, names in items[i:i + 500]:
+                    await self._merge_hll(keys=[tmp, *names], args=[existing.get(key, b"")], client=pipe)
+                for (key, _), (blob, count) in zip(items[i:i + 500], await pipe.execute(), strict=True):
+                    if blob is not None:
+                        rows.append((key[0], key[1], key[2], bytes(blob), int(count)))
             await repo.put_uniques(con, rows)
         report.uniques += len(wanted)
         await self.redis.delete(proc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,8 @@ NAMES = {"anchor": "anchor", "video": "video", "live": "live session", "product"
 
 
 def iso(seconds: int) -> str:
+    if type(seconds) is int and seconds >= 0:  # the common case, ~3x faster than datetime
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -43,11 +46,11 @@ def summarize(row: list[int]) -> dict[str, Any]:
 
 def _series_item(bucket: int, row: list[int], unique_viewers: int | None) -> dict[str, Any]:
     """One bucket of the series (row in keys.PAIRS order: 3 classes x 4 outcomes)."""
-    h, b, p = sum(row[0:4]), sum(row[4:8]), sum(row[8:12])
+    hr, hf, hg, hn, br, bf, bg, bn, pr, pf, pg, pn = row
+    h, b, p = hr + hf + hg + hn, br + bf + bg + bn, pr + pf + pg + pn
     item: dict[str, Any] = {
         "t": iso(bucket), "clicks": h + b + p, "human": h, "bot": b, "link_preview": p,
-        "redirected": row[0] + row[4] + row[8], "fallback": row[1] + row[5] + row[9],
-        "gone": row[2] + row[6] + row[10], "not_found": row[3] + row[7] + row[11]}
+        "redirected": hr + br + pr, "fallback": hf + bf + pf, "gone": hg + bg + pg, "not_found": hn + bn + pn}
     if unique_viewers is not None:
         item["unique_viewers"] = unique_viewers
     return item
@@ -121,17 +124,19 @@ class StatsService:
                            rng: Range) -> tuple[dict[str, Any], dict[int, list[int]]]:
         """(the JSON document, bucket -> 12 counts in keys.PAIRS order)."""
         await self.authorize(principal, kind, entity_id)
-        counts = await self.reader.counts(kind, entity_id, rng.granularity, rng.start_s, rng.end_s)
-        unique_total, per_day = await self.reader.uniques(kind, entity_id, rng.start_s, rng.end_s)
-        total = [0] * len(k.PAIRS)
+        counts, (unique_total, per_day) = await asyncio.gather(
+            self.reader.counts(kind, entity_id, rng.granularity, rng.start_s, rng.end_s),
+            self.reader.uniques(kind, entity_id, rng.start_s, rng.end_s))
         series = []
         zero = [0] * len(k.PAIRS)
         day = rng.granularity == "day"
+        used = []
         for bucket in range(rng.start_s, rng.end_s, rng.size_s):
             row = counts.get(bucket, zero)
             if row is not zero:
-                total = [a + b for a, b in zip(total, row, strict=True)]
+                used.append(row)
             series.append(_series_item(bucket, row, per_day.get(bucket, 0) if day else None))
+        total = [sum(column) for column in zip(*used, strict=True)] if used else list(zero)
         doc = {"kind": kind, "id": entity_id, "granularity": rng.granularity,
                "from": iso(rng.start_s), "to": iso(rng.end_s), "bucket_s": rng.size_s,
                "totals": summarize(total), "unique_viewers": unique_total, "series": series}

@@ -14,7 +14,7 @@ from shoplink.analytics import keys as k
 from shoplink.analytics.models import ROUTE_KINDS
 from shoplink.analytics.service import summarize
 from shoplink.errors import BadRequest, field_error
-from shoplink.http import json_response, path_id, principal, query_int
+from shoplink.http import ascii_digits, json_response, path_id, principal, query_int
 from shoplink.keys import STATS
 
 routes = web.RouteTableDef()
@@ -27,7 +27,7 @@ def _when(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name, "").strip()
     if not raw:
         return None
-    if raw.lstrip("-").isdigit():
+    if ascii_digits(raw.lstrip("-")):
         value = int(raw)
     else:
         try:

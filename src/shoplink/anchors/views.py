@@ -8,7 +8,7 @@ from aiohttp import web
 
 from shoplink.anchors import qr
 from shoplink.errors import BadRequest, NotFound
-from shoplink.fastpath import fast_route
+from shoplink.fastpath import fast_cors_route
 from shoplink.http import json_response, path_id, principal, query_int
 from shoplink.keys import ANCHORS, SETTINGS, TIMELINES
 from shoplink.validation import read_json
@@ -95,7 +95,7 @@ def _at_query(request: web.Request) -> float | None:
 
 
 @routes.get("/v1/videos/{video_id}/anchors")
-@fast_route  # public and hot: skips the middleware chain (shoplink/fastpath.py)
+@fast_cors_route  # public and hot: skips the middleware chain (shoplink/fastpath.py)
 async def timeline(request: web.Request) -> web.Response:
     """Public: the anchors active at ?at=<seconds> ([start_s, end_s)), or the whole timeline.
 

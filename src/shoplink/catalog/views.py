@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from shoplink.errors import BadRequest, UnsupportedMediaType, ValidationFailed
-from shoplink.http import json_response, page, page_params, path_id, principal
+from shoplink.http import json_response, page, page_params, parse_id, path_id, principal
 from shoplink.keys import CATALOG, SETTINGS
-from shoplink.validation import parse_json, read_body, read_json, validate
+from shoplink.validation import parse_json, read_body, read_json, reject_nul, validate
 
 routes = web.RouteTableDef()
 CSV_COLUMNS = ("title", "url", "price", "currency", "image_url", "sku")
@@ -70,12 +70,16 @@ async def create_product(request: web.Request) -> web.Response:
     return json_response(products[0].to_json(), status=201)
 
 
+def _search(request: web.Request) -> str | None:
+    return reject_nul(request.query.get("q", "")) or None
+
+
 def _csv_rows(raw: bytes) -> list[dict[str, Any]]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise BadRequest("CSV body must be UTF-8", code="malformed_csv") from None
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(reject_nul(text)))
     header = reader.fieldnames or []
     unknown = [c for c in header if c not in CSV_COLUMNS]
     if unknown or "title" not in header or "url" not in header:
@@ -119,14 +123,15 @@ async def bulk_create(request: web.Request) -> web.Response:
 async def list_products(request: web.Request) -> web.Response:
     limit, after = page_params(request)
     shop_raw = request.query.get("shop_id")
-    if shop_raw is not None and not shop_raw.isdigit():
+    shop_id = parse_id(shop_raw) if shop_raw is not None else None
+    if shop_raw is not None and shop_id is None:
         raise BadRequest("shop_id must be a positive integer", code="invalid_query")
     status = request.query.get("status")
     if status not in (None, "active", "delisted"):
         raise BadRequest("status must be active or delisted", code="invalid_query")
     products = await request.app[CATALOG].list_products(
-        principal(request), shop_id=int(shop_raw) if shop_raw else None, status=status,
-        search=request.query.get("q") or None, limit=limit, after_id=after)
+        principal(request), shop_id=shop_id, status=status,
+        search=_search(request), limit=limit, after_id=after)
     return json_response(page([p.to_json() for p in products], limit))
 
 
@@ -138,7 +143,7 @@ async def list_shop_products(request: web.Request) -> web.Response:
         raise BadRequest("status must be active or delisted", code="invalid_query")
     products = await request.app[CATALOG].list_products(
         principal(request), shop_id=path_id(request, "shop_id"), status=status,
-        search=request.query.get("q") or None, limit=limit, after_id=after)
+        search=_search(request), limit=limit, after_id=after)
     return json_response(page([p.to_json() for p in products], limit))
 
 

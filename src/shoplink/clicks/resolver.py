@@ -11,6 +11,11 @@ change touches, through reverse indexes (product -> codes, shop -> codes, ...). 
 arrives while a lookup is in flight keeps that lookup's answer out of the cache. A TTL bounds
 the damage of a lost invalidation message.
 
+Entries are re-read ahead of their expiry (`refresh_at`, at REFRESH_AT of the TTL) by the first
+click that sees them due, in the background and batched like misses, while clicks keep using the
+cached answer: a click does not wait on PostgreSQL because its anchor's TTL ran out. A re-read
+that finds the same row and commission only extends the entry's life.
+
 PostgreSQL down: a load that fails marks the resolver degraded. While degraded, a code whose
 entry expired (TTL) is answered at once from that stale entry, for at most
 SHOPLINK_CLICK_CACHE_MAX_STALE_S past its TTL, while a background load retries; a code with no
@@ -43,9 +48,18 @@ from shoplink.errors import ServiceUnavailable
 log = logging.getLogger(__name__)
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,32}$")  # the anchors.code CHECK constraint
+# Never in a Location: the redirect is written as a preformatted message (redirect.py), so a
+# CR or LF here would split the response. The catalog's URL check rejects these already.
+_UNSAFE_IN_HEADER = re.compile(r"[\x00-\x20\x7f]")
 ATTRIBUTION_PARAMS = frozenset({"utm_source", "utm_medium", "utm_campaign", "utm_content", "sl_click"})
 LOAD_BATCH = 500
 TERMS_ERROR_TTL_S = 1.0
+# An entry lives this fraction of SHOPLINK_CLICK_CACHE_TTL_S, drawn at random: entries cached
+# together (a start-up, a bulk fill) are re-read spread over time, not in one burst.
+TTL_JITTER = (0.5, 1.0)
+REFRESH_AT = 0.8  # of an entry's time to live: when a click starts re-reading it
+REFRESH_RETRY_S = 1.0  # a failed re-read is retried at most this often per code
+REFRESH_DELAY_S, REFRESH_DELAY = 1.0, 0.05  # a re-read waits min(1 s, 5 % of the TTL) for others
 RETRY_S = 1.0  # while PostgreSQL fails, codes with nothing to serve fail fast this long
 
 Key = tuple[str, int]
@@ -54,13 +68,14 @@ Key = tuple[str, int]
 class Target:
     """What one code resolves to. Immutable once built; shared by every click on the code."""
 
-    __slots__ = ("code", "expires", "head", "keys", "live_started_s", "outcome", "prefix",
-                 "shard", "status", "tail", "video_duration_s")
+    __slots__ = ("code", "commission", "expires", "head", "keys", "live_started_s", "outcome", "prefix",
+                 "refresh_at", "row", "shard", "status", "tail", "video_duration_s")
 
     def __init__(self, *, code: str, outcome: str, status: int, shard: int, base: dict[str, Any],
                  head: str | None = None, tail: str = "", keys: tuple[Key, ...] = (),
-                 expires: float = 0.0, video_duration_s: float | None = None,
-                 live_started_s: float | None = None) -> None:
+                 expires: float = 0.0, refresh_at: float | None = None,
+                 video_duration_s: float | None = None, live_started_s: float | None = None,
+                 row: AnchorTarget | None = None) -> None:
         self.code = code
         self.outcome = outcome  # redirected | fallback | gone | not_found
         self.status = status  # 302 | 410 | 404
@@ -70,8 +85,12 @@ class Target:
         self.tail = tail  # "#fragment" or ""
         self.keys = keys  # (kind, id) pairs whose changes drop this entry
         self.expires = expires  # time.monotonic() deadline
+        # When a click starts re-reading the entry in the background (time.monotonic()).
+        self.refresh_at = expires if refresh_at is None else refresh_at
         self.video_duration_s = video_duration_s
         self.live_started_s = live_started_s
+        self.row = row  # what it was built from (a re-read finding the same row reuses it)
+        self.commission = base["commission"]
 
 
 def _retrieve(future: asyncio.Future[Target]) -> None:
@@ -112,6 +131,8 @@ class Resolver:
         self._index: dict[Key, set[str]] = {}
         self._inflight: dict[str, asyncio.Future[Target]] = {}
         self._queue: list[str] = []
+        self._refresh_queue: dict[str, None] = {}  # due entries, moved to _queue by _refresh_timer
+        self._refresh_timer: asyncio.TimerHandle | None = None
         self._loader: asyncio.Task[None] | None = None
         # Changes seen while a batch is being loaded (None when no load is running).
         self._changed_during_load: set[Key] | None = None
@@ -119,6 +140,7 @@ class Resolver:
         self.hits = 0
         self.negative_hits = 0
         self.misses = 0
+        self.refreshes = 0
         self.loads = 0
         self.load_errors = 0
         self.stale_hits = 0
@@ -129,8 +151,11 @@ class Resolver:
         """The cached, unexpired target of `code`, or None (then call `resolve`)."""
         entry = self._entries.get(code)
         if entry is not None:
-            if entry.expires > time.monotonic():
+            now = time.monotonic()
+            if entry.expires > now:
                 self.hits += 1
+                if entry.refresh_at <= now:
+                    self._refresh(entry, now)
                 return entry
             return None
         entry = self._negative.get(code)
@@ -170,11 +195,9 @@ class Resolver:
         """The pending load of `code` (joined if one is in flight, queued otherwise)."""
         future = self._inflight.get(code)
         if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._inflight[code] = future
-            self._queue.append(code)
-            if self._loader is None or self._loader.done():
-                self._loader = asyncio.create_task(self._load_loop(), name="click-resolver-load")
+            return self._enqueue(code)
+        if code in self._refresh_queue:  # a click waits for it now: no more delay for re-reads
+            self._start_refreshes()
         return future
 
     def _stale(self, code: str, now: float) -> Target | None:
@@ -184,7 +207,43 @@ class Resolver:
             return entry
         return None
 
+    def _refresh(self, entry: Target, now: float) -> None:
+        """Re-read `entry` in the background; clicks keep getting it until the answer is in.
+        Re-reads wait a little (REFRESH_DELAY) to share queries: due entries come one by one."""
+        entry.refresh_at = now + REFRESH_RETRY_S
+        if entry.code in self._inflight:
+            return
+        self._enqueue(entry.code, now=False).add_done_callback(_retrieve)  # nobody awaits it
+        self.refreshes += 1
+        if self._refresh_timer is None:
+            self._refresh_timer = asyncio.get_running_loop().call_later(
+                min(REFRESH_DELAY_S, REFRESH_DELAY * self._ttl_s), self._start_refreshes)
+
+    def _start_refreshes(self) -> None:
+        if self._refresh_timer is not None:
+            self._refresh_timer.cancel()
+            self._refresh_timer = None
+        self._queue.extend(self._refresh_queue)
+        self._refresh_queue = {}
+        self._start_loader()
+
     # ---- loading -----------------------------------------------------------------------------
+
+    def _enqueue(self, code: str, *, now: bool = True) -> asyncio.Future[Target]:
+        """A future for `code`'s answer, loaded with the next batch (`now`) or with the next
+        batch of re-reads."""
+        future: asyncio.Future[Target] = asyncio.get_running_loop().create_future()
+        self._inflight[code] = future
+        if not now:
+            self._refresh_queue[code] = None
+            return future
+        self._queue.append(code)
+        self._start_loader()
+        return future
+
+    def _start_loader(self) -> None:
+        if self._queue and (self._loader is None or self._loader.done()):
+            self._loader = asyncio.create_task(self._load_loop(), name="click-resolver-load")
 
     async def _load_loop(self) -> None:
         while self._queue:
@@ -214,7 +273,10 @@ class Resolver:
                 entry = targets.get(code) or self._not_found(
                     code, expires=time.monotonic() + self._negative_ttl_s)
                 if not everything and not (changed and self._touched(entry, changed)):
-                    self._store(entry)
+                    if self._entries.get(code) is entry:  # renewed in place: now the youngest
+                        self._entries[code] = self._entries.pop(code)
+                    else:
+                        self._store(entry)
                 future = self._inflight.pop(code)
                 if not future.done():
                     future.set_result(entry)
@@ -235,20 +297,28 @@ class Resolver:
     async def _commission(self, row: AnchorTarget, now_ms: int) -> tuple[dict[str, Any] | None, float]:
         """(commission field, seconds it may be cached)."""
         if row.plan_id is None or self.terms_lookup is None:
-            return None, self._ttl_s * random.uniform(0.9, 1.0)  # jitter: a bulk fill expires apart
+            return None, self._ttl_s * random.uniform(*TTL_JITTER)
         try:
             result = self.terms_lookup(row.plan_id, row.product_id, now_ms, row.publisher_id)
             terms = await result if inspect.isawaitable(result) else result
         except Exception:
             log.exception("commission terms lookup failed", extra={"plan_id": row.plan_id})
             return events.commission_json(None, "lookup_failed"), TERMS_ERROR_TTL_S
-        ttl = self._ttl_s * random.uniform(0.9, 1.0)
+        ttl = self._ttl_s * random.uniform(*TTL_JITTER)
         if terms.valid_until_ms is not None:
             ttl = min(ttl, max(0.0, (terms.valid_until_ms - now_ms) / 1000))
         return events.commission_json(terms.rate_bp, terms.source), ttl
 
     async def _build(self, row: AnchorTarget, now_ms: int) -> Target:
         commission, ttl = await self._commission(row, now_ms)
+        now = time.monotonic()
+        expires, refresh_at = now + ttl, now + ttl * REFRESH_AT
+        cached = self._entries.get(row.code)
+        if cached is not None and cached.row == row and cached.commission == commission:
+            # A re-read that found nothing changed: the same entry lives on (no rebuild, no
+            # re-indexing). If a change touches it meanwhile, on_change drops it as usual.
+            cached.expires, cached.refresh_at = expires, refresh_at
+            return cached
         keys: list[Key] = [("anchor", row.anchor_id), ("product", row.product_id), ("shop", row.shop_id)]
         if row.video_id is not None:
             keys.append(("video", row.video_id))
@@ -281,20 +351,23 @@ class Resolver:
                    if live and row.live_status == "live" and row.live_started_at is not None else None)
         return Target(code=row.code, outcome=outcome, status=410 if outcome == "gone" else 302,
                       shard=events.shard_for(row.anchor_id, row.code, self._shards), base=base,
-                      head=head, tail=tail, keys=tuple(keys), expires=time.monotonic() + ttl,
+                      head=head, tail=tail, keys=tuple(keys), expires=expires, refresh_at=refresh_at,
                       video_duration_s=None if live else row.video_duration_s,
-                      live_started_s=started)
+                      live_started_s=started, row=row)
 
     def _verified(self, url: str | None, row: AnchorTarget) -> str | None:
         """The URL re-checked against the shop's verified domains now, or None."""
         if url is None:
             return None
         try:
-            return check_url_on_domains(url, row.domains, allow_http=self._allow_http)
+            checked = check_url_on_domains(url, row.domains, allow_http=self._allow_http)
+            if _UNSAFE_IN_HEADER.search(checked):
+                raise UrlRejected("control character or space in the URL")
         except UrlRejected as exc:
             log.warning("stored URL refused for a redirect", extra={
                 "anchor_id": row.anchor_id, "shop_id": row.shop_id, "reason": str(exc)})
             return None
+        return checked
 
     def _not_found(self, code: str, *, expires: float) -> Target:
         recorded = code[:events.MAX_CODE_LENGTH]  # the shard follows the code the event carries

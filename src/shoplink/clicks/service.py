@@ -1,8 +1,10 @@
 """Click handling: resolve -> answer -> record, and the wiring into the app's lifecycle.
 
-Per click the work is a cache lookup, a ULID, an HMAC of the viewer cookie, two LRU lookups
-(user agent class, referrer host), copying a prebuilt dict, orjson, and a list append. Nothing
-per click touches PostgreSQL or waits on Redis.
+Per click the work is a cache lookup, a ULID, an HMAC of the viewer cookie (and a new cookie
+when the viewer has none), three LRU lookups (user agent class, network hash, referrer host),
+orjson of the click's own fields appended to the anchor's prebuilt prefix, a list append, and the
+302 as one preformatted message (redirect.py). Nothing per click touches PostgreSQL or waits on
+Redis; bench/results/clicks.md has the measurements.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from aiohttp import web
 from shoplink.clicks.classify import Classifier, default_classifier
 from shoplink.clicks.events import encode, live_playback, video_playback
 from shoplink.clicks.models import TermsLookup
+from shoplink.clicks.redirect import NO_STORE, PreformattedResponse, can_send_raw, redirect_message
 from shoplink.clicks.resolver import Resolver, Target
 from shoplink.clicks.viewer import ViewerIds, referrer_host
 from shoplink.clicks.writer import ClickWriter
@@ -27,7 +30,6 @@ from shoplink.metrics import Registry
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("redirected", "fallback", "gone", "not_found")
-NO_STORE = "no-store, private"
 
 _PAGES = {
     404: ("Link not found", "This link does not exist. Check the address, or go back to the video."),
@@ -68,25 +70,31 @@ class ClickService:
         """The affiliate program's hook: commission terms of (plan, product) at a time."""
         self.resolver.terms_lookup = lookup
 
-    def answer(self, request: web.Request, target: Target) -> web.Response:
+    def answer(self, request: web.Request, target: Target) -> web.StreamResponse:
         """The response to a click on `target`; records the click (GET only)."""
         headers = request.headers
         event_id, ts_ms = new_ulid_and_ms()  # one clock read: the id and ts_ms agree
-        now = ts_ms / 1000
-        out = {"Cache-Control": NO_STORE}
         viewers = self.viewers
         cookie = viewers.from_cookie_header(headers.get("Cookie"))
         new_viewer = cookie is None
+        set_cookie = None
         if cookie is None:
             cookie = viewers.new_value()
-            out["Set-Cookie"] = viewers.set_cookie_header(cookie, secure_request=request.secure)
-        if target.head is not None:
-            out["Location"] = target.head + event_id + target.tail
+            set_cookie = viewers.set_cookie_header(
+                cookie, secure_request=not viewers.always_secure and request.secure)
+        location = None if target.head is None else target.head + event_id + target.tail
         if request.method == "HEAD":  # link checkers and previews: answered, not counted
             self.head_requests += 1
         else:
-            self._record(request, target, now, ts_ms, event_id, viewers.viewer_hash(cookie), new_viewer)
+            self._record(request, target, ts_ms, event_id, viewers.viewer_hash(cookie), new_viewer)
         status = target.status
+        if status == 302 and location is not None and can_send_raw(request):  # see redirect.py
+            return PreformattedResponse(302, redirect_message(location, set_cookie, ts_ms // 1000))
+        out = {"Cache-Control": NO_STORE}
+        if set_cookie is not None:
+            out["Set-Cookie"] = set_cookie
+        if location is not None:
+            out["Location"] = location
         if status == 302:
             return web.Response(status=302, headers=out)
         if "application/json" in headers.get("Accept", ""):
@@ -95,7 +103,7 @@ class ClickService:
         return web.Response(status=status, headers=out, body=_HTML[status], content_type="text/html",
                             charset="utf-8")
 
-    def _record(self, request: web.Request, target: Target, now: float, ts_ms: int, event_id: str,
+    def _record(self, request: web.Request, target: Target, ts_ms: int, event_id: str,
                 viewer: str, new_viewer: bool) -> None:
         headers = request.headers
         ua_class, ua_family = self._classify(headers.get("User-Agent", ""))
@@ -103,7 +111,7 @@ class ClickService:
             raw_t = request.query.get("t") if "?" in request.raw_path else None
             playback, t_status = video_playback(raw_t, target.video_duration_s)
         else:
-            playback, t_status = live_playback(target.live_started_s, now)
+            playback, t_status = live_playback(target.live_started_s, ts_ms / 1000)
         self.writer.record(target.shard, encode(
             target.prefix, event_id, ts_ms, viewer, new_viewer, self.viewers.network_hash(request.remote),
             ua_class, ua_family, referrer_host(headers.get("Referer")), playback, t_status))

@@ -54,7 +54,7 @@ class ViewerIds:
         attributes = f"; Max-Age={COOKIE_MAX_AGE_S}; Path=/; HttpOnly; SameSite=Lax"
         self._cookie_suffix = attributes + "; Secure"
         self._cookie_suffix_plain = attributes
-        self._always_secure = secure
+        self.always_secure = secure  # Secure cookies whatever the request (public URL is https)
         self._random = b""
         self._random_pos = 0
         self.network_hash = functools.lru_cache(maxsize=_CACHE_SIZE)(self._network_hash)
@@ -85,7 +85,7 @@ class ViewerIds:
 
     def set_cookie_header(self, value: str, *, secure_request: bool) -> str:
         """The Set-Cookie value (built directly: http.cookies costs ~10 µs a click)."""
-        secure = self._always_secure or secure_request
+        secure = self.always_secure or secure_request
         return COOKIE_NAME + "=" + value + (self._cookie_suffix if secure else self._cookie_suffix_plain)
 
     def viewer_hash(self, value: str) -> str:

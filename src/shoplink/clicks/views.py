@@ -19,7 +19,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/r/{code}")  # also answers HEAD (same redirect, not counted)
 @fast_route
-async def click(request: web.Request) -> web.Response:
+async def click(request: web.Request) -> web.StreamResponse:
     service = request.app[CLICKS]
     code = request.match_info["code"]
     target = service.resolver.get(code) or await service.resolver.resolve(code)

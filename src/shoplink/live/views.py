@@ -8,10 +8,11 @@ from typing import Any
 from aiohttp import HttpVersion11, web
 
 from shoplink.errors import BadRequest
-from shoplink.http import json_response, page, page_params, path_id, principal
+from shoplink.http import ascii_digits, json_response, page, page_params, path_id, principal
 from shoplink.keys import LIVE, SETTINGS
 from shoplink.live.hub import sse
 from shoplink.live.models import ENDED, LiveSession, LiveState
+from shoplink.security.cors import allow_cross_origin
 from shoplink.validation import read_json
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def _last_event_id(request: web.Request) -> int | None:
     if raw is None or raw.strip() == "":
         return None
     raw = raw.strip()
-    if not raw.isdigit() or len(raw) > 10:
+    if not ascii_digits(raw) or len(raw) > 10:
         raise BadRequest("Last-Event-ID must be a non-negative integer (an event id)",
                          code="invalid_last_event_id")
     return int(raw)
@@ -186,6 +187,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     base = _base(request)
     viewer, state = await hub.join(session_id)  # 404 for an unknown session
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    allow_cross_origin(response.headers)  # prepared here: the CORS middleware would be too late
     try:
         first: list[bytes] = [b"retry: 2000\n\n"]
         resumed = last_id is not None and last_id <= state.seq <= last_id + MAX_RESUME_EVENTS

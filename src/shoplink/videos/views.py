@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from shoplink.errors import (
     BadRequest,
@@ -72,7 +73,11 @@ async def create_video(request: web.Request) -> web.Response:
         except (AssertionError, ValueError) as exc:
             raise BadRequest(f"malformed multipart body: {exc}", code="malformed_multipart") from None
         while True:
-            part = await reader.next()
+            try:
+                part = await reader.next()
+            except (HttpProcessingError, ValueError) as exc:  # e.g. a control character in a part header
+                raise BadRequest(f"malformed multipart body: {exc.__class__.__name__}",
+                                 code="malformed_multipart") from None
             if part is None:
                 break
             if not isinstance(part, BodyPartReader):

@@ -11,6 +11,7 @@ import html
 from aiohttp import web
 
 from shoplink.demo import DEMO_PRODUCTS
+from shoplink.http import ascii_digits
 from shoplink.web.views import page
 
 routes = web.RouteTableDef()
@@ -20,7 +21,7 @@ ATTRIBUTION_PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_content",
 @routes.get("/demo/shop/products/{number}")
 async def demo_product(request: web.Request) -> web.Response:
     raw = request.match_info["number"]
-    if not raw.isdigit() or not 1 <= int(raw) <= len(DEMO_PRODUCTS):
+    if not ascii_digits(raw) or not 1 <= int(raw) <= len(DEMO_PRODUCTS):
         raise web.HTTPNotFound(text="no such demo product")
     title, price = DEMO_PRODUCTS[int(raw) - 1]
     rows = "".join(

@@ -1,8 +1,8 @@
-"""The embeddable player widget (`/v1/player.js`) and CORS for the public viewer API.
+"""The embeddable player widget (`/v1/player.js`) and the public live viewer page.
 
 Shops include the script from our origin on their own pages, so every public `/v1/` response
 (anchor timelines, live state and its event stream, the script itself) allows any origin to read
-it. No credentials are ever allowed cross-origin: these endpoints are public and cookie-free.
+it: see shoplink/security/cors.py for where those headers are added.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from shoplink.web.pages import viewer_page
 from shoplink.web.views import STATIC_DIR
 
 routes = web.RouteTableDef()
-PUBLIC_PREFIXES = ("/v1/", "/media/thumbnails/")
 _SCRIPT = (STATIC_DIR / "player.js").read_bytes()
 _ETAG = '"' + hashlib.sha256(_SCRIPT).hexdigest()[:16] + '"'
 
@@ -28,14 +27,6 @@ async def player_script(request: web.Request) -> web.Response:
     if request.headers.get("If-None-Match") == _ETAG:
         return web.Response(status=304, headers=headers)
     return web.Response(body=_SCRIPT, content_type="text/javascript", charset="utf-8", headers=headers)
-
-
-async def _cors(request: web.Request, response: web.StreamResponse) -> None:
-    """Runs just before headers go out (also for streamed SSE responses and error bodies)."""
-    # path_safe: what the router matched on, already computed (request.path would unquote again).
-    if request.rel_url.path_safe.startswith(PUBLIC_PREFIXES) and request.method in ("GET", "HEAD"):
-        response.headers.setdefault("Access-Control-Allow-Origin", "*")
-        response.headers.setdefault("Access-Control-Expose-Headers", "ETag")
 
 
 @routes.get("/watch/live/{live_id}")
@@ -52,4 +43,3 @@ async def watch_live(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     app.add_routes(routes)
-    app.on_response_prepare.append(_cors)

@@ -10,6 +10,7 @@ from shoplink.errors import Forbidden, Unauthorized
 from shoplink.http import json_response
 from shoplink.keys import SESSIONS, SETTINGS, WEB_SESSION
 from shoplink.paths import PACKAGE_DIR
+from shoplink.security.headers import PAGE_HEADERS
 from shoplink.web.middleware import same_origin
 from shoplink.web.sessions import COOKIE_NAME, SESSION_TTL
 
@@ -28,12 +29,8 @@ def render(name: str, **values: str) -> str:
 
 
 def page(text: str, status: int = 200) -> web.Response:
-    return web.Response(text=text, status=status, content_type="text/html", headers={
-        "Cache-Control": "no-store",
-        "Content-Security-Policy": "default-src 'self'; img-src 'self' data: https: http:; "
-                                   "media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
-                                   "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})
+    return web.Response(text=text, status=status, content_type="text/html",
+                        headers={"Cache-Control": "no-store", **PAGE_HEADERS})
 
 
 def _safe_next(raw: str | None) -> str:

@@ -51,6 +51,18 @@
     return node;
   }
 
+  let sheet = null;
+  function adoptStyles(root) {
+    if ('adoptedStyleSheets' in root && typeof CSSStyleSheet === 'function' && CSSStyleSheet.prototype.replaceSync) {
+      if (!sheet) { sheet = new CSSStyleSheet(); sheet.replaceSync(CSS); }
+      root.adoptedStyleSheets = [sheet];
+      return null;
+    }
+    const style = document.createElement('style');  // older browsers
+    style.textContent = CSS;
+    return style;
+  }
+
   function price(p) {
     return p && p.price != null ? `${p.currency || ''} ${p.price}`.trim() : '';
   }
@@ -60,15 +72,16 @@
       this.video = video;
       this.target = video.dataset.shoplinkTarget === '_self' ? '_self' : '_blank';
       this.host = document.createElement('shoplink-overlay');
-      this.host.setAttribute('style', 'position:absolute;pointer-events:none;margin:0;padding:0;border:0;');
+      // CSSOM only (no style attribute, no <style> element where constructable sheets exist): the
+      // widget works on pages with a strict Content-Security-Policy (style-src without 'unsafe-inline').
+      this.host.style.cssText = 'position:absolute;pointer-events:none;margin:0;padding:0;border:0;';
       this.root = this.host.attachShadow({ mode: 'open' });
-      const style = document.createElement('style');
-      style.textContent = CSS;
+      const style = adoptStyles(this.root);
       this.layer = el('div', { class: 'layer' });
       this.stack = el('div', { class: 'stack', role: 'region', 'aria-label': 'Products in this video' });
       this.live = el('div', { class: 'sr', 'aria-live': 'polite' });
       this.layer.append(this.stack);
-      this.root.append(style, this.layer, this.live);
+      this.root.append(...(style ? [style] : []), this.layer, this.live);
       video.insertAdjacentElement('afterend', this.host);
       this.cards = new Map();  // key -> element
       const place = () => this.place();

@@ -1,0 +1,154 @@
+"""Rate limits: per token and per client on /api/v1, and a lockout after failed authentications.
+
+Buckets live in the test's real Redis; redirects and public viewer endpoints are never limited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import ClientSession, CookieJar
+from redis.asyncio import Redis
+
+from shoplink.security.ratelimit import Charge, Limit, RateLimiter
+
+from support.api import Api, Reply
+
+
+async def _server_api(start_server, http: ClientSession, **overrides: Any) -> str:
+    server = await start_server(**overrides)
+    return str(server.make_url("")).rstrip("/")
+
+
+def _assert_429(reply: Reply) -> int:
+    assert reply.status == 429, reply.body
+    assert reply.error_code == "too_many_requests"
+    retry_after = int(reply.headers["Retry-After"])
+    assert retry_after >= 1 and reply.body["error"]["details"]["retry_after_s"] == retry_after
+    return retry_after
+
+
+async def test_token_over_its_burst_gets_429_and_other_tokens_do_not(start_server, http, make_account) -> None:
+    base = await _server_api(start_server, http, rate_api_token_burst=3, rate_api_token_per_s=0.01)
+    one, two = await make_account("seller"), await make_account("seller")
+    one, two = Api(http, base, one.token), Api(http, base, two.token)
+    for _ in range(3):
+        assert (await one.get("/api/v1/me")).status == 200
+    refused = await one.get("/api/v1/me")
+    retry_after = _assert_429(refused)
+    assert retry_after >= 90  # one token per 100 s
+    assert "with this token" in refused.body["error"]["message"]
+    assert (await two.get("/api/v1/me")).status == 200
+    assert (await one.get("/api/v1/shops")).status == 429  # per token, whatever the route
+
+
+async def test_client_over_its_burst_gets_429_but_redirects_and_viewer_endpoints_do_not(
+        start_server, http, make_account) -> None:
+    base = await _server_api(start_server, http, rate_api_client_burst=4, rate_api_client_per_s=0.01)
+    one, two = await make_account("seller"), await make_account("creator")
+    one, two = Api(http, base, one.token), Api(http, base, two.token)
+    for api in (one, two, one, two):
+        assert (await api.get("/api/v1/me")).status == 200
+    _assert_429(refused := await one.get("/api/v1/me"))
+    assert "from this client" in refused.body["error"]["message"]
+    _assert_429(await two.get("/api/v1/me"))  # same client address, another token
+    anon = Api(http, base, None)
+    for _ in range(10):
+        assert (await anon.get("/r/nosuchcode")).status == 404
+        assert (await anon.get("/v1/player.js")).status == 200
+        assert (await anon.get("/v1/videos/999/anchors")).status == 404
+        assert (await anon.get("/healthz")).status == 200
+
+
+async def test_failed_token_auth_locks_the_client_out_then_lets_it_back(start_server, http, make_account) -> None:
+    base = await _server_api(start_server, http, rate_auth_fail_burst=3, rate_auth_fail_per_s=1.0)
+    good = Api(http, base, (await make_account("seller")).token)
+    wrong = Api(http, base, "slk_wrong")
+    for _ in range(3):
+        reply = await wrong.get("/api/v1/me")
+        assert (reply.status, reply.error_code) == (401, "invalid_token")
+    _assert_429(await wrong.get("/api/v1/me"))
+    _assert_429(await good.get("/api/v1/me"))  # locked out: no token is even checked
+    async with http.post(f"{base}/signin", data={"token": good.token}, allow_redirects=False) as resp:
+        assert resp.status == 429 and resp.headers["Retry-After"] == "1"
+    await asyncio.sleep(1.2)  # one failure forgiven per second
+    assert (await good.get("/api/v1/me")).status == 200
+    # Calls without any credentials are not guesses and never count.
+    anon = Api(http, base, None)
+    for _ in range(5):
+        assert (await anon.get("/api/v1/me")).status == 401
+    assert (await good.get("/api/v1/me")).status == 200
+
+
+async def test_failed_web_sign_ins_lock_the_client_out(start_server, http, make_account) -> None:
+    base = await _server_api(start_server, http, rate_auth_fail_burst=2, rate_auth_fail_per_s=1.0)
+    token = (await make_account("seller")).token
+    for _ in range(2):
+        async with http.post(f"{base}/signin", data={"token": "slk_guess"}, allow_redirects=False) as resp:
+            assert resp.status == 401
+    async with http.post(f"{base}/signin", data={"token": token}, allow_redirects=False) as resp:
+        assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
+        assert (await resp.json())["error"]["code"] == "too_many_requests"
+    assert (await Api(http, base, token).get("/api/v1/me")).status == 429
+    await asyncio.sleep(1.2)
+    async with http.post(f"{base}/signin", data={"token": token}, allow_redirects=False) as resp:
+        assert resp.status == 303
+
+
+async def test_limits_off_for_benchmarks(start_server, http, make_account) -> None:
+    base = await _server_api(start_server, http, rate_limits=False, rate_api_token_burst=1,
+                             rate_api_client_burst=1, rate_auth_fail_burst=1)
+    good = Api(http, base, (await make_account("seller")).token)
+    wrong = Api(http, base, "slk_wrong")
+    for _ in range(5):
+        assert (await good.get("/api/v1/me")).status == 200
+        assert (await wrong.get("/api/v1/me")).status == 401
+
+
+async def test_buckets_hold_no_address_and_expire(start_server, http, make_account, redis: Redis) -> None:
+    base = await _server_api(start_server, http)
+    good = Api(http, base, (await make_account("seller")).token)
+    assert (await good.get("/api/v1/me")).status == 200
+    assert (await Api(http, base, "slk_wrong").get("/api/v1/me")).status == 401
+    keys = [k.decode() for k in await redis.keys("shoplink:rl:*")]
+    assert len(keys) == 4, keys  # client calls, client failures, each of the two tokens
+    for key in keys:
+        assert "127.0.0.1" not in key and good.token not in key and "slk_wrong" not in key
+        assert 0 < await redis.pttl(key) <= 3_600_000
+
+
+async def test_limiter_fails_open_when_redis_is_unreachable() -> None:
+    dead = Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=0.2)  # discard port: refused
+    try:
+        limiter = RateLimiter(dead)
+        charge = Charge("shoplink:rl:t:{x}", Limit(rate=0.001, burst=1))
+        for _ in range(3):
+            assert (await limiter.check([charge], [charge])).allowed
+    finally:
+        await dead.aclose()
+
+
+async def test_a_web_session_is_limited_like_a_token(start_server, http, make_account) -> None:
+    base = await _server_api(start_server, http, rate_api_token_burst=3, rate_api_token_per_s=0.01)
+    token = (await make_account("seller")).token
+    async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as browser:
+        async with browser.post(f"{base}/signin", data={"token": token}, allow_redirects=False) as resp:
+            assert resp.status == 303
+        statuses = []
+        for _ in range(4):
+            async with browser.get(f"{base}/api/v1/me") as resp:
+                statuses.append(resp.status)
+                retry_after = resp.headers.get("Retry-After")
+        assert statuses == [200, 200, 200, 429] and retry_after is not None
+        async with browser.get(f"{base}/studio", allow_redirects=False) as resp:
+            assert resp.status == 200  # pages are not limited
+
+
+async def test_limits_survive_a_script_cache_flush(start_server, http, make_account, redis: Redis) -> None:
+    base = await _server_api(start_server, http, rate_api_token_burst=2, rate_api_token_per_s=0.01)
+    api = Api(http, base, (await make_account("seller")).token)
+    assert (await api.get("/api/v1/me")).status == 200
+    await redis.script_flush()  # as after a Redis restart: the script is loaded again
+    assert (await api.get("/api/v1/me")).status == 200
+    _assert_429(await api.get("/api/v1/me"))
