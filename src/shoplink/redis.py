@@ -77,7 +77,7 @@ def command_retry() -> Retry:
     RETRY_BACKOFF_S. Only connection errors are retried (BusyLoadingError, Redis still loading
     its data, is one), never a timeout: a Redis that does not answer costs a request one
     `socket_timeout`, not several. While Redis is down a command fails after two connection
-    attempts (about 0.1 s), so the API still answers 503 at once.
+    attempts (about 50 ms), so the API still answers 503 at once.
 
     redis-py's own default (`Redis(...)`: 10 retries with backoff, timeouts included) is not
     used, and `Redis.from_url` alone gives pooled connections no retry at all.
