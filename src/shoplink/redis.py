@@ -19,6 +19,11 @@ reply or loses a node connection calls `request_refresh()` (the count worker, th
 consumer, the click writer and the subscriptions do), which re-reads the slot map in the
 background; the next `for_shard` answers with the new owner. A node that restarts keeps its
 address and slots (nodes.conf): its clients reconnect by themselves.
+
+Stale connections: every client made here (the one-node client, the cluster client, the node
+clients) sends a command once more on a new connection when its pooled connection turns out to
+be closed (Redis restarted since it was last used), so the first request after a restart does
+not fail; a Redis that is really down still fails a command at once (`command_retry`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import SSLConnection, parse_url
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import (
     AskError,
     ClusterDownError,
@@ -53,14 +60,35 @@ log = logging.getLogger(__name__)
 AnyRedis = Redis | RedisCluster  # the key-routed general client
 REFRESH_MIN_INTERVAL_S = 0.5
 _OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 5}
+# Retries of a command whose connection failed (see `command_retry`).
+RETRIES = 1
+RETRY_BACKOFF_S = 0.05
 # Replies and failures after which a cluster's slot map is read again.
 TOPOLOGY_ERRORS = (MovedError, AskError, ClusterDownError, TryAgainError, RedisConnectionError,
                    RedisClusterException, OSError)
 
 
+def command_retry() -> Retry:
+    """What every client of the topology does when a command's connection fails.
+
+    A pooled connection goes stale when Redis restarts (or closes it: `timeout`, a failover):
+    the next command on it fails with `ConnectionError: Connection closed by server` although
+    Redis is up again. The command is then sent once more on a new connection, after
+    RETRY_BACKOFF_S. Only connection errors are retried (BusyLoadingError, Redis still loading
+    its data, is one), never a timeout: a Redis that does not answer costs a request one
+    `socket_timeout`, not several. While Redis is down a command fails after two connection
+    attempts (about 50 ms), so the API still answers 503 at once.
+
+    redis-py's own default (`Redis(...)`: 10 retries with backoff, timeouts included) is not
+    used, and `Redis.from_url` alone gives pooled connections no retry at all.
+    """
+    return Retry(ExponentialBackoff(cap=RETRY_BACKOFF_S, base=RETRY_BACKOFF_S), RETRIES,
+                 supported_errors=(RedisConnectionError,))
+
+
 def create_redis(url: str) -> Redis:
     # decode_responses stays off: stream payloads are bytes and parsed with orjson.
-    return Redis.from_url(url, health_check_interval=30, retry_on_timeout=False, **_OPTIONS)
+    return Redis.from_url(url, health_check_interval=30, retry=command_retry(), **_OPTIONS)
 
 
 class TopologyUnknown(RedisConnectionError):
@@ -89,14 +117,17 @@ class RedisTopology:
             params.pop(name, None)
         if params.pop("connection_class", None) is SSLConnection:
             params["ssl"] = True
-        self._node_options = {**params, **_OPTIONS, "health_check_interval": 30}
+        self._node_options = {**params, **_OPTIONS, "health_check_interval": 30}  # + a retry each
         seeds = [ClusterNode(host.strip("[]"), int(port)) for host, _, port in
                  (node.rpartition(":") for node in cluster_nodes)]
         # Without full coverage the client still starts (and routes) while one node is down:
         # only that node's shards and channels are unavailable (the nodes should run with
         # `cluster-require-full-coverage no` for the same reason).
+        # The cluster client retries a failed command itself (after re-reading the slot map; no
+        # backoff) on connection errors *and* timeouts, by default 10 times: once is enough for a
+        # stale connection and keeps a hung node at two socket timeouts.
         self._cluster = RedisCluster(startup_nodes=seeds, require_full_coverage=False,
-                                     **params, **_OPTIONS)
+                                     retry=command_retry(), **params, **_OPTIONS)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisTopology:
@@ -207,7 +238,8 @@ class RedisTopology:
     def _client_of(self, node: ClusterNode) -> Redis:
         client = self._node_clients.get(node.name)
         if client is None:
-            client = Redis(host=node.host, port=int(node.port), **self._node_options)
+            client = Redis(host=node.host, port=int(node.port), retry=command_retry(),
+                           **self._node_options)
             self._node_clients[node.name] = client
         return client
 

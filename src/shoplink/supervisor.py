@@ -26,7 +26,9 @@ Spool files: every process writes its own (`clicks-<pid>-<random>.spool`) under 
 for its life, in the shared SHOPLINK_SPOOL_DIR. A process that starts claims every spool file
 nobody holds and replays it (clicks/writer.py): a restarted child replays what its dead
 predecessor left, and the files of slots that no longer exist (N lowered) are taken by the
-children that start next. Two processes never append to one file.
+children that start next. Running children look for such files every 30 s too, so a child that
+keeps failing to restart does not hold up its predecessor's spool. Two processes never append to
+one file.
 """
 
 from __future__ import annotations

@@ -41,3 +41,25 @@ def test_every_route_is_in_the_spec_and_vice_versa() -> None:
 def test_spec_is_openapi_31() -> None:
     spec = yaml.safe_load((SCHEMAS_DIR / "openapi.yaml").read_text())
     assert spec["openapi"].startswith("3.1")
+
+
+# Operations that touch neither PostgreSQL nor Redis (or, /readyz, document their own 503).
+NO_STORE = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/signin"),
+            ("GET", "/v1/player.js"), ("GET", "/demo/shop/products/{number}"),
+            ("GET", "/media/thumbnails/{name}"), ("GET", "/watch/live/{live_id}")}
+
+
+def test_every_operation_touching_a_store_documents_503_with_retry_after() -> None:
+    spec = yaml.safe_load((SCHEMAS_DIR / "openapi.yaml").read_text())
+    unavailable = spec["components"]["responses"]["Unavailable"]
+    assert unavailable["headers"]["Retry-After"]["schema"]["type"] == "integer"
+    assert unavailable["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    missing = []
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method not in METHODS or (method.upper(), path) in NO_STORE:
+                continue
+            if operation["responses"].get("503") != {"$ref": "#/components/responses/Unavailable"}:
+                missing.append(f"{method.upper()} {path}")
+    assert missing == [], "operations without the 503 response (Unavailable)"
+    assert NO_STORE.issubset(_spec_routes())

@@ -57,11 +57,14 @@ class RespConnection:
             handshake.append(encode_command(*args))
         if params.get("db"):
             handshake.append(encode_command(b"SELECT", str(params["db"]).encode()))
-        if handshake:
-            for reply in await self.call(b"".join(handshake), len(handshake)):
-                if isinstance(reply, hiredis.ReplyError):
-                    self.close()
-                    raise RespError(f"redis refused the handshake: {reply}")
+        try:
+            if handshake:
+                for reply in await self.call(b"".join(handshake), len(handshake)):
+                    if isinstance(reply, hiredis.ReplyError):
+                        self.close()
+                        raise RespError(f"redis refused the handshake: {reply}")
+        finally:
+            self.received = []  # the handshake's replies answer none of the caller's commands
 
     async def call(self, payload: bytes, replies: int) -> list[Any]:
         """Write `payload` (which holds `replies` commands) and return the replies in order; an

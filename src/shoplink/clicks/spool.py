@@ -3,8 +3,9 @@
 One file per process, `clicks-<pid>-<random>.spool` in SHOPLINK_SPOOL_DIR, held under an
 exclusive flock(2) for the life of the process. Each line is `<shard> <event JSON>\n` (orjson
 never emits a raw newline). A file whose lock can be taken belongs to no running process (it
-was left by a crash, or by a shutdown while Redis was down): the next process claims it and
-replays it. A line cut short by a crash is skipped.
+was left by a crash, or by a shutdown while Redis was down): the next process that starts, or
+a running one within ORPHAN_SCAN_S (clicks/writer.py), claims it and replays it. A line cut
+short by a crash is skipped.
 
 Durability: each spooled batch goes to the kernel in one write(2) before the writer moves on,
 so it survives the process being killed; the file is fsynced at most every
@@ -66,7 +67,7 @@ class SpoolFile:
         if not directory.is_dir():
             return []
         found = []
-        for path in sorted(directory.glob("*" + SUFFIX), key=lambda p: p.stat().st_mtime):
+        for path, _ in sorted(_with_mtimes(directory.glob("*" + SUFFIX)), key=lambda item: item[1]):
             if path == exclude:
                 continue
             try:
@@ -150,6 +151,17 @@ class SpoolFile:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def _with_mtimes(paths: Iterable[Path]) -> list[tuple[Path, float]]:
+    """(path, mtime) of the files that still exist (another process may remove one meanwhile)."""
+    out = []
+    for path in paths:
+        try:
+            out.append((path, path.stat().st_mtime))
+        except FileNotFoundError:
+            continue
+    return out
 
 
 def _parse(line: bytes) -> Record | None:

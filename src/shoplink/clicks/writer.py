@@ -10,8 +10,14 @@ not acknowledged go to the spool file (`spool.py`), and from then on every new b
 appended there too, so order is kept. The flusher retries Redis every RETRY_S; once it answers,
 the spool is replayed in order (events marked `"replayed": true`), and only when it is empty
 do batches go straight to Redis again. Spool files left by a crashed process are claimed and
-replayed first. A full buffer (Redis slow for long) spills to the spool synchronously rather
-than growing without bound or dropping anything.
+replayed first: at start, and every ORPHAN_SCAN_S while running (a file whose flock nobody
+holds: its process crashed, was killed, or stopped while Redis was down, and no starting process
+took it), so a spool never waits for a process to start. A full buffer (Redis slow for long)
+spills to the spool synchronously rather than growing without bound or dropping anything.
+
+Shutdown: `close(deadline_s)` flushes; a send still in flight at the deadline is cancelled, and
+every event of it that Redis did not acknowledge (not answered yet, or answered with an error)
+is spooled: after `close()` each recorded event is in Redis or in the spool.
 
 Spool limit: the spool file of a process holds at most SHOPLINK_SPOOL_MAX_BYTES. When Redis is
 down and the spool is full (or cannot be written at all: disk full), the events that do not fit
@@ -51,6 +57,7 @@ from shoplink.streams import stream_key
 log = logging.getLogger(__name__)
 
 RETRY_S = 0.25
+ORPHAN_SCAN_S = 30.0  # how often a running writer looks for spool files nobody holds
 REPLAY_BATCH = 2000
 REPLAYED_SUFFIX = b',"replayed":true}'
 DROP_LOG_S = 10.0
@@ -61,7 +68,7 @@ class ClickWriter:
     def __init__(self, redis_url: str, spool_dir: Path, *, flush_interval_s: float = 0.005,
                  batch_size: int = 1000, buffer_max: int = 100_000, timeout_s: float = 1.0,
                  fsync_interval_s: float = 1.0, spool_max_bytes: int = 0,
-                 router: RedisTopology | None = None) -> None:
+                 router: RedisTopology | None = None, orphan_scan_s: float | None = None) -> None:
         self._conn = RespConnection(redis_url)
         self._router = router if router is not None and router.cluster else None
         self._conns: dict[str, RespConnection] = {}  # per cluster node URL
@@ -79,6 +86,8 @@ class ClickWriter:
         self._heads: dict[int, bytes] = {}
         self._own: SpoolFile | None = None  # created on first use
         self._orphans: list[SpoolFile] = []  # left by dead processes, replayed first
+        self._orphan_scan_s = ORPHAN_SCAN_S if orphan_scan_s is None else orphan_scan_s
+        self._next_scan = 0.0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = False
@@ -90,6 +99,7 @@ class ClickWriter:
         self.written = 0
         self.spooled = 0
         self.replayed = 0
+        self.orphan_scans = 0  # periodic looks for spool files nobody holds
         self.flushes = 0
         self.flush_seconds = 0.0
         self.write_errors = 0
@@ -152,10 +162,12 @@ class ClickWriter:
             self._wake.set()
 
     async def close(self, deadline_s: float = 5.0) -> None:
-        """Flush what is buffered (to Redis if it answers in time, else to the spool), fsync."""
+        """Flush what is buffered (to Redis if it answers within `deadline_s`, else to the
+        spool), fsync. Whatever Redis has not acknowledged by the deadline is in the spool."""
         self._closing = True
         self._wake.set()
         self._full.set()
+        deadline = asyncio.get_running_loop().time() + deadline_s
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), deadline_s)
@@ -168,7 +180,9 @@ class ClickWriter:
             if self.spool_pending or not self.redis_ok:
                 self._spool(batch)
             else:
-                self._spool(await self._send(batch))
+                with contextlib.suppress(TimeoutError):  # cancelled: _send spooled the rest
+                    async with asyncio.timeout_at(deadline):
+                        self._spool(await self._send(batch))
         self._closed = True  # from here on record() writes to the spool itself
         self._spool(self._take())  # recorded while the last batch was in flight
         self._conn.close()
@@ -192,10 +206,16 @@ class ClickWriter:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        self._next_scan = loop.time() + self._orphan_scan_s
         while not self._closing:
+            if loop.time() >= self._next_scan:
+                self._next_scan = loop.time() + self._orphan_scan_s
+                self._claim_orphans()
             if not self._buffer and not self.spool_pending:
                 self._wake.clear()
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(self._next_scan):
+                        await self._wake.wait()
                 continue
             delay = self._interval
             if self.spool_pending:
@@ -211,6 +231,22 @@ class ClickWriter:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._timeout):
                     await self._replay()
+
+    def _claim_orphans(self) -> None:
+        """Claim spool files that no process holds (left by a process that crashed, was killed,
+        or stopped while Redis was down, and that no starting process has claimed): they are
+        replayed behind the ones already claimed."""
+        self.orphan_scans += 1
+        try:
+            found = SpoolFile.claim_orphans(self._spool_dir,
+                                            exclude=self._own.path if self._own else None)
+        except OSError as exc:  # the directory vanished or cannot be read: try again later
+            log.error("click spool directory cannot be scanned", extra={"error": repr(exc)})
+            return
+        if found:
+            log.info("replaying click spools left by another process",
+                     extra={"files": [f.path.name for f in found]})
+            self._orphans.extend(found)
 
     async def _flush_once(self) -> None:
         batch = self._take()
@@ -269,10 +305,19 @@ class ClickWriter:
                 self._spool(self._take())
 
     async def _send(self, records: list[Record], *, replay: bool = False) -> list[Record]:
-        """XADD `records` in one round trip; returns those not acknowledged (in order)."""
+        """XADD `records` in one round trip; returns those not acknowledged (in order).
+
+        Cancelled (shutdown's deadline), it spools every record Redis has not acknowledged
+        (not answered yet, or answered with an error) before it re-raises, unless `replay`
+        (those are in the spool already): never neither written nor spooled."""
         if self._router is not None:
             return await self._send_routed(self._router, records, replay=replay)
-        return await self._send_on(self._conn, records, replay=replay)
+        try:
+            return await self._send_on(self._conn, records, replay=replay)
+        except BaseException:
+            if not replay:
+                self._spool(unacknowledged(records, self._conn.received))
+            raise
 
     async def _send_routed(self, router: RedisTopology, records: list[Record], *,
                            replay: bool) -> list[Record]:
@@ -294,9 +339,16 @@ class ClickWriter:
             conn = self._conns.get(url)
             if conn is None:
                 conn = self._conns[url] = RespConnection(url)
+            conn.received = []  # stays empty if the send is cancelled before it starts
             conns.append(conn)
-        results = await asyncio.gather(*(self._send_on(conn, group, replay=replay)
-                                         for conn, group in zip(conns, groups.values(), strict=True)))
+        try:
+            results = await asyncio.gather(*(self._send_on(conn, group, replay=replay)
+                                             for conn, group in zip(conns, groups.values(), strict=True)))
+        except BaseException:  # cancelled: every node's send has ended (gather waits for them)
+            if not replay:
+                for conn, group in zip(conns, groups.values(), strict=True):
+                    self._spool(unacknowledged(group, conn.received))
+            raise
         failed_ids = {id(record) for failed in results for record in failed}
         if not failed_ids:
             return []
@@ -305,11 +357,11 @@ class ClickWriter:
 
     async def _send_on(self, conn: RespConnection, records: list[Record], *,
                        replay: bool = False) -> list[Record]:
+        conn.received = []  # the replies of this send so far (what a cancelled send goes by)
         loop = asyncio.get_running_loop()
         payload = self._encode(records)
         started = time.perf_counter()
         received: list[object] = []
-        conn.received = []
         try:
             async with asyncio.timeout(self._timeout):
                 if not conn.connected:
@@ -319,21 +371,19 @@ class ClickWriter:
             received = list(conn.received)
             conn.close()
             self._outage(loop, exc)
-        except BaseException:  # cancelled at shutdown: keep the batch
+        except BaseException:  # cancelled at shutdown: the caller spools what was not acknowledged
             conn.close()
-            if not replay:
-                self._spool(records[len(conn.received):])
+            self.written += len(records) - len(unacknowledged(records, conn.received))
             raise
-        failed = [rec for rec, reply in zip(records, received, strict=False)
-                  if isinstance(reply, hiredis.ReplyError)]
-        if failed:
-            self.write_errors += len(failed)
+        failed = unacknowledged(records, received)
+        refused = len(failed) - (len(records) - len(received))  # answered with an error
+        if refused:
+            self.write_errors += refused
             error = str(next(r for r in received if isinstance(r, hiredis.ReplyError)))
-            log.warning("redis refused click events", extra={"count": len(failed), "error": error})
+            log.warning("redis refused click events", extra={"count": refused, "error": error})
             if self._router is not None and error.startswith(("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN")):
                 self._router.request_refresh()
             self._outage(loop, None)
-        failed.extend(records[len(received):])
         self.written += len(records) - len(failed)
         if not failed:
             self.redis_ok = True
@@ -412,3 +462,12 @@ class ClickWriter:
                 await loop.run_in_executor(None, own.fsync)
             except OSError as exc:  # the flusher must go on (the data is in the kernel already)
                 log.error("click spool fsync failed", extra={"error": repr(exc)})
+
+
+def unacknowledged(records: list[Record], received: list[object]) -> list[Record]:
+    """The records whose XADD Redis did not acknowledge: answered with an error reply, or not
+    answered at all (`received` holds the replies so far, in order). In order."""
+    failed = [rec for rec, reply in zip(records, received, strict=False)
+              if isinstance(reply, hiredis.ReplyError)]
+    failed.extend(records[len(received):])
+    return failed
