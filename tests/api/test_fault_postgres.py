@@ -70,8 +70,9 @@ async def test_postgres_stopped_while_serving(own_pg: Cluster, start_server, htt
     seller = Api(http, base, token.token, account.id)
     viewer = Api(http, base, None)
     shop = await make_shop(seller)
-    _, cached, _ = await video_anchor(own_pg.pool, shop)
+    _, cached, video = await video_anchor(own_pg.pool, shop)
     _, cold, _ = await video_anchor(own_pg.pool, shop)  # never clicked before the outage
+    assert (await viewer.get(f"/v1/videos/{video}/anchors")).status == 200  # timeline cached
     first = await viewer.get(f"/r/{cached}")
     assert first.status == 302
     head = first.headers["Location"].rsplit("sl_click=", 1)[0]
@@ -92,6 +93,9 @@ async def test_postgres_stopped_while_serving(own_pg: Cluster, start_server, htt
     assert ready.status == 503 and ready.body["checks"]["postgres"] != "ok"
     assert ready.body["checks"]["redis"] == "ok"
     assert (await viewer.get("/healthz")).status == 200
+    signed_in = {"Cookie": "sl_session=" + "x" * 43}  # any session cookie used to mean a lookup
+    assert (await viewer.get("/v1/player.js", headers=signed_in)).status == 200
+    assert (await viewer.get(f"/v1/videos/{video}/anchors", headers=signed_in)).status == 200
     metrics = (await viewer.get("/metrics")).body
     assert 'shoplink_click_cache_total{result="stale"} 3' in metrics
 

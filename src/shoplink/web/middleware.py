@@ -22,8 +22,15 @@ def same_origin(request: web.Request) -> bool:
     return (theirs.scheme, theirs.netloc) in {(ours.scheme, ours.netloc), (request.scheme, request_host)}
 
 
+# Public resources never act for a signed-in user: no session lookup there, so a PostgreSQL
+# outage (or a slow lookup) cannot reach the player script, viewer API, thumbnails or assets.
+_SESSIONLESS = ("/v1/", "/media/thumbnails/", "/static/", "/vendor/", "/healthz", "/readyz")
+
+
 @web.middleware
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.rel_url.path_safe.startswith(_SESSIONLESS):
+        return await handler(request)
     cookie = request.cookies.get(COOKIE_NAME)
     # A bearer token wins: API clients never depend on cookies (and are not subject to CSRF).
     if cookie and "Authorization" not in request.headers:
