@@ -41,9 +41,15 @@ def new_ulid(now_ms: int | None = None) -> str:
     An explicit `now_ms` (tests, back-dated events) is used as given and leaves the sequence
     alone; `new_ulid_and_ms` gives a current id together with the milliseconds it encodes.
     """
-    global _last_ms, _last_rand, _head_key, _head
     if now_ms is not None:
         return _encode(now_ms, 10) + _encode(int.from_bytes(os.urandom(10), "big"), 16)
+    return new_ulid_and_ms()[0]
+
+
+def new_ulid_and_ms() -> tuple[str, int]:
+    """A current, monotonic id and its millisecond timestamp (one clock read for both; one call
+    on the click path)."""
+    global _last_ms, _last_rand, _head_key, _head
     ms = int(time.time() * 1000)
     if ms <= _last_ms:
         ms = _last_ms
@@ -57,13 +63,7 @@ def new_ulid(now_ms: int | None = None) -> str:
         _head_key = (ms, high)
         _head = (_digits(ms) + p[high >> 50] + p[(high >> 40) & 1023] + p[(high >> 30) & 1023]
                  + p[(high >> 20) & 1023] + p[(high >> 10) & 1023] + p[high & 1023])
-    return _head + p[(rand >> 10) & 1023] + p[rand & 1023]
-
-
-def new_ulid_and_ms() -> tuple[str, int]:
-    """A current, monotonic id and its millisecond timestamp (one clock read for both)."""
-    value = new_ulid()
-    return value, _last_ms
+    return _head + p[(rand >> 10) & 1023] + p[rand & 1023], ms
 
 
 def ulid_ms(value: str) -> int:
