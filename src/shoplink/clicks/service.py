@@ -79,13 +79,13 @@ class ClickService:
         headers = request.headers
         event_id, ts_ms = new_ulid_and_ms()  # one clock read: the id and ts_ms agree
         viewers = self.viewers
-        cookie = viewers.from_cookie_header(headers.get("Cookie"))
+        cookie_header = headers.get("Cookie")
+        cookie = viewers.from_cookie_header(cookie_header) if cookie_header else None
         new_viewer = cookie is None
         set_cookie = None
         if cookie is None:
-            cookie = viewers.new_value()
-            set_cookie = viewers.set_cookie_header(
-                cookie, secure_request=not viewers.always_secure and request.secure)
+            cookie, set_cookie = viewers.issue(
+                secure_request=not viewers.always_secure and request.secure)
         head = target.head
         location = None if head is None else head + event_id + target.tail
         method = request.method
@@ -94,8 +94,10 @@ class ClickService:
         else:
             ua_class, ua_family = self._classify(headers.get("User-Agent", ""))
             if target.video_duration_s is not None:
-                raw_t = request.query.get("t") if "?" in request.raw_path else None
-                playback, t_status = video_playback(raw_t, target.video_duration_s)
+                if "?" in request.raw_path:
+                    playback, t_status = video_playback(request.query.get("t"), target.video_duration_s)
+                else:
+                    playback, t_status = None, "absent"  # what video_playback(None, ...) says
             else:
                 playback, t_status = live_playback(target.live_started_s, ts_ms / 1000)
             self.writer.record(target.shard, encode(

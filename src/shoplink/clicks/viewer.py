@@ -93,6 +93,17 @@ class ViewerIds:
         value = value.strip()
         return value if _COOKIE_VALUE.match(value) else None
 
+    def issue(self, *, secure_request: bool) -> tuple[str, str]:
+        """A new viewer: (cookie value, Set-Cookie header value) — `new_value` and
+        `set_cookie_header` in one call (the click path pays per call)."""
+        pos = self._random_pos
+        if pos >= len(self._random):
+            self._random, pos = os.urandom(4096), 0
+        self._random_pos = pos + 16
+        value = self._random[pos:pos + 16].hex()
+        return value, COOKIE_NAME + "=" + value + (
+            self._cookie_suffix if self.always_secure or secure_request else self._cookie_suffix_plain)
+
     def new_value(self) -> str:
         """128 random bits as 32 hex characters. The bits come from os.urandom read 4 KiB at a
         time: one getrandom(2) call per 256 new viewers instead of one per viewer."""
