@@ -45,12 +45,15 @@ from clicks import seed  # noqa: E402
 from support.services import RedisProcess, admin_database_url, create_database, drop_database, free_port  # noqa: E402
 
 PYTHON = sys.executable
-# `--cprofile`: the server with cProfile switched on by SIGUSR1 and dumped by SIGUSR2 (call counts
-# per request are exact; the times are cProfile's, inflated by its own overhead).
-_CPROFILE_SERVE = """
-import asyncio, cProfile, runpy, signal, sys
+# Every server runs inside this wrapper. `--cprofile`: cProfile switched on by SIGUSR1 and dumped
+# by SIGUSR2 (call counts per request are exact; the times are cProfile's, inflated by its own
+# overhead). `--attribution-pause`: the attribution consumer's pause after a partial batch
+# (default 0.1 s), so that under callgrind a read carries as many events as at full speed.
+_WRAPPER = """
+import asyncio, cProfile, os, runpy, signal, sys
 from aiohttp import web
-out = sys.argv[1]
+out = os.environ.get("BENCH_CPROFILE_OUT")
+pause = os.environ.get("BENCH_ATTRIBUTION_PAUSE_S")
 prof = cProfile.Profile()
 async def _started(app):
     loop = asyncio.get_running_loop()
@@ -58,14 +61,19 @@ async def _started(app):
     loop.add_signal_handler(signal.SIGUSR2, lambda: (prof.disable(), prof.dump_stats(out)))
 run_app = web.run_app
 def _run_app(app, *args, **kwargs):
-    app.on_startup.append(_started)
+    if out:
+        app.on_startup.append(_started)
     return run_app(app, *args, **kwargs)
 web.run_app = _run_app
-if sys.argv[2] == "-m":
-    sys.argv = [sys.argv[3], *sys.argv[4:]]
+if pause:
+    from shoplink.affiliates.attribution import AttributionConsumer
+    init = AttributionConsumer.__init__
+    AttributionConsumer.__init__ = lambda self, *a, **k: init(self, *a, **{"pause_s": float(pause), **k})
+if sys.argv[1] == "-m":
+    sys.argv = sys.argv[2:]
     runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 else:
-    sys.argv = sys.argv[2:]
+    sys.argv = sys.argv[1:]
     runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
@@ -164,8 +172,9 @@ def run(args: argparse.Namespace) -> None:
                    "SHOPLINK_CLICK_FLUSH_MS": str(args.flush_ms),
                    "SHOPLINK_CLICK_CACHE_TTL_S": "3600",
                    "SHOPLINK_ATTRIBUTION_CONSUMER": "false" if args.no_attribution else "true"}
-        if args.cprofile:
-            cmd = [PYTHON, "-c", _CPROFILE_SERVE, str(args.cprofile), *cmd[1:]]
+        cmd = [*tool, PYTHON, "-c", _WRAPPER, *cmd[len(tool) + 1:]]
+        env["BENCH_CPROFILE_OUT"] = str(args.cprofile or "")
+        env["BENCH_ATTRIBUTION_PAUSE_S"] = str(args.attribution_pause or "")
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                                 stderr=None if args.verbose else subprocess.DEVNULL)
         _wait_port(port, proc)
@@ -194,7 +203,8 @@ def run(args: argparse.Namespace) -> None:
               f"({ir:,} Ir over {args.requests} requests, {args.requests / seconds:.0f} req/s under "
               f"callgrind, {args.connections} connections{', returning viewers' if args.returning else ''}"
               f"{'' if args.server == 'baseline' else f', flush {args.flush_ms} ms'}"
-              f"{', attribution off' if args.no_attribution and args.server != 'baseline' else ''}); "
+              f"{', attribution off' if args.no_attribution and args.server != 'baseline' else ''}"
+              f"{f', attribution pause {args.attribution_pause} s' if args.attribution_pause else ''}); "
               f"profile: {part}")
     finally:
         if proc is not None and proc.poll() is None:
@@ -216,6 +226,8 @@ def main() -> None:
     parser.add_argument("--no-attribution", action="store_true")
     parser.add_argument("--returning", action="store_true", help="send a viewer cookie (no Set-Cookie)")
     parser.add_argument("--cprofile", type=Path, help="cProfile the measured requests instead (call counts)")
+    parser.add_argument("--attribution-pause", type=float,
+                        help="seconds the attribution consumer pauses after a partial batch (0.1)")
     parser.add_argument("--anchors", type=int, default=0, help="draw codes from the first N anchors only")
     parser.add_argument("--out", type=Path, help="keep the callgrind output here")
     parser.add_argument("--keep", action="store_true")

@@ -40,10 +40,10 @@ def http_date(now_s: int) -> str:
 def redirect_message(location: str, set_cookie: str | None, now_s: int) -> bytes:
     """The whole 302 response (status line, headers, empty body)."""
     date = _date if now_s == _date_s else http_date(now_s)
+    # f-strings: one join, where a chain of + copies the growing message at each step.
     if set_cookie is None:
-        return (_HEAD + location + "\r\nDate: " + date + "\r\n\r\n").encode()
-    return (_HEAD + location + "\r\nSet-Cookie: " + set_cookie + "\r\nDate: " + date
-            + "\r\n\r\n").encode()
+        return f"{_HEAD}{location}\r\nDate: {date}\r\n\r\n".encode()
+    return f"{_HEAD}{location}\r\nSet-Cookie: {set_cookie}\r\nDate: {date}\r\n\r\n".encode()
 
 
 class PreformattedResponse(web.StreamResponse):

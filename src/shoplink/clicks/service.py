@@ -87,7 +87,7 @@ class ClickService:
             cookie, set_cookie = viewers.issue(
                 secure_request=not viewers.always_secure and request.secure)
         head = target.head
-        location = None if head is None else head + event_id + target.tail
+        location = None if head is None else f"{head}{event_id}{target.tail}"
         method = request.method
         if method == "HEAD":  # link checkers and previews: answered, not counted
             self.head_requests += 1

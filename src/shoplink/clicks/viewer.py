@@ -101,8 +101,8 @@ class ViewerIds:
             self._random, pos = os.urandom(4096), 0
         self._random_pos = pos + 16
         value = self._random[pos:pos + 16].hex()
-        return value, COOKIE_NAME + "=" + value + (
-            self._cookie_suffix if self.always_secure or secure_request else self._cookie_suffix_plain)
+        suffix = self._cookie_suffix if self.always_secure or secure_request else self._cookie_suffix_plain
+        return value, f"{COOKIE_NAME}={value}{suffix}"
 
     def new_value(self) -> str:
         """128 random bits as 32 hex characters. The bits come from os.urandom read 4 KiB at a
