@@ -9,16 +9,18 @@ and prints instructions (Ir) per request. Only user-space instructions are count
 calls: see the user/sys split of bench/clicks.py). `--cprofile FILE` runs the server with
 cProfile over the same measured requests instead and prints calls per request.
 
-    .venv/bin/python bench/clicks_instr.py shoplink [--requests 5000] [--warmup 2000]
-    .venv/bin/python bench/clicks_instr.py baseline
-    .venv/bin/python bench/clicks_instr.py shoplink --flush-ms 250 --no-attribution
+    .venv/bin/python bench/clicks_instr.py baseline --requests 3000 --warmup 1000
+    .venv/bin/python bench/clicks_instr.py shoplink --requests 3000 --warmup 1000 --flush-ms 500 --no-attribution
+    .venv/bin/python bench/clicks_instr.py shoplink --requests 3000 --warmup 1000 --flush-ms 200 --attribution-pause 4
 
 Time-driven work is spread over fewer requests under valgrind than at full speed (the server
 answers a few hundred requests per second): the writer flushes every SHOPLINK_CLICK_FLUSH_MS,
 and the attribution consumer reads after a 0.1 s pause. `--flush-ms` scales the flush interval
 so that a batch carries about as many events as in the wrk benchmark; `--no-attribution` turns
-the consumer off (its cost is measured apart). The callgrind output file is kept
-(`--out`) for `callgrind_annotate`.
+the consumer off (its cost is measured apart); `--attribution-pause` lengthens the consumer's
+pause after a partial batch for the same reason. The resolver TTL is set to an hour, so no
+re-read falls into the measured requests (the wrk benchmark's 60 s TTL re-reads each anchor
+about every 40 s). The callgrind output file is kept with `--out` for `callgrind_annotate`.
 """
 
 from __future__ import annotations
