@@ -40,6 +40,18 @@ def test_set_cookie_attributes() -> None:
     assert ViewerIds(SECRET, secure=True).set_cookie_header("v", secure_request=False).endswith("; Secure")
 
 
+def test_issue_is_new_value_and_set_cookie_header_in_one_call() -> None:
+    for always_secure, secure_request in ((False, False), (False, True), (True, False)):
+        ids = ViewerIds(SECRET, secure=always_secure)
+        values = set()
+        for _ in range(300):  # crosses a 4 KiB block of randomness (256 values per block)
+            value, header = ids.issue(secure_request=secure_request)
+            assert ids.from_cookie_header(f"sl_vid={value}") == value
+            assert header == ids.set_cookie_header(value, secure_request=secure_request)
+            values.add(value)
+        assert len(values) == 300
+
+
 def test_viewer_hash_is_hmac_sha256_under_a_derived_key() -> None:
     ids = ViewerIds(SECRET, secure=False)
     key = hmac.digest(SECRET.encode(), b"shoplink:viewer", "sha256")

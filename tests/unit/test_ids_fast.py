@@ -36,3 +36,31 @@ def test_carry_into_the_high_random_bits_is_encoded() -> None:
     value = ids.new_ulid()
     assert value == ids._encode(ids._last_ms, 10) + ids._encode(1 << 20, 16)
     assert ids.new_ulid() == ids._encode(ids._last_ms, 10) + ids._encode((1 << 20) + 1, 16)
+
+
+def test_new_milliseconds_draw_fresh_random_bits_from_the_block() -> None:
+    seen = set()
+    for _ in range(450):  # crosses a 4,000-byte block (400 draws of 10 bytes)
+        ids._last_ms = 0  # every id starts a new millisecond: fresh random bits
+        ids.new_ulid()
+        seen.add(ids._last_rand)
+    assert len(seen) == 450
+
+
+def test_a_forked_child_does_not_reuse_the_parents_random_block() -> None:
+    import os
+
+    ids._last_ms = 0
+    ids.new_ulid()  # the parent holds a partly used block
+    assert ids._random
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report whether its block was dropped, then leave at once
+        os.write(write, b"1" if ids._random == b"" and ids._random_pos == 0 else b"0")
+        os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"1"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)

@@ -209,6 +209,10 @@ class AttributionConsumer:
             if not fields:  # trimmed from the stream while pending: nothing left to store
                 result.skipped += 1
                 continue
+            raw = fields.get(b"e")
+            if raw is not None and raw.startswith(_OUR_START) and _NO_PLAN in raw:
+                result.skipped += 1  # parse_click's common case, without the call (per click)
+                continue
             try:
                 click = parse_click(fields)
             except ValueError as exc:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from email.utils import formatdate
 
 from aiohttp import web
-from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
+from aiohttp.http import SERVER_SOFTWARE
 
 NO_STORE = "no-store, private"
 _HEAD = ("HTTP/1.1 302 Found\r\nCache-Control: " + NO_STORE + "\r\nContent-Length: 0\r\nServer: "
@@ -37,24 +37,20 @@ def http_date(now_s: int) -> str:
     return _date
 
 
-def can_send_raw(request: web.BaseRequest) -> bool:
-    """True when the preformatted message is exactly what aiohttp would send: a GET over
-    HTTP/1.1 on a connection that stays open."""
-    return request.method == "GET" and request.version == HttpVersion11 and request.keep_alive
-
-
 def redirect_message(location: str, set_cookie: str | None, now_s: int) -> bytes:
     """The whole 302 response (status line, headers, empty body)."""
+    date = _date if now_s == _date_s else http_date(now_s)
+    # f-strings: one join, where a chain of + copies the growing message at each step.
     if set_cookie is None:
-        return (_HEAD + location + "\r\nDate: " + http_date(now_s) + "\r\n\r\n").encode()
-    return (_HEAD + location + "\r\nSet-Cookie: " + set_cookie + "\r\nDate: " + http_date(now_s)
-            + "\r\n\r\n").encode()
+        return f"{_HEAD}{location}\r\nDate: {date}\r\n\r\n".encode()
+    return f"{_HEAD}{location}\r\nSet-Cookie: {set_cookie}\r\nDate: {date}\r\n\r\n".encode()
 
 
 class PreformattedResponse(web.StreamResponse):
     """A complete response message written to the transport as is by `prepare`.
 
-    Only for messages that keep the connection open (`can_send_raw`); aiohttp's request loop
+    Only for messages that keep the connection open (a GET over HTTP/1.1 with keep-alive:
+    ClickService.answer checks); aiohttp's request loop
     then reads `keep_alive` and goes on with the next request on the connection. Response-prepare
     signals still run (shoplink registers none), and headers that they or a middleware add to
     `headers` are written after the preformatted ones."""

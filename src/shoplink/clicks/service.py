@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http import HttpVersion11
 
 from shoplink.clicks.classify import Classifier, default_classifier
 from shoplink.clicks.events import encode, live_playback, video_playback
 from shoplink.clicks.models import TermsLookup
-from shoplink.clicks.redirect import NO_STORE, PreformattedResponse, can_send_raw, redirect_message
+from shoplink.clicks.redirect import NO_STORE, PreformattedResponse, redirect_message
 from shoplink.clicks.resolver import Resolver, Target
 from shoplink.clicks.viewer import ViewerIds, referrer_host
 from shoplink.clicks.writer import ClickWriter
@@ -71,24 +72,44 @@ class ClickService:
         self.resolver.terms_lookup = lookup
 
     def answer(self, request: web.Request, target: Target) -> web.StreamResponse:
-        """The response to a click on `target`; records the click (GET only)."""
+        """The response to a click on `target`; records the click (GET only).
+
+        One function on purpose: every call and attribute lookup is paid per click
+        (instruction counts in bench/results/clicks.md)."""
         headers = request.headers
         event_id, ts_ms = new_ulid_and_ms()  # one clock read: the id and ts_ms agree
         viewers = self.viewers
-        cookie = viewers.from_cookie_header(headers.get("Cookie"))
+        cookie_header = headers.get("Cookie")
+        cookie = viewers.from_cookie_header(cookie_header) if cookie_header else None
         new_viewer = cookie is None
         set_cookie = None
         if cookie is None:
-            cookie = viewers.new_value()
-            set_cookie = viewers.set_cookie_header(
-                cookie, secure_request=not viewers.always_secure and request.secure)
-        location = None if target.head is None else target.head + event_id + target.tail
-        if request.method == "HEAD":  # link checkers and previews: answered, not counted
+            cookie, set_cookie = viewers.issue(
+                secure_request=not viewers.always_secure and request.secure)
+        head = target.head
+        location = None if head is None else f"{head}{event_id}{target.tail}"
+        method = request.method
+        if method == "HEAD":  # link checkers and previews: answered, not counted
             self.head_requests += 1
         else:
-            self._record(request, target, ts_ms, event_id, viewers.viewer_hash(cookie), new_viewer)
+            ua_class, ua_family = self._classify(headers.get("User-Agent", ""))
+            if target.video_duration_s is not None:
+                if "?" in request.raw_path:
+                    playback, t_status = video_playback(request.query.get("t"), target.video_duration_s)
+                else:
+                    playback, t_status = None, "absent"  # what video_playback(None, ...) says
+            else:
+                playback, t_status = live_playback(target.live_started_s, ts_ms / 1000)
+            self.writer.record(target.shard, encode(
+                target.prefix, event_id, ts_ms, viewers.viewer_hash(cookie), new_viewer,
+                viewers.network_hash(request.remote), ua_class, ua_family,
+                referrer_host(headers.get("Referer")), playback, t_status))
+            self.outcomes[target.outcome] += 1
         status = target.status
-        if status == 302 and location is not None and can_send_raw(request):  # see redirect.py
+        # The preformatted message is exactly what aiohttp would send for a GET over HTTP/1.1 on
+        # a connection that stays open (redirect.py); anything else takes aiohttp's path.
+        if (status == 302 and location is not None and method == "GET"
+                and request.version == HttpVersion11 and request.keep_alive):
             return PreformattedResponse(302, redirect_message(location, set_cookie, ts_ms // 1000))
         out = {"Cache-Control": NO_STORE}
         if set_cookie is not None:
@@ -102,20 +123,6 @@ class ClickService:
                                 content_type="application/json")
         return web.Response(status=status, headers=out, body=_HTML[status], content_type="text/html",
                             charset="utf-8")
-
-    def _record(self, request: web.Request, target: Target, ts_ms: int, event_id: str,
-                viewer: str, new_viewer: bool) -> None:
-        headers = request.headers
-        ua_class, ua_family = self._classify(headers.get("User-Agent", ""))
-        if target.video_duration_s is not None:
-            raw_t = request.query.get("t") if "?" in request.raw_path else None
-            playback, t_status = video_playback(raw_t, target.video_duration_s)
-        else:
-            playback, t_status = live_playback(target.live_started_s, ts_ms / 1000)
-        self.writer.record(target.shard, encode(
-            target.prefix, event_id, ts_ms, viewer, new_viewer, self.viewers.network_hash(request.remote),
-            ua_class, ua_family, referrer_host(headers.get("Referer")), playback, t_status))
-        self.outcomes[target.outcome] += 1
 
     # ---- metrics ---------------------------------------------------------------------------
 

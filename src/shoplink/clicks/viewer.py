@@ -12,9 +12,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import importlib
 import ipaddress
 import os
 import re
+from collections.abc import Callable
+from typing import Any
 
 COOKIE_NAME = "sl_vid"
 COOKIE_MAX_AGE_S = 2 * 365 * 24 * 3600
@@ -22,6 +25,21 @@ _COOKIE_VALUE = re.compile(r"^[0-9a-f]{32}$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,31}$")  # also android-app:// referrers
 _HOST_CHARS = re.compile(r"^[a-z0-9.-]{1,253}$")
 _CACHE_SIZE = 8192
+
+
+def _builtin_sha256() -> Callable[[bytes], Any]:
+    """CPython's own SHA-256 (the one hashlib falls back to without OpenSSL): same digests, but
+    `copy()` is a memcpy, where OpenSSL 3's EVP context copy allocates and wipes. Per viewer
+    hash: ~10,000 instructions against ~12,300 (callgrind), 0.52 µs against 0.71 µs."""
+    for module in ("_sha2", "_sha256"):  # _sha2 from Python 3.12 on
+        try:
+            return importlib.import_module(module).sha256  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            continue
+    return hashlib.sha256
+
+
+_sha256 = _builtin_sha256()
 
 
 def _derive(secret: str, purpose: bytes) -> bytes:
@@ -34,15 +52,16 @@ class _Hmac256:
 
     def __init__(self, key: bytes) -> None:
         block = key.ljust(64, b"\0")  # keys here are 32 bytes, shorter than the 64-byte block
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        self._inner = _sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = _sha256(bytes(b ^ 0x5C for b in block))
 
     def hexdigest(self, message: bytes) -> str:
         inner = self._inner.copy()
         inner.update(message)
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return outer.hexdigest()
+        digest: str = outer.hexdigest()
+        return digest
 
 
 class ViewerIds:
@@ -73,6 +92,17 @@ class ViewerIds:
         value = header[start:] if end < 0 else header[start:end]
         value = value.strip()
         return value if _COOKIE_VALUE.match(value) else None
+
+    def issue(self, *, secure_request: bool) -> tuple[str, str]:
+        """A new viewer: (cookie value, Set-Cookie header value) — `new_value` and
+        `set_cookie_header` in one call (the click path pays per call)."""
+        pos = self._random_pos
+        if pos >= len(self._random):
+            self._random, pos = os.urandom(4096), 0
+        self._random_pos = pos + 16
+        value = self._random[pos:pos + 16].hex()
+        suffix = self._cookie_suffix if self.always_secure or secure_request else self._cookie_suffix_plain
+        return value, f"{COOKIE_NAME}={value}{suffix}"
 
     def new_value(self) -> str:
         """128 random bits as 32 hex characters. The bits come from os.urandom read 4 KiB at a
