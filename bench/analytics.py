@@ -238,7 +238,8 @@ async def naive_baseline(stack: Stack, redis: Redis, n: int) -> tuple[float, flo
     return float(wall), float(worker_cpu), (cpu["used_cpu_user"] + cpu["used_cpu_sys"] - before) / n * 1e6
 
 
-def run_worker(stack: Stack, *extra: str, batch: int = 1000, workers: int = 1) -> tuple[float, dict[str, Any]]:
+def run_worker(stack: Stack, *extra: str, batch: int = 1000, workers: int = 1,
+               chunk: int | None = None) -> tuple[float, dict[str, Any]]:
     t0 = time.perf_counter()
     # As deployed: the worker also moves its counters into PostgreSQL (every 5 s here) and unions
     # its HyperLogLogs into PostgreSQL (every SHOPLINK_COUNT_UNIQUES_INTERVAL_S, 60 s: a cost per
@@ -246,7 +247,7 @@ def run_worker(stack: Stack, *extra: str, batch: int = 1000, workers: int = 1) -
     # One worker is pinned to cpu 1; several workers are left to the scheduler (2 vCPUs).
     argv = [sys.executable, "-m", "shoplink", "count", "--exit-when-idle", *extra]
     env = stack.env(SHOPLINK_COUNT_BLOCK_MS="100", SHOPLINK_COUNT_BATCH=str(batch),
-                    SHOPLINK_COUNT_APPLY_CHUNK=str(max(batch, 5000)), SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5")
+                    SHOPLINK_COUNT_APPLY_CHUNK=str(chunk or max(batch, 5000)), SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5")
     procs = [subprocess.Popen(pinned(1, argv) if workers == 1 else argv, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
              for _ in range(workers)]
@@ -278,17 +279,18 @@ async def union_pass(stack: Stack, redis: Redis) -> dict[str, Any]:
             "redis_cpu_s": cpu["used_cpu_user"] + cpu["used_cpu_sys"] - before}
 
 
-async def throughput(stack: Stack, redis: Redis, n: int, batch: int, workers: int = 1) -> dict[str, Any]:
+async def throughput(stack: Stack, redis: Redis, n: int, batch: int, workers: int = 1,
+                     chunk: int | None = None) -> dict[str, Any]:
     for shard in range(SHARDS):  # the group exists before the load, as with a running deployment
         await redis.xgroup_create(f"shoplink:clicks:{{{shard}}}", "counters", id="0", mkstream=True)
     # process start-up + one idle pass, measured alone
-    empty_s, empty = await asyncio.to_thread(run_worker, stack, batch=batch)
+    empty_s, empty = await asyncio.to_thread(run_worker, stack, batch=batch, chunk=chunk)
     load_s = await preload(stack.redis_url, n)
     memory_before = (await redis.info("memory"))["used_memory"]
     cpu = await redis.info("cpu")
     redis_cpu_before = cpu["used_cpu_user"] + cpu["used_cpu_sys"]
     await redis.config_resetstat()
-    total_s, stats = await asyncio.to_thread(run_worker, stack, batch=batch, workers=workers)
+    total_s, stats = await asyncio.to_thread(run_worker, stack, batch=batch, workers=workers, chunk=chunk)
     commands = await redis.info("commandstats")
     cpu = await redis.info("cpu")
     redis_cpu = cpu["used_cpu_user"] + cpu["used_cpu_sys"] - redis_cpu_before
@@ -480,7 +482,10 @@ async def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rate", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--batch", type=int, default=5000, help="SHOPLINK_COUNT_BATCH of the worker")
+    parser.add_argument("--batch", type=int, default=20000,
+                        help="SHOPLINK_COUNT_BATCH of the worker (default: the setting's default)")
+    parser.add_argument("--chunk", type=int, default=5000,
+                        help="SHOPLINK_COUNT_APPLY_CHUNK of the worker (default: the setting's default)")
     parser.add_argument("--only-throughput", action="store_true")
     parser.add_argument("--only-queries", action="store_true", help="section 3 (stats query latency) only")
     parser.add_argument("--workers", type=int, default=1, help="count worker processes (1 is pinned to cpu 1)")
@@ -501,7 +506,7 @@ async def main() -> int:
             await stack.serve()
             await print_queries(stack, pool, redis, token, video)
             return 0
-        t = await throughput(stack, redis, args.events, args.batch, args.workers)
+        t = await throughput(stack, redis, args.events, args.batch, args.workers, args.chunk)
         print(f"\n## Counting throughput ({args.workers} worker process(es))")
         print(f"pre-load: {t['events']:,} events in {t['preload_s']:.1f} s ({t['preload_rate']:,.0f}/s)")
         print("| events | batch | worker wall time | start-up (empty run) | counting time | "
