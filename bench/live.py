@@ -29,6 +29,8 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from benchlib import wait_http  # noqa: E402
+
 EVENT_RE = re.compile(rb"id: (\d+)\nevent: (\w+)\n")
 
 
@@ -119,22 +121,6 @@ def rss_kb(pid: int) -> int:
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
-
-
-async def wait_http(url: str, timeout: float = 30) -> None:
-    import aiohttp
-
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < deadline:
-            try:
-                async with s.get(url) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def start_server(port: int, env: dict[str, str], core: str) -> subprocess.Popen[bytes]:
