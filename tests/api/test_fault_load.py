@@ -68,8 +68,11 @@ async def assert_all_counted(load: ClickLoad, codes: dict[str, int], client: Red
     got = {e["event_id"] for e in events}
     assert got == answered  # nothing lost, nothing invented
     await wait_until_counted(client)
-    for code, anchor_id in codes.items():
-        assert await counted_clicks(analyst, anchor_id) == len(load.answered[code]), code
+    counted = {code: await counted_clicks(analyst, anchor_id) for code, anchor_id in codes.items()}
+    expected = {code: len(load.answered[code]) for code in codes}
+    if counted != expected:  # seen rarely: say what Redis held, for whoever chases it
+        state = {key.decode(): (await client.type(key)).decode() for key in await client.keys("sla:*")}
+        raise AssertionError(f"counted {counted} != answered {expected}; anchors {codes}; Redis keys {state}")
 
 
 async def test_redis_restarted_during_a_steady_click_load(
