@@ -54,10 +54,6 @@ _OUR_START = b'{"schema_version":1,'
 _NO_PLAN = b',"plan_id":null,'
 
 
-def _raw_reply(response: Any, **_options: Any) -> Any:
-    return response
-
-
 def xack_command(key: bytes, ids: list[bytes]) -> bytes:
     """`XACK key attribution id...` in RESP."""
     head = b"*%d\r\n$4\r\nXACK\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
@@ -135,11 +131,7 @@ class AttributionConsumer:
                  block_ms: int = BLOCK_MS, pause_s: float = PAUSE_S) -> None:
         self._topology = topology_of(redis)
         self._redis = self._topology.client  # key-routed (one node, or a Redis Cluster)
-        # The same connections, but XREADGROUP replies are taken as hiredis returns them (nested
-        # lists) and turned into entries in one pass: redis-py's generic reply parsing cost
-        # about as much as the rest of reading, for every click, inside the web server. On a
-        # cluster: one such client per node, used for the shards whose slot the node owns.
-        self._raws: dict[int, Redis] = {}
+        # XREADGROUP goes through `stream_reader` (replies as hiredis returns them, per node).
         self._pool = pool
         self.shards = shards
         self.reclaim_idle_ms = reclaim_idle_ms
@@ -162,19 +154,11 @@ class AttributionConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def _raw(self, shard: int) -> Redis:
-        node = self._topology.for_shard(shard)
-        raw = self._raws.get(id(node))
-        if raw is None:
-            raw = self._raws[id(node)] = Redis(connection_pool=node.connection_pool)
-            raw.set_response_callback("XREADGROUP", _raw_reply)
-        return raw
-
     async def read(self, shard: int, *, pending: bool = False,
                    block_ms: int | None = None) -> list[Entry]:
         """New entries (or, with pending=True, this consumer's own unacknowledged ones)."""
         block = () if pending else ("BLOCK", self.block_ms if block_ms is None else block_ms)
-        reply: Any = await self._raw(shard).execute_command(  # type: ignore[no-untyped-call]
+        reply: Any = await self._topology.stream_reader(shard).execute_command(  # type: ignore[no-untyped-call]
             "XREADGROUP", "GROUP", GROUP, self.name, "COUNT", self.batch, *block,
             "STREAMS", stream_key(shard), "0" if pending else ">")
         entries: list[Entry] = []
@@ -240,7 +224,7 @@ class AttributionConsumer:
         if not entries:
             return
         payload = xack_command(stream_key(shard).encode(), [e[0] for e in entries])
-        pool = self._raw(shard).connection_pool  # the node that owns the shard's stream
+        pool = self._topology.stream_reader(shard).connection_pool  # the node that owns the shard's stream
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             await conn.send_packed_command(payload)

@@ -134,17 +134,6 @@ class CountWorker:
                              buckets=settings.stats_buckets, crash=self.crash)
         self.stats = WorkerStats()
         self._stop = asyncio.Event()
-        # XREADGROUP replies are used raw (no per-entry dict building in redis-py), through a
-        # client that shares the node client's connection pool but has its own response callbacks.
-        self._raws: dict[int, Redis] = {}
-
-    def _raw(self, shard: int) -> Redis:
-        node = self.topology.for_shard(shard)
-        raw = self._raws.get(id(node))
-        if raw is None:
-            raw = self._raws[id(node)] = Redis(connection_pool=node.connection_pool)
-            raw.set_response_callback("XREADGROUP", lambda response, **options: response)
-        return raw
 
     def stop(self) -> None:
         self._stop.set()
@@ -281,7 +270,7 @@ class CountWorker:
                     await prefetch
 
     async def _read(self, shard: int, stream: str, block: int) -> Any:
-        return await self._raw(shard).execute_command(  # type: ignore[no-untyped-call]
+        return await self.topology.stream_reader(shard).execute_command(  # type: ignore[no-untyped-call]
             "XREADGROUP", "GROUP", k.GROUP, self.consumer, "COUNT", self.settings.count_batch,
             "BLOCK", block, "STREAMS", stream, ">")
 
