@@ -10,14 +10,15 @@ calls: see the user/sys split of bench/clicks.py). `--cprofile FILE` runs the se
 cProfile over the same measured requests instead and prints calls per request.
 
     .venv/bin/python bench/clicks_instr.py baseline --requests 3000 --warmup 1000
-    .venv/bin/python bench/clicks_instr.py shoplink --requests 3000 --warmup 1000 --flush-ms 500 --no-attribution
-    .venv/bin/python bench/clicks_instr.py shoplink --requests 3000 --warmup 1000 --flush-ms 200 --attribution-pause 4
+    .venv/bin/python bench/clicks_instr.py shoplink --requests 3000 --warmup 1000 --flush-ms 500
+    .venv/bin/python bench/clicks_instr.py shoplink --requests 3000 --warmup 1000 --flush-ms 200 --attribution --attribution-pause 4
 
 Time-driven work is spread over fewer requests under valgrind than at full speed (the server
 answers a few hundred requests per second): the writer flushes every SHOPLINK_CLICK_FLUSH_MS,
 and the attribution consumer reads after a 0.1 s pause. `--flush-ms` scales the flush interval
-so that a batch carries about as many events as in the wrk benchmark; `--no-attribution` turns
-the consumer off (its cost is measured apart); `--attribution-pause` lengthens the consumer's
+so that a batch carries about as many events as in the wrk benchmark; `--attribution` runs the
+consumer inside the server (SHOPLINK_ATTRIBUTION_CONSUMER=true; off by default: it runs in
+`shoplink count`); `--attribution-pause` lengthens the consumer's
 pause after a partial batch for the same reason. The resolver TTL is set to an hour, so no
 re-read falls into the measured requests (the wrk benchmark's 60 s TTL re-reads each anchor
 about every 40 s). The callgrind output file is kept with `--out` for `callgrind_annotate`.
@@ -173,7 +174,7 @@ def run(args: argparse.Namespace) -> None:
                    "SHOPLINK_LOG_LEVEL": "warning", "SHOPLINK_CLICK_SHARDS": "4",
                    "SHOPLINK_CLICK_FLUSH_MS": str(args.flush_ms),
                    "SHOPLINK_CLICK_CACHE_TTL_S": "3600",
-                   "SHOPLINK_ATTRIBUTION_CONSUMER": "false" if args.no_attribution else "true"}
+                   "SHOPLINK_ATTRIBUTION_CONSUMER": "true" if args.attribution else "false"}
         cmd = [*tool, PYTHON, "-c", _WRAPPER, *cmd[len(tool) + 1:]]
         env["BENCH_CPROFILE_OUT"] = str(args.cprofile or "")
         env["BENCH_ATTRIBUTION_PAUSE_S"] = str(args.attribution_pause or "")
@@ -205,7 +206,7 @@ def run(args: argparse.Namespace) -> None:
               f"({ir:,} Ir over {args.requests} requests, {args.requests / seconds:.0f} req/s under "
               f"callgrind, {args.connections} connections{', returning viewers' if args.returning else ''}"
               f"{'' if args.server == 'baseline' else f', flush {args.flush_ms} ms'}"
-              f"{', attribution off' if args.no_attribution and args.server != 'baseline' else ''}"
+              f"{', attribution in the server' if args.attribution and args.server != 'baseline' else ''}"
               f"{f', attribution pause {args.attribution_pause} s' if args.attribution_pause else ''}); "
               f"profile: {part}")
     finally:
@@ -225,7 +226,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--flush-ms", type=int, default=5)
-    parser.add_argument("--no-attribution", action="store_true")
+    parser.add_argument("--attribution", action="store_true",
+                        help="run the attribution consumer inside the server (off by default)")
     parser.add_argument("--returning", action="store_true", help="send a viewer cookie (no Set-Cookie)")
     parser.add_argument("--cprofile", type=Path, help="cProfile the measured requests instead (call counts)")
     parser.add_argument("--attribution-pause", type=float,

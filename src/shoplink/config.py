@@ -199,8 +199,9 @@ _FIELDS: tuple[_Field, ...] = (
            "Days before a commission cut reaches creators already enrolled (raises apply at once)."),
     _Field("attribution_window_days", "SHOPLINK_ATTRIBUTION_WINDOW_DAYS", "7", _parse_int(1, 365),
            "A sale is credited to the last qualifying click at most this many days before it."),
-    _Field("attribution_consumer", "SHOPLINK_ATTRIBUTION_CONSUMER", "true", _parse_bool,
-           "Run the click-attribution consumer (group `attribution`) in this web instance."),
+    _Field("attribution_consumer", "SHOPLINK_ATTRIBUTION_CONSUMER", "false", _parse_bool,
+           "Also run the click-attribution consumer (group `attribution`) in this web instance. "
+           "It runs in every `shoplink count` worker; turn this on only without count workers."),
     _Field("attribution_reclaim_idle_s", "SHOPLINK_ATTRIBUTION_RECLAIM_IDLE_S", "60",
            _parse_int(1, 86_400),
            "Click entries pending this long with another consumer are reclaimed (XAUTOCLAIM)."),

@@ -147,7 +147,7 @@ async def test_xack_is_encoded_as_redis_py_would_and_acknowledges(redis: Redis) 
     for _ in range(3):
         await redis.xadd(key, {"e": b"{}"})
     consumer = AttributionConsumer(redis, None, shards=1)  # type: ignore[arg-type]  # no PostgreSQL needed
-    entries = await consumer.read(0, block_ms=1)
+    entries = await consumer.read(0, wait=False)
     assert len(entries) == 3 and (await redis.xpending(key, GROUP))["pending"] == 3
     await consumer.ack(0, entries)
     assert (await redis.xpending(key, GROUP))["pending"] == 0

@@ -1,7 +1,10 @@
 """The `attribution` consumer group: clicks on plan anchors, from the click streams into PostgreSQL.
 
-Each web instance runs one consumer (a random name) per stream shard `shoplink:clicks:{n}`, all
-in the group `attribution`, so instances share the work. Delivery is at least once: a batch is
+Every `shoplink count` worker runs one consumer (a random name) per stream shard
+`shoplink:clicks:{n}`, all in the group `attribution`, so workers share the work (a web instance
+runs one too with SHOPLINK_ATTRIBUTION_CONSUMER=true, for a deployment without count workers:
+off by default, because reading every click back costs the redirect-serving process CPU —
+bench/results/clicks.md). Delivery is at least once: a batch is
 inserted in one transaction with `ON CONFLICT (event_id) DO NOTHING`, and acknowledged (XACK)
 only after the commit. A crash between the two leaves the entries pending; they are delivered
 again (to this consumer on restart of the loop, or to another one through XAUTOCLAIM once idle
@@ -154,10 +157,10 @@ class AttributionConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def read(self, shard: int, *, pending: bool = False,
-                   block_ms: int | None = None) -> list[Entry]:
-        """New entries (or, with pending=True, this consumer's own unacknowledged ones)."""
-        block = () if pending else ("BLOCK", self.block_ms if block_ms is None else block_ms)
+    async def read(self, shard: int, *, pending: bool = False, wait: bool = True) -> list[Entry]:
+        """New entries (or, with pending=True, this consumer's own unacknowledged ones); waits up
+        to `block_ms` for new ones unless `wait` is false."""
+        block = ("BLOCK", self.block_ms) if wait and not pending else ()
         reply: Any = await self._topology.stream_reader(shard).execute_command(  # type: ignore[no-untyped-call]
             "XREADGROUP", "GROUP", GROUP, self.name, "COUNT", self.batch, *block,
             "STREAMS", stream_key(shard), "0" if pending else ">")
@@ -276,6 +279,28 @@ class AttributionConsumer:
                 log.warning("attribution consumer error; retrying",
                             extra={"shard": shard, "error": f"{type(exc).__name__}: {exc}"})
                 await asyncio.sleep(ERROR_BACKOFF_S)
+
+    async def drain(self) -> BatchResult:
+        """Consume every shard until nothing new is left and nothing of this consumer's is
+        pending, then return (`shoplink count --exit-when-idle`). Entries other consumers hold
+        are taken over only once idle for `reclaim_idle_ms`, as in the loop."""
+        total = BatchResult()
+
+        async def consume(shard: int, entries: list[Entry]) -> bool:
+            result = await self.process(shard, entries)
+            for field in ("stored", "duplicates", "skipped", "malformed"):
+                setattr(total, field, getattr(total, field) + getattr(result, field))
+            return bool(entries)
+
+        for shard in range(self.shards):
+            await self.ensure_group(shard)
+            while await consume(shard, await self.read(shard, pending=True)):
+                pass
+            while await consume(shard, await self.reclaim(shard)):
+                pass
+            while await consume(shard, await self.read(shard, wait=False)):
+                pass
+        return total
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self.run_shard(n), name=f"attribution-{n}")

@@ -1,4 +1,8 @@
-"""`shoplink count`: run the count worker, or --status / --rebuild / --rollup / --trim once."""
+"""`shoplink count`: run the stream consumers — the count worker and the affiliate program's
+attribution consumer (unless --no-attribution) — or --status / --rebuild / --rollup / --trim once.
+
+Both read every click back from the streams; they run here rather than in the web processes so
+that those spend their CPU on answering clicks (bench/results/clicks.md)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import Any
 import orjson
 
 from shoplink import cli, db
+from shoplink.affiliates.attribution import AttributionConsumer
 from shoplink.analytics.consumer import CountWorker, Crasher
 from shoplink.analytics.rebuild import rebuild
 from shoplink.analytics.rollup import Rollup
@@ -46,6 +51,8 @@ def extend_parser(sub: Any) -> None:
                        help="stop once every shard is drained and nothing is pending")
     count.add_argument("--consumer", help="consumer name (default: host-pid-random)")
     count.add_argument("--no-rollup", action="store_true", help="do not move counters into PostgreSQL")
+    count.add_argument("--no-attribution", action="store_true",
+                       help="do not run the attribution consumer (group `attribution`) here")
     count.add_argument("--interval", type=float, default=1.0, help="--status: seconds to measure rates over")
     count.add_argument("--from", dest="start", type=_when, help="--rebuild: ISO 8601 or Unix seconds")
     count.add_argument("--to", dest="end", type=_when, help="--rebuild: ISO 8601 or Unix seconds (exclusive)")
@@ -102,13 +109,29 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
         gc.set_threshold(50_000, 50, 100)
         worker = CountWorker(settings, topology, pool, consumer=args.consumer,
                              exit_when_idle=args.exit_when_idle, rollups=not args.no_rollup)
+        attribution = None if args.no_attribution else AttributionConsumer(
+            topology, pool, shards=settings.click_shards,
+            reclaim_idle_ms=settings.attribution_reclaim_idle_s * 1000)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, worker.stop)
-        stats = await worker.run()
         if args.exit_when_idle:
-            _print({**stats.__dict__, "cpu_s": round(time.process_time(), 3)})
+            stats = await worker.run()
+            attributed = await attribution.drain() if attribution is not None else None
+            _print({**stats.__dict__, "cpu_s": round(time.process_time(), 3),
+                    "attribution": attributed.__dict__ if attributed is not None else None})
+            return 0
+        task = asyncio.create_task(attribution.run(), name="attribution") if attribution else None
+        if task is not None:  # it survives Redis and PostgreSQL outages; anything else stops us
+            task.add_done_callback(lambda _: worker.stop())
+        try:
+            await worker.run()
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task  # re-raises what stopped the consumer early
         return 0
     finally:
         await pool.close()

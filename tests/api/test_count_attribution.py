@@ -1,0 +1,116 @@
+"""Attribution as deployed: web instances answer clicks and leave the streams alone
+(SHOPLINK_ATTRIBUTION_CONSUMER is off by default); `shoplink count` stores the plan clicks."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from aiohttp.test_utils import TestServer
+from redis.asyncio import Redis
+
+from shoplink.config import Settings
+from shoplink.streams import stream_key
+
+from support.affiliate_data import (
+    create_plan,
+    insert_anchor,
+    seller_with_products,
+    wait_for_clicks,
+)
+from support.analytics_data import run_count
+from support.api import Api
+from support.load import start_count_worker, stop_count_worker
+
+SHARDS = 4
+
+
+@pytest.fixture
+async def server(start_server: Any) -> TestServer:
+    """A web instance with the defaults: no attribution consumer inside."""
+    return await start_server(attribution_consumer=False)
+
+
+async def _plan_anchor(make_account: Any, pool: asyncpg.Pool) -> tuple[Api, str]:
+    seller, _, products = await seller_with_products(make_account, prices=["20.00"])
+    plan = await create_plan(seller, products, rate="10.00")
+    creator = await make_account("creator")
+    assert (await creator.post(f"/api/v1/plans/{plan['id']}/join")).status == 201
+    _, code = await insert_anchor(pool, creator_id=creator.account_id or 0, product_id=products[0],
+                                  plan_id=plan["id"])
+    return creator, code
+
+
+async def _click(anon: Api, code: str) -> str:
+    reply = await anon.get(f"/r/{code}")
+    assert reply.status == 302, reply.body
+    click_id: str = reply.headers["Location"].rsplit("sl_click=", 1)[1].split("&")[0].split("#")[0]
+    return click_id
+
+
+async def _groups(redis: Redis) -> set[str]:
+    names: set[str] = set()
+    for shard in range(SHARDS):
+        if await redis.exists(stream_key(shard)):
+            names |= {g["name"].decode() for g in await redis.xinfo_groups(stream_key(shard))}
+    return names
+
+
+async def _stored(pool: asyncpg.Pool) -> int:
+    async with pool.acquire() as con:
+        count: int = await con.fetchval("SELECT count(*) FROM attributed_clicks")
+    return count
+
+
+async def test_the_count_worker_stores_plan_clicks_the_web_instance_left_alone(
+        settings: Settings, make_account: Any, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
+    _, code = await _plan_anchor(make_account, pool)
+    ids = [await _click(anon, code) for _ in range(5)]
+    await asyncio.sleep(0.5)  # time enough for a consumer inside the app to have stored some
+    assert await _stored(pool) == 0
+    assert "attribution" not in await _groups(redis)
+
+    exit_code, out, err = await run_count(settings, "--exit-when-idle")
+    assert exit_code == 0, err
+    report = orjson.loads(out)
+    assert report["applied"] == 5  # counted too
+    assert report["attribution"] == {"stored": 5, "duplicates": 0, "skipped": 0, "malformed": 0}
+    await wait_for_clicks(pool, ids, timeout=1)
+
+    # everything was acknowledged: a second run finds nothing to store again
+    exit_code, out, err = await run_count(settings, "--exit-when-idle")
+    assert exit_code == 0, err
+    assert orjson.loads(out)["attribution"]["stored"] == 0
+    assert await _stored(pool) == 5
+
+
+async def test_no_attribution_leaves_the_attribution_group_alone(
+        settings: Settings, make_account: Any, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
+    _, code = await _plan_anchor(make_account, pool)
+    await _click(anon, code)
+    exit_code, out, err = await run_count(settings, "--exit-when-idle", "--no-attribution")
+    assert exit_code == 0, err
+    assert orjson.loads(out)["attribution"] is None
+    assert await _stored(pool) == 0
+    assert await _groups(redis) == {"counters"}
+
+
+async def test_a_running_count_worker_attributes_clicks_as_they_come_and_stops_on_sigterm(
+        settings: Settings, make_account: Any, anon: Api, pool: asyncpg.Pool) -> None:
+    _, code = await _plan_anchor(make_account, pool)
+    worker = await start_count_worker(settings)
+    try:
+        first = [await _click(anon, code) for _ in range(3)]
+        await wait_for_clicks(pool, first, timeout=20)
+        later = [await _click(anon, code) for _ in range(2)]
+        await wait_for_clicks(pool, later, timeout=20)
+    finally:
+        assert worker.returncode is None, "the worker stopped by itself"
+        worker.send_signal(signal.SIGTERM)
+        exit_code, err = await stop_count_worker(worker)
+    assert exit_code == 0, err
+    assert await _stored(pool) == 5
