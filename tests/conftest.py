@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from shoplink import db
-from shoplink.app import create_app
+from shoplink.app import create_app, install_fast_dispatch
 from shoplink.auth.service import AuthService
 from shoplink.config import Settings
 
@@ -124,6 +124,7 @@ async def start_server(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[
     async def start(app: web.Application | None = None, **overrides: Any) -> TestServer:
         server = TestServer(app or create_app(settings.replace(**overrides)), host="127.0.0.1")
         await server.start_server()
+        install_fast_dispatch(server.runner)  # as `shoplink serve` does
         started.append(server)
         return server
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from shoplink import db, health, metrics
+from shoplink import db, fastpath, health, metrics
 from shoplink.affiliates import views as affiliate_views
 from shoplink.affiliates.context import affiliates_context
 from shoplink.analytics import status as analytics_status
@@ -180,3 +180,11 @@ def create_app(settings: Settings) -> web.Application:
     for setup in ROUTE_SETUPS:
         setup(app)
     return app
+
+
+def install_fast_dispatch(runner: web.AppRunner) -> None:
+    """The server-level fast path (shoplink.fastpath.install): plain `/r/{code}` clicks are
+    answered before aiohttp's router and middleware. Call after `runner.setup()` (the click
+    service exists once the app has started) and before the site accepts connections."""
+    assert runner.server is not None, "runner.setup() first"
+    fastpath.install(runner.server, {"/r/": runner.app[CLICKS].click})

@@ -1,22 +1,36 @@
-"""The fast path for public hot routes: one mechanism, used by `/r/{code}` and the viewer timeline.
+"""The fast path for public hot routes, at two levels.
 
-A handler marked with `@fast_route` is called by `fast_path_middleware` (the app's first
-middleware) right after routing, skipping the rest of the chain: request id, CORS, session
-cookie lookup, bearer auth. Those routes are public and use none of it, and each layer costs per
-request (a session cookie sent along would even cost a database lookup). Errors are rendered
-exactly as everywhere else (`error_middleware`); `fast_cors_route` adds the public CORS
-headers (shoplink.security.cors) to the response and to its errors. Not added there: `X-Request-Id`.
+In the app: a handler marked with `@fast_route` (`/r/{code}`, the viewer timeline) is called by
+`fast_path_middleware` (the app's first middleware) right after routing, skipping the rest of
+the chain: request id, CORS, session cookie lookup, bearer auth. Those routes are public and
+use none of it, and each layer costs per request (a session cookie sent along would even cost a
+database lookup). Errors are rendered exactly as everywhere else (`error_middleware`);
+`fast_cors_route` adds the public CORS headers (shoplink.security.cors) to the response and to
+its errors. Not added there: `X-Request-Id`.
 
-Only mark handlers that are public (no principal, no session) and hot; measured in
+In the server (`install`, done by `shoplink serve` and the test servers): a request for
+`{prefix}{segment}` of a registered prefix (`/r/` → the click) is answered before aiohttp's
+application handler runs at all. That handler resolves the route (a URL object, the router's
+index and regex, a match-info object) and calls the middleware chain: about 46,000 of the
+click's 207,000 instructions and, measured with wrk, a third of its CPU time
+(bench/results/clicks.md). Only the plain case is taken there: GET or HEAD, a segment of
+`[A-Za-z0-9_-]` (nothing to percent-decode or normalise) and nothing after it but a query;
+anything else goes to the app, whose router gives the same answer (or the 404/405). A request
+answered there has no match info: `request.app`, `request.match_info` and the app's
+response-prepare signals are not available to its handler.
+
+Only mark or register handlers that are public (no principal, no session) and hot; measured in
 bench/results/clicks.md and bench/results/videos.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from aiohttp import web
+from aiohttp.web_server import Server
 
 from shoplink.errors import Handler, error_middleware
 from shoplink.security.cors import with_cors
@@ -63,3 +77,36 @@ async def fast_path_middleware(request: web.Request, handler: Handler) -> web.St
         return await route_handler(request)
     except Exception as exc:
         return await error_middleware(request, _raising(exc))
+
+
+SegmentHandler = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_GET_HEAD = frozenset(("GET", "HEAD"))
+
+
+def install(server: Server, routes: Mapping[str, SegmentHandler]) -> None:
+    """Answer `GET|HEAD {prefix}{segment}[?query]` with `routes[prefix](request, segment)` before
+    the application handler (see the module docstring). `server`: a runner's, after `setup()`
+    and before the first connection (each connection takes the server's handler when it opens).
+    A prefix is `/name/`."""
+    for prefix in routes:
+        if not (prefix.startswith("/") and prefix.endswith("/") and prefix.count("/") == 2):
+            raise ValueError(f"a fast prefix is /name/, not {prefix!r}")
+    table = dict(routes)
+    app_handler = server.request_handler
+
+    async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
+        path = request.raw_path
+        end = path.find("/", 1) + 1
+        handler = table.get(path[:end]) if end else None
+        if handler is not None and request.method in _GET_HEAD:
+            query = path.find("?", end)
+            segment = path[end:] if query < 0 else path[end:query]
+            if _SEGMENT.fullmatch(segment):
+                try:
+                    return await handler(request, segment)
+                except Exception as exc:  # rendered as error_middleware renders every error
+                    return await error_middleware(request, _raising(exc))  # type: ignore[arg-type]
+        return await app_handler(request)
+
+    server.request_handler = dispatch

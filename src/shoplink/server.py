@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
 import sys
 
 from aiohttp import web
 
 from shoplink import db
-from shoplink.app import UnmigratedDatabase, create_app
+from shoplink.app import UnmigratedDatabase, create_app, install_fast_dispatch
 from shoplink.config import Settings
 from shoplink.logs import AccessLogger
 from shoplink.supervisor import WorkerLink
@@ -56,13 +57,7 @@ def serve(settings: Settings, *, migrate_first: bool = False, worker: WorkerLink
         app.on_startup.append(_tune_gc)  # after the cleanup contexts' start-up
         if worker is not None:
             app.on_startup.append(worker.on_startup)
-        log.info("listening", extra={"url": settings.public_base_url,
-                                     "bind": f"{settings.host}:{settings.port}"})
-        web.run_app(app, host=settings.host, port=settings.port, loop=loop, print=None,
-                    access_log_class=AccessLogger,
-                    access_log=logging.getLogger("shoplink.access") if settings.access_log else None,
-                    shutdown_timeout=10, handle_signals=True,
-                    reuse_port=True if worker is not None else None)
+        loop.run_until_complete(_run(app, settings, reuse_port=worker is not None))
     except UnmigratedDatabase as exc:
         print(f"shoplink: {exc}", file=sys.stderr)
         return 1
@@ -70,6 +65,42 @@ def serve(settings: Settings, *, migrate_first: bool = False, worker: WorkerLink
         print(f"shoplink: cannot start: {exc}", file=sys.stderr)
         return 1
     finally:
-        if not loop.is_closed():
-            loop.close()
+        _close(loop)
     return 0
+
+
+async def _run(app: web.Application, settings: Settings, *, reuse_port: bool) -> None:
+    """What `web.run_app` does, plus the server-level fast path (`install_fast_dispatch`),
+    which needs the runner's server between its set-up and the first connection. Returns after
+    SIGTERM or SIGINT once the app has shut down (connections drained, clicks flushed)."""
+    runner = web.AppRunner(
+        app, access_log_class=AccessLogger, shutdown_timeout=10,
+        access_log=logging.getLogger("shoplink.access") if settings.access_log else None)
+    await runner.setup()  # the app's start-up: every cleanup context and on_startup hook
+    try:
+        install_fast_dispatch(runner)
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
+        await site.start()
+        log.info("listening", extra={"url": settings.public_base_url,
+                                     "bind": f"{settings.host}:{settings.port}"})
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()  # stops accepting, drains, runs on_shutdown and the cleanups
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    if loop.is_closed():
+        return
+    try:
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import ClientSession
+from yarl import URL
 
 
 @dataclass
@@ -37,9 +38,11 @@ class Api:
         headers.update(extra or {})
         return headers
 
-    async def request(self, method: str, path: str, *, json: Any = None, data: Any = None,
+    async def request(self, method: str, path: str | URL, *, json: Any = None, data: Any = None,
                       headers: dict[str, str] | None = None, **kwargs: Any) -> Reply:
-        async with self.session.request(method, self.base_url + path, json=json, data=data,
+        """`path` on this server; or a whole URL, sent as it is (`URL(..., encoded=True)`)."""
+        url = path if isinstance(path, URL) else self.base_url + path
+        async with self.session.request(method, url, json=json, data=data,
                                         headers=self._headers(headers), allow_redirects=False,
                                         **kwargs) as resp:
             raw = await resp.read()
@@ -50,7 +53,7 @@ class Api:
                 body = raw.decode()
             return Reply(resp.status, body, resp.headers)
 
-    async def get(self, path: str, **kw: Any) -> Reply:
+    async def get(self, path: str | URL, **kw: Any) -> Reply:
         return await self.request("GET", path, **kw)
 
     async def post(self, path: str, json: Any = None, **kw: Any) -> Reply:
@@ -59,5 +62,5 @@ class Api:
     async def patch(self, path: str, json: Any = None, **kw: Any) -> Reply:
         return await self.request("PATCH", path, json=json, **kw)
 
-    async def delete(self, path: str, **kw: Any) -> Reply:
+    async def delete(self, path: str | URL, **kw: Any) -> Reply:
         return await self.request("DELETE", path, **kw)

@@ -71,7 +71,12 @@ class ClickService:
         """The affiliate program's hook: commission terms of (plan, product) at a time."""
         self.resolver.terms_lookup = lookup
 
-    def answer(self, request: web.Request, target: Target) -> web.StreamResponse:
+    async def click(self, request: web.BaseRequest, code: str) -> web.StreamResponse:
+        """GET or HEAD /r/{code}: from the route (views.py) or the server's fast dispatch."""
+        target = self.resolver.get(code) or await self.resolver.resolve(code)
+        return self.answer(request, target)
+
+    def answer(self, request: web.BaseRequest, target: Target) -> web.StreamResponse:
         """The response to a click on `target`; records the click (GET only).
 
         One function on purpose: every call and attribute lookup is paid per click

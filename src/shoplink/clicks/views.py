@@ -1,10 +1,11 @@
 """GET /r/{code}: the viewer's click. Public, never cached by proxies, never an open redirect:
 the Location comes only from the resolver's cached target (see resolver.py).
 
-The view is on the app's fast path (`shoplink.fastpath`): called right after routing, skipping
-the middleware chain (request id, session, bearer auth, which /r/ does not use), because each
-layer costs per click. Measured: with the chain, a fixed 302 inside the app already reaches only
-~0.7x of a bare aiohttp handler (bench/results/clicks.md).
+In `shoplink serve` a plain `/r/{code}` is answered by the server's fast dispatch
+(`shoplink.fastpath.install`, set up by `app.install_fast_dispatch`) without routing or
+middleware; this route serves the rest (percent-encoded codes, servers without the dispatch),
+itself on the app's fast path: called right after routing, skipping the middleware chain.
+Measured in bench/results/clicks.md.
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ routes = web.RouteTableDef()
 @routes.get("/r/{code}")  # also answers HEAD (same redirect, not counted)
 @fast_route
 async def click(request: web.Request) -> web.StreamResponse:
-    service = request.app[CLICKS]
-    code = request.match_info["code"]
-    target = service.resolver.get(code) or await service.resolver.resolve(code)
-    return service.answer(request, target)
+    return await request.app[CLICKS].click(request, request.match_info["code"])
 
 
 def setup_routes(app: web.Application) -> None:
