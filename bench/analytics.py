@@ -161,7 +161,7 @@ def make_event(rng: random.Random, ts_ms: int, anchor: int | None = None) -> dic
 
 async def preload(redis_url: str, n: int) -> float:
     """XADD n events, pipelined on a raw connection (RESP built in one pass per chunk)."""
-    from shoplink.analytics.resp import pack
+    from shoplink.resp import pack
 
     rng = random.Random(7)
     now = int(time.time() * 1000)

@@ -11,7 +11,8 @@ cProfile over the same measured requests instead and prints calls per request.
 
     .venv/bin/python bench/clicks_instr.py baseline --requests 3000 --warmup 1000
     .venv/bin/python bench/clicks_instr.py shoplink --requests 3000 --warmup 1000 --flush-ms 500
-    .venv/bin/python bench/clicks_instr.py shoplink --requests 3000 --warmup 1000 --flush-ms 200 --attribution --attribution-pause 4
+    .venv/bin/python bench/clicks_instr.py shoplink --requests 3000 --warmup 1000 --flush-ms 200 \
+        --attribution --attribution-pause 4
 
 Time-driven work is spread over fewer requests under valgrind than at full speed (the server
 answers a few hundred requests per second): the writer flushes every SHOPLINK_CLICK_FLUSH_MS,

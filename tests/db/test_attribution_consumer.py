@@ -11,7 +11,8 @@ import orjson
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 
-from shoplink.affiliates.attribution import GROUP, AttributionConsumer, xack_command
+from shoplink.affiliates.attribution import GROUP, AttributionConsumer
+from shoplink.resp import pack_ids
 from shoplink.streams import stream_key
 
 from support.affiliate_data import T0, click_event, ms, stream_for, xadd_click
@@ -142,7 +143,7 @@ async def test_xack_is_encoded_as_redis_py_would_and_acknowledges(redis: Redis) 
     key = stream_key(0)
     ids = [b"1-0", b"1700000000000-12", b"9" * 20 + b"-1"]
     packed = b"".join(Connection().pack_command("XACK", key, GROUP, *ids))
-    assert xack_command(key.encode(), ids) == packed
+    assert pack_ids([b"XACK", key, GROUP], ids) == packed
     await redis.xgroup_create(key, GROUP, id="0", mkstream=True)
     for _ in range(3):
         await redis.xadd(key, {"e": b"{}"})

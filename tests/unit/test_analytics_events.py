@@ -11,7 +11,7 @@ from redis.crc import key_slot
 from shoplink.analytics import keys as k
 from shoplink.analytics.apply import build_plan, unique_by_id
 from shoplink.analytics.events import Malformed, parse, parse_batch
-from shoplink.analytics.resp import pack, pack_ids
+from shoplink.resp import pack, pack_ids
 
 from support.event_data import event, viewer
 

@@ -35,6 +35,7 @@ from shoplink.affiliates import repository as repo
 from shoplink.affiliates.models import AttributedClick
 from shoplink.metrics import Registry
 from shoplink.redis import RedisTopology, raise_if_cancelled, topology_of
+from shoplink.resp import call, pack_ids
 from shoplink.streams import stream_key
 
 log = logging.getLogger(__name__)
@@ -55,13 +56,6 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 # the consumer's per-click work inside the web server.
 _OUR_START = b'{"schema_version":1,'
 _NO_PLAN = b',"plan_id":null,'
-
-
-def xack_command(key: bytes, ids: list[bytes]) -> bytes:
-    """`XACK key attribution id...` in RESP."""
-    head = b"*%d\r\n$4\r\nXACK\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
-        len(ids) + 3, len(key), key, len(_GROUP), _GROUP)
-    return head + b"".join([b"$%d\r\n%s\r\n" % (len(i), i) for i in ids])
 
 
 def consumer_name() -> str:
@@ -222,21 +216,12 @@ class AttributionConsumer:
         return result
 
     async def ack(self, shard: int, entries: Sequence[Entry]) -> None:
-        """XACK a batch. Encoded here: redis-py packs a command argument by argument, re-joining
-        the growing buffer each time, which cost more than the rest of consuming a click."""
-        if not entries:
-            return
-        payload = xack_command(stream_key(shard).encode(), [e[0] for e in entries])
-        pool = self._topology.stream_reader(shard).connection_pool  # the node that owns the shard's stream
-        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            await conn.send_packed_command(payload)
-            await conn.read_response()  # raises ResponseError on an error reply
-        except BaseException:
-            await conn.disconnect()
-            raise
-        finally:
-            await pool.release(conn)
+        """XACK a batch, packed in one pass (shoplink.resp: redis-py's packing of a command with
+        a thousand ids cost more than the rest of consuming a click), on the node that owns the
+        shard's stream. An error reply raises ResponseError."""
+        if entries:
+            await call(self._topology.stream_reader(shard),
+                       pack_ids([b"XACK", stream_key(shard), _GROUP], [e[0] for e in entries]))
 
     async def process(self, shard: int, entries: Sequence[Entry]) -> BatchResult:
         result = await self.store(entries)

@@ -29,8 +29,8 @@ from redis.asyncio import Redis
 
 from shoplink.analytics import keys as k
 from shoplink.analytics.events import Row
-from shoplink.analytics.resp import Script, pack
 from shoplink.redis import RedisTopology, topology_of
+from shoplink.resp import Script, pack
 
 APPLY_LUA = r"""
 -- KEYS: d dedup sets, h hashes, u HyperLogLogs, then dirty, udirty, applied

@@ -40,11 +40,11 @@ from redis.exceptions import RedisError
 from shoplink.analytics import keys as k
 from shoplink.analytics.apply import Applier
 from shoplink.analytics.events import Malformed, Row, parse, parse_batch
-from shoplink.analytics.resp import call, pack_ids
 from shoplink.analytics.rollup import Rollup
 from shoplink.analytics.streams import ensure_group, trim_shard
 from shoplink.config import Settings
 from shoplink.redis import RedisTopology, topology_of
+from shoplink.resp import call, pack_ids
 
 log = logging.getLogger(__name__)
 

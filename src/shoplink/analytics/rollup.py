@@ -35,8 +35,8 @@ from redis.asyncio import Redis
 
 from shoplink.analytics import keys as k
 from shoplink.analytics import repository as repo
-from shoplink.analytics.resp import call_many, pack
 from shoplink.redis import AnyRedis
+from shoplink.resp import call_many, pack
 
 log = logging.getLogger(__name__)
 

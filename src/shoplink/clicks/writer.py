@@ -3,7 +3,7 @@
 `record()` appends to an in-process buffer and returns. A background flusher takes the buffer
 every SHOPLINK_CLICK_FLUSH_MS (or as soon as SHOPLINK_CLICK_FLUSH_BATCH events wait), encodes
 the whole batch of XADDs as RESP bytes once and writes it on a dedicated connection
-(`resp.RespConnection`), then counts the replies.
+(`shoplink.resp.RespConnection`), then counts the replies.
 
 When Redis refuses, is unreachable or slower than SHOPLINK_CLICK_REDIS_TIMEOUT_S, the events
 not acknowledged go to the spool file (`spool.py`), and from then on every new batch is
@@ -48,10 +48,10 @@ from pathlib import Path
 import hiredis
 from redis.exceptions import RedisError
 
-from shoplink.clicks.resp import RespConnection, RespError
 from shoplink.clicks.spool import Record, SpoolFile, fitting
 from shoplink.logs import Throttled
 from shoplink.redis import RedisTopology
+from shoplink.resp import RespConnection, RespError
 from shoplink.streams import stream_key
 
 log = logging.getLogger(__name__)
