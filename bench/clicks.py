@@ -19,6 +19,7 @@ import asyncio
 import os
 import re
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -110,6 +111,10 @@ def _ms(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            print(f"bench/clicks.py needs {tool} (Debian: apt-get install wrk util-linux)", file=sys.stderr)
+            return 2
     redis_proc = RedisProcess()
     redis_proc.start()
     subprocess.run(["taskset", "-pc", "0", str(redis_proc.proc.pid)], check=True,  # type: ignore[union-attr]
