@@ -73,21 +73,22 @@ async def _run(app: web.Application, settings: Settings, *, reuse_port: bool) ->
     """What `web.run_app` does, plus the server-level fast path (`install_fast_dispatch`),
     which needs the runner's server between its set-up and the first connection. Returns after
     SIGTERM or SIGINT once the app has shut down (connections drained, clicks flushed)."""
+    stop = asyncio.Event()  # set by SIGTERM/SIGINT, also one that arrives during the start-up
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     runner = web.AppRunner(
         app, access_log_class=AccessLogger, shutdown_timeout=10,
         access_log=logging.getLogger("shoplink.access") if settings.access_log else None)
     await runner.setup()  # the app's start-up: every cleanup context and on_startup hook
     try:
         install_fast_dispatch(runner)
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
-        await site.start()
-        log.info("listening", extra={"url": settings.public_base_url,
-                                     "bind": f"{settings.host}:{settings.port}"})
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        if not stop.is_set():
+            site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
+            await site.start()
+            log.info("listening", extra={"url": settings.public_base_url,
+                                         "bind": f"{settings.host}:{settings.port}"})
+            await stop.wait()
     finally:
         await runner.cleanup()  # stops accepting, drains, runs on_shutdown and the cleanups
 
