@@ -267,6 +267,9 @@ _FIELDS: tuple[_Field, ...] = (
            "rest from Redis)."),
     _Field("count_trim_interval_s", "SHOPLINK_COUNT_TRIM_INTERVAL_S", "60", _parse_float(0.05, 86400),
            "How often the count worker trims the click streams."),
+    _Field("count_metrics_port", "SHOPLINK_COUNT_METRICS_PORT", "0", _parse_int(0, 65535),
+           "Port on which each `shoplink count` process serves /metrics (its counting and "
+           "attribution counters), on SHOPLINK_HOST; 0: none. Streams and groups: the web /metrics."),
     _Field("count_crash_at", "SHOPLINK_COUNT_CRASH_AT", "",
            _parse_choice("", "after_read", "mid_batch", "after_apply", "mid_ack", "after_move",
                          "after_move_commit"),
@@ -365,6 +368,7 @@ class Settings:
     count_rollup_interval_s: float
     count_uniques_interval_s: float
     count_trim_interval_s: float
+    count_metrics_port: int
     count_crash_at: str
     count_crash_after: int
     stats_buckets: tuple[int, int, int]

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import socket
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
+from aiohttp import ClientError, ClientSession
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
@@ -24,7 +27,9 @@ from support.affiliate_data import (
 )
 from support.analytics_data import run_count
 from support.api import Api
+from support.click_data import make_shop, video_anchor
 from support.load import start_count_worker, stop_count_worker
+from support.services import free_port
 
 SHARDS = 4
 
@@ -114,3 +119,55 @@ async def test_a_running_count_worker_attributes_clicks_as_they_come_and_stops_o
         exit_code, err = await stop_count_worker(worker)
     assert exit_code == 0, err
     assert await _stored(pool) == 5
+
+
+async def _scrape(http: ClientSession, port: int) -> dict[str, float]:
+    async with http.get(f"http://127.0.0.1:{port}/metrics") as reply:
+        assert reply.status == 200
+        text = await reply.text()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+async def test_a_count_process_serves_its_own_counters_on_its_metrics_port(
+        settings: Settings, make_account: Any, anon: Api, pool: asyncpg.Pool) -> None:
+    _, planned = await _plan_anchor(make_account, pool)
+    _, plain, _ = await video_anchor(pool, await make_shop(await make_account("seller")))
+    for _ in range(3):
+        await _click(anon, planned)
+    for _ in range(4):
+        await _click(anon, plain)
+    port = free_port()
+    worker = await start_count_worker(settings, count_metrics_port=str(port))
+    expected = {"shoplink_count_applied_total": 7.0,
+                'shoplink_attribution_events_total{result="stored"}': 3.0,
+                'shoplink_attribution_events_total{result="skipped"}': 4.0}
+    seen: dict[str, float] = {}
+    async with ClientSession() as http:
+        try:
+            async with asyncio.timeout(30):
+                while any(seen.get(name) != value for name, value in expected.items()):
+                    await asyncio.sleep(0.1)
+                    with contextlib.suppress(ClientError):
+                        seen = await _scrape(http, port)
+            assert seen["shoplink_count_dead_total"] == 0
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            exit_code, err = await stop_count_worker(worker)
+        assert exit_code == 0, err
+        with pytest.raises(ClientError):  # gone with the process
+            await _scrape(http, port)
+
+
+async def test_a_busy_metrics_port_stops_the_count_process_with_a_clear_message(settings: Settings) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        exit_code, _, err = await run_count(settings, "--exit-when-idle", count_metrics_port=port)
+    assert exit_code == 1
+    assert f"cannot serve /metrics on port {port}" in err and "Traceback" not in err

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from aiohttp import web
 
-from shoplink import cli, db
+from shoplink import cli, db, metrics
 from shoplink.affiliates.attribution import AttributionConsumer
 from shoplink.analytics.consumer import CountWorker, Crasher
 from shoplink.analytics.rebuild import rebuild
@@ -26,6 +27,8 @@ from shoplink.analytics.rollup import Rollup
 from shoplink.analytics.status import status_report
 from shoplink.analytics.streams import trim_shard
 from shoplink.config import Settings
+from shoplink.keys import METRICS
+from shoplink.metrics import Registry
 from shoplink.redis import RedisTopology
 
 
@@ -109,30 +112,64 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
         gc.set_threshold(50_000, 50, 100)
         worker = CountWorker(settings, topology, pool, consumer=args.consumer,
                              exit_when_idle=args.exit_when_idle, rollups=not args.no_rollup)
+        registry = Registry()
+        worker.register_metrics(registry)
         attribution = None if args.no_attribution else AttributionConsumer(
             topology, pool, shards=settings.click_shards,
-            reclaim_idle_ms=settings.attribution_reclaim_idle_s * 1000)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, worker.stop)
-        if args.exit_when_idle:
-            stats = await worker.run()
-            attributed = await attribution.drain() if attribution is not None else None
-            _print({**stats.__dict__, "cpu_s": round(time.process_time(), 3),
-                    "attribution": attributed.__dict__ if attributed is not None else None})
-            return 0
-        task = asyncio.create_task(attribution.run(), name="attribution") if attribution else None
-        if task is not None:  # it survives Redis and PostgreSQL outages; anything else stops us
-            task.add_done_callback(lambda _: worker.stop())
+            reclaim_idle_ms=settings.attribution_reclaim_idle_s * 1000, metrics=registry)
         try:
-            await worker.run()
+            metrics_runner = await _serve_metrics(registry, settings)
+        except OSError as exc:
+            print(f"shoplink: cannot serve /metrics on port {settings.count_metrics_port}: {exc}",
+                  file=sys.stderr)
+            return 1
+        try:
+            return await _run(worker, attribution, exit_when_idle=args.exit_when_idle)
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task  # re-raises what stopped the consumer early
-        return 0
+            if metrics_runner is not None:
+                await metrics_runner.cleanup()
     finally:
         await pool.close()
         await topology.aclose()
+
+
+async def _run(worker: CountWorker, attribution: AttributionConsumer | None, *,
+               exit_when_idle: bool) -> int:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, worker.stop)
+    if exit_when_idle:
+        stats = await worker.run()
+        attributed = await attribution.drain() if attribution is not None else None
+        _print({**stats.__dict__, "cpu_s": round(time.process_time(), 3),
+                "attribution": attributed.__dict__ if attributed is not None else None})
+        return 0
+    task = asyncio.create_task(attribution.run(), name="attribution") if attribution else None
+    if task is not None:  # it survives Redis and PostgreSQL outages; anything else stops us
+        task.add_done_callback(lambda _: worker.stop())
+    try:
+        await worker.run()
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task  # re-raises what stopped the consumer early
+    return 0
+
+
+async def _serve_metrics(registry: Registry, settings: Settings) -> web.AppRunner | None:
+    """/metrics of this process on SHOPLINK_COUNT_METRICS_PORT (none when 0)."""
+    if not settings.count_metrics_port:
+        return None
+    app = web.Application()
+    app[METRICS] = registry
+    metrics.setup_routes(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.count_metrics_port).start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return runner

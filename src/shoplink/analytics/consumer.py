@@ -43,6 +43,7 @@ from shoplink.analytics.events import Malformed, Row, parse, parse_batch
 from shoplink.analytics.rollup import Rollup
 from shoplink.analytics.streams import ensure_group, trim_shard
 from shoplink.config import Settings
+from shoplink.metrics import Registry
 from shoplink.redis import RedisTopology, topology_of
 from shoplink.resp import call, pack_ids
 
@@ -227,6 +228,23 @@ class CountWorker:
                 name = c["name"].decode() if isinstance(c["name"], bytes) else str(c["name"])
                 if name == self.consumer and int(c["pending"]) == 0:
                     await self.redis.xgroup_delconsumer(stream, k.GROUP, name)
+
+    def register_metrics(self, registry: Registry) -> None:
+        """This worker's totals on a registry (`shoplink count`'s /metrics, when it serves one)."""
+        helps = {"read": "Stream entries read (new and reclaimed).",
+                 "applied": "Events counted.",
+                 "duplicates": "Events seen again (replays, reclaims) and not counted twice.",
+                 "dead": "Malformed entries moved to the dead-letter stream.",
+                 "batches": "Batches applied.",
+                 "claimed": "Entries reclaimed from idle consumers (XAUTOCLAIM)."}
+        totals = {field: registry.counter(f"shoplink_count_{field}_total", text)
+                  for field, text in helps.items()}
+
+        async def collect() -> None:
+            for field, metric in totals.items():
+                metric.set(getattr(self.stats, field))
+
+        registry.register_collector(collect)
 
     async def _log_stats(self) -> None:
         log.info("count worker progress", extra={"consumer": self.consumer, **asdict(self.stats)})
