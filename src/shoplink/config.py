@@ -155,6 +155,9 @@ _FIELDS: tuple[_Field, ...] = (
            "SHOPLINK_REDIS_URL, its host and port are ignored)."),
     _Field("host", "SHOPLINK_HOST", "127.0.0.1", _parse_str, "Address the HTTP server binds."),
     _Field("port", "SHOPLINK_PORT", "8080", _parse_int(0, 65535), "Port the HTTP server binds."),
+    _Field("metrics_port", "SHOPLINK_METRICS_PORT", "0", _parse_int(0, 65535),
+           "Also serve /metrics of each server process on its own port: this one plus the "
+           "process's slot under `serve --workers N` (so every process can be scraped); 0: none."),
     _Field("workers", "SHOPLINK_WORKERS", "1", parse_workers,
            "Server processes `shoplink serve` runs on the one port (SO_REUSEPORT) under a supervisor; "
            "`auto`: one per CPU core; 1: a single process, no supervisor. `--workers` overrides it."),
@@ -318,6 +321,7 @@ class Settings:
     redis_cluster_nodes: tuple[str, ...]
     host: str
     port: int
+    metrics_port: int
     workers: int
     public_base_url: str
     secret_key: str

@@ -115,3 +115,21 @@ async def metrics_view(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     app.add_routes(routes)
+
+
+async def serve_registry(registry: Registry, host: str, port: int) -> web.AppRunner:
+    """`registry` alone on `GET http://host:port/metrics` (a process's own scrape endpoint).
+    Raises OSError when the port cannot be bound; `cleanup()` the runner to stop it."""
+    from shoplink.keys import METRICS
+
+    app = web.Application()
+    app[METRICS] = registry
+    setup_routes(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return runner

@@ -7,12 +7,14 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from shoplink import db
+from shoplink import db, metrics
 from shoplink.app import UnmigratedDatabase, create_app, install_fast_dispatch
 from shoplink.config import Settings
+from shoplink.keys import METRICS, SETTINGS
 from shoplink.logs import AccessLogger
 from shoplink.supervisor import WorkerLink
 
@@ -27,6 +29,19 @@ async def _tune_gc(app: web.Application) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+
+
+def _metrics_port(port: int) -> Callable[[web.Application], AsyncIterator[None]]:
+    """This process's /metrics alone on `port` (SHOPLINK_METRICS_PORT + its slot): with
+    `serve --workers N` the main port reaches whichever process the kernel picks."""
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        try:
+            runner = await metrics.serve_registry(app[METRICS], app[SETTINGS].host, port)
+        except OSError as exc:
+            raise OSError(f"cannot serve /metrics on port {port} (SHOPLINK_METRICS_PORT): {exc}") from exc
+        yield
+        await runner.cleanup()
+    return context
 
 
 async def apply_migrations(settings: Settings) -> None:
@@ -54,6 +69,8 @@ def serve(settings: Settings, *, migrate_first: bool = False, worker: WorkerLink
         if settings.uses_default_secret:
             log.warning("SHOPLINK_SECRET_KEY is the development default; set a real secret")
         app = create_app(settings)
+        if settings.metrics_port:  # started with the app: a busy port fails the start-up
+            app.cleanup_ctx.append(_metrics_port(settings.metrics_port + (worker.slot if worker else 0)))
         app.on_startup.append(_tune_gc)  # after the cleanup contexts' start-up
         if worker is not None:
             app.on_startup.append(worker.on_startup)

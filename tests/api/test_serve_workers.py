@@ -285,3 +285,72 @@ async def test_a_busy_port_fails_at_once(database_url: str, own_redis: RedisProc
     assert done.returncode == 1
     assert "cannot start" in done.stderr and "Address already in use" in done.stderr
     assert "worker started" not in done.stderr
+
+
+def _two_free_ports() -> int:
+    """A port p such that p and p + 1 are both free (now)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two adjacent free ports")
+
+
+async def _metrics_text(session: ClientSession, port: int) -> str:
+    async with session.get(f"http://127.0.0.1:{port}/metrics") as reply:
+        assert reply.status == 200
+        return await reply.text()
+
+
+async def test_each_worker_serves_its_own_metrics_on_its_own_port(
+        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        fresh: ClientSession, tmp_path: Path) -> None:
+    shop = await make_shop(await make_account("seller"))
+    _, code, _ = await video_anchor(pool, shop)
+    base = _two_free_ports()
+    serve = ServeProcess(database_url, own_redis.url, tmp_path / "spool", TEST_SECRET, args=("--workers", "2"),
+                         metrics_port=str(base))
+    await asyncio.to_thread(serve.start)
+    try:
+        assert len(await until_workers(serve, 2)) == 2
+        answered = await clicks(fresh, serve.url, code, 40)
+        slots: dict[str, str] = {}
+        redirects = 0.0
+        for port in (base, base + 1):  # SHOPLINK_METRICS_PORT + slot
+            text = await _metrics_text(fresh, port)
+            info = re.search(r'^shoplink_worker_info\{pid="(\d+)",slot="(\d)"\} 1$', text, re.MULTILINE)
+            assert info is not None, text[:2000]
+            slots[info[2]] = info[1]
+            redirects += sum(float(m[1]) for m in re.finditer(
+                r"^shoplink_click_redirects_total\{[^}]*\} (\S+)$", text, re.MULTILINE))
+        assert set(slots) == {"0", "1"} and len(set(slots.values())) == 2  # two processes
+        assert redirects == len(answered)  # every click counted by exactly one of them
+        async with fresh.get(f"http://127.0.0.1:{base}/r/{code}", allow_redirects=False) as reply:
+            assert reply.status == 404  # the metrics port serves /metrics only
+        assert await asyncio.to_thread(serve.terminate) == 0
+    finally:
+        serve.kill()
+
+
+def test_a_busy_metrics_port_stops_serve_with_a_clear_message(
+        database_url: str, own_redis: RedisProcess, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        serve = ServeProcess(database_url, own_redis.url, tmp_path / "spool", TEST_SECRET, capture_stderr=True,
+                             metrics_port=str(port))
+        try:
+            with pytest.raises(RuntimeError, match="exited with 1"):
+                serve.start()
+            assert serve.proc is not None
+            serve.proc.wait(timeout=10)
+            time.sleep(0.2)  # the stderr reader thread catches up
+            err = "".join(serve.stderr_lines)
+            assert f"cannot serve /metrics on port {port} (SHOPLINK_METRICS_PORT)" in err, err[-2000:]
+        finally:
+            serve.kill()

@@ -27,7 +27,6 @@ from shoplink.analytics.rollup import Rollup
 from shoplink.analytics.status import status_report
 from shoplink.analytics.streams import trim_shard
 from shoplink.config import Settings
-from shoplink.keys import METRICS
 from shoplink.metrics import Registry
 from shoplink.redis import RedisTopology
 
@@ -162,14 +161,4 @@ async def _serve_metrics(registry: Registry, settings: Settings) -> web.AppRunne
     """/metrics of this process on SHOPLINK_COUNT_METRICS_PORT (none when 0)."""
     if not settings.count_metrics_port:
         return None
-    app = web.Application()
-    app[METRICS] = registry
-    metrics.setup_routes(app)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, settings.host, settings.count_metrics_port).start()
-    except OSError:
-        await runner.cleanup()
-        raise
-    return runner
+    return await metrics.serve_registry(registry, settings.host, settings.count_metrics_port)
