@@ -98,6 +98,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         return server.serve(settings, worker=link)
     workers = settings.workers if args.workers is None else args.workers
+    if settings.metrics_port and settings.metrics_port + workers - 1 > 65535:
+        print(f"shoplink: SHOPLINK_METRICS_PORT {settings.metrics_port} + {workers} workers runs past "
+              "port 65535", file=sys.stderr)
+        return 1
     if workers == 1:
         return server.serve(settings, migrate_first=args.migrate)
     from shoplink.supervisor import supervise

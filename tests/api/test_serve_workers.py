@@ -354,3 +354,17 @@ def test_a_busy_metrics_port_stops_serve_with_a_clear_message(
             assert f"cannot serve /metrics on port {port} (SHOPLINK_METRICS_PORT)" in err, err[-2000:]
         finally:
             serve.kill()
+
+
+def test_metrics_ports_past_65535_are_refused_before_any_worker_starts(
+        database_url: str, own_redis: RedisProcess, tmp_path: Path) -> None:
+    serve = ServeProcess(database_url, own_redis.url, tmp_path / "spool", TEST_SECRET, capture_stderr=True,
+                         args=("--workers", "2"), metrics_port="65535")  # slot 1 would need 65536
+    try:
+        with pytest.raises(RuntimeError, match="exited with 1"):
+            serve.start()
+        time.sleep(0.2)  # the stderr reader thread catches up
+        err = "".join(serve.stderr_lines)
+        assert "SHOPLINK_METRICS_PORT 65535 + 2 workers runs past port 65535" in err, err[-2000:]
+    finally:
+        serve.kill()
