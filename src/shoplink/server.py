@@ -35,9 +35,7 @@ def _metrics_port(port: int) -> Callable[[web.Application], AsyncIterator[None]]
     """This process's /metrics alone on `port` (SHOPLINK_METRICS_PORT + its slot): with
     `serve --workers N` the main port reaches whichever process the kernel picks."""
     async def context(app: web.Application) -> AsyncIterator[None]:
-        try:
-            if port > 65535:
-                raise OSError("past the last port (65535)")
+        try:  # `serve` checked that port + slot stays within 65535
             runner = await metrics.serve_registry(app[METRICS], app[SETTINGS].host, port)
         except OSError as exc:
             raise OSError(f"cannot serve /metrics on port {port} (SHOPLINK_METRICS_PORT): {exc}") from exc
