@@ -270,7 +270,13 @@ shoplink_ensure_postgres() {
             "$server_version; run scripts/stop and remove $base to start afresh"
     fi
 
-    if [[ -z "$_SHOPLINK_PG_PORT_SET" ]] && ! _shoplink_pg_running "$bindir" "$data"; then
+    if [[ -z "$_SHOPLINK_PG_PORT_SET" ]] && _shoplink_pg_running "$bindir" "$data"; then
+        # Keep the port it runs on: an earlier start may have moved it off a taken default
+        # (line 4 of postmaster.pid), and "restarting" it onto the default would fail.
+        local running_port
+        running_port="$(sed -n 4p "$data/postmaster.pid" 2>/dev/null || true)"
+        [[ "$running_port" =~ ^[0-9]+$ ]] && port="$running_port"
+    elif [[ -z "$_SHOPLINK_PG_PORT_SET" ]]; then
         local tries_port=0
         while "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" >/dev/null 2>&1 && ((tries_port < 50)); do
             port=$((port + 1))
