@@ -117,9 +117,10 @@ def setup_routes(app: web.Application) -> None:
     app.add_routes(routes)
 
 
-async def serve_registry(registry: Registry, host: str, port: int) -> web.AppRunner:
+async def serve_registry(registry: Registry, host: str, port: int, *, setting: str) -> web.AppRunner:
     """`registry` alone on `GET http://host:port/metrics` (a process's own scrape endpoint).
-    Raises OSError when the port cannot be bound; `cleanup()` the runner to stop it."""
+    Raises OSError naming the port and the `setting` it came from when it cannot be bound;
+    `cleanup()` the runner to stop it."""
     from shoplink.keys import METRICS
 
     app = web.Application()
@@ -129,7 +130,7 @@ async def serve_registry(registry: Registry, host: str, port: int) -> web.AppRun
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
-    except OSError:
+    except OSError as exc:
         await runner.cleanup()
-        raise
+        raise OSError(f"cannot serve /metrics on port {port} ({setting}): {exc}") from exc
     return runner

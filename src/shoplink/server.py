@@ -35,10 +35,9 @@ def _metrics_port(port: int) -> Callable[[web.Application], AsyncIterator[None]]
     """This process's /metrics alone on `port` (SHOPLINK_METRICS_PORT + its slot): with
     `serve --workers N` the main port reaches whichever process the kernel picks."""
     async def context(app: web.Application) -> AsyncIterator[None]:
-        try:  # `serve` checked that port + slot stays within 65535
-            runner = await metrics.serve_registry(app[METRICS], app[SETTINGS].host, port)
-        except OSError as exc:
-            raise OSError(f"cannot serve /metrics on port {port} (SHOPLINK_METRICS_PORT): {exc}") from exc
+        # `serve` checked that port + slot stays within 65535
+        runner = await metrics.serve_registry(app[METRICS], app[SETTINGS].host, port,
+                                              setting="SHOPLINK_METRICS_PORT")
         yield
         await runner.cleanup()
     return context

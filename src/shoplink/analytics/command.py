@@ -119,8 +119,7 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
         try:
             metrics_runner = await _serve_metrics(registry, settings)
         except OSError as exc:
-            print(f"shoplink: cannot serve /metrics on port {settings.count_metrics_port}: {exc}",
-                  file=sys.stderr)
+            print(f"shoplink: {exc}", file=sys.stderr)
             return 1
         try:
             return await _run(worker, attribution, exit_when_idle=args.exit_when_idle)
@@ -161,4 +160,5 @@ async def _serve_metrics(registry: Registry, settings: Settings) -> web.AppRunne
     """/metrics of this process on SHOPLINK_COUNT_METRICS_PORT (none when 0)."""
     if not settings.count_metrics_port:
         return None
-    return await metrics.serve_registry(registry, settings.host, settings.count_metrics_port)
+    return await metrics.serve_registry(registry, settings.host, settings.count_metrics_port,
+                                        setting="SHOPLINK_COUNT_METRICS_PORT")
