@@ -105,7 +105,7 @@ async def redis(pool: asyncpg.Pool, _session_redis: Redis) -> Redis:
 def settings(database_url: str, redis_proc: RedisProcess, tmp_path: Path) -> Settings:
     # The app instances of the tests attribute plan clicks themselves (SHOPLINK_ATTRIBUTION_CONSUMER,
     # off by default): no count worker runs beside them. `shoplink count` doing it, as deployed,
-    # is tested in tests/api/test_count_attribution.py.
+    # is tested in tests/process/test_count_attribution.py.
     return Settings.from_env(
         {}, database_url=database_url, redis_url=redis_proc.url, secret_key=TEST_SECRET,
         media_dir=tmp_path / "media", public_base_url="http://127.0.0.1:8080",
