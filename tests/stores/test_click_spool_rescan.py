@@ -21,16 +21,11 @@ from shoplink.keys import CLICK_WRITER, SETTINGS
 
 from support.click_data import stream_events, wait_for_events
 from support.services import RedisProcess
+from support.wait import until
 
 
 def event(n: int) -> bytes:
     return orjson.dumps({"event_id": new_ulid(), "n": n})
-
-
-async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def test_a_running_writer_replays_the_spool_of_a_writer_that_died(

@@ -16,16 +16,11 @@ from shoplink.ids import new_ulid
 
 from support.click_data import stream_events
 from support.services import RedisProcess
+from support.wait import until
 
 
 def event(n: int) -> bytes:
     return orjson.dumps({"event_id": new_ulid(), "n": n})
-
-
-async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def test_batches_are_written_in_order_per_shard(redis_proc: RedisProcess, redis: Redis,

@@ -8,7 +8,6 @@ with errors and before it answered the rest; the cancelled send kept only the un
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from shoplink.streams import stream_key
 from support.click_data import stream_events
 from support.cluster import RedisCluster3
 from support.services import RedisProcess
+from support.wait import until
 
 EVENTS = 40
 
@@ -43,12 +43,6 @@ def spooled(spool_dir: Path) -> list[int]:
         for line in path.read_bytes().splitlines():
             out.append(orjson.loads(line.partition(b" ")[2])["n"])
     return out
-
-
-async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 def assert_each_event_kept(written: list[int], spool: list[int], *, exact: bool) -> None:
