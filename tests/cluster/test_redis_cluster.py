@@ -29,10 +29,11 @@ from shoplink.live.hub import CHANNEL as LIVE_CHANNEL
 from shoplink.redis import RedisTopology
 from shoplink.streams import stream_key
 
-from support.analytics_data import run_count, seed
+from support.analytics_data import seed
 from support.api import Api
 from support.click_data import make_shop, video_anchor
 from support.cluster import RedisCluster3, command
+from support.count import run_count
 from support.event_data import event, write_events
 from support.live_data import live_with_products, open_stream, seller_with_products, wait_until
 

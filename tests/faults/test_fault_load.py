@@ -22,12 +22,11 @@ from shoplink.config import Settings
 from support.api import Api
 from support.click_data import make_shop, video_anchor
 from support.click_server import ServeProcess
+from support.count import start_count_worker, stop_count_worker
 from support.load import (
     ClickLoad,
     counted_clicks,
     group_backlog,
-    start_count_worker,
-    stop_count_worker,
     wait_for_count_group,
     wait_for_ids,
     wait_until_counted,

@@ -25,10 +25,9 @@ from support.affiliate_data import (
     seller_with_products,
     wait_for_clicks,
 )
-from support.analytics_data import run_count
 from support.api import Api
 from support.click_data import make_shop, video_anchor
-from support.load import start_count_worker, stop_count_worker
+from support.count import run_count, start_count_worker, stop_count_worker
 from support.services import free_port
 
 SHARDS = 4

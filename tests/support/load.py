@@ -4,7 +4,6 @@ in the click streams, and in what `shoplink count` counted (through the stats AP
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -12,9 +11,6 @@ from typing import Any
 from aiohttp import ClientSession
 from redis.asyncio import Redis
 
-from shoplink.config import Settings
-
-from support.analytics_data import worker_env
 from support.api import Api
 from support.click_data import stream_events
 
@@ -78,13 +74,6 @@ class ClickLoad:
             await asyncio.gather(*(viewer(n) for n in range(self.concurrency)))
 
 
-async def start_count_worker(settings: Settings, **env: Any) -> asyncio.subprocess.Process:
-    """A long-running `shoplink count` (stop it with SIGTERM, or kill it)."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shoplink", "count", env=worker_env(settings, **env),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-
-
 async def wait_for_count_group(redis: Redis, shards: int = 4, timeout: float = 30.0) -> None:
     """Until a started worker has created the `counters` group on every shard (it is counting)."""
     async with asyncio.timeout(timeout):
@@ -95,14 +84,6 @@ async def wait_for_count_group(redis: Redis, shards: int = 4, timeout: float = 3
                     if any(g["name"] in (b"counters", "counters") for g in groups):
                         break
                 await asyncio.sleep(0.05)
-
-
-async def stop_count_worker(proc: asyncio.subprocess.Process) -> tuple[int, str]:
-    if proc.returncode is None:
-        proc.terminate()
-    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode is not None
-    return proc.returncode, err.decode(errors="replace")
 
 
 async def group_backlog(redis: Redis, shards: int = 4) -> int:
