@@ -19,7 +19,6 @@ from redis.asyncio import Redis
 from shoplink.changes import Change
 from shoplink.clicks.events import shard_for
 from shoplink.clicks.models import CommissionTerms
-from shoplink.ids import is_ulid
 from shoplink.keys import CHANGES, CLICKS
 from shoplink.paths import SCHEMAS_DIR
 
@@ -33,6 +32,7 @@ from support.click_data import (
     video_anchor,
     wait_for_events,
 )
+from support.ulid import is_ulid
 
 SCHEMA = json.loads((SCHEMAS_DIR / "click_event.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
