@@ -3,6 +3,7 @@ and the real app served over real HTTP. Nothing here is mocked."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from shoplink.config import Settings
 
 from support.api import Api
 from support.cluster import RedisCluster3
+from support.count import start_count_worker, stop_count_worker
 from support.services import RedisProcess, admin_database_url, create_database, drop_database
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
@@ -103,14 +105,26 @@ async def redis(pool: asyncpg.Pool, _session_redis: Redis) -> Redis:
 
 @pytest.fixture
 def settings(database_url: str, redis_proc: RedisProcess, tmp_path: Path) -> Settings:
-    # The app instances of the tests attribute plan clicks themselves (SHOPLINK_ATTRIBUTION_CONSUMER,
-    # off by default): no count worker runs beside them. `shoplink count` doing it, as deployed,
-    # is tested in tests/process/test_count_attribution.py.
+    """The settings of the test app, as deployed: its web instances answer clicks and leave the
+    streams alone (no attribution consumer inside); `shoplink count` (`count_worker`) counts and
+    attributes."""
     return Settings.from_env(
         {}, database_url=database_url, redis_url=redis_proc.url, secret_key=TEST_SECRET,
         media_dir=tmp_path / "media", public_base_url="http://127.0.0.1:8080",
-        access_log=False, log_level="warning", spool_dir=tmp_path / "spool",
-        attribution_consumer=True)
+        access_log=False, log_level="warning", spool_dir=tmp_path / "spool")
+
+
+@pytest.fixture
+async def count_worker(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`shoplink count` running beside the test's app for the whole test, as deployed: the process
+    that counts the clicks and stores the plan clicks (attribution). It must stop cleanly on SIGTERM
+    at the end."""
+    worker = await start_count_worker(settings)
+    try:
+        yield worker
+    finally:
+        code, err = await stop_count_worker(worker)
+    assert code == 0, err[-3000:]
 
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
@@ -58,6 +59,7 @@ async def _setup(server: TestServer, make_account: Any, pool: asyncpg.Pool, *,
             "creators": creators, "anchors": anchors}
 
 
+@pytest.mark.usefixtures("count_worker")  # attributes the plan clicks, as deployed
 async def test_last_click_wins_within_the_window(server: TestServer, make_account: Any,
                                                  pool: asyncpg.Pool, redis: Redis) -> None:
     s = await _setup(server, make_account, pool)
@@ -117,6 +119,7 @@ async def test_last_click_wins_within_the_window(server: TestServer, make_accoun
     assert reply.body["reason"] == "click_unknown"
 
 
+@pytest.mark.usefixtures("count_worker")  # attributes the plan clicks, as deployed
 async def test_same_order_twice_and_refund(server: TestServer, make_account: Any,
                                            pool: asyncpg.Pool, redis: Redis) -> None:
     s = await _setup(server, make_account, pool)
@@ -194,6 +197,7 @@ def test_commission_rounding_in_minor_units() -> None:
     assert percentage_of(1234, 1000) == 123  # KWD 1.234 at 10 % = 0.1234 -> 0.123
 
 
+@pytest.mark.usefixtures("count_worker")  # attributes the plan clicks, as deployed
 async def test_commission_in_each_currency_over_http(server: TestServer, make_account: Any,
                                                      pool: asyncpg.Pool, redis: Redis) -> None:
     cases = [("JPY", "1005", "10.00", 100, "100"), ("JPY", "1015", "10.00", 102, "102"),

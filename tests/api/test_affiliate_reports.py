@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
@@ -30,6 +31,7 @@ DAY = timedelta(days=1)
 PERIOD = "from=2029-12-01&to=2030-01-02"
 
 
+@pytest.mark.usefixtures("count_worker")  # attributes the plan clicks, as deployed
 async def test_reports_by_plan_and_creator(server: TestServer, make_account: Any,
                                            pool: asyncpg.Pool, redis: Redis) -> None:
     server.app[AFFILIATES].now = Clock()

@@ -35,7 +35,8 @@ from support.click_data import make_shop, video_anchor
 from support.cluster import RedisCluster3, command
 from support.count import run_count
 from support.event_data import event, write_events
-from support.live_data import live_with_products, open_stream, seller_with_products, wait_until
+from support.live_data import live_with_products, open_stream, seller_with_products
+from support.wait import until
 
 SHARDS = 6
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +100,7 @@ async def test_clicks_land_on_each_shards_node_and_are_counted(
                 await node.aclose()
         return total == sum(clicks.values())
 
-    await wait_until(landed)
+    await until(landed)
     for n, port in owners.items():
         node = await _on_node(port)
         try:
@@ -109,7 +110,11 @@ async def test_clicks_land_on_each_shards_node_and_are_counted(
         assert len(entries) == sum(c for aid, c in clicks.items() if aid % SHARDS == n)
         assert all(orjson.loads(f[b"e"])["anchor_id"] % SHARDS == n for _, f in entries)
 
-    # The app's attribution consumer reads every shard on its node too (group `attribution`).
+    cluster_env = {"redis_cluster_nodes": redis_cluster.seeds, "click_shards": SHARDS}
+    code, out, err = await run_count(settings, "--exit-when-idle", **cluster_env)
+    assert code == 0, err
+
+    # Its attribution consumer read every shard on its node too (group `attribution`).
     async def attribution_caught_up() -> bool:
         total = 0
         for n in range(SHARDS):
@@ -120,11 +125,8 @@ async def test_clicks_land_on_each_shards_node_and_are_counted(
             total += int(group["entries-read"] or 0)
         return total == sum(clicks.values())
 
-    await wait_until(attribution_caught_up)
+    await until(attribution_caught_up)
 
-    cluster_env = {"redis_cluster_nodes": redis_cluster.seeds, "click_shards": SHARDS}
-    code, out, err = await run_count(settings, "--exit-when-idle", **cluster_env)
-    assert code == 0, err
     analyst = _as(await make_account("analyst"), app)
     since = int(time.time()) - 3000
     for aid in anchors:
@@ -178,7 +180,7 @@ async def test_a_change_on_one_instance_reaches_the_other_over_sharded_pubsub(
         location = (await on_b.get(f"/r/{code}")).headers["Location"]
         return location.startswith("https://acme.example/p/boot?size=42&")
 
-    await wait_until(b_follows, timeout=5)
+    await until(b_follows, timeout=5)
 
 
 async def test_a_live_pin_reaches_a_viewer_on_another_instance(
@@ -196,7 +198,7 @@ async def test_a_live_pin_reaches_a_viewer_on_another_instance(
         async def subscribed() -> bool:
             return all(s.app[LIVE].hub.connected.is_set() for s in (a, b))
 
-        await wait_until(subscribed)
+        await until(subscribed)
         node = await _on_node(_node_port(redis_cluster, LIVE_CHANNEL))
         try:
             assert (await node.execute_command("PUBSUB", "SHARDNUMSUB", LIVE_CHANNEL))[1] == 2
@@ -210,7 +212,7 @@ async def test_a_live_pin_reaches_a_viewer_on_another_instance(
         async def counted_on_a() -> bool:  # b's viewer count, written through the cluster client
             return bool((await host_a.get(f"/api/v1/live/{live_id}")).body["viewers"] == 1)
 
-        await wait_until(counted_on_a)
+        await until(counted_on_a)
 
 
 async def test_a_node_restart_loses_no_click_and_resubscribes(
@@ -236,7 +238,7 @@ async def test_a_node_restart_loses_no_click_and_resubscribes(
         for i in range(60):
             writer.record(i % SHARDS, orjson.dumps({"i": i}))
             await asyncio.sleep(0.01)
-        await wait_until(lambda: _true(writer.spool_pending), timeout=10)
+        await until(lambda: writer.spool_pending, timeout=10)
         victim.start()
         redis_cluster.wait_ok()
         for i in range(60, 90):
@@ -248,7 +250,7 @@ async def test_a_node_restart_loses_no_click_and_resubscribes(
                 seen += await topology.client.xlen(stream_key(n))
             return seen == 90 and not writer.spool_pending
 
-        await wait_until(all_written, timeout=20)
+        await until(all_written, timeout=20)
         got = []
         for n in range(SHARDS):
             got += [orjson.loads(f[b"e"])["i"] for _, f in await topology.client.xrange(stream_key(n))]
@@ -261,17 +263,13 @@ async def test_a_node_restart_loses_no_click_and_resubscribes(
             await asyncio.sleep(0.05)
             return Change("product", 7) in received
 
-        await wait_until(delivered, timeout=20)
+        await until(delivered, timeout=20)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await writer.close()
         await topology.aclose()
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_a_moved_reply_makes_the_writer_follow_the_slot(
@@ -290,12 +288,12 @@ async def test_a_moved_reply_makes_the_writer_follow_the_slot(
     new = next(n for n in redis_cluster.nodes if n is not old)
     try:
         writer.record(shard, b'{"i":0}')
-        await wait_until(lambda: _xlen_is(topology, shard, 1))
+        await until(lambda: _xlen_is(topology, shard, 1))
         await topology.client.delete(stream_key(shard))  # the slot must be empty to hand it over
         _give_slot(redis_cluster, slot, new)
         for i in range(1, 6):
             writer.record(shard, b'{"i":%d}' % i)
-        await wait_until(lambda: _xlen_on(new.port, shard, 5), timeout=15)
+        await until(lambda: _xlen_on(new.port, shard, 5), timeout=15)
         assert writer.write_errors >= 1  # the MOVED replies
         assert topology.url_for_shard(shard).endswith(f":{new.port}/0")
     finally:
@@ -356,19 +354,19 @@ async def test_the_count_worker_goes_on_while_a_node_is_down_and_after_it_restar
 
     try:
         await write_events(topology.client, docs(0, 60), shards=SHARDS)  # type: ignore[arg-type]
-        await wait_until(lambda: _true(worker.stats.applied == 60))
+        await until(lambda: worker.stats.applied == 60)
         victim = redis_cluster.node_of_slot(key_slot(stream_key(s.video_anchor_ids[0] % SHARDS).encode()))
         victim.stop()
         others = [d for d in docs(60, 60)
                   if redis_cluster.node_of_slot(key_slot(stream_key(d["anchor_id"] % SHARDS).encode()))
                   is not victim]
         assert others
-        await wait_until(lambda: _written(topology, others), timeout=20)
-        await wait_until(lambda: _true(worker.stats.applied == 60 + len(others)), timeout=20)
+        await until(lambda: _written(topology, others), timeout=20)
+        await until(lambda: worker.stats.applied == 60 + len(others), timeout=20)
         victim.start()
         redis_cluster.wait_ok()
-        await wait_until(lambda: _written(topology, docs(120, 60)), timeout=20)
-        await wait_until(lambda: _true(worker.stats.applied == 120 + len(others)), timeout=20)
+        await until(lambda: _written(topology, docs(120, 60)), timeout=20)
+        await until(lambda: worker.stats.applied == 120 + len(others), timeout=20)
     finally:
         worker.stop()
         await asyncio.wait_for(task, 10)

@@ -1,5 +1,6 @@
 """Attribution as deployed: web instances answer clicks and leave the streams alone
-(SHOPLINK_ATTRIBUTION_CONSUMER is off by default); `shoplink count` stores the plan clicks."""
+(SHOPLINK_ATTRIBUTION_CONSUMER is off by default, and in the test app); `shoplink count` stores
+the plan clicks."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import asyncpg
 import orjson
 import pytest
 from aiohttp import ClientError, ClientSession
-from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from shoplink.config import Settings
@@ -26,17 +26,12 @@ from support.affiliate_data import (
     wait_for_clicks,
 )
 from support.api import Api
-from support.click_data import make_shop, video_anchor
+from support.click_data import make_shop, video_anchor, wait_for_events
 from support.count import run_count, start_count_worker, stop_count_worker
 from support.services import free_port
+from support.wait import stays_true
 
 SHARDS = 4
-
-
-@pytest.fixture
-async def server(start_server: Any) -> TestServer:
-    """A web instance with the defaults: no attribution consumer inside."""
-    return await start_server(attribution_consumer=False)
 
 
 async def _plan_anchor(make_account: Any, pool: asyncpg.Pool) -> tuple[Api, str]:
@@ -70,11 +65,18 @@ async def _stored(pool: asyncpg.Pool) -> int:
     return count
 
 
+async def _stored_is(pool: asyncpg.Pool, count: int) -> bool:
+    return await _stored(pool) == count
+
+
 async def test_the_count_worker_stores_plan_clicks_the_web_instance_left_alone(
         settings: Settings, make_account: Any, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
     _, code = await _plan_anchor(make_account, pool)
     ids = [await _click(anon, code) for _ in range(5)]
-    await asyncio.sleep(0.5)  # time enough for a consumer inside the app to have stored some
+    await wait_for_events(redis, 5)  # in the streams: a consumer inside the app could store them
+    # Nothing can end this wait early (nothing happens): watch for longer than such a consumer
+    # takes to read (its BLOCK_MS and PAUSE_S) and store.
+    await stays_true(lambda: _stored_is(pool, 0), for_s=0.5)
     assert await _stored(pool) == 0
     assert "attribution" not in await _groups(redis)
 

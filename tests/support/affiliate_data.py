@@ -3,7 +3,6 @@ anchor API lives on another branch), click events exactly as the producer writes
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from shoplink.ids import new_ulid
 from shoplink.paths import SCHEMAS_DIR
 
 from support.api import Api
+from support.wait import until
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -127,14 +127,12 @@ async def insert_anchor(pool: asyncpg.Pool, *, creator_id: int, product_id: int,
     return anchor_id, code
 
 
-async def wait_for_clicks(pool: asyncpg.Pool, event_ids: list[str], timeout: float = 10.0) -> None:
-    """Until the attribution consumer has stored these clicks."""
-    async with asyncio.timeout(timeout):
-        while True:
-            async with pool.acquire() as con:
-                found = await con.fetchval(
-                    "SELECT count(*) FROM attributed_clicks WHERE event_id = ANY($1::text[])",
-                    event_ids)
-            if found == len(event_ids):
-                return
-            await asyncio.sleep(0.05)
+async def wait_for_clicks(pool: asyncpg.Pool, event_ids: list[str], timeout: float = 30.0) -> None:
+    """Until the attribution consumer (`shoplink count`: the `count_worker` fixture) has stored
+    these clicks."""
+    async def stored() -> bool:
+        found = await pool.fetchval(
+            "SELECT count(*) FROM attributed_clicks WHERE event_id = ANY($1::text[])", event_ids)
+        return bool(found == len(event_ids))
+
+    await until(stored, timeout=timeout, interval=0.05)

@@ -148,12 +148,3 @@ async def open_stream(http: ClientSession, base_url: str, live_id: int,
         assert response.headers["Content-Type"].startswith("text/event-stream")
         yield SseStream(response)
 
-
-async def wait_until(check: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
-    """Polls an async `check()` until it returns something truthy (eventual consistency)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await asyncio.sleep(interval)
