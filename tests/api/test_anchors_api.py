@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from shoplink.keys import CHANGES, PROMOTION_RIGHTS
 
 from support.api import Api
 from support.video_data import GeneratedVideo, decode_image, frame_number, make_video, read_qr, upload
+from support.wait import until
 
 
 @pytest.fixture(scope="module")
@@ -329,16 +329,13 @@ async def test_invalidation_reaches_another_instance_within_a_second(
         anchors = reply.body["anchors"]
         return anchors[0]["label"] if anchors else "(gone)"
 
+    async def label_is(label: str) -> bool:
+        return await label_on_b() == label
+
     await seller.patch(f"{path}/{anchor['id']}", {"label": "Moved"})  # through instance A
-    started = time.monotonic()
-    while await label_on_b() != "Moved":
-        assert time.monotonic() - started < 1.0, "instance B still serves the old timeline"
-        await asyncio.sleep(0.01)
+    await until(lambda: label_is("Moved"), timeout=1.0, what="instance B serves the new timeline")
     await seller.delete(f"/api/v1/products/{products[0]['id']}")  # catalog change through A
-    started = time.monotonic()
-    while await label_on_b() != "(gone)":
-        assert time.monotonic() - started < 1.0, "instance B still shows a delisted product"
-        await asyncio.sleep(0.01)
+    await until(lambda: label_is("(gone)"), timeout=1.0, what="instance B drops the delisted product")
 
 
 async def test_qr_code_decodes_to_the_link(make_account, clip: GeneratedVideo, anon: Api) -> None:

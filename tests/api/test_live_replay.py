@@ -13,6 +13,7 @@ from shoplink.changes import Change, ChangeBus
 from support.api import Api
 from support.live_data import insert_video, live_with_products, seller_with_products, set_timeline
 from support.services import RedisProcess
+from support.wait import until
 
 
 async def _known_live(host: Api, ids: list[int], pool: asyncpg.Pool) -> int:
@@ -49,9 +50,7 @@ async def test_replay_anchors_from_the_pin_timeline(make_account, pool: asyncpg.
         await asyncio.wait_for(bus.connected.wait(), 5)
         reply = await host.post(f"/api/v1/live/{live_id}/replay", {"video_id": video_id, "offset_s": 5})
         assert reply.status == 201, reply.body
-        async with asyncio.timeout(5):
-            while Change("video", video_id) not in seen:
-                await asyncio.sleep(0.01)
+        await until(lambda: Change("video", video_id) in seen, timeout=5)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

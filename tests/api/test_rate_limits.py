@@ -72,7 +72,7 @@ async def test_failed_token_auth_locks_the_client_out_then_lets_it_back(start_se
     _assert_429(await good.get("/api/v1/me"))  # locked out: no token is even checked
     async with http.post(f"{base}/signin", data={"token": good.token}, allow_redirects=False) as resp:
         assert resp.status == 429 and resp.headers["Retry-After"] == "1"
-    await asyncio.sleep(1.2)  # one failure forgiven per second
+    await asyncio.sleep(1.2)  # a clock, not another task: one failure forgiven per second
     assert (await good.get("/api/v1/me")).status == 200
     # Calls without any credentials are not guesses and never count.
     anon = Api(http, base, None)
@@ -91,7 +91,7 @@ async def test_failed_web_sign_ins_lock_the_client_out(start_server, http, make_
         assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
         assert (await resp.json())["error"]["code"] == "too_many_requests"
     assert (await Api(http, base, token).get("/api/v1/me")).status == 429
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(1.2)  # a clock: one failure forgiven per second
     async with http.post(f"{base}/signin", data={"token": token}, allow_redirects=False) as resp:
         assert resp.status == 303
 

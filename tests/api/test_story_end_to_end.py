@@ -76,7 +76,7 @@ async def test_plan_join_anchor_click_sale_report(make_account, base_url: str, t
                 params = parse_qs(location.query)
                 assert params["utm_campaign"] == [f"plan-{plan_id}"]
                 click_ids.append(params["sl_click"][0])
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # a clock: Bob's click is the later one, by its timestamp
 
     report = await _report(seller, plan_id, want_clicks=2)
     assert report["clicks"]["human"] == 2

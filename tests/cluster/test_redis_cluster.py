@@ -237,7 +237,7 @@ async def test_a_node_restart_loses_no_click_and_resubscribes(
         victim.stop()
         for i in range(60):
             writer.record(i % SHARDS, orjson.dumps({"i": i}))
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # pace the clicks over the outage
         await until(lambda: writer.spool_pending, timeout=10)
         victim.start()
         redis_cluster.wait_ok()

@@ -21,6 +21,7 @@ from support.api import Api
 from support.click_data import make_shop, video_anchor, wait_for_events
 from support.click_server import ServeProcess
 from support.services import RedisProcess
+from support.wait import until
 
 SCHEMA = json.loads((SCHEMAS_DIR / "click_event.schema.json").read_text())
 TEST_SECRET = "test-secret-key-0123456789abcdef"
@@ -60,10 +61,7 @@ async def test_redis_outage_spools_and_replays_every_click(
 
         during = await clicks(viewer, code, 40)  # all answered at once, Redis or not
         writer = server.app[CLICK_WRITER]
-        for _ in range(500):
-            if writer.spooled >= 40:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: writer.spooled >= 40)
         assert writer.spooled == 40 and not writer.redis_ok
 
         own_redis.start()  # same port, same data directory
@@ -151,10 +149,11 @@ async def test_spool_left_by_a_crash_is_replayed_at_the_next_start(
         await wait_for_events(client, 1)
         own_redis.stop()
         answered = await clicks(viewer, code, 30)
-        for _ in range(500):
-            if await asyncio.to_thread(crashing.metric, "shoplink_click_events_spooled_total") >= 30:
-                break
-            await asyncio.sleep(0.02)
+
+        async def spooled() -> bool:
+            return await asyncio.to_thread(crashing.metric, "shoplink_click_events_spooled_total") >= 30
+
+        await until(spooled, timeout=20, interval=0.02)
         crashing.kill()  # SIGKILL: no shutdown, the spool stays behind
         assert sum(len(p.read_bytes().splitlines()) for p in spool.glob("*.spool")) == 30
 
@@ -167,10 +166,7 @@ async def test_spool_left_by_a_crash_is_replayed_at_the_next_start(
         assert all(e["replayed"] is True for e in events)
         for event in events:
             jsonschema.validate(event, SCHEMA)
-        for _ in range(200):  # the claimed file is removed once replayed
-            if not list(spool.glob("*.spool")):
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: not list(spool.glob("*.spool")))  # the claimed file is removed once replayed
         assert not list(spool.glob("*.spool"))
     finally:
         crashing.kill()

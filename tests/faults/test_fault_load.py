@@ -32,6 +32,7 @@ from support.load import (
     wait_until_counted,
 )
 from support.services import RedisProcess
+from support.wait import until
 
 pytestmark = pytest.mark.slow
 TEST_SECRET = "test-secret-key-0123456789abcdef"
@@ -93,13 +94,12 @@ async def test_redis_restarted_during_a_steady_click_load(
         await load.until_more(1000)
         await asyncio.to_thread(durable_redis.terminate)  # graceful: the AOF is complete on disk
         during = load.total
-        spooled = 0.0
-        for _ in range(500):  # clicks answered while Redis is down go to the spool
-            spooled = await asyncio.to_thread(serve.metric, "shoplink_click_events_spooled_total")
-            if spooled >= 300:
-                break
-            await asyncio.sleep(0.02)
-        assert spooled >= 300 and load.total > during
+
+        async def spooled() -> float:  # clicks answered while Redis is down go to the spool
+            value = await asyncio.to_thread(serve.metric, "shoplink_click_events_spooled_total")
+            return value if value >= 300 else 0.0
+
+        assert await until(spooled, timeout=20, interval=0.02) >= 300 and load.total > during
         await asyncio.to_thread(durable_redis.start)  # same port, same data directory
         await load.until_more(1000)  # replayed, then written directly again
         await load.stop()

@@ -126,18 +126,19 @@ async def test_a_real_write_error_on_the_spool_is_counted_and_logged(
             dropped = await asyncio.to_thread(serve.metric, "shoplink_click_events_dropped_total")
             return spooled, dropped
 
-        for _ in range(500):
+        async def all_settled() -> tuple[float, float] | None:
             spooled, dropped = await settled()
-            if spooled + dropped >= 60:
-                break
-            await asyncio.sleep(0.02)
+            return (spooled, dropped) if spooled + dropped >= 60 else None
+
+        spooled, dropped = await until(all_settled, timeout=20, interval=0.02)
         assert spooled + dropped == 60 and spooled > 0 and dropped > 0
         (path,) = spool.glob("*.spool")
         data = path.read_bytes()
         assert len(data) <= limit and data.endswith(b"\n")  # a partly written batch was cut off again
         assert len(data.splitlines()) == spooled  # whole lines only, exactly the events counted as kept
-        errors = [orjson.loads(line) for line in serve.stderr_lines
-                  if '"level":"error"' in line and "spool cannot be written" in line]
+        # the log line is read from the server's stderr by a thread: wait for it
+        errors = await until(lambda: [orjson.loads(line) for line in serve.stderr_lines
+                                      if '"level":"error"' in line and "spool cannot be written" in line])
         assert errors and "File too large" in errors[0]["error"]
 
         own_redis.start()

@@ -4,7 +4,6 @@ the plan clicks."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 import socket
@@ -29,7 +28,7 @@ from support.api import Api
 from support.click_data import make_shop, video_anchor, wait_for_events
 from support.count import run_count, start_count_worker, stop_count_worker
 from support.services import free_port
-from support.wait import stays_true
+from support.wait import stays_true, until
 
 SHARDS = 4
 
@@ -149,12 +148,14 @@ async def test_a_count_process_serves_its_own_counters_on_its_metrics_port(
                 'shoplink_attribution_events_total{result="skipped"}': 4.0}
     seen: dict[str, float] = {}
     async with ClientSession() as http:
+        async def counted() -> bool:
+            nonlocal seen
+            with contextlib.suppress(ClientError):  # not listening yet
+                seen = await _scrape(http, port)
+            return all(seen.get(name) == value for name, value in expected.items())
+
         try:
-            async with asyncio.timeout(30):
-                while any(seen.get(name) != value for name, value in expected.items()):
-                    await asyncio.sleep(0.1)
-                    with contextlib.suppress(ClientError):
-                        seen = await _scrape(http, port)
+            await until(counted, timeout=30, interval=0.1)
             assert seen["shoplink_count_dead_total"] == 0
         finally:
             worker.send_signal(signal.SIGTERM)

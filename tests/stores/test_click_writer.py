@@ -96,7 +96,7 @@ async def test_stalled_redis_spills_and_nothing_is_lost(tmp_path: Path) -> None:
         os.kill(proc.proc.pid, signal.SIGSTOP)  # Redis hangs: connections open, no answers
         for n in range(300):  # more than buffer_max while Redis does not answer
             writer.record(n % 4, event(n))
-            if n % 50 == 0:
+            if n % 50 == 0:  # pace the load: the writer's sends time out (0.2 s) meanwhile
                 await asyncio.sleep(0.05)
         assert writer.buffered <= 100
         await until(lambda: writer.spooled > 0)

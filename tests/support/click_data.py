@@ -4,9 +4,7 @@ Also helpers to read what really landed in the click streams."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +16,7 @@ from redis.asyncio import Redis
 from shoplink.anchors.codes import new_code
 
 from support.api import Api
+from support.wait import until
 
 
 @dataclass
@@ -116,13 +115,14 @@ async def stream_events(redis: Redis, shards: int = 4) -> list[dict[str, Any]]:
 
 async def wait_for_events(redis: Redis, count: int, *, timeout: float = 10.0,
                           shards: int = 4) -> list[dict[str, Any]]:
-    """Poll until at least `count` events are in the streams (flushes are asynchronous)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """Every event in the streams, once there are at least `count` (flushes are asynchronous)."""
+    async def enough() -> tuple[list[dict[str, Any]]] | None:
         events = await stream_events(redis, shards)
-        if len(events) >= count or time.monotonic() > deadline:
-            return events
-        await asyncio.sleep(0.02)
+        return (events,) if len(events) >= count else None
+
+    (events,) = await until(enough, timeout=timeout, interval=0.02,
+                            what=f"{count} events in the click streams")
+    return events
 
 
 def random_code() -> str:
