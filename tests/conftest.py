@@ -4,7 +4,7 @@ and the real app served over real HTTP. Nothing here is mocked."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from shoplink.app import create_app, install_fast_dispatch
 from shoplink.auth.service import AuthService
 from shoplink.config import Settings
 
-from support.api import Api
+from support.api import Account, AccountFactory, Api, ServerFactory
 from support.cluster import RedisCluster3
 from support.count import start_count_worker, stop_count_worker
 from support.services import RedisProcess, admin_database_url, create_database, drop_database
@@ -127,9 +127,6 @@ async def count_worker(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[
     assert code == 0, err[-3000:]
 
 
-ServerFactory = Callable[..., Awaitable[TestServer]]
-
-
 @pytest.fixture
 async def start_server(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[ServerFactory]:
     """Start real app instances over HTTP; `await start_server(**setting_overrides)`."""
@@ -138,6 +135,7 @@ async def start_server(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[
     async def start(app: web.Application | None = None, **overrides: Any) -> TestServer:
         server = TestServer(app or create_app(settings.replace(**overrides)), host="127.0.0.1")
         await server.start_server()
+        assert isinstance(server.runner, web.AppRunner)
         install_fast_dispatch(server.runner)  # as `shoplink serve` does
         started.append(server)
         return server
@@ -163,18 +161,15 @@ def base_url(server: TestServer) -> str:
     return str(server.make_url("")).rstrip("/")
 
 
-AccountFactory = Callable[..., Awaitable[Api]]
-
-
 @pytest.fixture
 def make_account(pool: asyncpg.Pool, http: ClientSession, base_url: str) -> AccountFactory:
     """`await make_account("seller", name=...)` -> an Api client authenticated as a new account."""
     counter = iter(range(1, 10_000))
 
-    async def make(*roles: str, name: str | None = None) -> Api:
+    async def make(*roles: str, name: str | None = None) -> Account:
         account, token = await AuthService(pool).create_account(
             name or f"{'-'.join(roles)}-{next(counter)}", list(roles))
-        return Api(http, base_url, token.token, account.id)
+        return Account(http, base_url, token.token, account.id)
 
     return make
 

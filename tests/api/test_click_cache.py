@@ -14,7 +14,7 @@ from shoplink.changes import Change
 from shoplink.clicks.resolver import Resolver, Target
 from shoplink.keys import CHANGES, CLICK_RESOLVER
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.click_data import insert_anchor, make_shop, random_code, video_anchor
 from support.wait import until
 
@@ -24,7 +24,7 @@ def viewer(http: ClientSession, server: TestServer) -> Api:
 
 
 async def test_product_change_on_one_instance_reaches_the_other_within_a_second(
-        make_account, start_server, http: ClientSession, pool: asyncpg.Pool) -> None:
+        make_account: AccountFactory, start_server: ServerFactory, http: ClientSession, pool: asyncpg.Pool) -> None:
     a, b = await start_server(), await start_server()
     await asyncio.wait_for(asyncio.gather(a.app[CHANGES].connected.wait(),
                                           b.app[CHANGES].connected.wait()), 5)
@@ -39,14 +39,14 @@ async def test_product_change_on_one_instance_reaches_the_other_within_a_second(
     assert reply.status == 200, reply.body
 
     async def b_follows() -> bool:
-        location = (await on_b.get(f"/r/{code}")).headers["Location"]
+        location: str = (await on_b.get(f"/r/{code}")).headers["Location"]
         return location.startswith("https://acme.example/p/boot?size=42&utm_source=shoplink&")
 
     await until(b_follows, timeout=1.0, what="instance b redirects to the new URL")
     assert (await on_a.get(f"/r/{code}")).headers["Location"].startswith("https://acme.example/p/boot?")
 
 
-async def test_concurrent_misses_for_one_code_make_one_query(make_account, server: TestServer,
+async def test_concurrent_misses_for_one_code_make_one_query(make_account: AccountFactory, server: TestServer,
                                                              anon: Api, pool: asyncpg.Pool) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -72,7 +72,7 @@ async def test_unknown_codes_are_remembered_and_bogus_ones_never_queried(
 
 
 async def test_new_anchor_with_a_remembered_unknown_code_resolves_after_its_change(
-        make_account, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
+        make_account: AccountFactory, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
     shop = await make_shop(await make_account("seller"))
     code = random_code()
     assert (await anon.get(f"/r/{code}")).status == 404
@@ -84,8 +84,9 @@ async def test_new_anchor_with_a_remembered_unknown_code_resolves_after_its_chan
     assert (await anon.get(f"/r/{code}")).status == 302
 
 
-async def test_ttl_bounds_a_missed_invalidation(make_account, start_server, http: ClientSession,
-                                                pool: asyncpg.Pool) -> None:
+async def test_ttl_bounds_a_missed_invalidation(
+        make_account: AccountFactory, start_server: ServerFactory, http: ClientSession,
+        pool: asyncpg.Pool) -> None:
     server = await start_server(click_cache_ttl_s=0.2)
     api = viewer(http, server)
     shop = await make_shop(await make_account("seller"))
@@ -98,7 +99,7 @@ async def test_ttl_bounds_a_missed_invalidation(make_account, start_server, http
     assert "/p/sandal?" in (await api.get(f"/r/{code}")).headers["Location"]
 
 
-async def test_everything_change_forgets_the_cache(make_account, server: TestServer, anon: Api,
+async def test_everything_change_forgets_the_cache(make_account: AccountFactory, server: TestServer, anon: Api,
                                                    pool: asyncpg.Pool) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -118,7 +119,7 @@ async def _replaced(resolver: Resolver, code: str, entry: Target) -> Target:
 
 
 async def test_due_entries_are_re_read_in_the_background_while_clicks_use_them(
-        make_account, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
+        make_account: AccountFactory, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
     resolver = server.app[CLICK_RESOLVER]
@@ -142,7 +143,7 @@ async def test_due_entries_are_re_read_in_the_background_while_clicks_use_them(
 
 
 async def test_a_click_that_needs_a_delayed_re_read_starts_it_at_once(
-        make_account, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
+        make_account: AccountFactory, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
     shop = await make_shop(await make_account("seller"))
     anchor_id, code, _ = await video_anchor(pool, shop)
     resolver = server.app[CLICK_RESOLVER]

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestServer
 
 from shoplink.keys import LIVE
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.live_data import (
     SseStream,
     live_with_products,
@@ -36,7 +36,7 @@ async def _first_state(stream: SseStream) -> int:
     return state.id
 
 
-async def test_viewers_on_two_instances_get_every_change(start_server, make_account,
+async def test_viewers_on_two_instances_get_every_change(start_server: ServerFactory, make_account: AccountFactory,
                                                          http: ClientSession) -> None:
     a, b = await start_server(), await start_server()
     seller, ids = await seller_with_products(make_account, 3)
@@ -65,7 +65,7 @@ async def _connected(*servers: TestServer) -> bool:
     return all(server.app[LIVE].hub.connected.is_set() for server in servers)
 
 
-async def test_redis_restart_while_viewers_are_connected(start_server, make_account,
+async def test_redis_restart_while_viewers_are_connected(start_server: ServerFactory, make_account: AccountFactory,
                                                          http: ClientSession) -> None:
     proc = RedisProcess()
     proc.start()
@@ -113,7 +113,7 @@ async def _disconnected(*servers: TestServer) -> bool:
     return not any(server.app[LIVE].hub.connected.is_set() for server in servers)
 
 
-async def test_viewer_count_across_two_instances(start_server, make_account,
+async def test_viewer_count_across_two_instances(start_server: ServerFactory, make_account: AccountFactory,
                                                  http: ClientSession) -> None:
     a = await start_server(live_heartbeat_s=0.2)
     b = await start_server(live_heartbeat_s=0.2)
@@ -140,7 +140,7 @@ async def test_viewer_count_across_two_instances(start_server, make_account,
 
 
 async def test_concurrent_changes_on_two_instances_arrive_in_sequence(
-        start_server, make_account, http: ClientSession) -> None:
+        start_server: ServerFactory, make_account: AccountFactory, http: ClientSession) -> None:
     a, b = await start_server(), await start_server()
     seller, ids = await seller_with_products(make_account, 3)
     live_id = await live_with_products(_as(seller, a), ids, start=True)
@@ -165,7 +165,8 @@ async def test_concurrent_changes_on_two_instances_arrive_in_sequence(
                 assert [e.id for e in events] == list(range(first, first + 6))
 
 
-async def test_server_shutdown_ends_streams(start_server, make_account, http: ClientSession) -> None:
+async def test_server_shutdown_ends_streams(
+        start_server: ServerFactory, make_account: AccountFactory, http: ClientSession) -> None:
     server = await start_server()
     seller, ids = await seller_with_products(make_account, 1)
     live_id = await live_with_products(_as(seller, server), ids, start=True)

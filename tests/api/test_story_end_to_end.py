@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from aiohttp import ClientSession, CookieJar
 
-from support.api import Api
+from support.api import AccountFactory, Api
 from support.video_data import make_video, shop_with_products, upload
 from support.wait import until
 
@@ -35,7 +35,7 @@ async def _report(seller: Api, plan_id: int, want_clicks: int) -> dict[str, Any]
 
 
 @pytest.mark.usefixtures("count_worker")  # attributes the plan clicks, as deployed
-async def test_plan_join_anchor_click_sale_report(make_account, base_url: str, tmp_path: Path) -> None:
+async def test_plan_join_anchor_click_sale_report(make_account: AccountFactory, base_url: str, tmp_path: Path) -> None:
     seller = await make_account("seller", name="Brand")
     alice = await make_account("creator", name="Alice")
     bob = await make_account("creator", name="Bob")

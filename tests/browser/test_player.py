@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.async_api import BrowserContext, Page
+from playwright.async_api import Browser, BrowserContext, Page
 
 from shoplink.analytics.consumer import CountWorker
 from shoplink.keys import REDIS
@@ -120,7 +120,7 @@ async def test_cards_follow_playback_on_another_origin_and_click_through(
     await screenshot(dashboard, "dashboard-video", docs=True, full_page=True)
 
 
-async def test_phone_viewport(webapp: WebApp, host_site: HostSite, browser, tmp_path: Path) -> None:
+async def test_phone_viewport(webapp: WebApp, host_site: HostSite, browser: Browser, tmp_path: Path) -> None:
     clip, video, (first, _), _ = await _video_with_anchors(webapp, tmp_path)
     url = host_site.add_html("/m.html", embed_page(
         webapp.base, host_site.add_video("/clip.webm", clip), "data-shoplink-video", video["id"]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -17,7 +18,7 @@ from redis.asyncio import Redis
 from shoplink.keys import CLICK_WRITER, SETTINGS
 from shoplink.paths import SCHEMAS_DIR
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.click_data import make_shop, video_anchor, wait_for_events
 from support.click_server import ServeProcess
 from support.services import RedisProcess
@@ -38,7 +39,7 @@ async def clicks(api: Api, code: str, count: int) -> list[str]:
 
 
 @pytest.fixture
-def own_redis() -> RedisProcess:
+def own_redis() -> Iterator[RedisProcess]:
     proc = RedisProcess()
     proc.start()
     yield proc
@@ -46,7 +47,7 @@ def own_redis() -> RedisProcess:
 
 
 async def test_redis_outage_spools_and_replays_every_click(
-        make_account, start_server, http: ClientSession, pool: asyncpg.Pool,
+        make_account: AccountFactory, start_server: ServerFactory, http: ClientSession, pool: asyncpg.Pool,
         own_redis: RedisProcess) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -80,7 +81,7 @@ async def test_redis_outage_spools_and_replays_every_click(
         await client.aclose()
 
 
-async def test_sigterm_flushes_everything_answered(make_account, pool: asyncpg.Pool, database_url: str,
+async def test_sigterm_flushes_everything_answered(make_account: AccountFactory, pool: asyncpg.Pool, database_url: str,
                                                    own_redis: RedisProcess, http: ClientSession,
                                                    tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
@@ -104,7 +105,7 @@ async def test_sigterm_flushes_everything_answered(make_account, pool: asyncpg.P
 
 
 async def test_sigterm_with_redis_down_spools_then_next_start_replays(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         http: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -134,7 +135,7 @@ async def test_sigterm_with_redis_down_spools_then_next_start_replays(
 
 
 async def test_spool_left_by_a_crash_is_replayed_at_the_next_start(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         http: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)

@@ -20,7 +20,7 @@ from shoplink.auth.service import AuthService
 from shoplink.config import Settings
 
 from support.affiliate_data import click_event, wait_for_clicks, xadd_click
-from support.api import Api, Reply
+from support.api import Api, Reply, ServerFactory
 from support.click_data import make_shop, video_anchor, wait_for_events
 from support.count import count_metric, start_count_worker, stop_count_worker
 from support.load import wait_for_count_group
@@ -67,7 +67,7 @@ def assert_unavailable(reply: Reply, code: str = "unavailable") -> None:
     assert reply.error_code == code, reply.body
 
 
-async def test_postgres_stopped_while_serving(own_pg: Cluster, start_server, http: ClientSession,
+async def test_postgres_stopped_while_serving(own_pg: Cluster, start_server: ServerFactory, http: ClientSession,
                                               redis: Redis) -> None:
     server = await start_server(database_url=own_pg.url, click_cache_ttl_s=0.2, db_timeout_s=2)
     base = str(server.make_url(""))
@@ -124,7 +124,7 @@ async def test_postgres_stopped_while_serving(own_pg: Cluster, start_server, htt
 
 
 async def test_frozen_postgres_fails_requests_fast_instead_of_hanging(
-        own_pg: Cluster, start_server, settings: Settings, redis: Redis) -> None:
+        own_pg: Cluster, start_server: ServerFactory, settings: Settings, redis: Redis) -> None:
     """PostgreSQL that accepts connections but answers nothing (SIGSTOP): the connect, acquire and
     statement timeouts turn every database wait into a 503 instead of a request that hangs."""
     server = await start_server(database_url=own_pg.url, click_cache_ttl_s=0.2, db_timeout_s=0.5,

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from shoplink.keys import CLICK_WRITER, SETTINGS
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.click_data import make_shop, video_anchor, wait_for_events
 from support.click_server import ServeProcess
 from support.services import RedisProcess
@@ -54,8 +54,8 @@ def own_redis() -> Iterator[RedisProcess]:
 
 
 async def test_full_spool_drops_are_counted_and_logged_and_it_recovers(
-        make_account, start_server, http: ClientSession, pool: asyncpg.Pool, own_redis: RedisProcess,
-        caplog: pytest.LogCaptureFixture) -> None:
+        make_account: AccountFactory, start_server: ServerFactory, http: ClientSession, pool: asyncpg.Pool,
+        own_redis: RedisProcess, caplog: pytest.LogCaptureFixture) -> None:
     shop = await make_shop(await make_account("seller"))
     anchor_id, code, _ = await video_anchor(pool, shop)
     analyst = await make_account("analyst")
@@ -103,7 +103,7 @@ async def test_full_spool_drops_are_counted_and_logged_and_it_recovers(
 
 
 async def test_a_real_write_error_on_the_spool_is_counted_and_logged(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         http: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)

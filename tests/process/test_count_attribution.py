@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
-from typing import Any
 
 import asyncpg
 import orjson
@@ -24,7 +23,7 @@ from support.affiliate_data import (
     seller_with_products,
     wait_for_clicks,
 )
-from support.api import Api
+from support.api import AccountFactory, Api
 from support.click_data import make_shop, video_anchor, wait_for_events
 from support.count import run_count, start_count_worker, stop_count_worker
 from support.services import free_port
@@ -33,7 +32,7 @@ from support.wait import stays_true, until
 SHARDS = 4
 
 
-async def _plan_anchor(make_account: Any, pool: asyncpg.Pool) -> tuple[Api, str]:
+async def _plan_anchor(make_account: AccountFactory, pool: asyncpg.Pool) -> tuple[Api, str]:
     seller, _, products = await seller_with_products(make_account, prices=["20.00"])
     plan = await create_plan(seller, products, rate="10.00")
     creator = await make_account("creator")
@@ -69,7 +68,7 @@ async def _stored_is(pool: asyncpg.Pool, count: int) -> bool:
 
 
 async def test_the_count_worker_stores_plan_clicks_the_web_instance_left_alone(
-        settings: Settings, make_account: Any, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
+        settings: Settings, make_account: AccountFactory, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
     _, code = await _plan_anchor(make_account, pool)
     ids = [await _click(anon, code) for _ in range(5)]
     await wait_for_events(redis, 5)  # in the streams: a consumer inside the app could store them
@@ -94,7 +93,7 @@ async def test_the_count_worker_stores_plan_clicks_the_web_instance_left_alone(
 
 
 async def test_no_attribution_leaves_the_attribution_group_alone(
-        settings: Settings, make_account: Any, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
+        settings: Settings, make_account: AccountFactory, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
     _, code = await _plan_anchor(make_account, pool)
     await _click(anon, code)
     exit_code, out, err = await run_count(settings, "--exit-when-idle", "--no-attribution")
@@ -105,7 +104,7 @@ async def test_no_attribution_leaves_the_attribution_group_alone(
 
 
 async def test_a_running_count_worker_attributes_clicks_as_they_come_and_stops_on_sigterm(
-        settings: Settings, make_account: Any, anon: Api, pool: asyncpg.Pool) -> None:
+        settings: Settings, make_account: AccountFactory, anon: Api, pool: asyncpg.Pool) -> None:
     _, code = await _plan_anchor(make_account, pool)
     worker = await start_count_worker(settings)
     try:
@@ -134,7 +133,7 @@ async def _scrape(http: ClientSession, port: int) -> dict[str, float]:
 
 
 async def test_a_count_process_serves_its_own_counters_on_its_metrics_port(
-        settings: Settings, make_account: Any, anon: Api, pool: asyncpg.Pool) -> None:
+        settings: Settings, make_account: AccountFactory, anon: Api, pool: asyncpg.Pool) -> None:
     _, planned = await _plan_anchor(make_account, pool)
     _, plain, _ = await video_anchor(pool, await make_shop(await make_account("seller")))
     for _ in range(3):

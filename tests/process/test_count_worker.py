@@ -17,7 +17,8 @@ from shoplink.analytics import keys as k
 from shoplink.config import Settings
 
 from support.analytics_data import Seed, seed
-from support.api import Api
+from support.api import AccountFactory, Api
+from support.click_data import xrange
 from support.count import run_count, start_count_worker
 from support.event_data import event, expected_counts, write_events, write_raw
 from support.wait import until
@@ -45,7 +46,7 @@ def click_docs(s: Seed, n: int, start_ms: int | None = None) -> list[dict[str, A
 
 
 @pytest.fixture
-async def world(pool: asyncpg.Pool, make_account: Any) -> tuple[Seed, Api]:
+async def world(pool: asyncpg.Pool, make_account: AccountFactory) -> tuple[Seed, Api]:
     seller = await make_account("seller")
     creator = await make_account("creator")
     analyst = await make_account("analyst")
@@ -199,7 +200,7 @@ async def test_malformed_entries_go_to_the_dead_letter_stream(world: tuple[Seed,
     assert orjson.loads(out)["dead"] == 5
     reasons = []
     for shard in range(4):
-        for _, fields in await redis.xrange(f"shoplink:clicks:dead:{{{shard}}}"):
+        for _, fields in await xrange(redis, f"shoplink:clicks:dead:{{{shard}}}"):
             reasons.append(fields[b"reason"].decode())
             assert fields[b"stream"] == f"shoplink:clicks:{{{shard}}}".encode()
     assert sorted(reasons) == sorted(["not_json", "missing_field:ua_class", "unsupported_version:2",

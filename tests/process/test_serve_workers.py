@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -20,7 +20,7 @@ import pytest
 from aiohttp import ClientSession, TCPConnector
 from redis.asyncio import Redis
 
-from support.api import Api
+from support.api import AccountFactory, Api
 from support.click_data import make_shop, stream_events, video_anchor, wait_for_events
 from support.click_server import ServeProcess
 from support.services import RedisProcess, admin_database_url, create_database, drop_database, free_port
@@ -31,7 +31,7 @@ SPOOL_NAME = re.compile(r"^clicks-(\d+)-[0-9a-f]+\.spool$")
 
 
 @pytest.fixture
-def own_redis() -> AsyncIterator[RedisProcess]:
+def own_redis() -> Iterator[RedisProcess]:
     proc = RedisProcess()
     proc.start()
     yield proc
@@ -95,7 +95,7 @@ def gone(pid: int) -> bool:
 
 
 async def test_two_workers_answer_on_one_port_and_sigterm_flushes_both(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         fresh: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -130,7 +130,7 @@ async def test_two_workers_answer_on_one_port_and_sigterm_flushes_both(
 
 
 async def test_a_killed_worker_is_restarted_and_replays_its_spool(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         fresh: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -182,7 +182,7 @@ async def test_a_killed_worker_is_restarted_and_replays_its_spool(
 
 
 async def test_spools_of_slots_that_no_longer_exist_are_adopted(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         fresh: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -227,7 +227,7 @@ async def test_spools_of_slots_that_no_longer_exist_are_adopted(
 
 
 async def test_workers_stop_and_flush_when_the_supervisor_is_killed(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         fresh: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -305,7 +305,7 @@ async def _metrics_text(session: ClientSession, port: int) -> str:
 
 
 async def test_each_worker_serves_its_own_metrics_on_its_own_port(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         fresh: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)

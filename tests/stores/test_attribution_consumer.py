@@ -16,6 +16,7 @@ from shoplink.resp import pack_ids
 from shoplink.streams import stream_key
 
 from support.affiliate_data import T0, click_event, ms, stream_for, xadd_click
+from support.click_data import xrange
 from support.wait import until
 
 SHARDS = 4
@@ -130,7 +131,7 @@ async def test_running_consumer_reads_every_shard_and_survives_a_flush(
         await asyncio.gather(task, return_exceptions=True)
     stored = {r["event_id"] for r in await _rows(pool)}
     assert stored == {e["event_id"] for e in [*events, late]}
-    raw = await redis.xrange(stream_key(3))
+    raw = await xrange(redis, stream_key(3))
     assert orjson.loads(raw[0][1][b"e"])["event_id"] == late["event_id"]
 
 

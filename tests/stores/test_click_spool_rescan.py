@@ -19,6 +19,7 @@ from shoplink.clicks.writer import ClickWriter
 from shoplink.ids import new_ulid
 from shoplink.keys import CLICK_WRITER, SETTINGS
 
+from support.api import ServerFactory
 from support.click_data import stream_events, wait_for_events
 from support.services import RedisProcess
 from support.wait import until
@@ -69,7 +70,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 async def test_a_running_server_replays_a_spool_left_by_a_crashed_process(
-        start_server, redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+        start_server: ServerFactory, redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(writer_module, "ORPHAN_SCAN_S", 0.1)  # instead of 30 s
     server = await start_server()
     spool_dir = server.app[SETTINGS].spool_dir

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from shoplink.clicks.writer import ClickWriter
 from shoplink.ids import new_ulid
 
-from support.click_data import stream_events
+from support.click_data import stream_events, xrange
 from support.services import RedisProcess
 from support.wait import until
 
@@ -34,7 +34,7 @@ async def test_batches_are_written_in_order_per_shard(redis_proc: RedisProcess, 
     finally:
         await writer.close()
     for shard in range(4):
-        entries = await redis.xrange(f"shoplink:clicks:{{{shard}}}")
+        entries = await xrange(redis, f"shoplink:clicks:{{{shard}}}")
         assert [orjson.loads(f[b"e"])["n"] for _, f in entries] == list(range(shard, 500, 4))
     assert writer.spooled == 0 and not list(tmp_path.glob("*.spool"))
 

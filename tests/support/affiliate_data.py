@@ -17,7 +17,7 @@ from shoplink.anchors.codes import new_code
 from shoplink.ids import new_ulid
 from shoplink.paths import SCHEMAS_DIR
 
-from support.api import Api
+from support.api import AccountFactory, Api
 from support.wait import until
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -82,12 +82,12 @@ def stream_for(anchor_id: int | None, shards: int = 4) -> str:
 
 async def xadd_click(redis: Redis, event: dict[str, Any], shards: int = 4) -> bytes:
     """XADD the event as the producer does: one field `e` holding the JSON."""
-    entry_id: bytes = await redis.xadd(stream_for(event["anchor_id"], shards),
-                                       {"e": orjson.dumps(event)})
+    entry_id = await redis.xadd(stream_for(event["anchor_id"], shards), {"e": orjson.dumps(event)})
+    assert isinstance(entry_id, bytes)
     return entry_id
 
 
-async def seller_with_products(make_account: Any, *, prices: list[str], currency: str = "USD",
+async def seller_with_products(make_account: AccountFactory, *, prices: list[str], currency: str = "USD",
                                domain: str = "shop.example") -> tuple[Api, int, list[int]]:
     seller = await make_account("seller")
     shop = await seller.post("/api/v1/shops", {"name": "Shop", "domains": [domain]})

@@ -59,7 +59,8 @@ class Crasher:
 
 def install(checkpoint: Crasher) -> None:
     """Make `shoplink count` build its worker and its roll-up with `checkpoint`."""
-    if command.CountWorker is not CountWorker or command.Rollup is not Rollup:
+    names = vars(command)  # the command module's globals: what its code looks the classes up in
+    if names.get("CountWorker") is not CountWorker or names.get("Rollup") is not Rollup:
         raise SystemExit("count_launcher: shoplink.analytics.command no longer builds CountWorker and "
                          "Rollup itself; update install()")
 
@@ -71,8 +72,8 @@ def install(checkpoint: Crasher) -> None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, checkpoint=checkpoint, **kwargs)
 
-    command.CountWorker = CrashingWorker  # type: ignore[misc]
-    command.Rollup = CrashingRollup  # type: ignore[misc]
+    names["CountWorker"] = CrashingWorker
+    names["Rollup"] = CrashingRollup
 
 
 def main(argv: list[str]) -> int:

@@ -12,13 +12,14 @@ from typing import Any, TypeVar, overload
 T = TypeVar("T")
 
 
+# A check may answer None for "not yet": what until() returns is never None.
 @overload
-async def until(check: Callable[[], Awaitable[T]], *, timeout: float = ...,  # type: ignore[overload-overlap]
+async def until(check: Callable[[], Awaitable[T | None]], *, timeout: float = ...,  # type: ignore[overload-overlap]
                 interval: float = ..., what: str | None = ...) -> T: ...
 
 
 @overload
-async def until(check: Callable[[], T], *, timeout: float = ..., interval: float = ...,
+async def until(check: Callable[[], T | None], *, timeout: float = ..., interval: float = ...,
                 what: str | None = ...) -> T: ...
 
 
