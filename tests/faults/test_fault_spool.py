@@ -59,7 +59,9 @@ async def test_full_spool_drops_are_counted_and_logged_and_it_recovers(
     shop = await make_shop(await make_account("seller"))
     anchor_id, code, _ = await video_anchor(pool, shop)
     analyst = await make_account("analyst")
-    server = await start_server(redis_url=own_redis.url, spool_max_bytes=4096)
+    # A flush never waits for more than a few events (while the writer backs off from Redis it
+    # would otherwise collect them all: one batch past the limit, nothing spooled).
+    server = await start_server(redis_url=own_redis.url, spool_max_bytes=4096, click_flush_batch=4)
     viewer = Api(http, str(server.make_url("")), None)
     writer = server.app[CLICK_WRITER]
     client = Redis.from_url(own_redis.url)
@@ -110,7 +112,7 @@ async def test_a_real_write_error_on_the_spool_is_counted_and_logged(
     spool = tmp_path / "spool"
     limit = 8192
     serve = ServeProcess(database_url, own_redis.url, spool, TEST_SECRET, capture_stderr=True,
-                         wrapper=("prlimit", f"--fsize={limit}"))
+                         wrapper=("prlimit", f"--fsize={limit}"), click_flush_batch="4")  # as above
     serve.env["PYTHONDONTWRITEBYTECODE"] = "1"  # the file size limit is for the spool
     await asyncio.to_thread(serve.start)
     client = Redis.from_url(own_redis.url)
