@@ -3,7 +3,8 @@ and the real app served over real HTTP. Nothing here is mocked."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from shoplink.app import create_app, install_fast_dispatch
 from shoplink.auth.service import AuthService
 from shoplink.config import Settings
 
-from support.api import Api
+from support.api import Account, AccountFactory, Api, ServerFactory
 from support.cluster import RedisCluster3
+from support.count import start_count_worker, stop_count_worker
 from support.services import RedisProcess, admin_database_url, create_database, drop_database
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
@@ -103,17 +105,26 @@ async def redis(pool: asyncpg.Pool, _session_redis: Redis) -> Redis:
 
 @pytest.fixture
 def settings(database_url: str, redis_proc: RedisProcess, tmp_path: Path) -> Settings:
-    # The app instances of the tests attribute plan clicks themselves (SHOPLINK_ATTRIBUTION_CONSUMER,
-    # off by default): no count worker runs beside them. `shoplink count` doing it, as deployed,
-    # is tested in tests/api/test_count_attribution.py.
+    """The settings of the test app, as deployed: its web instances answer clicks and leave the
+    streams alone (no attribution consumer inside); `shoplink count` (`count_worker`) counts and
+    attributes."""
     return Settings.from_env(
         {}, database_url=database_url, redis_url=redis_proc.url, secret_key=TEST_SECRET,
         media_dir=tmp_path / "media", public_base_url="http://127.0.0.1:8080",
-        access_log=False, log_level="warning", spool_dir=tmp_path / "spool",
-        attribution_consumer=True)
+        access_log=False, log_level="warning", spool_dir=tmp_path / "spool")
 
 
-ServerFactory = Callable[..., Awaitable[TestServer]]
+@pytest.fixture
+async def count_worker(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`shoplink count` running beside the test's app for the whole test, as deployed: the process
+    that counts the clicks and stores the plan clicks (attribution). It must stop cleanly on SIGTERM
+    at the end."""
+    worker = await start_count_worker(settings)
+    try:
+        yield worker
+    finally:
+        code, err = await stop_count_worker(worker)
+    assert code == 0, err[-3000:]
 
 
 @pytest.fixture
@@ -124,6 +135,7 @@ async def start_server(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[
     async def start(app: web.Application | None = None, **overrides: Any) -> TestServer:
         server = TestServer(app or create_app(settings.replace(**overrides)), host="127.0.0.1")
         await server.start_server()
+        assert isinstance(server.runner, web.AppRunner)
         install_fast_dispatch(server.runner)  # as `shoplink serve` does
         started.append(server)
         return server
@@ -149,18 +161,15 @@ def base_url(server: TestServer) -> str:
     return str(server.make_url("")).rstrip("/")
 
 
-AccountFactory = Callable[..., Awaitable[Api]]
-
-
 @pytest.fixture
 def make_account(pool: asyncpg.Pool, http: ClientSession, base_url: str) -> AccountFactory:
     """`await make_account("seller", name=...)` -> an Api client authenticated as a new account."""
     counter = iter(range(1, 10_000))
 
-    async def make(*roles: str, name: str | None = None) -> Api:
+    async def make(*roles: str, name: str | None = None) -> Account:
         account, token = await AuthService(pool).create_account(
             name or f"{'-'.join(roles)}-{next(counter)}", list(roles))
-        return Api(http, base_url, token.token, account.id)
+        return Account(http, base_url, token.token, account.id)
 
     return make
 

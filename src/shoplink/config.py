@@ -273,12 +273,6 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("count_metrics_port", "SHOPLINK_COUNT_METRICS_PORT", "0", _parse_int(0, 65535),
            "Port on which each `shoplink count` process serves /metrics (its counting and "
            "attribution counters), on SHOPLINK_HOST; 0: none. Streams and groups: the web /metrics."),
-    _Field("count_crash_at", "SHOPLINK_COUNT_CRASH_AT", "",
-           _parse_choice("", "after_read", "mid_batch", "after_apply", "mid_ack", "after_move",
-                         "after_move_commit"),
-           "Fault injection for tests ONLY: the count worker calls os._exit(17) at this point."),
-    _Field("count_crash_after", "SHOPLINK_COUNT_CRASH_AFTER", "1", _parse_int(1, 1_000_000_000),
-           "Fault injection: crash the N-th time the SHOPLINK_COUNT_CRASH_AT point is reached."),
     _Field("stats_buckets", "SHOPLINK_STATS_BUCKETS", "60,3600,86400", _parse_buckets,
            "Bucket sizes in seconds of the minute, hour and day series (each divides the next)."),
     _Field("stats_minute_retention_s", "SHOPLINK_STATS_MINUTE_RETENTION_S", "172800",
@@ -373,8 +367,6 @@ class Settings:
     count_uniques_interval_s: float
     count_trim_interval_s: float
     count_metrics_port: int
-    count_crash_at: str
-    count_crash_after: int
     stats_buckets: tuple[int, int, int]
     stats_minute_retention_s: int
     stats_hour_retention_s: int

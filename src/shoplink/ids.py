@@ -82,15 +82,3 @@ def new_ulid_and_ms() -> tuple[str, int]:
         _head = (_digits(ms) + p[high >> 50] + p[(high >> 40) & 1023] + p[(high >> 30) & 1023]
                  + p[(high >> 20) & 1023] + p[(high >> 10) & 1023] + p[high & 1023])
     return _head + p[(rand >> 10) & 1023] + p[rand & 1023], ms
-
-
-def ulid_ms(value: str) -> int:
-    """The millisecond timestamp inside a ULID."""
-    ms = 0
-    for ch in value[:10]:
-        ms = ms * 32 + _ALPHABET.index(ch)
-    return ms
-
-
-def is_ulid(value: str) -> bool:
-    return len(value) == 26 and all(c in _ALPHABET for c in value) and value[0] in "01234567"

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
@@ -25,7 +26,7 @@ from support.affiliate_data import (
     wait_for_clicks,
     xadd_click,
 )
-from support.api import Api
+from support.api import AccountFactory, Api
 
 DAY = timedelta(days=1)
 
@@ -41,7 +42,7 @@ async def _click(redis: Redis, *, anchor: tuple[int, str], creator: Api, product
     return event_id
 
 
-async def _setup(server: TestServer, make_account: Any, pool: asyncpg.Pool, *,
+async def _setup(server: TestServer, make_account: AccountFactory, pool: asyncpg.Pool, *,
                  currency: str = "USD", price: str = "100.00",
                  rate: str = "10.00") -> dict[str, Any]:
     server.app[AFFILIATES].now = Clock()
@@ -58,7 +59,8 @@ async def _setup(server: TestServer, make_account: Any, pool: asyncpg.Pool, *,
             "creators": creators, "anchors": anchors}
 
 
-async def test_last_click_wins_within_the_window(server: TestServer, make_account: Any,
+@pytest.mark.usefixtures("count_worker")  # attributes the plan clicks, as deployed
+async def test_last_click_wins_within_the_window(server: TestServer, make_account: AccountFactory,
                                                  pool: asyncpg.Pool, redis: Redis) -> None:
     s = await _setup(server, make_account, pool)
     alice, bob = s["creators"]
@@ -117,7 +119,8 @@ async def test_last_click_wins_within_the_window(server: TestServer, make_accoun
     assert reply.body["reason"] == "click_unknown"
 
 
-async def test_same_order_twice_and_refund(server: TestServer, make_account: Any,
+@pytest.mark.usefixtures("count_worker")  # attributes the plan clicks, as deployed
+async def test_same_order_twice_and_refund(server: TestServer, make_account: AccountFactory,
                                            pool: asyncpg.Pool, redis: Redis) -> None:
     s = await _setup(server, make_account, pool)
     alice = s["creators"][0]
@@ -156,13 +159,13 @@ async def test_same_order_twice_and_refund(server: TestServer, make_account: Any
     assert (await alice.post("/api/v1/conversions", sale)).status == 403
 
 
-async def test_conversion_validation(server: TestServer, make_account: Any,
+async def test_conversion_validation(server: TestServer, make_account: AccountFactory,
                                      pool: asyncpg.Pool) -> None:
     s = await _setup(server, make_account, pool)
     seller: Api = s["seller"]
     base = {"shop_id": s["shop_id"], "order_id": "C-1", "amount": "10.00", "currency": "USD",
             "viewer": new_viewer()}
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"amount": "10.001"}, "amount"),
         ({"amount": "10.5", "currency": "JPY"}, "amount"),
         ({"amount": 10}, "amount"),
@@ -194,7 +197,8 @@ def test_commission_rounding_in_minor_units() -> None:
     assert percentage_of(1234, 1000) == 123  # KWD 1.234 at 10 % = 0.1234 -> 0.123
 
 
-async def test_commission_in_each_currency_over_http(server: TestServer, make_account: Any,
+@pytest.mark.usefixtures("count_worker")  # attributes the plan clicks, as deployed
+async def test_commission_in_each_currency_over_http(server: TestServer, make_account: AccountFactory,
                                                      pool: asyncpg.Pool, redis: Redis) -> None:
     cases = [("JPY", "1005", "10.00", 100, "100"), ("JPY", "1015", "10.00", 102, "102"),
              ("USD", "0.12", "12.50", 2, "0.02"), ("EUR", "0.04", "12.50", 0, "0.00"),

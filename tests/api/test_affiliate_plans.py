@@ -14,7 +14,7 @@ from shoplink.errors import ValidationFailed
 from shoplink.keys import AFFILIATES, PROMOTION_RIGHTS
 
 from support.affiliate_data import Clock, create_plan, seller_with_products
-from support.api import Api
+from support.api import AccountFactory, Api
 
 
 def _clock(server: TestServer) -> Clock:
@@ -35,7 +35,7 @@ async def _check(server: TestServer, creator: Api, product_id: int) -> Any:
         return exc.details[0]["code"]
 
 
-async def test_plan_validation(server: TestServer, make_account: Any) -> None:
+async def test_plan_validation(server: TestServer, make_account: AccountFactory) -> None:
     _clock(server)
     seller, _, products = await seller_with_products(make_account, prices=["10.00", "20.00"])
     other, _, foreign = await seller_with_products(make_account, prices=["5.00"],
@@ -77,7 +77,7 @@ async def test_plan_validation(server: TestServer, make_account: Any) -> None:
     assert reply.status == 422 and reply.body["error"]["code"] == "validation_failed"
 
 
-async def test_transitions(server: TestServer, make_account: Any) -> None:
+async def test_transitions(server: TestServer, make_account: AccountFactory) -> None:
     _clock(server)
     seller, _, products = await seller_with_products(make_account, prices=["10.00"])
     plan = await create_plan(seller, products)
@@ -95,7 +95,7 @@ async def test_transitions(server: TestServer, make_account: Any) -> None:
     assert (await seller.post(f"{url}/rate-changes", {"rate": "20"})).status == 409
 
 
-async def test_enrolment_and_promotion_rights(server: TestServer, make_account: Any) -> None:
+async def test_enrolment_and_promotion_rights(server: TestServer, make_account: AccountFactory) -> None:
     clock = _clock(server)
     seller, shop_id, products = await seller_with_products(make_account, prices=["10.00", "5.00"])
     open_plan = await create_plan(seller, [products[0]], rate="15.00")
@@ -177,7 +177,7 @@ async def test_enrolment_and_promotion_rights(server: TestServer, make_account: 
     assert (await alice.get("/api/v1/marketplace/plans")).body["items"] == []
 
 
-async def test_ended_plan_denies_anchoring(server: TestServer, make_account: Any) -> None:
+async def test_ended_plan_denies_anchoring(server: TestServer, make_account: AccountFactory) -> None:
     _clock(server)
     seller, _, products = await seller_with_products(make_account, prices=["10.00"])
     plan = await create_plan(seller, products)
@@ -191,7 +191,7 @@ async def test_ended_plan_denies_anchoring(server: TestServer, make_account: Any
     assert (await server.app[PROMOTION_RIGHTS].check(own, products[0])).plan_id is None
 
 
-async def test_rate_cut_notice_and_terms_snapshot(server: TestServer, make_account: Any) -> None:
+async def test_rate_cut_notice_and_terms_snapshot(server: TestServer, make_account: AccountFactory) -> None:
     clock = _clock(server)
     service = server.app[AFFILIATES]
     seller, _, products = await seller_with_products(make_account, prices=["10.00", "30.00"])
@@ -248,7 +248,7 @@ async def test_rate_cut_notice_and_terms_snapshot(server: TestServer, make_accou
                                        creator_id=late.account_id)).source == "plan_ended"
 
 
-async def test_terms_cache_forgets_on_change_from_elsewhere(server: TestServer, make_account: Any,
+async def test_terms_cache_forgets_on_change_from_elsewhere(server: TestServer, make_account: AccountFactory,
                                                            pool: asyncpg.Pool) -> None:
     """Another instance's change arrives as a Change on the bus: the cached terms are dropped."""
     clock = _clock(server)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
@@ -25,12 +26,14 @@ from support.affiliate_data import (
     wait_for_clicks,
     xadd_click,
 )
+from support.api import AccountFactory
 
 DAY = timedelta(days=1)
 PERIOD = "from=2029-12-01&to=2030-01-02"
 
 
-async def test_reports_by_plan_and_creator(server: TestServer, make_account: Any,
+@pytest.mark.usefixtures("count_worker")  # attributes the plan clicks, as deployed
+async def test_reports_by_plan_and_creator(server: TestServer, make_account: AccountFactory,
                                            pool: asyncpg.Pool, redis: Redis) -> None:
     server.app[AFFILIATES].now = Clock()
     seller, shop_id, products = await seller_with_products(make_account, prices=["50.00"])

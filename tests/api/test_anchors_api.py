@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
@@ -14,8 +14,9 @@ from shoplink.anchors.codes import CODE_ALPHABET
 from shoplink.catalog.models import Product
 from shoplink.keys import CHANGES, PROMOTION_RIGHTS
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.video_data import GeneratedVideo, decode_image, frame_number, make_video, read_qr, upload
+from support.wait import until
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> GeneratedVideo:
     return make_video(tmp_path_factory.mktemp("clips") / "clip.mp4")
 
 
-async def _setup(make_account, clip: GeneratedVideo) -> tuple[Api, int, list[dict[str, Any]]]:
+async def _setup(make_account: AccountFactory, clip: GeneratedVideo) -> tuple[Api, int, list[dict[str, Any]]]:
     """A seller selling on their own: a shop with products and an uploaded video."""
     from support.video_data import shop_with_products
 
@@ -40,7 +41,7 @@ def _path(url: str) -> str:
 
 
 async def test_create_anchor_returns_code_link_and_exact_thumbnail(
-        make_account, clip: GeneratedVideo, anon: Api) -> None:
+        make_account: AccountFactory, clip: GeneratedVideo, anon: Api) -> None:
     seller, video_id, products = await _setup(make_account, clip)
     reply = await seller.post(f"/api/v1/videos/{video_id}/anchors", {
         "product_id": products[0]["id"], "start_s": 1.52, "end_s": 2.5, "label": " Shoes ",
@@ -75,7 +76,7 @@ async def test_create_anchor_returns_code_link_and_exact_thumbnail(
     assert (await anon.get("/media/thumbnails/" + "0" * 32 + ".jpg")).status == 404
 
 
-async def test_codes_are_unique(make_account, clip: GeneratedVideo) -> None:
+async def test_codes_are_unique(make_account: AccountFactory, clip: GeneratedVideo) -> None:
     seller, video_id, products = await _setup(make_account, clip)
     codes = set()
     for n in range(6):
@@ -100,7 +101,7 @@ async def test_codes_are_unique(make_account, clip: GeneratedVideo) -> None:
     ({"start_s": 0, "end_s": 1, "position": {"x": 1.5, "y": 0}}, 422, "position.x"),
     ({"start_s": 0, "end_s": 1, "colour": "red"}, 422, "colour"),
 ])
-async def test_range_validation(make_account, clip: GeneratedVideo, body: dict[str, Any],
+async def test_range_validation(make_account: AccountFactory, clip: GeneratedVideo, body: dict[str, Any],
                                 status: int, field: str) -> None:
     seller, video_id, products = await _setup(make_account, clip)
     reply = await seller.post(f"/api/v1/videos/{video_id}/anchors",
@@ -110,7 +111,7 @@ async def test_range_validation(make_account, clip: GeneratedVideo, body: dict[s
     assert (await seller.get(f"/api/v1/videos/{video_id}/anchors?status=all")).body["items"] == []
 
 
-async def test_nan_and_infinity_are_refused(make_account, clip: GeneratedVideo) -> None:
+async def test_nan_and_infinity_are_refused(make_account: AccountFactory, clip: GeneratedVideo) -> None:
     seller, video_id, products = await _setup(make_account, clip)
     for raw in (b'{"product_id": %d, "start_s": NaN, "end_s": 1}',
                 b'{"product_id": %d, "start_s": 0, "end_s": Infinity}',
@@ -122,15 +123,15 @@ async def test_nan_and_infinity_are_refused(make_account, clip: GeneratedVideo) 
     assert (await seller.get(f"/api/v1/videos/{video_id}/anchors?status=all")).body["items"] == []
 
 
-async def test_exact_duration_end_is_allowed(make_account, clip: GeneratedVideo) -> None:
+async def test_exact_duration_end_is_allowed(make_account: AccountFactory, clip: GeneratedVideo) -> None:
     seller, video_id, products = await _setup(make_account, clip)
     reply = await seller.post(f"/api/v1/videos/{video_id}/anchors",
                               {"product_id": products[0]["id"], "start_s": 3.5, "end_s": 4.0})
     assert reply.status == 201, reply.body
 
 
-async def test_products_one_may_not_promote(make_account, clip: GeneratedVideo, server: TestServer,
-                                            pool) -> None:
+async def test_products_one_may_not_promote(make_account: AccountFactory, clip: GeneratedVideo, server: TestServer,
+                                            pool: asyncpg.Pool) -> None:
     seller, _, products = await _setup(make_account, clip)
     creator = await make_account("creator")
     video_id = (await upload(creator, clip)).body["id"]
@@ -158,7 +159,7 @@ async def test_products_one_may_not_promote(make_account, clip: GeneratedVideo, 
     assert reply.status == 422 and reply.body["error"]["details"][0]["code"] == "product_delisted"
 
 
-async def test_anchor_limit_per_video(start_server, make_account, clip: GeneratedVideo,
+async def test_anchor_limit_per_video(start_server: ServerFactory, make_account: AccountFactory, clip: GeneratedVideo,
                                       http: ClientSession) -> None:
     limited: TestServer = await start_server(max_anchors_per_video=2)
     seller, video_id, products = await _setup(make_account, clip)
@@ -176,7 +177,7 @@ async def test_anchor_limit_per_video(start_server, make_account, clip: Generate
                                   "end_s": 3})).status == 201
 
 
-async def test_snap_to_scene_cuts(make_account, clip: GeneratedVideo) -> None:
+async def test_snap_to_scene_cuts(make_account: AccountFactory, clip: GeneratedVideo) -> None:
     seller, video_id, products = await _setup(make_account, clip)
     path = f"/api/v1/videos/{video_id}/anchors"
     reply = await seller.post(path, {"product_id": products[0]["id"], "start_s": 1.05, "end_s": 2.6,
@@ -195,7 +196,7 @@ async def test_snap_to_scene_cuts(make_account, clip: GeneratedVideo) -> None:
     assert reply.status == 422 and reply.error_code == "empty_range"
 
 
-async def test_update_and_archive_by_owner_only(make_account, clip: GeneratedVideo) -> None:
+async def test_update_and_archive_by_owner_only(make_account: AccountFactory, clip: GeneratedVideo) -> None:
     seller, video_id, products = await _setup(make_account, clip)
     other = await make_account("seller")
     path = f"/api/v1/videos/{video_id}/anchors"
@@ -221,8 +222,8 @@ async def test_update_and_archive_by_owner_only(make_account, clip: GeneratedVid
         anchor["id"]]
 
 
-async def test_video_delete_archives_its_anchors(make_account, clip: GeneratedVideo, anon: Api,
-                                                 pool) -> None:
+async def test_video_delete_archives_its_anchors(make_account: AccountFactory, clip: GeneratedVideo, anon: Api,
+                                                 pool: asyncpg.Pool) -> None:
     seller, video_id, products = await _setup(make_account, clip)
     path = f"/api/v1/videos/{video_id}/anchors"
     ids = [(await seller.post(path, {"product_id": p["id"], "start_s": 0, "end_s": 1})).body["id"]
@@ -238,7 +239,7 @@ async def test_video_delete_archives_its_anchors(make_account, clip: GeneratedVi
 # ---- the public timeline -------------------------------------------------------------------
 
 
-async def test_timeline_active_at_half_open_ranges(make_account, clip: GeneratedVideo,
+async def test_timeline_active_at_half_open_ranges(make_account: AccountFactory, clip: GeneratedVideo,
                                                    anon: Api) -> None:
     seller, video_id, products = await _setup(make_account, clip)
     path = f"/api/v1/videos/{video_id}/anchors"
@@ -276,7 +277,7 @@ async def test_timeline_active_at_half_open_ranges(make_account, clip: Generated
     assert (await anon.get("/v1/videos/abc/anchors")).status == 400
 
 
-async def test_timeline_etag_and_invalidation(make_account, clip: GeneratedVideo, anon: Api) -> None:
+async def test_timeline_etag_and_invalidation(make_account: AccountFactory, clip: GeneratedVideo, anon: Api) -> None:
     seller, video_id, products = await _setup(make_account, clip)
     path = f"/api/v1/videos/{video_id}/anchors"
     anchor = (await seller.post(path, {"product_id": products[0]["id"], "start_s": 1,
@@ -311,7 +312,7 @@ async def test_timeline_etag_and_invalidation(make_account, clip: GeneratedVideo
 
 
 async def test_invalidation_reaches_another_instance_within_a_second(
-        server: TestServer, start_server, make_account, clip: GeneratedVideo,
+        server: TestServer, start_server: ServerFactory, make_account: AccountFactory, clip: GeneratedVideo,
         http: ClientSession) -> None:
     other: TestServer = await start_server()
     await asyncio.wait_for(asyncio.gather(server.app[CHANGES].connected.wait(),
@@ -329,19 +330,16 @@ async def test_invalidation_reaches_another_instance_within_a_second(
         anchors = reply.body["anchors"]
         return anchors[0]["label"] if anchors else "(gone)"
 
+    async def label_is(label: str) -> bool:
+        return await label_on_b() == label
+
     await seller.patch(f"{path}/{anchor['id']}", {"label": "Moved"})  # through instance A
-    started = time.monotonic()
-    while await label_on_b() != "Moved":
-        assert time.monotonic() - started < 1.0, "instance B still serves the old timeline"
-        await asyncio.sleep(0.01)
+    await until(lambda: label_is("Moved"), timeout=1.0, what="instance B serves the new timeline")
     await seller.delete(f"/api/v1/products/{products[0]['id']}")  # catalog change through A
-    started = time.monotonic()
-    while await label_on_b() != "(gone)":
-        assert time.monotonic() - started < 1.0, "instance B still shows a delisted product"
-        await asyncio.sleep(0.01)
+    await until(lambda: label_is("(gone)"), timeout=1.0, what="instance B drops the delisted product")
 
 
-async def test_qr_code_decodes_to_the_link(make_account, clip: GeneratedVideo, anon: Api) -> None:
+async def test_qr_code_decodes_to_the_link(make_account: AccountFactory, clip: GeneratedVideo, anon: Api) -> None:
     seller, video_id, products = await _setup(make_account, clip)
     anchor = (await seller.post(f"/api/v1/videos/{video_id}/anchors",
                                 {"product_id": products[0]["id"], "start_s": 0, "end_s": 1})).body

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from support.api import Api
+from support.api import AccountFactory, Api
 
 
-async def test_no_token_bad_token_and_wrong_scheme(anon: Api, make_account) -> None:
+async def test_no_token_bad_token_and_wrong_scheme(anon: Api, make_account: AccountFactory) -> None:
     for headers in ({}, {"Authorization": "Bearer slk_not-a-real-token"},
                     {"Authorization": "Basic dXNlcjpwdw=="}, {"Authorization": "Bearer "}):
         reply = await anon.get("/api/v1/me", headers=headers)
@@ -14,7 +14,7 @@ async def test_no_token_bad_token_and_wrong_scheme(anon: Api, make_account) -> N
         assert reply.headers["WWW-Authenticate"] == "Bearer"
 
 
-async def test_me_and_revoked_token(make_account) -> None:
+async def test_me_and_revoked_token(make_account: AccountFactory) -> None:
     seller = await make_account("seller", name="Sam")
     me = await seller.get("/api/v1/me")
     assert me.status == 200 and me.body["name"] == "Sam" and me.body["roles"] == ["seller"]
@@ -25,7 +25,7 @@ async def test_me_and_revoked_token(make_account) -> None:
     assert (await seller.get("/api/v1/me")).status == 401
 
 
-async def test_admin_creates_accounts_others_cannot(make_account, anon: Api) -> None:
+async def test_admin_creates_accounts_others_cannot(make_account: AccountFactory, anon: Api) -> None:
     admin = await make_account("admin")
     seller = await make_account("seller")
     created = await admin.post("/api/v1/accounts", {"name": "Cleo", "roles": ["creator", "seller"]})
@@ -40,7 +40,7 @@ async def test_admin_creates_accounts_others_cannot(make_account, anon: Api) -> 
     assert listed.status == 200 and len(listed.body["items"]) == 3
 
 
-async def test_token_issue_and_cross_account_access(make_account) -> None:
+async def test_token_issue_and_cross_account_access(make_account: AccountFactory) -> None:
     admin = await make_account("admin")
     a = await make_account("seller")
     b = await make_account("seller")
@@ -56,7 +56,7 @@ async def test_token_issue_and_cross_account_access(make_account) -> None:
     assert (await admin.get("/api/v1/accounts/999999")).status == 404
 
 
-async def test_account_validation(make_account) -> None:
+async def test_account_validation(make_account: AccountFactory) -> None:
     admin = await make_account("admin")
     for body in ({"name": "x", "roles": []}, {"name": "x", "roles": ["king"]}, {"name": "", "roles": ["seller"]},
                  {"name": "x"}, {"name": "x", "roles": ["seller"], "extra": 1}):
@@ -65,7 +65,7 @@ async def test_account_validation(make_account) -> None:
         assert reply.body["error"]["details"][0]["field"]
 
 
-async def test_creator_cannot_create_shops(make_account) -> None:
+async def test_creator_cannot_create_shops(make_account: AccountFactory) -> None:
     creator = await make_account("creator")
     reply = await creator.post("/api/v1/shops", {"name": "Nope", "domains": ["nope.example"]})
     assert reply.status == 403

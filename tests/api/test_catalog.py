@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from support.api import Api
+from support.api import AccountFactory, Api
 
 
-async def _shop(seller: Api, domains: list | None = None, **extra) -> dict:
+async def _shop(seller: Api, domains: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
     reply = await seller.post("/api/v1/shops", {"name": "Acme", "domains": domains or ["acme.example"],
                                                 **extra})
     assert reply.status == 201, reply.body
-    return reply.body
+    return dict(reply.body)
 
 
-async def test_shop_crud_and_ownership(make_account) -> None:
+async def test_shop_crud_and_ownership(make_account: AccountFactory) -> None:
     seller, other, admin = await make_account("seller"), await make_account("seller"), \
         await make_account("admin")
     shop = await _shop(seller, ["Acme.Example.", {"domain": "acme-cdn.example", "include_subdomains": True}],
@@ -35,7 +37,7 @@ async def test_shop_crud_and_ownership(make_account) -> None:
     assert renamed.status == 200 and renamed.body["name"] == "Acme Outdoor"
 
 
-async def test_domains_add_and_remove(make_account) -> None:
+async def test_domains_add_and_remove(make_account: AccountFactory) -> None:
     seller = await make_account("seller")
     shop = await _shop(seller)
     path = f"/api/v1/shops/{shop['id']}"
@@ -62,7 +64,7 @@ async def test_domains_add_and_remove(make_account) -> None:
     ("//acme.example/p", "scheme-relative"),
     ("https://acme.example/p\nx", "newline"),
 ])
-async def test_product_url_rules(make_account, url: str, reason: str) -> None:
+async def test_product_url_rules(make_account: AccountFactory, url: str, reason: str) -> None:
     seller = await make_account("seller")
     shop = await _shop(seller)
     reply = await seller.post(f"/api/v1/shops/{shop['id']}/products", {"title": "Shoe", "url": url})
@@ -71,7 +73,7 @@ async def test_product_url_rules(make_account, url: str, reason: str) -> None:
     assert (await seller.get(f"/api/v1/shops/{shop['id']}/products")).body["items"] == []
 
 
-async def test_product_crud_and_delist(make_account) -> None:
+async def test_product_crud_and_delist(make_account: AccountFactory) -> None:
     seller, other = await make_account("seller"), await make_account("seller")
     shop = await _shop(seller)
     created = await seller.post(f"/api/v1/shops/{shop['id']}/products", {
@@ -112,7 +114,7 @@ async def test_product_crud_and_delist(make_account) -> None:
     ({"title": 5, "url": "https://acme.example/p"}, "title"),
     ({"url": "https://acme.example/p"}, "title"),
 ])
-async def test_product_field_validation(make_account, body: dict, field: str) -> None:
+async def test_product_field_validation(make_account: AccountFactory, body: dict, field: str) -> None:
     seller = await make_account("seller")
     shop = await _shop(seller)
     reply = await seller.post(f"/api/v1/shops/{shop['id']}/products", body)
@@ -120,7 +122,7 @@ async def test_product_field_validation(make_account, body: dict, field: str) ->
     assert reply.body["error"]["details"][0]["field"] == field
 
 
-async def test_bulk_import_all_or_nothing(make_account) -> None:
+async def test_bulk_import_all_or_nothing(make_account: AccountFactory) -> None:
     seller = await make_account("seller")
     shop = await _shop(seller)
     path = f"/api/v1/shops/{shop['id']}/products/bulk"
@@ -141,7 +143,7 @@ async def test_bulk_import_all_or_nothing(make_account) -> None:
     assert again.status == 422
 
 
-async def test_bulk_import_csv(make_account) -> None:
+async def test_bulk_import_csv(make_account: AccountFactory) -> None:
     seller = await make_account("seller")
     shop = await _shop(seller)
     path = f"/api/v1/shops/{shop['id']}/products/bulk"
@@ -157,7 +159,7 @@ async def test_bulk_import_csv(make_account) -> None:
     assert len((await seller.get(f"/api/v1/shops/{shop['id']}/products")).body["items"]) == 2
 
 
-async def test_fallback_url_must_be_on_shop_domain(make_account) -> None:
+async def test_fallback_url_must_be_on_shop_domain(make_account: AccountFactory) -> None:
     seller = await make_account("seller")
     reply = await seller.post("/api/v1/shops", {"name": "A", "domains": ["acme.example"],
                                                 "fallback_url": "https://evil.example/"})

@@ -14,8 +14,9 @@ from shoplink.changes import Change
 from shoplink.clicks.resolver import Resolver, Target
 from shoplink.keys import CHANGES, CLICK_RESOLVER
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.click_data import insert_anchor, make_shop, random_code, video_anchor
+from support.wait import until
 
 
 def viewer(http: ClientSession, server: TestServer) -> Api:
@@ -23,7 +24,7 @@ def viewer(http: ClientSession, server: TestServer) -> Api:
 
 
 async def test_product_change_on_one_instance_reaches_the_other_within_a_second(
-        make_account, start_server, http: ClientSession, pool: asyncpg.Pool) -> None:
+        make_account: AccountFactory, start_server: ServerFactory, http: ClientSession, pool: asyncpg.Pool) -> None:
     a, b = await start_server(), await start_server()
     await asyncio.wait_for(asyncio.gather(a.app[CHANGES].connected.wait(),
                                           b.app[CHANGES].connected.wait()), 5)
@@ -36,17 +37,16 @@ async def test_product_change_on_one_instance_reaches_the_other_within_a_second(
     reply = await seller.patch(f"/api/v1/products/{shop.product_ids[0]}",
                                {"url": "https://acme.example/p/boot?size=42"})
     assert reply.status == 200, reply.body
-    changed_at = time.monotonic()
-    while True:
-        location = (await on_b.get(f"/r/{code}")).headers["Location"]
-        if location.startswith("https://acme.example/p/boot?size=42&utm_source=shoplink&"):
-            break
-        assert time.monotonic() - changed_at < 1.0, "instance b still redirects to the old URL"
-        await asyncio.sleep(0.01)
+
+    async def b_follows() -> bool:
+        location: str = (await on_b.get(f"/r/{code}")).headers["Location"]
+        return location.startswith("https://acme.example/p/boot?size=42&utm_source=shoplink&")
+
+    await until(b_follows, timeout=1.0, what="instance b redirects to the new URL")
     assert (await on_a.get(f"/r/{code}")).headers["Location"].startswith("https://acme.example/p/boot?")
 
 
-async def test_concurrent_misses_for_one_code_make_one_query(make_account, server: TestServer,
+async def test_concurrent_misses_for_one_code_make_one_query(make_account: AccountFactory, server: TestServer,
                                                              anon: Api, pool: asyncpg.Pool) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -72,7 +72,7 @@ async def test_unknown_codes_are_remembered_and_bogus_ones_never_queried(
 
 
 async def test_new_anchor_with_a_remembered_unknown_code_resolves_after_its_change(
-        make_account, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
+        make_account: AccountFactory, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
     shop = await make_shop(await make_account("seller"))
     code = random_code()
     assert (await anon.get(f"/r/{code}")).status == 404
@@ -84,8 +84,9 @@ async def test_new_anchor_with_a_remembered_unknown_code_resolves_after_its_chan
     assert (await anon.get(f"/r/{code}")).status == 302
 
 
-async def test_ttl_bounds_a_missed_invalidation(make_account, start_server, http: ClientSession,
-                                                pool: asyncpg.Pool) -> None:
+async def test_ttl_bounds_a_missed_invalidation(
+        make_account: AccountFactory, start_server: ServerFactory, http: ClientSession,
+        pool: asyncpg.Pool) -> None:
     server = await start_server(click_cache_ttl_s=0.2)
     api = viewer(http, server)
     shop = await make_shop(await make_account("seller"))
@@ -94,11 +95,11 @@ async def test_ttl_bounds_a_missed_invalidation(make_account, start_server, http
     # Changed behind the app's back: no change message at all.
     await pool.execute("UPDATE products SET url = 'https://acme.example/p/sandal' WHERE id = $1",
                        shop.product_ids[0])
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # past the TTL (0.2 s)
     assert "/p/sandal?" in (await api.get(f"/r/{code}")).headers["Location"]
 
 
-async def test_everything_change_forgets_the_cache(make_account, server: TestServer, anon: Api,
+async def test_everything_change_forgets_the_cache(make_account: AccountFactory, server: TestServer, anon: Api,
                                                    pool: asyncpg.Pool) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -110,16 +111,15 @@ async def test_everything_change_forgets_the_cache(make_account, server: TestSer
 
 
 async def _replaced(resolver: Resolver, code: str, entry: Target) -> Target:
-    for _ in range(500):
+    def re_read() -> Target | None:
         current = resolver.get(code)
-        if current is not None and current is not entry:
-            return current
-        await asyncio.sleep(0.01)
-    raise AssertionError("the entry was not re-read")
+        return current if current is not None and current is not entry else None
+
+    return await until(re_read, what="the entry was re-read")
 
 
 async def test_due_entries_are_re_read_in_the_background_while_clicks_use_them(
-        make_account, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
+        make_account: AccountFactory, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
     resolver = server.app[CLICK_RESOLVER]
@@ -137,16 +137,13 @@ async def test_due_entries_are_re_read_in_the_background_while_clicks_use_them(
     # Nothing changed this time: the same entry lives on (prepared Location and event prefix kept).
     fresh.refresh_at = 0.0
     await anon.get(f"/r/{code}")
-    for _ in range(500):
-        if fresh.refresh_at > time.monotonic() + 5:  # renewed (re-read retry would be 1 s)
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: fresh.refresh_at > time.monotonic() + 5)  # renewed (re-read retry would be 1 s)
     assert resolver.get(code) is fresh and fresh.refresh_at > time.monotonic() + 5
     assert fresh.expires > fresh.refresh_at and resolver.misses == misses
 
 
 async def test_a_click_that_needs_a_delayed_re_read_starts_it_at_once(
-        make_account, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
+        make_account: AccountFactory, server: TestServer, anon: Api, pool: asyncpg.Pool) -> None:
     shop = await make_shop(await make_account("seller"))
     anchor_id, code, _ = await video_anchor(pool, shop)
     resolver = server.app[CLICK_RESOLVER]

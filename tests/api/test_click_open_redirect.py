@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
+from support.api import AccountFactory
 from support.click_data import insert_anchor, insert_video, make_shop, video_anchor
 
 PRODUCT = "https://acme.example/p/shoe?color=red"
@@ -73,7 +74,7 @@ ATTACKS: list[tuple[str, list[str]]] = [
 
 
 @pytest.mark.parametrize(("target", "headers"), ATTACKS)
-async def test_request_cannot_choose_the_target(make_account, server: TestServer, pool: asyncpg.Pool,
+async def test_request_cannot_choose_the_target(make_account: AccountFactory, server: TestServer, pool: asyncpg.Pool,
                                                 target: str, headers: list[str]) -> None:
     shop = await make_shop(await make_account("seller"), urls=(PRODUCT,))
     assert shop.seller.account_id is not None
@@ -94,7 +95,7 @@ async def test_request_cannot_choose_the_target(make_account, server: TestServer
 
 
 async def test_a_stored_url_off_the_shop_domains_is_never_a_target(
-        make_account, server: TestServer, pool: asyncpg.Pool) -> None:
+        make_account: AccountFactory, server: TestServer, pool: asyncpg.Pool) -> None:
     """Even a product row changed behind the catalog's back is re-checked when cached."""
     shop = await make_shop(await make_account("seller"), urls=(PRODUCT,),
                            fallback_url="https://acme.example/")

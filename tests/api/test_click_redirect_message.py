@@ -20,6 +20,7 @@ from api.test_click_open_redirect import ATTACKS, CODE, PRODUCT
 from shoplink.clicks.redirect import PreformattedResponse, http_date, redirect_message
 from shoplink.errors import Handler
 
+from support.api import AccountFactory
 from support.click_data import insert_anchor, insert_video, make_shop, stream_entries, video_anchor, wait_for_events
 
 Head = tuple[str, list[tuple[str, str]]]
@@ -54,7 +55,7 @@ def check_viewer_cookie(value: str) -> str:
 
 
 async def test_kept_alive_redirects_are_complete_messages_one_after_the_other(
-        make_account, server: TestServer, pool: asyncpg.Pool, redis: Redis) -> None:
+        make_account: AccountFactory, server: TestServer, pool: asyncpg.Pool, redis: Redis) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
     reader, writer = await asyncio.open_connection(server.host, server.port)
@@ -93,7 +94,7 @@ async def test_kept_alive_redirects_are_complete_messages_one_after_the_other(
     ("HEAD {path} HTTP/1.1", [], "HTTP/1.1 302 Found"),
 ])
 async def test_other_requests_take_the_regular_response_path(
-        make_account, server: TestServer, pool: asyncpg.Pool, request_line: str, extra: list[str],
+        make_account: AccountFactory, server: TestServer, pool: asyncpg.Pool, request_line: str, extra: list[str],
         status_line: str) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -116,7 +117,7 @@ async def test_other_requests_take_the_regular_response_path(
 
 @pytest.mark.parametrize(("target", "headers"), ATTACKS)
 async def test_request_cannot_choose_the_target_on_a_kept_alive_connection(
-        make_account, server: TestServer, pool: asyncpg.Pool, target: str, headers: list[str]) -> None:
+        make_account: AccountFactory, server: TestServer, pool: asyncpg.Pool, target: str, headers: list[str]) -> None:
     shop = await make_shop(await make_account("seller"), urls=(PRODUCT,))
     assert shop.seller.account_id is not None
     video_id = await insert_video(pool, shop.seller.account_id)
@@ -143,7 +144,7 @@ async def test_request_cannot_choose_the_target_on_a_kept_alive_connection(
 
 
 async def test_a_stored_url_with_a_line_break_is_never_written_into_the_message(
-        make_account, server: TestServer, pool: asyncpg.Pool) -> None:
+        make_account: AccountFactory, server: TestServer, pool: asyncpg.Pool) -> None:
     """A row changed behind the catalog's back cannot split the preformatted response."""
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)

@@ -13,17 +13,17 @@ from urllib.parse import parse_qsl, urlsplit
 import asyncpg
 import jsonschema
 import pytest
+from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from shoplink.changes import Change
 from shoplink.clicks.events import shard_for
 from shoplink.clicks.models import CommissionTerms
-from shoplink.ids import is_ulid
 from shoplink.keys import CHANGES, CLICKS
 from shoplink.paths import SCHEMAS_DIR
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.click_data import (
     archive_anchor,
     insert_anchor,
@@ -33,6 +33,7 @@ from support.click_data import (
     video_anchor,
     wait_for_events,
 )
+from support.ulid import is_ulid
 
 SCHEMA = json.loads((SCHEMAS_DIR / "click_event.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
@@ -56,7 +57,7 @@ def cookie_value(set_cookie: str) -> str:
 
 
 async def test_redirect_keeps_the_product_url_and_adds_attribution(
-        make_account, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
+        make_account: AccountFactory, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
     shop = await make_shop(await make_account("seller"))
     anchor_id, code, video_id = await video_anchor(pool, shop)
     reply = await anon.get(f"/r/{code}?t=4.5", headers={"User-Agent": "Mozilla/5.0 (iPhone) Safari",
@@ -95,7 +96,7 @@ async def _entries(redis: Redis, count: int) -> list[tuple[str, dict[str, Any]]]
     return await stream_entries(redis)
 
 
-async def test_returning_viewer_keeps_cookie_and_hash(make_account, anon: Api, pool: asyncpg.Pool,
+async def test_returning_viewer_keeps_cookie_and_hash(make_account: AccountFactory, anon: Api, pool: asyncpg.Pool,
                                                       redis: Redis) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -114,7 +115,9 @@ async def test_returning_viewer_keeps_cookie_and_hash(make_account, anon: Api, p
     assert len({events[0]["viewer"], events[2]["viewer"], events[3]["viewer"]}) == 3
 
 
-async def test_cookie_is_secure_on_https(make_account, start_server, http, pool: asyncpg.Pool) -> None:
+async def test_cookie_is_secure_on_https(
+        make_account: AccountFactory, start_server: ServerFactory, http: ClientSession,
+        pool: asyncpg.Pool) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
     server = await start_server(public_base_url="https://shop.link")
@@ -128,7 +131,7 @@ async def test_cookie_is_secure_on_https(make_account, start_server, http, pool:
     ("30.01", "invalid", None), ("-1", "invalid", None), ("nan", "invalid", None),
     ("inf", "invalid", None), ("1e1", "invalid", None), ("abc", "invalid", None), ("", "invalid", None),
     ("1_0", "invalid", None), ("12.5&t=3", "ok", 12.5)])
-async def test_playback_second_is_validated(make_account, anon: Api, pool: asyncpg.Pool, redis: Redis,
+async def test_playback_second_is_validated(make_account: AccountFactory, anon: Api, pool: asyncpg.Pool, redis: Redis,
                                             raw: str | None, status: str, value: float | None) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop, duration_s=30.0)
@@ -138,7 +141,7 @@ async def test_playback_second_is_validated(make_account, anon: Api, pool: async
     assert (valid(event)["t_status"], event["playback_s"]) == (status, value)
 
 
-async def test_head_answers_the_redirect_without_counting(make_account, anon: Api, pool: asyncpg.Pool,
+async def test_head_answers_the_redirect_without_counting(make_account: AccountFactory, anon: Api, pool: asyncpg.Pool,
                                                           redis: Redis) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -171,7 +174,7 @@ async def test_unknown_code_is_404_and_recorded(anon: Api, redis: Redis, pool: a
 
 
 async def test_archived_anchor_goes_to_the_shop_fallback_or_410(
-        make_account, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
+        make_account: AccountFactory, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
     seller = await make_account("seller")
     with_fallback = await make_shop(seller, fallback_url="https://acme.example/sale?from=link#top")
     _, code, _ = await video_anchor(pool, with_fallback, status="archived")
@@ -192,7 +195,7 @@ async def test_archived_anchor_goes_to_the_shop_fallback_or_410(
 
 
 async def test_delisting_and_archiving_take_effect_at_once(
-        make_account, server: TestServer, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
+        make_account: AccountFactory, server: TestServer, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
     shop = await make_shop(await make_account("seller"), fallback_url="https://acme.example/")
     anchor_id, code, _ = await video_anchor(pool, shop)
     assert (await anon.get(f"/r/{code}")).headers["Location"].startswith("https://acme.example/p/shoe")
@@ -210,7 +213,7 @@ async def test_delisting_and_archiving_take_effect_at_once(
     assert outcomes == ["redirected", "fallback", "redirected", "fallback"]
 
 
-async def test_live_anchor_records_offset_since_start(make_account, anon: Api, pool: asyncpg.Pool,
+async def test_live_anchor_records_offset_since_start(make_account: AccountFactory, anon: Api, pool: asyncpg.Pool,
                                                       redis: Redis) -> None:
     shop = await make_shop(await make_account("seller"))
     assert shop.seller.account_id is not None
@@ -226,7 +229,7 @@ async def test_live_anchor_records_offset_since_start(make_account, anon: Api, p
     assert 100 <= event["playback_s"] < 200 and event["t_status"] == "not_applicable"
 
 
-async def test_commission_snapshot_from_the_terms_hook(make_account, server: TestServer, anon: Api,
+async def test_commission_snapshot_from_the_terms_hook(make_account: AccountFactory, server: TestServer, anon: Api,
                                                         pool: asyncpg.Pool, redis: Redis) -> None:
     shop = await make_shop(await make_account("seller"))
     calls: list[tuple[int, int, int, int]] = []
@@ -252,7 +255,7 @@ async def test_commission_snapshot_from_the_terms_hook(make_account, server: Tes
 
 
 async def test_link_previews_and_bots_are_classified_not_dropped(
-        make_account, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
+        make_account: AccountFactory, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
     agents = {"Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)": ("link_preview", "slack"),
@@ -266,7 +269,7 @@ async def test_link_previews_and_bots_are_classified_not_dropped(
     assert [(valid(e)["ua_class"], e["ua_family"]) for e in events] == list(agents.values())
 
 
-async def test_metrics_count_redirects_and_writes(make_account, anon: Api, pool: asyncpg.Pool,
+async def test_metrics_count_redirects_and_writes(make_account: AccountFactory, anon: Api, pool: asyncpg.Pool,
                                                   redis: Redis) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)

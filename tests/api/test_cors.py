@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from support.api import Api
+from support.api import AccountFactory, Api
 from support.click_data import insert_video, make_shop, video_anchor
 from support.live_data import live_with_products, seller_with_products
 
@@ -23,8 +23,9 @@ def has_cors(headers: Mapping[str, str]) -> bool:
     return headers.get("Access-Control-Allow-Origin") == "*"
 
 
-async def test_public_viewer_endpoints_carry_cors(make_account, anon: Api, http: ClientSession, base_url: str,
-                                                  pool: asyncpg.Pool) -> None:
+async def test_public_viewer_endpoints_carry_cors(
+        make_account: AccountFactory, anon: Api, http: ClientSession, base_url: str,
+        pool: asyncpg.Pool) -> None:
     shop = await make_shop(await make_account("seller"))
     assert shop.seller.account_id is not None
     video_id = await insert_video(pool, shop.seller.account_id)
@@ -45,7 +46,7 @@ async def test_public_viewer_endpoints_carry_cors(make_account, anon: Api, http:
         assert has_cors(stream.headers)
 
 
-async def test_clicks_and_the_management_api_carry_no_cors(make_account, anon: Api, pool: asyncpg.Pool,
+async def test_clicks_and_the_management_api_carry_no_cors(make_account: AccountFactory, anon: Api, pool: asyncpg.Pool,
                                                            server: TestServer) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)

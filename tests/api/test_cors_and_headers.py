@@ -8,10 +8,12 @@ Closed: `/r/{code}`, the management API, pages.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
+import asyncpg
 from aiohttp import ClientSession, CookieJar
 
-from support.api import Api
+from support.api import AccountFactory, Api
 from support.click_data import insert_anchor, insert_video, make_shop
 from support.live_data import live_with_products, open_stream, seller_with_products
 
@@ -20,8 +22,9 @@ PREFLIGHT = {**ORIGIN, "Access-Control-Request-Method": "GET",
              "Access-Control-Request-Headers": "last-event-id"}
 
 
-async def test_cors_open_on_viewer_endpoints_and_player_script(make_account, anon: Api, pool, http,
-                                                                base_url: str) -> None:
+async def test_cors_open_on_viewer_endpoints_and_player_script(
+        make_account: AccountFactory, anon: Api, pool: asyncpg.Pool, http: ClientSession,
+        base_url: str) -> None:
     seller, product_ids = await seller_with_products(make_account, 1)
     live_id = await live_with_products(seller, product_ids, start=True)
     video_id = await insert_video(pool, seller.account_id or 0)
@@ -35,7 +38,8 @@ async def test_cors_open_on_viewer_endpoints_and_player_script(make_account, ano
         assert stream.response.headers.get("Access-Control-Allow-Origin") == "*"
 
 
-async def test_preflight_answered_only_where_cors_is_open(make_account, anon: Api, pool) -> None:
+async def test_preflight_answered_only_where_cors_is_open(
+        make_account: AccountFactory, anon: Api, pool: asyncpg.Pool) -> None:
     seller = await make_account("seller")
     shop = await make_shop(seller)
     video_id = await insert_video(pool, seller.account_id or 0)
@@ -53,7 +57,8 @@ async def test_preflight_answered_only_where_cors_is_open(make_account, anon: Ap
         assert "Access-Control-Allow-Origin" not in reply.headers, path
 
 
-async def test_cors_closed_on_redirects_and_management_api(make_account, anon: Api, pool) -> None:
+async def test_cors_closed_on_redirects_and_management_api(
+        make_account: AccountFactory, anon: Api, pool: asyncpg.Pool) -> None:
     seller = await make_account("seller")
     shop = await make_shop(seller)
     video_id = await insert_video(pool, seller.account_id or 0)
@@ -67,7 +72,7 @@ async def test_cors_closed_on_redirects_and_management_api(make_account, anon: A
         assert "Access-Control-Allow-Origin" not in reply.headers, path
 
 
-def _assert_page_headers(headers, path: str) -> None:
+def _assert_page_headers(headers: Mapping[str, str], path: str) -> None:
     csp = headers.get("Content-Security-Policy", "")
     directives = dict(d.strip().split(" ", 1) for d in csp.split(";") if d.strip())
     assert directives.get("script-src") == "'self'", (path, csp)
@@ -80,7 +85,7 @@ def _assert_page_headers(headers, path: str) -> None:
     assert headers.get("Referrer-Policy") == "same-origin", path
 
 
-async def test_security_headers_on_every_page(make_account, anon: Api, base_url: str) -> None:
+async def test_security_headers_on_every_page(make_account: AccountFactory, anon: Api, base_url: str) -> None:
     seller, product_ids = await seller_with_products(make_account, 1)
     live_id = await live_with_products(seller, product_ids)
     for path in ("/signin", f"/watch/live/{live_id}", "/demo/shop/products/1"):
@@ -104,7 +109,8 @@ async def test_security_headers_on_every_page(make_account, anon: Api, base_url:
     _assert_page_headers(bad_signin.headers, "POST /signin")
 
 
-async def test_nosniff_on_api_and_nothing_added_to_redirects(make_account, anon: Api, pool) -> None:
+async def test_nosniff_on_api_and_nothing_added_to_redirects(
+        make_account: AccountFactory, anon: Api, pool: asyncpg.Pool) -> None:
     seller = await make_account("seller")
     for reply in (await seller.get("/api/v1/me"), await anon.get("/api/v1/me"), await anon.get("/healthz")):
         assert reply.headers.get("X-Content-Type-Options") == "nosniff"

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+import asyncpg
+import pytest
+
 from shoplink.config import Settings
 from shoplink.demo import DEMO_PRODUCTS, seed_demo
 
 from support.api import Api
 
 
-async def test_demo_seed_is_repeatable(pool, settings: Settings, anon: Api, capsys) -> None:
+async def test_demo_seed_is_repeatable(
+        pool: asyncpg.Pool, settings: Settings, anon: Api, capsys: pytest.CaptureFixture[str]) -> None:
     import orjson
 
     demo_settings = settings.replace(allow_http_urls=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from support.api import Api
+from aiohttp import ClientSession
+
+from support.api import AccountFactory, Api, ServerFactory
 
 
-async def test_malformed_json_and_wrong_content_type(make_account) -> None:
+async def test_malformed_json_and_wrong_content_type(make_account: AccountFactory) -> None:
     seller = await make_account("seller")
     for data, ctype, status, code in [
         (b"{not json", "application/json", 400, "malformed_json"),
@@ -20,7 +22,7 @@ async def test_malformed_json_and_wrong_content_type(make_account) -> None:
     assert (await seller.get("/api/v1/shops")).body["items"] == []
 
 
-async def test_huge_numbers_are_rejected(make_account) -> None:
+async def test_huge_numbers_are_rejected(make_account: AccountFactory) -> None:
     seller = await make_account("seller")
     shop = await seller.post("/api/v1/shops", {"name": "A", "domains": ["a.example"]})
     reply = await seller.post(f"/api/v1/shops/{shop.body['id']}/products",
@@ -29,17 +31,17 @@ async def test_huge_numbers_are_rejected(make_account) -> None:
     assert reply.status in (400, 422)
 
 
-async def test_oversized_body_413(make_account, start_server, http) -> None:
+async def test_oversized_body_413(
+        make_account: AccountFactory, start_server: ServerFactory, http: ClientSession) -> None:
     server = await start_server(max_body_bytes=4096)
-    seller = await make_account("seller")
-    seller = Api(http, str(server.make_url("")), seller.token)
+    seller = Api(http, str(server.make_url("")), (await make_account("seller")).token)
     big = {"name": "A", "domains": ["a.example"], "fallback_url": "https://a.example/" + "x" * 5000}
     reply = await seller.post("/api/v1/shops", big)
     assert reply.status == 413 and reply.error_code == "payload_too_large"
     assert (await seller.get("/api/v1/shops")).body["items"] == []
 
 
-async def test_bad_ids_and_unknown_routes(make_account, anon: Api) -> None:
+async def test_bad_ids_and_unknown_routes(make_account: AccountFactory, anon: Api) -> None:
     seller = await make_account("seller")
     for path in ("/api/v1/shops/abc", "/api/v1/shops/0", "/api/v1/shops/-1",
                  "/api/v1/products/99999999999999999999999"):

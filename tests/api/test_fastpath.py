@@ -4,7 +4,6 @@ dispatch takes only plain requests and answers like the route."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import asyncpg
 import pytest
@@ -20,7 +19,7 @@ from shoplink.errors import error_middleware
 from shoplink.fastpath import _FAST, install
 from shoplink.keys import DB_POOL
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.click_data import make_shop, video_anchor, wait_for_events
 
 
@@ -48,7 +47,7 @@ async def test_other_routes_still_get_the_chain(anon: Api) -> None:
     assert len(reply.headers["X-Request-Id"]) == 16
 
 
-async def test_click_errors_are_rendered_on_the_fast_path(start_server, http: ClientSession) -> None:
+async def test_click_errors_are_rendered_on_the_fast_path(start_server: ServerFactory, http: ClientSession) -> None:
     server = await start_server()
     await server.app[DB_POOL].close()  # this instance cannot reach PostgreSQL any more
     reply = await Api(http, str(server.make_url("")), None).get("/r/Abcdef123")
@@ -79,7 +78,7 @@ async def _echo_app_and_dispatch() -> tuple[TestServer, list[str]]:
 
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    assert server.runner.server is not None
+    assert server.runner is not None and server.runner.server is not None
     install(server.runner.server, {"/x/": fast})
     return server, calls
 
@@ -134,7 +133,7 @@ async def test_a_fast_prefix_is_one_path_segment() -> None:
 
 
 async def test_a_click_answers_the_same_through_the_dispatch_and_through_the_route(
-        anon: Api, make_account: Any, pool: asyncpg.Pool, redis: Redis) -> None:
+        anon: Api, make_account: AccountFactory, pool: asyncpg.Pool, redis: Redis) -> None:
     """`/r/{code}` with a percent-encoded character is not plain: the router decodes it and the
     route (on the app's fast path) answers; the same anchor, the same kind of answer, an event each."""
     shop = await make_shop(await make_account("seller"))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from support.affiliate_data import create_plan, seller_with_products
+from support.api import AccountFactory, Api
 from support.click_data import make_shop
 
 
-async def test_nul_characters_in_json_text_are_refused_not_a_500(make_account) -> None:
+async def test_nul_characters_in_json_text_are_refused_not_a_500(make_account: AccountFactory) -> None:
     seller, _, product_ids = await seller_with_products(make_account, prices=["10.00"])
     plan = await create_plan(seller, product_ids)
     reply = await seller.patch(f"/api/v1/plans/{plan['id']}", {"name": "bad\u0000name"})
@@ -18,7 +19,7 @@ async def test_nul_characters_in_json_text_are_refused_not_a_500(make_account) -
     assert (await seller.get(f"/api/v1/plans/{plan['id']}")).body["name"] == plan["name"]
 
 
-async def test_nul_characters_in_csv_and_search_are_refused(make_account) -> None:
+async def test_nul_characters_in_csv_and_search_are_refused(make_account: AccountFactory) -> None:
     seller = await make_account("seller")
     shop = await make_shop(seller)
     reply = await seller.post(f"/api/v1/shops/{shop.shop_id}/products/bulk",
@@ -31,7 +32,7 @@ async def test_nul_characters_in_csv_and_search_are_refused(make_account) -> Non
     assert len((await seller.get("/api/v1/products")).body["items"]) == 1
 
 
-async def test_multipart_part_with_a_bad_header_is_a_400(make_account) -> None:
+async def test_multipart_part_with_a_bad_header_is_a_400(make_account: AccountFactory) -> None:
     creator = await make_account("creator")
     boundary = "b0undary"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"ti\x10tle\"\r\n\r\nx\r\n"
@@ -42,7 +43,7 @@ async def test_multipart_part_with_a_bad_header_is_a_400(make_account) -> None:
     assert (await creator.get("/api/v1/videos")).body["items"] == []
 
 
-async def test_integers_beyond_bigint_are_refused_not_a_500(make_account) -> None:
+async def test_integers_beyond_bigint_are_refused_not_a_500(make_account: AccountFactory) -> None:
     seller, _, product_ids = await seller_with_products(make_account, prices=["10.00"])
     for product_id in (2**63, 2**64 - 1, 2**127, 1e19):
         reply = await seller.post("/api/v1/plans", {"name": "P", "kind": "open", "rate": "10.00",
@@ -55,7 +56,7 @@ async def test_integers_beyond_bigint_are_refused_not_a_500(make_account) -> Non
     assert reply.status in (404, 422), reply.body
 
 
-async def test_ids_with_non_ascii_digits_or_thousands_of_digits_are_400_not_500(make_account, anon,
+async def test_ids_with_non_ascii_digits_or_thousands_of_digits_are_400_not_500(make_account: AccountFactory, anon: Api,
                                                                                base_url: str) -> None:
     """str.isdigit() accepts '³' and int() refuses it; int() also refuses more than 4300 digits."""
     seller = await make_account("seller")

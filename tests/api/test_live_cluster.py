@@ -10,15 +10,15 @@ from aiohttp.test_utils import TestServer
 
 from shoplink.keys import LIVE
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.live_data import (
     SseStream,
     live_with_products,
     open_stream,
     seller_with_products,
-    wait_until,
 )
 from support.services import RedisProcess
+from support.wait import until
 
 
 def _url(server: TestServer) -> str:
@@ -36,7 +36,7 @@ async def _first_state(stream: SseStream) -> int:
     return state.id
 
 
-async def test_viewers_on_two_instances_get_every_change(start_server, make_account,
+async def test_viewers_on_two_instances_get_every_change(start_server: ServerFactory, make_account: AccountFactory,
                                                          http: ClientSession) -> None:
     a, b = await start_server(), await start_server()
     seller, ids = await seller_with_products(make_account, 3)
@@ -47,7 +47,7 @@ async def test_viewers_on_two_instances_get_every_change(start_server, make_acco
                    for server in (a, a, b, b)]
         for stream in streams:
             assert await _first_state(stream) == 1
-        await wait_until(lambda: _connected(a, b))
+        await until(lambda: _connected(a, b))
         await host_a.post(f"/api/v1/live/{live_id}/pins", {"product_id": ids[0]})
         await host_b.post(f"/api/v1/live/{live_id}/pins", {"product_id": ids[1]})
         await host_a.delete(f"/api/v1/live/{live_id}/pins/{ids[0]}")
@@ -65,7 +65,7 @@ async def _connected(*servers: TestServer) -> bool:
     return all(server.app[LIVE].hub.connected.is_set() for server in servers)
 
 
-async def test_redis_restart_while_viewers_are_connected(start_server, make_account,
+async def test_redis_restart_while_viewers_are_connected(start_server: ServerFactory, make_account: AccountFactory,
                                                          http: ClientSession) -> None:
     proc = RedisProcess()
     proc.start()
@@ -80,16 +80,16 @@ async def test_redis_restart_while_viewers_are_connected(start_server, make_acco
             on_a = await stack.enter_async_context(open_stream(http, _url(a), live_id))
             on_b = await stack.enter_async_context(open_stream(http, _url(b), live_id))
             assert await _first_state(on_a) == 2 and await _first_state(on_b) == 2
-            await wait_until(lambda: _connected(a, b))
+            await until(lambda: _connected(a, b))
 
             proc.stop()
-            await wait_until(lambda: _disconnected(a, b))
+            await until(lambda: _disconnected(a, b))
             # Changes while Redis is down: stored in PostgreSQL, not broadcast.
             assert (await host_a.post(f"/api/v1/live/{live_id}/pins",
                                       {"product_id": ids[1]})).status == 201
             assert (await host_a.delete(f"/api/v1/live/{live_id}/pins/{ids[0]}")).status == 200
             proc.start()
-            await wait_until(lambda: _connected(a, b), timeout=20)
+            await until(lambda: _connected(a, b), timeout=20)
 
             for stream in (on_a, on_b):
                 events = await stream.events(2, timeout=20)
@@ -113,7 +113,7 @@ async def _disconnected(*servers: TestServer) -> bool:
     return not any(server.app[LIVE].hub.connected.is_set() for server in servers)
 
 
-async def test_viewer_count_across_two_instances(start_server, make_account,
+async def test_viewer_count_across_two_instances(start_server: ServerFactory, make_account: AccountFactory,
                                                  http: ClientSession) -> None:
     a = await start_server(live_heartbeat_s=0.2)
     b = await start_server(live_heartbeat_s=0.2)
@@ -129,18 +129,18 @@ async def test_viewer_count_across_two_instances(start_server, make_account,
     async with AsyncExitStack() as stack:
         for server in (a, a, b):
             await _first_state(await stack.enter_async_context(open_stream(http, _url(server), live_id)))
-        await wait_until(lambda: viewers_are(host_a, 3))
-        await wait_until(lambda: viewers_are(host_b, 3))
+        await until(lambda: viewers_are(host_a, 3))
+        await until(lambda: viewers_are(host_b, 3))
         async with open_stream(http, _url(b), live_id) as extra:
             await _first_state(extra)
-            await wait_until(lambda: viewers_are(host_a, 4))
-        await wait_until(lambda: viewers_are(host_a, 3))  # the closed viewer stops counting
-    await wait_until(lambda: viewers_are(host_a, 0))
+            await until(lambda: viewers_are(host_a, 4))
+        await until(lambda: viewers_are(host_a, 3))  # the closed viewer stops counting
+    await until(lambda: viewers_are(host_a, 0))
     await asyncio.sleep(0)
 
 
 async def test_concurrent_changes_on_two_instances_arrive_in_sequence(
-        start_server, make_account, http: ClientSession) -> None:
+        start_server: ServerFactory, make_account: AccountFactory, http: ClientSession) -> None:
     a, b = await start_server(), await start_server()
     seller, ids = await seller_with_products(make_account, 3)
     live_id = await live_with_products(_as(seller, a), ids, start=True)
@@ -149,7 +149,7 @@ async def test_concurrent_changes_on_two_instances_arrive_in_sequence(
                    for server in (a, b)]
         for stream in streams:
             await _first_state(stream)
-        await wait_until(lambda: _connected(a, b))
+        await until(lambda: _connected(a, b))
         for round_ in range(3):
             hosts = [_as(seller, a if i % 2 else b) for i in range(3)]
             replies = await asyncio.gather(*(
@@ -165,7 +165,8 @@ async def test_concurrent_changes_on_two_instances_arrive_in_sequence(
                 assert [e.id for e in events] == list(range(first, first + 6))
 
 
-async def test_server_shutdown_ends_streams(start_server, make_account, http: ClientSession) -> None:
+async def test_server_shutdown_ends_streams(
+        start_server: ServerFactory, make_account: AccountFactory, http: ClientSession) -> None:
     server = await start_server()
     seller, ids = await seller_with_products(make_account, 1)
     live_id = await live_with_products(_as(seller, server), ids, start=True)

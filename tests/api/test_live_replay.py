@@ -10,9 +10,10 @@ from redis.asyncio import Redis
 
 from shoplink.changes import Change, ChangeBus
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.live_data import insert_video, live_with_products, seller_with_products, set_timeline
 from support.services import RedisProcess
+from support.wait import until
 
 
 async def _known_live(host: Api, ids: list[int], pool: asyncpg.Pool) -> int:
@@ -34,7 +35,7 @@ async def _known_live(host: Api, ids: list[int], pool: asyncpg.Pool) -> int:
     return live_id
 
 
-async def test_replay_anchors_from_the_pin_timeline(make_account, pool: asyncpg.Pool,
+async def test_replay_anchors_from_the_pin_timeline(make_account: AccountFactory, pool: asyncpg.Pool,
                                                     redis_proc: RedisProcess) -> None:
     host, ids = await seller_with_products(make_account, 3)
     live_id = await _known_live(host, ids, pool)
@@ -49,9 +50,7 @@ async def test_replay_anchors_from_the_pin_timeline(make_account, pool: asyncpg.
         await asyncio.wait_for(bus.connected.wait(), 5)
         reply = await host.post(f"/api/v1/live/{live_id}/replay", {"video_id": video_id, "offset_s": 5})
         assert reply.status == 201, reply.body
-        async with asyncio.timeout(5):
-            while Change("video", video_id) not in seen:
-                await asyncio.sleep(0.01)
+        await until(lambda: Change("video", video_id) in seen, timeout=5)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -76,7 +75,7 @@ async def test_replay_anchors_from_the_pin_timeline(make_account, pool: asyncpg.
     assert session.body["replay_video_id"] == video_id
 
 
-async def test_replay_clipping_drops_empty_ranges(make_account, pool: asyncpg.Pool) -> None:
+async def test_replay_clipping_drops_empty_ranges(make_account: AccountFactory, pool: asyncpg.Pool) -> None:
     host, ids = await seller_with_products(make_account, 3)
     live_id = await _known_live(host, ids, pool)
     short = await insert_video(pool, host.account_id, duration_s=30.0)
@@ -87,7 +86,7 @@ async def test_replay_clipping_drops_empty_ranges(make_account, pool: asyncpg.Po
         (a, 10.0, 30.0), (b, 20.0, 30.0)]  # C starts at 50 s, after the 30 s recording: dropped
 
 
-async def test_replay_recording_started_late_clips_the_start(make_account, pool: asyncpg.Pool) -> None:
+async def test_replay_recording_started_late_clips_the_start(make_account: AccountFactory, pool: asyncpg.Pool) -> None:
     host, ids = await seller_with_products(make_account, 3)
     live_id = await _known_live(host, ids, pool)
     video = await insert_video(pool, host.account_id, duration_s=200.0)
@@ -99,7 +98,7 @@ async def test_replay_recording_started_late_clips_the_start(make_account, pool:
         (b, 0.0, 50.0), (c, 5.0, 85.0)]
 
 
-async def test_replay_refusals(start_server, make_account, pool: asyncpg.Pool,
+async def test_replay_refusals(start_server: ServerFactory, make_account: AccountFactory, pool: asyncpg.Pool,
                                http: ClientSession) -> None:
     host, ids = await seller_with_products(make_account, 3)
     live_id = await _known_live(host, ids, pool)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncpg
+from aiohttp import ClientSession
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.live_data import live_with_products, seller_with_products
 
 
-async def test_create_list_read_update(make_account) -> None:
+async def test_create_list_read_update(make_account: AccountFactory) -> None:
     creator, ids = await seller_with_products(make_account, 2)
     reply = await creator.post("/api/v1/live", {"title": "  Spring drop ",
                                                 "planned_start_at": "2030-05-01T18:00:00+02:00",
@@ -44,7 +45,7 @@ async def test_create_list_read_update(make_account) -> None:
     assert (await creator.patch(f"/api/v1/live/{live_id}", {"status": "live"})).status == 422
 
 
-async def test_state_machine_and_every_illegal_transition(make_account) -> None:
+async def test_state_machine_and_every_illegal_transition(make_account: AccountFactory) -> None:
     host, ids = await seller_with_products(make_account, 1)
     live_id = await live_with_products(host, ids)
     base = f"/api/v1/live/{live_id}"
@@ -78,7 +79,7 @@ async def test_state_machine_and_every_illegal_transition(make_account) -> None:
     assert timeline.body["items"][0]["offset_s"] == 0
 
 
-async def test_pins_limit_sold_out_and_unpin(make_account, anon: Api) -> None:
+async def test_pins_limit_sold_out_and_unpin(make_account: AccountFactory, anon: Api) -> None:
     host, ids = await seller_with_products(make_account, 4)
     live_id = await live_with_products(host, ids, start=True)
     base = f"/api/v1/live/{live_id}"
@@ -117,7 +118,7 @@ async def test_pins_limit_sold_out_and_unpin(make_account, anon: Api) -> None:
     assert offsets == sorted(offsets)
 
 
-async def test_pin_outside_set_or_delisted(make_account) -> None:
+async def test_pin_outside_set_or_delisted(make_account: AccountFactory) -> None:
     host, ids = await seller_with_products(make_account, 3)
     live_id = await live_with_products(host, ids[:2], start=True)
     outside = await host.post(f"/api/v1/live/{live_id}/pins", {"product_id": ids[2]})
@@ -134,7 +135,7 @@ async def test_pin_outside_set_or_delisted(make_account) -> None:
     assert state.body["pins"] == [] and state.body["seq"] == 1  # nothing stored
 
 
-async def test_other_accounts_session_is_404(make_account) -> None:
+async def test_other_accounts_session_is_404(make_account: AccountFactory) -> None:
     host, ids = await seller_with_products(make_account, 1)
     live_id = await live_with_products(host, ids, start=True)
     other = await make_account("creator")
@@ -152,7 +153,7 @@ async def test_other_accounts_session_is_404(make_account) -> None:
     assert (await admin.get(base)).status == 200
 
 
-async def test_roles_and_promotion_rights(make_account) -> None:
+async def test_roles_and_promotion_rights(make_account: AccountFactory) -> None:
     _seller, ids = await seller_with_products(make_account, 1)
     analyst = await make_account("analyst")
     assert (await analyst.post("/api/v1/live", {"title": "x"})).status == 403
@@ -167,7 +168,9 @@ async def test_roles_and_promotion_rights(make_account) -> None:
                                {"product_ids": ids})).status == 422
 
 
-async def test_product_set_limit_and_removal(start_server, make_account, http, pool: asyncpg.Pool) -> None:
+async def test_product_set_limit_and_removal(
+        start_server: ServerFactory, make_account: AccountFactory, http: ClientSession,
+        pool: asyncpg.Pool) -> None:
     server = await start_server(live_max_products=2)
     seller, ids = await seller_with_products(make_account, 3)
     host = Api(http, str(server.make_url("")), seller.token, seller.account_id)
@@ -199,7 +202,7 @@ async def test_product_set_limit_and_removal(start_server, make_account, http, p
                and r["plan_id"] is None for r in rows)
 
 
-async def test_bad_ids_and_bodies(make_account, anon: Api) -> None:
+async def test_bad_ids_and_bodies(make_account: AccountFactory, anon: Api) -> None:
     host = await make_account("creator")
     assert (await host.get("/api/v1/live/abc")).status == 400
     assert (await host.get("/api/v1/live/999")).status == 404

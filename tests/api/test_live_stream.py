@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.live_data import live_with_products, open_stream, seller_with_products
 
 
-async def test_initial_state_then_changes_in_order_then_end(make_account, http: ClientSession,
+async def test_initial_state_then_changes_in_order_then_end(make_account: AccountFactory, http: ClientSession,
                                                             base_url: str) -> None:
     host, ids = await seller_with_products(make_account, 3)
     live_id = await live_with_products(host, ids)
@@ -43,7 +43,7 @@ async def test_initial_state_then_changes_in_order_then_end(make_account, http: 
         assert await stream.next() is None  # the server closed the stream
 
 
-async def test_state_matches_public_read(make_account, http: ClientSession, base_url: str,
+async def test_state_matches_public_read(make_account: AccountFactory, http: ClientSession, base_url: str,
                                          anon: Api) -> None:
     host, ids = await seller_with_products(make_account, 2)
     live_id = await live_with_products(host, ids, start=True)
@@ -55,7 +55,7 @@ async def test_state_matches_public_read(make_account, http: ClientSession, base
     assert state is not None and state.data == public.body and state.id == public.body["seq"] == 3
 
 
-async def test_resume_with_last_event_id(make_account, http: ClientSession, base_url: str) -> None:
+async def test_resume_with_last_event_id(make_account: AccountFactory, http: ClientSession, base_url: str) -> None:
     host, ids = await seller_with_products(make_account, 3)
     live_id = await live_with_products(host, ids, start=True)
     base = f"/api/v1/live/{live_id}"
@@ -94,7 +94,8 @@ async def test_resume_with_last_event_id(make_account, http: ClientSession, base
     bad.release()
 
 
-async def test_heartbeat_comments(start_server, make_account, http: ClientSession) -> None:
+async def test_heartbeat_comments(
+        start_server: ServerFactory, make_account: AccountFactory, http: ClientSession) -> None:
     server = await start_server(live_heartbeat_s=0.1)
     url = str(server.make_url("")).rstrip("/")
     host, ids = await seller_with_products(make_account, 1)
@@ -109,7 +110,7 @@ async def test_heartbeat_comments(start_server, make_account, http: ClientSessio
         assert event.id == 2
 
 
-async def test_connecting_to_an_ended_live(make_account, http: ClientSession, base_url: str) -> None:
+async def test_connecting_to_an_ended_live(make_account: AccountFactory, http: ClientSession, base_url: str) -> None:
     host, ids = await seller_with_products(make_account, 1)
     live_id = await live_with_products(host, ids, start=True)
     await host.post(f"/api/v1/live/{live_id}/pins", {"product_id": ids[0]})
@@ -122,7 +123,7 @@ async def test_connecting_to_an_ended_live(make_account, http: ClientSession, ba
         assert await stream.next() is None
 
 
-async def test_title_change_reaches_new_viewers(make_account, http: ClientSession,
+async def test_title_change_reaches_new_viewers(make_account: AccountFactory, http: ClientSession,
                                                 base_url: str) -> None:
     host, ids = await seller_with_products(make_account, 1)
     live_id = await live_with_products(host, ids, start=True)

@@ -6,17 +6,17 @@ Buckets live in the test's real Redis; redirects and public viewer endpoints are
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import ClientSession, CookieJar
 from redis.asyncio import Redis
 
 from shoplink.security.ratelimit import Charge, Limit, RateLimiter
 
-from support.api import Api, Reply
+from support.api import AccountFactory, Api, Reply, ServerFactory
 
 
-async def _server_api(start_server, http: ClientSession, **overrides: Any) -> str:
+async def _server_api(start_server: ServerFactory, http: ClientSession, **overrides: Any) -> str:
     server = await start_server(**overrides)
     return str(server.make_url("")).rstrip("/")
 
@@ -29,10 +29,11 @@ def _assert_429(reply: Reply) -> int:
     return retry_after
 
 
-async def test_token_over_its_burst_gets_429_and_other_tokens_do_not(start_server, http, make_account) -> None:
+async def test_token_over_its_burst_gets_429_and_other_tokens_do_not(
+        start_server: ServerFactory, http: ClientSession, make_account: AccountFactory) -> None:
     base = await _server_api(start_server, http, rate_api_token_burst=3, rate_api_token_per_s=0.01)
-    one, two = await make_account("seller"), await make_account("seller")
-    one, two = Api(http, base, one.token), Api(http, base, two.token)
+    seller_one, seller_two = await make_account("seller"), await make_account("seller")
+    one, two = Api(http, base, seller_one.token), Api(http, base, seller_two.token)
     for _ in range(3):
         assert (await one.get("/api/v1/me")).status == 200
     refused = await one.get("/api/v1/me")
@@ -44,10 +45,10 @@ async def test_token_over_its_burst_gets_429_and_other_tokens_do_not(start_serve
 
 
 async def test_client_over_its_burst_gets_429_but_redirects_and_viewer_endpoints_do_not(
-        start_server, http, make_account) -> None:
+        start_server: ServerFactory, http: ClientSession, make_account: AccountFactory) -> None:
     base = await _server_api(start_server, http, rate_api_client_burst=4, rate_api_client_per_s=0.01)
-    one, two = await make_account("seller"), await make_account("creator")
-    one, two = Api(http, base, one.token), Api(http, base, two.token)
+    seller, creator = await make_account("seller"), await make_account("creator")
+    one, two = Api(http, base, seller.token), Api(http, base, creator.token)
     for api in (one, two, one, two):
         assert (await api.get("/api/v1/me")).status == 200
     _assert_429(refused := await one.get("/api/v1/me"))
@@ -61,7 +62,8 @@ async def test_client_over_its_burst_gets_429_but_redirects_and_viewer_endpoints
         assert (await anon.get("/healthz")).status == 200
 
 
-async def test_failed_token_auth_locks_the_client_out_then_lets_it_back(start_server, http, make_account) -> None:
+async def test_failed_token_auth_locks_the_client_out_then_lets_it_back(
+        start_server: ServerFactory, http: ClientSession, make_account: AccountFactory) -> None:
     base = await _server_api(start_server, http, rate_auth_fail_burst=3, rate_auth_fail_per_s=1.0)
     good = Api(http, base, (await make_account("seller")).token)
     wrong = Api(http, base, "slk_wrong")
@@ -72,7 +74,7 @@ async def test_failed_token_auth_locks_the_client_out_then_lets_it_back(start_se
     _assert_429(await good.get("/api/v1/me"))  # locked out: no token is even checked
     async with http.post(f"{base}/signin", data={"token": good.token}, allow_redirects=False) as resp:
         assert resp.status == 429 and resp.headers["Retry-After"] == "1"
-    await asyncio.sleep(1.2)  # one failure forgiven per second
+    await asyncio.sleep(1.2)  # a clock, not another task: one failure forgiven per second
     assert (await good.get("/api/v1/me")).status == 200
     # Calls without any credentials are not guesses and never count.
     anon = Api(http, base, None)
@@ -81,7 +83,8 @@ async def test_failed_token_auth_locks_the_client_out_then_lets_it_back(start_se
     assert (await good.get("/api/v1/me")).status == 200
 
 
-async def test_failed_web_sign_ins_lock_the_client_out(start_server, http, make_account) -> None:
+async def test_failed_web_sign_ins_lock_the_client_out(
+        start_server: ServerFactory, http: ClientSession, make_account: AccountFactory) -> None:
     base = await _server_api(start_server, http, rate_auth_fail_burst=2, rate_auth_fail_per_s=1.0)
     token = (await make_account("seller")).token
     for _ in range(2):
@@ -91,12 +94,13 @@ async def test_failed_web_sign_ins_lock_the_client_out(start_server, http, make_
         assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
         assert (await resp.json())["error"]["code"] == "too_many_requests"
     assert (await Api(http, base, token).get("/api/v1/me")).status == 429
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(1.2)  # a clock: one failure forgiven per second
     async with http.post(f"{base}/signin", data={"token": token}, allow_redirects=False) as resp:
         assert resp.status == 303
 
 
-async def test_limits_off_for_benchmarks(start_server, http, make_account) -> None:
+async def test_limits_off_for_benchmarks(
+        start_server: ServerFactory, http: ClientSession, make_account: AccountFactory) -> None:
     base = await _server_api(start_server, http, rate_limits=False, rate_api_token_burst=1,
                              rate_api_client_burst=1, rate_auth_fail_burst=1)
     good = Api(http, base, (await make_account("seller")).token)
@@ -106,15 +110,17 @@ async def test_limits_off_for_benchmarks(start_server, http, make_account) -> No
         assert (await wrong.get("/api/v1/me")).status == 401
 
 
-async def test_buckets_hold_no_address_and_expire(start_server, http, make_account, redis: Redis) -> None:
+async def test_buckets_hold_no_address_and_expire(
+        start_server: ServerFactory, http: ClientSession, make_account: AccountFactory, redis: Redis) -> None:
     base = await _server_api(start_server, http)
-    good = Api(http, base, (await make_account("seller")).token)
+    token = (await make_account("seller")).token
+    good = Api(http, base, token)
     assert (await good.get("/api/v1/me")).status == 200
     assert (await Api(http, base, "slk_wrong").get("/api/v1/me")).status == 401
-    keys = [k.decode() for k in await redis.keys("shoplink:rl:*")]
+    keys = [k.decode() for k in cast(list[bytes], await redis.keys("shoplink:rl:*"))]
     assert len(keys) == 4, keys  # client calls, client failures, each of the two tokens
     for key in keys:
-        assert "127.0.0.1" not in key and good.token not in key and "slk_wrong" not in key
+        assert "127.0.0.1" not in key and token not in key and "slk_wrong" not in key
         assert 0 < await redis.pttl(key) <= 3_600_000
 
 
@@ -129,7 +135,8 @@ async def test_limiter_fails_open_when_redis_is_unreachable() -> None:
         await dead.aclose()
 
 
-async def test_a_web_session_is_limited_like_a_token(start_server, http, make_account) -> None:
+async def test_a_web_session_is_limited_like_a_token(
+        start_server: ServerFactory, http: ClientSession, make_account: AccountFactory) -> None:
     base = await _server_api(start_server, http, rate_api_token_burst=3, rate_api_token_per_s=0.01)
     token = (await make_account("seller")).token
     async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as browser:
@@ -145,7 +152,8 @@ async def test_a_web_session_is_limited_like_a_token(start_server, http, make_ac
             assert resp.status == 200  # pages are not limited
 
 
-async def test_limits_survive_a_script_cache_flush(start_server, http, make_account, redis: Redis) -> None:
+async def test_limits_survive_a_script_cache_flush(
+        start_server: ServerFactory, http: ClientSession, make_account: AccountFactory, redis: Redis) -> None:
     base = await _server_api(start_server, http, rate_api_token_burst=2, rate_api_token_per_s=0.01)
     api = Api(http, base, (await make_account("seller")).token)
     assert (await api.get("/api/v1/me")).status == 200

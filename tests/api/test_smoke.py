@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from support.api import Api
+from support.api import AccountFactory, Api
 
 
-async def test_health_and_first_shop(anon: Api, make_account) -> None:
+async def test_health_and_first_shop(anon: Api, make_account: AccountFactory) -> None:
     assert (await anon.get("/healthz")).status == 200
     ready = await anon.get("/readyz")
     assert ready.status == 200, ready.body

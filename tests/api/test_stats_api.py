@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import time
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import pytest
@@ -17,18 +17,27 @@ from shoplink.analytics.consumer import CountWorker
 from shoplink.config import Settings
 
 from support.analytics_data import Seed, seed
-from support.api import Api
+from support.api import AccountFactory, Api
 from support.event_data import event, write_events
 
 
+@dataclass(frozen=True)
 class People:
-    def __init__(self, **accounts: Api) -> None:
-        self.__dict__.update(accounts)
-        self.all: dict[str, Api] = accounts
+    seller: Api
+    other_seller: Api
+    creator: Api
+    other_creator: Api
+    analyst: Api
+    admin: Api
+    anon: Api
+
+    @property
+    def all(self) -> dict[str, Api]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @pytest.fixture
-async def world(pool: asyncpg.Pool, make_account: Any, anon: Api) -> tuple[Seed, Seed, People]:
+async def world(pool: asyncpg.Pool, make_account: AccountFactory, anon: Api) -> tuple[Seed, Seed, People]:
     seller, other_seller = await make_account("seller"), await make_account("seller")
     creator, other_creator = await make_account("creator"), await make_account("creator")
     people = People(seller=seller, other_seller=other_seller, creator=creator, other_creator=other_creator,

@@ -9,29 +9,33 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from aiohttp import ClientSession, CookieJar
 
-from support.api import Api
+from support.api import AccountFactory, Api
 from support.video_data import make_video, shop_with_products, upload
+from support.wait import until
 
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/131.0.0.0 Safari/537.36")
 
 
-async def _report(seller: Api, plan_id: int, want_clicks: int) -> dict:
-    async with asyncio.timeout(15):
-        while True:
-            reply = await seller.get(f"/api/v1/reports/affiliates?group_by=plan&plan_id={plan_id}")
-            assert reply.status == 200, reply.body
-            items = reply.body["items"]
-            if items and items[0]["clicks"]["total"] >= want_clicks:
-                return items[0]
-            await asyncio.sleep(0.1)
+async def _report(seller: Api, plan_id: int, want_clicks: int) -> dict[str, Any]:
+    """The plan's report once `shoplink count` has attributed `want_clicks` clicks."""
+    async def report() -> dict[str, Any] | None:
+        reply = await seller.get(f"/api/v1/reports/affiliates?group_by=plan&plan_id={plan_id}")
+        assert reply.status == 200, reply.body
+        items = reply.body["items"]
+        return dict(items[0]) if items and items[0]["clicks"]["total"] >= want_clicks else None
+
+    return await until(report, timeout=30, interval=0.1)
 
 
-async def test_plan_join_anchor_click_sale_report(make_account, base_url: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("count_worker")  # attributes the plan clicks, as deployed
+async def test_plan_join_anchor_click_sale_report(make_account: AccountFactory, base_url: str, tmp_path: Path) -> None:
     seller = await make_account("seller", name="Brand")
     alice = await make_account("creator", name="Alice")
     bob = await make_account("creator", name="Bob")
@@ -72,7 +76,7 @@ async def test_plan_join_anchor_click_sale_report(make_account, base_url: str, t
                 params = parse_qs(location.query)
                 assert params["utm_campaign"] == [f"plan-{plan_id}"]
                 click_ids.append(params["sl_click"][0])
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # a clock: Bob's click is the later one, by its timestamp
 
     report = await _report(seller, plan_id, want_clicks=2)
     assert report["clicks"]["human"] == 2

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from shoplink.config import Settings
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.video_data import GeneratedVideo, form, make_video, media_files, upload
 
 
@@ -21,7 +21,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> GeneratedVideo:
     return make_video(tmp_path_factory.mktemp("clips") / "clip.mp4")
 
 
-async def test_upload_probes_and_lists(make_account, clip: GeneratedVideo, settings: Settings) -> None:
+async def test_upload_probes_and_lists(make_account: AccountFactory, clip: GeneratedVideo, settings: Settings) -> None:
     creator = await make_account("creator")
     reply = await upload(creator, clip, title="My clip")
     assert reply.status == 201, reply.body
@@ -42,14 +42,14 @@ async def test_upload_probes_and_lists(make_account, clip: GeneratedVideo, setti
     assert (await creator.get(f"/api/v1/videos/{video['id']}")).body["title"] == "Renamed"
 
 
-async def test_title_defaults_to_file_name(make_account, clip: GeneratedVideo) -> None:
+async def test_title_defaults_to_file_name(make_account: AccountFactory, clip: GeneratedVideo) -> None:
     creator = await make_account("creator")
     reply = await upload(creator, clip, filename="../../etc/holiday.mp4")
     assert reply.status == 201, reply.body
     assert reply.body["title"] == "holiday.mp4" == reply.body["original_filename"]
 
 
-async def test_scene_cuts_endpoint_computes_once(make_account, clip: GeneratedVideo) -> None:
+async def test_scene_cuts_endpoint_computes_once(make_account: AccountFactory, clip: GeneratedVideo) -> None:
     creator = await make_account("creator")
     video = (await upload(creator, clip)).body
     reply = await creator.get(f"/api/v1/videos/{video['id']}/scenes")
@@ -61,7 +61,7 @@ async def test_scene_cuts_endpoint_computes_once(make_account, clip: GeneratedVi
     assert again.body["scene_cuts"] == reply.body["cuts"]
 
 
-async def test_another_creators_video_is_not_found(make_account, clip: GeneratedVideo) -> None:
+async def test_another_creators_video_is_not_found(make_account: AccountFactory, clip: GeneratedVideo) -> None:
     owner, other = await make_account("creator"), await make_account("creator")
     video_id = (await upload(owner, clip)).body["id"]
     for method, path, body in [("GET", f"/api/v1/videos/{video_id}", None),
@@ -77,7 +77,7 @@ async def test_another_creators_video_is_not_found(make_account, clip: Generated
     assert (await owner.get(f"/api/v1/videos/{video_id}")).status == 200
 
 
-async def test_roles(make_account, clip: GeneratedVideo, anon: Api) -> None:
+async def test_roles(make_account: AccountFactory, clip: GeneratedVideo, anon: Api) -> None:
     analyst = await make_account("analyst")
     reply = await upload(analyst, clip)
     assert reply.status == 403 and reply.error_code == "role_required"
@@ -86,7 +86,7 @@ async def test_roles(make_account, clip: GeneratedVideo, anon: Api) -> None:
 
 @pytest.mark.parametrize("case", ["empty", "text", "truncated", "garbage"])
 async def test_undecodable_uploads_are_rejected_and_leave_nothing(
-        make_account, clip: GeneratedVideo, settings: Settings, case: str) -> None:
+        make_account: AccountFactory, clip: GeneratedVideo, settings: Settings, case: str) -> None:
     creator = await make_account("creator")
     data = {"empty": b"",
             "text": b"just some notes, definitely not a video\n" * 200,
@@ -99,7 +99,7 @@ async def test_undecodable_uploads_are_rejected_and_leave_nothing(
     assert (await creator.get("/api/v1/videos")).body["items"] == []
 
 
-async def test_missing_file_field_and_wrong_type(make_account) -> None:
+async def test_missing_file_field_and_wrong_type(make_account: AccountFactory) -> None:
     creator = await make_account("creator")
     body = aiohttp.FormData(default_to_multipart=True)
     body.add_field("title", "no file")
@@ -110,7 +110,7 @@ async def test_missing_file_field_and_wrong_type(make_account) -> None:
 
 
 async def test_upload_over_the_limit_is_rejected_early(
-        start_server, make_account, clip: GeneratedVideo, settings: Settings,
+        start_server: ServerFactory, make_account: AccountFactory, clip: GeneratedVideo, settings: Settings,
         http: ClientSession) -> None:
     small: TestServer = await start_server(max_upload_bytes=20_000)
     creator = await make_account("creator")
@@ -123,7 +123,7 @@ async def test_upload_over_the_limit_is_rejected_early(
 
 
 async def test_chunked_upload_over_the_limit_stops_while_streaming(
-        start_server, make_account, clip: GeneratedVideo, settings: Settings,
+        start_server: ServerFactory, make_account: AccountFactory, clip: GeneratedVideo, settings: Settings,
         http: ClientSession) -> None:
     small: TestServer = await start_server(max_upload_bytes=20_000)
     creator = await make_account("creator")
@@ -149,8 +149,9 @@ async def test_chunked_upload_over_the_limit_stops_while_streaming(
     assert media_files(settings.media_dir) == []
 
 
-async def test_server_paths_only_when_allowed(start_server, make_account, clip: GeneratedVideo,
-                                              http: ClientSession, tmp_path: Path) -> None:
+async def test_server_paths_only_when_allowed(
+        start_server: ServerFactory, make_account: AccountFactory, clip: GeneratedVideo, http: ClientSession,
+        tmp_path: Path) -> None:
     creator = await make_account("creator")
     reply = await creator.post("/api/v1/videos", {"path": str(clip.path)})
     assert reply.status == 403 and reply.error_code == "server_paths_disabled"
@@ -166,7 +167,8 @@ async def test_server_paths_only_when_allowed(start_server, make_account, clip: 
     assert clip.path.exists()
 
 
-async def test_delete_removes_the_upload(make_account, clip: GeneratedVideo, settings: Settings) -> None:
+async def test_delete_removes_the_upload(
+        make_account: AccountFactory, clip: GeneratedVideo, settings: Settings) -> None:
     creator = await make_account("creator")
     video_id = (await upload(creator, clip)).body["id"]
     assert len(media_files(settings.media_dir / "videos")) == 1

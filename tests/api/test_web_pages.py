@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import ClientSession, CookieJar
 
-from support.api import Api
+from support.api import AccountFactory, Api
 
 PAGES = ("/studio", "/studio/videos/1", "/studio/live", "/studio/live/1", "/dashboard", "/dashboard/videos/1")
 
 
-async def test_pages_need_a_session_and_render_with_one(make_account, anon: Api, base_url: str) -> None:
+async def test_pages_need_a_session_and_render_with_one(make_account: AccountFactory, anon: Api, base_url: str) -> None:
     for path in PAGES:
         reply = await anon.get(path)
         assert reply.status == 303 and reply.headers["Location"] == f"/signin?next={path}", path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import ClientSession, CookieJar
 
-from support.api import Api
+from support.api import AccountFactory, Api
 
 
 async def _signed_in(base_url: str, token: str) -> tuple[ClientSession, str]:
@@ -21,7 +21,7 @@ async def _signed_in(base_url: str, token: str) -> tuple[ClientSession, str]:
     return session, csrf
 
 
-async def test_sign_in_use_api_with_cookie_and_sign_out(make_account, base_url: str) -> None:
+async def test_sign_in_use_api_with_cookie_and_sign_out(make_account: AccountFactory, base_url: str) -> None:
     seller = await make_account("seller", name="Web Sam")
     session, csrf = await _signed_in(base_url, seller.token or "")
     try:
@@ -47,7 +47,7 @@ async def test_sign_in_use_api_with_cookie_and_sign_out(make_account, base_url: 
         await session.close()
 
 
-async def test_bad_token_cross_origin_and_open_redirect_on_sign_in(make_account, base_url: str,
+async def test_bad_token_cross_origin_and_open_redirect_on_sign_in(make_account: AccountFactory, base_url: str,
                                                                   http: ClientSession) -> None:
     async with http.post(f"{base_url}/signin", data={"token": "slk_nope"}, allow_redirects=False) as resp:
         assert resp.status == 401 and "not valid" in await resp.text()
@@ -61,7 +61,7 @@ async def test_bad_token_cross_origin_and_open_redirect_on_sign_in(make_account,
             assert resp.status == 303 and resp.headers["Location"] == "/studio", evil_next
 
 
-async def test_revoking_the_token_ends_the_session(make_account, base_url: str) -> None:
+async def test_revoking_the_token_ends_the_session(make_account: AccountFactory, base_url: str) -> None:
     seller = await make_account("seller")
     session, _ = await _signed_in(base_url, seller.token or "")
     try:

@@ -28,7 +28,7 @@ async def _settled(page: Page, url: str) -> None:
 
 
 async def test_no_page_violates_its_csp(webapp: WebApp, context: BrowserContext, page: Page,
-                                        csp_violations: list[str], capsys) -> None:
+                                        csp_violations: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     await seed_demo(webapp.settings, argparse.Namespace(quiet=False))
     seeded = orjson.loads(capsys.readouterr().out)
     seller = Api(webapp.http, webapp.base, seeded["seller"]["token"], seeded["seller"]["id"])

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.browser
 
 
 async def test_demo_page_plays_with_cards_and_clicks_through(webapp: WebApp, context: BrowserContext, page: Page,
-                                                            capsys) -> None:
-    assert (await page.goto(f"{webapp.base}/demo")).status == 404  # nothing seeded yet
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    nothing = await page.goto(f"{webapp.base}/demo")
+    assert nothing is not None and nothing.status == 404  # nothing seeded yet
     await seed_demo(webapp.settings, argparse.Namespace(quiet=False))
     seeded = orjson.loads(capsys.readouterr().out)
     assert seeded["demo_url"] == f"{webapp.base}/demo"

@@ -3,16 +3,17 @@ lands on the product page with attribution, keyboard use, and a phone-sized scre
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
-from playwright.async_api import BrowserContext, Page
+from playwright.async_api import Browser, BrowserContext, Page
 
+from shoplink.analytics.consumer import CountWorker
 from shoplink.keys import REDIS
 
 from .conftest import PHONE, HostSite, WebApp, embed_page, screenshot, sign_in
 from support.api import Api
+from support.wait import until
 from support.web_data import seller_shop, upload_video
 from support.web_media import make_webm
 
@@ -35,14 +36,11 @@ async def shown_codes(page: Page) -> list[str]:
 
 async def count_clicks(webapp: WebApp, who: Api, path: str, expect: int) -> None:
     """Run the analytics count worker until the stats API reports `expect` clicks (bounded)."""
-    from shoplink.analytics.consumer import CountWorker
-
-    for _ in range(100):
+    async def counted() -> bool:
         await CountWorker(webapp.settings, webapp.server.app[REDIS], webapp.pool, exit_when_idle=True).run()
-        if (await who.get(path)).body["totals"]["clicks"] >= expect:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{path} never reached {expect} clicks")
+        return bool((await who.get(path)).body["totals"]["clicks"] >= expect)
+
+    await until(counted, timeout=30, interval=0.05, what=f"{path} reaches {expect} clicks")
 
 
 async def _video_with_anchors(webapp: WebApp, tmp_path: Path) -> tuple[Path, dict, list[dict], Api]:
@@ -122,7 +120,7 @@ async def test_cards_follow_playback_on_another_origin_and_click_through(
     await screenshot(dashboard, "dashboard-video", docs=True, full_page=True)
 
 
-async def test_phone_viewport(webapp: WebApp, host_site: HostSite, browser, tmp_path: Path) -> None:
+async def test_phone_viewport(webapp: WebApp, host_site: HostSite, browser: Browser, tmp_path: Path) -> None:
     clip, video, (first, _), _ = await _video_with_anchors(webapp, tmp_path)
     url = host_site.add_html("/m.html", embed_page(
         webapp.base, host_site.add_video("/clip.webm", clip), "data-shoplink-video", video["id"]))

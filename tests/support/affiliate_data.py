@@ -3,7 +3,6 @@ anchor API lives on another branch), click events exactly as the producer writes
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,8 @@ from shoplink.anchors.codes import new_code
 from shoplink.ids import new_ulid
 from shoplink.paths import SCHEMAS_DIR
 
-from support.api import Api
+from support.api import AccountFactory, Api
+from support.wait import until
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -82,12 +82,12 @@ def stream_for(anchor_id: int | None, shards: int = 4) -> str:
 
 async def xadd_click(redis: Redis, event: dict[str, Any], shards: int = 4) -> bytes:
     """XADD the event as the producer does: one field `e` holding the JSON."""
-    entry_id: bytes = await redis.xadd(stream_for(event["anchor_id"], shards),
-                                       {"e": orjson.dumps(event)})
+    entry_id = await redis.xadd(stream_for(event["anchor_id"], shards), {"e": orjson.dumps(event)})
+    assert isinstance(entry_id, bytes)
     return entry_id
 
 
-async def seller_with_products(make_account: Any, *, prices: list[str], currency: str = "USD",
+async def seller_with_products(make_account: AccountFactory, *, prices: list[str], currency: str = "USD",
                                domain: str = "shop.example") -> tuple[Api, int, list[int]]:
     seller = await make_account("seller")
     shop = await seller.post("/api/v1/shops", {"name": "Shop", "domains": [domain]})
@@ -127,14 +127,12 @@ async def insert_anchor(pool: asyncpg.Pool, *, creator_id: int, product_id: int,
     return anchor_id, code
 
 
-async def wait_for_clicks(pool: asyncpg.Pool, event_ids: list[str], timeout: float = 10.0) -> None:
-    """Until the attribution consumer has stored these clicks."""
-    async with asyncio.timeout(timeout):
-        while True:
-            async with pool.acquire() as con:
-                found = await con.fetchval(
-                    "SELECT count(*) FROM attributed_clicks WHERE event_id = ANY($1::text[])",
-                    event_ids)
-            if found == len(event_ids):
-                return
-            await asyncio.sleep(0.05)
+async def wait_for_clicks(pool: asyncpg.Pool, event_ids: list[str], timeout: float = 30.0) -> None:
+    """Until the attribution consumer (`shoplink count`: the `count_worker` fixture) has stored
+    these clicks."""
+    async def stored() -> bool:
+        found = await pool.fetchval(
+            "SELECT count(*) FROM attributed_clicks WHERE event_id = ANY($1::text[])", event_ids)
+        return bool(found == len(event_ids))
+
+    await until(stored, timeout=timeout, interval=0.05)

@@ -3,15 +3,9 @@ anchors), inserted directly: the videos/anchors services live on other branches.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
-
-from shoplink.config import Settings
 
 
 @dataclass(frozen=True)
@@ -53,34 +47,3 @@ async def seed(pool: asyncpg.Pool, seller_id: int, creator_id: int, products: in
                VALUES ($1, 'live', $2, $3, $4) RETURNING id""",
             f"l{tag}code000", live_id, product_ids[0], creator_id)
     return Seed(seller_id, creator_id, shop_id, product_ids, video_id, live_id, tuple(anchors), live_anchor)
-
-
-def worker_env(settings: Settings, **extra: Any) -> dict[str, str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "SHOPLINK_DATABASE_URL": settings.database_url,
-        "SHOPLINK_REDIS_URL": settings.redis_url,
-        "SHOPLINK_SECRET_KEY": settings.secret_key,
-        "SHOPLINK_LOG_LEVEL": "warning",
-        "SHOPLINK_CLICK_SHARDS": str(settings.click_shards),
-        "SHOPLINK_COUNT_CLAIM_IDLE_MS": "300",
-        "SHOPLINK_COUNT_BLOCK_MS": "100",
-    }
-    env.update({f"SHOPLINK_{key.upper()}": str(value) for key, value in extra.items()})
-    return env
-
-
-async def run_count(settings: Settings, *args: str, timeout: float = 90, **env: Any) -> tuple[int, str, str]:
-    """Run `python -m shoplink count ARGS` in a subprocess; (exit code, stdout, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shoplink", "count", *args, env=worker_env(settings, **env),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
-    except TimeoutError:
-        proc.kill()
-        out, err = await proc.communicate()
-        raise AssertionError(f"`shoplink count {' '.join(args)}` did not finish in {timeout} s:\n"
-                             f"{err.decode()[-3000:]}") from None
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
 from yarl import URL
 
 
@@ -32,6 +34,11 @@ class Api:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.account_id = account_id
+
+    @classmethod
+    def of(cls, who: Api, base_url: str) -> Api:
+        """The same account (and HTTP session) on another server."""
+        return cls(who.session, base_url, who.token, who.account_id)
 
     def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -64,3 +71,20 @@ class Api:
 
     async def delete(self, path: str | URL, **kw: Any) -> Reply:
         return await self.request("DELETE", path, **kw)
+
+
+class Account(Api):
+    """An Api signed in as a known account (what `make_account` gives)."""
+
+    token: str
+    account_id: int
+
+    def __init__(self, session: ClientSession, base_url: str, token: str, account_id: int) -> None:
+        super().__init__(session, base_url, token, account_id)
+
+
+AccountFactory = Callable[..., Awaitable[Account]]
+"""The `make_account` fixture: `await make_account("seller", name=...)`."""
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+"""The `start_server` fixture: `await start_server(**setting_overrides)`."""

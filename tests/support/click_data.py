@@ -4,20 +4,20 @@ Also helpers to read what really landed in the click streams."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
 from redis.asyncio import Redis
 
 from shoplink.anchors.codes import new_code
+from shoplink.redis import AnyRedis
 
 from support.api import Api
+from support.wait import until
 
 
 @dataclass
@@ -97,13 +97,22 @@ async def video_anchor(pool: asyncpg.Pool, shop: Shop, *, product: int = 0, dura
 
 # ---- reading the streams -------------------------------------------------------------------
 
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+async def xrange(redis: AnyRedis, key: str) -> Entries:
+    """Every entry of the stream `key`, as a client that does not decode responses returns them
+    (redis-py types XRANGE for every client configuration)."""
+    return cast(Entries, await redis.xrange(key))
+
+
 async def stream_entries(redis: Redis, shards: int = 4) -> list[tuple[str, dict[str, Any]]]:
     """(stream key, event) for every entry of shoplink:clicks:{0..shards-1}; each entry must
     have exactly the one field `e`."""
     out = []
     for shard in range(shards):
         key = f"shoplink:clicks:{{{shard}}}"
-        for _id, fields in await redis.xrange(key):
+        for _id, fields in await xrange(redis, key):
             assert list(fields) == [b"e"], fields
             out.append((key, orjson.loads(fields[b"e"])))
     return out
@@ -116,13 +125,14 @@ async def stream_events(redis: Redis, shards: int = 4) -> list[dict[str, Any]]:
 
 async def wait_for_events(redis: Redis, count: int, *, timeout: float = 10.0,
                           shards: int = 4) -> list[dict[str, Any]]:
-    """Poll until at least `count` events are in the streams (flushes are asynchronous)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """Every event in the streams, once there are at least `count` (flushes are asynchronous)."""
+    async def enough() -> tuple[list[dict[str, Any]]] | None:
         events = await stream_events(redis, shards)
-        if len(events) >= count or time.monotonic() > deadline:
-            return events
-        await asyncio.sleep(0.02)
+        return (events,) if len(events) >= count else None
+
+    found: tuple[list[dict[str, Any]]] = await until(enough, timeout=timeout, interval=0.02,
+                                                      what=f"{count} events in the click streams")
+    return found[0]
 
 
 def random_code() -> str:

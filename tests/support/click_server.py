@@ -61,6 +61,15 @@ class ServeProcess:
         for line in pipe:
             self.stderr_lines.append(line.decode(errors="replace"))
 
+    def stderr_text(self, timeout: float = 10) -> str:
+        """Everything the server wrote to stderr, once it has exited (`capture_stderr`): waits for
+        the process, then for the reader thread to reach the end of the pipe."""
+        assert self.proc is not None and self._drainer is not None, "capture_stderr=True"
+        self.proc.wait(timeout=timeout)
+        self._drainer.join(timeout=timeout)
+        assert not self._drainer.is_alive(), "stderr still open after the server exited"
+        return "".join(self.stderr_lines)
+
     def metric(self, name: str) -> float:
         """The value of a metric from /metrics, summed over its labels (0 when absent)."""
         with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:

@@ -105,7 +105,8 @@ async def write_events(redis: Redis, docs: Iterable[dict[str, Any]], shards: int
 
 async def write_raw(redis: Redis, shard: int, fields: dict[str, bytes | str]) -> bytes:
     """A raw (possibly malformed) entry, as a buggy or foreign producer might write it."""
-    sid: bytes = await redis.xadd(stream_key(shard), fields)  # type: ignore[arg-type]
+    sid = await redis.xadd(stream_key(shard), fields)  # type: ignore[arg-type]
+    assert isinstance(sid, bytes)
     return sid
 
 

@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 from aiohttp import ClientResponse, ClientSession, ClientTimeout
 
-from support.api import Api
+from support.api import Account, AccountFactory, Api
 
 
 async def insert_video(pool: asyncpg.Pool, owner_id: int, *, duration_s: float = 120.0,
@@ -40,9 +40,9 @@ async def set_timeline(pool: asyncpg.Pool, live_id: int, offsets: dict[int, floa
                           "WHERE id = $1", live_id, live_duration_s)
 
 
-async def seller_with_products(make_account: Any, n: int, *, role: str = "seller",
-                               domain: str = "shop.example") -> tuple[Api, list[int]]:
-    seller: Api = await make_account(role)
+async def seller_with_products(make_account: AccountFactory, n: int, *, role: str = "seller",
+                               domain: str = "shop.example") -> tuple[Account, list[int]]:
+    seller = await make_account(role)
     shop = await seller.post("/api/v1/shops", {"name": "Live shop", "domains": [domain]})
     assert shop.status == 201, shop.body
     ids = []
@@ -112,7 +112,7 @@ class SseStream:
                     fields[name] = value
 
     async def events(self, n: int, timeout: float = 10.0) -> list[SseEvent]:
-        out = []
+        out: list[SseEvent] = []
         for _ in range(n):
             event = await self.next(timeout)
             assert event is not None, f"stream ended after {out}"
@@ -148,12 +148,3 @@ async def open_stream(http: ClientSession, base_url: str, live_id: int,
         assert response.headers["Content-Type"].startswith("text/event-stream")
         yield SseStream(response)
 
-
-async def wait_until(check: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
-    """Polls an async `check()` until it returns something truthy (eventual consistency)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await asyncio.sleep(interval)

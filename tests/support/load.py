@@ -4,7 +4,6 @@ in the click streams, and in what `shoplink count` counted (through the stats AP
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -12,11 +11,9 @@ from typing import Any
 from aiohttp import ClientSession
 from redis.asyncio import Redis
 
-from shoplink.config import Settings
-
-from support.analytics_data import worker_env
-from support.api import Api
+from support.api import Api, Reply
 from support.click_data import stream_events
+from support.wait import until
 
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 
@@ -55,10 +52,12 @@ class ClickLoad:
     async def until_more(self, count: int, timeout: float = 30.0) -> None:
         """Wait until `count` more clicks have been answered."""
         goal = self.total + count
-        async with asyncio.timeout(timeout):
-            while self.total < goal:
-                assert self._task is not None and not self._task.done()
-                await asyncio.sleep(0.01)
+
+        def answered() -> bool:
+            assert self._task is not None and not self._task.done()
+            return self.total >= goal
+
+        await until(answered, timeout=timeout, what=f"{count} more clicks answered")
 
     async def _run(self) -> None:
         deadline = time.monotonic() + self.max_s
@@ -78,31 +77,18 @@ class ClickLoad:
             await asyncio.gather(*(viewer(n) for n in range(self.concurrency)))
 
 
-async def start_count_worker(settings: Settings, **env: Any) -> asyncio.subprocess.Process:
-    """A long-running `shoplink count` (stop it with SIGTERM, or kill it)."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shoplink", "count", env=worker_env(settings, **env),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-
-
 async def wait_for_count_group(redis: Redis, shards: int = 4, timeout: float = 30.0) -> None:
     """Until a started worker has created the `counters` group on every shard (it is counting)."""
-    async with asyncio.timeout(timeout):
-        for shard in range(shards):
-            while True:
-                if await redis.exists(f"shoplink:clicks:{{{shard}}}"):
-                    groups = await redis.xinfo_groups(f"shoplink:clicks:{{{shard}}}")
-                    if any(g["name"] in (b"counters", "counters") for g in groups):
-                        break
-                await asyncio.sleep(0.05)
+    async def created(shard: int) -> bool:
+        if not await redis.exists(f"shoplink:clicks:{{{shard}}}"):
+            return False
+        groups = await redis.xinfo_groups(f"shoplink:clicks:{{{shard}}}")
+        return any(g["name"] in (b"counters", "counters") for g in groups)
 
+    async def everywhere() -> bool:
+        return all([await created(shard) for shard in range(shards)])
 
-async def stop_count_worker(proc: asyncio.subprocess.Process) -> tuple[int, str]:
-    if proc.returncode is None:
-        proc.terminate()
-    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode is not None
-    return proc.returncode, err.decode(errors="replace")
+    await until(everywhere, timeout=timeout, interval=0.05, what="the counters group on every shard")
 
 
 async def group_backlog(redis: Redis, shards: int = 4) -> int:
@@ -120,30 +106,30 @@ async def group_backlog(redis: Redis, shards: int = 4) -> int:
 
 
 async def wait_until_counted(redis: Redis, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while await group_backlog(redis):
-            await asyncio.sleep(0.05)
+    async def caught_up() -> bool:
+        return await group_backlog(redis) == 0
+
+    await until(caught_up, timeout=timeout, interval=0.05)
 
 
 async def wait_for_ids(redis: Redis, want: set[str], timeout: float = 30.0) -> list[dict[str, Any]]:
-    """Every event in the streams once they hold all of `want` (or the timeout passed)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """Every event in the streams once they hold all of `want`."""
+    async def complete() -> list[dict[str, Any]] | None:
         events = await stream_events(redis)
-        if want <= {e["event_id"] for e in events} or time.monotonic() > deadline:
-            return events
-        await asyncio.sleep(0.05)
+        return events if want <= {e["event_id"] for e in events} else None
+
+    return await until(complete, timeout=timeout, interval=0.05, what=f"{len(want)} click ids in the streams")
 
 
 async def counted_clicks(api: Api, anchor_id: int) -> int:
     """The anchor's total clicks as the stats API tells them (counters plus roll-ups)."""
-    for _ in range(100):
+    async def answered() -> Reply | None:
         reply = await api.get(f"/api/v1/stats/anchors/{anchor_id}?granularity=minute&from="
                               f"{int(time.time()) - 3000}")
-        if reply.status == 503:  # a roll-up is moving this anchor's counters right now
-            await asyncio.sleep(0.05)
-            continue
-        assert reply.status == 200, reply.body
-        clicks: int = reply.body["totals"]["clicks"]
-        return clicks
-    raise AssertionError("the stats API stayed unavailable")
+        # 503: a roll-up is moving this anchor's counters right now
+        return None if reply.status == 503 else reply
+
+    reply = await until(answered, interval=0.05, what="the stats API answers")
+    assert reply.status == 200, reply.body
+    clicks: int = reply.body["totals"]["clicks"]
+    return clicks

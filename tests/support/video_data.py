@@ -42,7 +42,7 @@ class GeneratedVideo:
 
 
 def _frame(index: int, shot: int, width: int, height: int, colour: Sequence[int]) -> np.ndarray:
-    frame = np.empty((height, width, 3), np.uint8)
+    frame: np.ndarray = np.empty((height, width, 3), np.uint8)
     frame[:] = colour
     # A gentle vertical gradient so shots are not flat colour.
     shade = np.linspace(0.8, 1.1, height, dtype=np.float32)[:, None, None]
@@ -64,7 +64,7 @@ def _frame(index: int, shot: int, width: int, height: int, colour: Sequence[int]
 def make_video(path: Path, *, seconds: float = 4.0, fps: float = 25.0, width: int = 320,
                height: int = 240, cut_frames: Sequence[int] = (30, 70)) -> GeneratedVideo:
     """Write an mp4v video with hard cuts at `cut_frames` (first frame of each new shot)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
     assert writer.isOpened()
     count = round(seconds * fps)
     try:

@@ -22,7 +22,7 @@ SECRET = "unit-test-secret-0123456789"
 
 def test_cookie_value_is_found_only_under_its_own_name() -> None:
     ids = ViewerIds(SECRET, secure=False)
-    value = ids.new_value()
+    value, _ = ids.issue(secure_request=False)
     assert len(value) == 32
     assert ids.from_cookie_header(f"sl_vid={value}") == value
     assert ids.from_cookie_header(f"a=1; sl_vid={value}; b=2") == value
@@ -34,20 +34,22 @@ def test_cookie_value_is_found_only_under_its_own_name() -> None:
 
 
 def test_set_cookie_attributes() -> None:
-    plain = ViewerIds(SECRET, secure=False).set_cookie_header("v" * 22, secure_request=False)
-    assert plain == f"sl_vid={'v' * 22}; Max-Age=63072000; Path=/; HttpOnly; SameSite=Lax"
-    assert ViewerIds(SECRET, secure=False).set_cookie_header("v", secure_request=True).endswith("; Secure")
-    assert ViewerIds(SECRET, secure=True).set_cookie_header("v", secure_request=False).endswith("; Secure")
+    value, plain = ViewerIds(SECRET, secure=False).issue(secure_request=False)
+    assert plain == f"sl_vid={value}; Max-Age=63072000; Path=/; HttpOnly; SameSite=Lax"
+    assert ViewerIds(SECRET, secure=False).issue(secure_request=True)[1].endswith("; Secure")
+    assert ViewerIds(SECRET, secure=True).issue(secure_request=False)[1].endswith("; Secure")
 
 
-def test_issue_is_new_value_and_set_cookie_header_in_one_call() -> None:
+def test_issue_gives_a_new_value_and_its_set_cookie_header_in_one_call() -> None:
+    attributes = "; Max-Age=63072000; Path=/; HttpOnly; SameSite=Lax"
     for always_secure, secure_request in ((False, False), (False, True), (True, False)):
         ids = ViewerIds(SECRET, secure=always_secure)
         values = set()
         for _ in range(300):  # crosses a 4 KiB block of randomness (256 values per block)
             value, header = ids.issue(secure_request=secure_request)
             assert ids.from_cookie_header(f"sl_vid={value}") == value
-            assert header == ids.set_cookie_header(value, secure_request=secure_request)
+            secure = "; Secure" if always_secure or secure_request else ""
+            assert header == f"sl_vid={value}{attributes}{secure}"
             values.add(value)
         assert len(values) == 300
 

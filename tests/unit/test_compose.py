@@ -192,7 +192,7 @@ def test_cluster_profile_services_are_only_in_the_cluster_profile() -> None:
 
 
 def test_cluster_nodes_are_cluster_enabled_redis_7_with_their_own_data() -> None:
-    volumes = set()
+    volumes: set[str] = set()
     for name in CLUSTER_NODES:
         node = _service(name)
         assert node["image"].startswith("redis:7")  # sharded pub/sub needs Redis 7

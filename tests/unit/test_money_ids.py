@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from shoplink.ids import is_ulid, new_ulid, ulid_ms
+from shoplink.ids import new_ulid
 from shoplink.money import MoneyError, percentage_of, to_decimal_string, to_minor
+
+from support.ulid import is_ulid, ulid_ms
 
 
 @pytest.mark.parametrize(("amount", "currency", "minor"), [

@@ -51,8 +51,8 @@ def test_scene_cuts_within_one_frame(clip: GeneratedVideo) -> None:
     assert len(found.frames) == len(clip.cut_frames), found.frames
     for got, want in zip(found.frames, clip.cut_frames, strict=True):
         assert abs(got - want) <= 1
-    for got, want in zip(found.seconds, clip.cut_seconds, strict=True):
-        assert abs(got - want) <= 1 / clip.fps + 1e-9
+    for got_s, want_s in zip(found.seconds, clip.cut_seconds, strict=True):
+        assert abs(got_s - want_s) <= 1 / clip.fps + 1e-9
 
 
 def test_no_false_cuts_on_a_moving_object_shot(one_shot: GeneratedVideo) -> None:

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from shoplink import cli, db, metrics
 from shoplink.affiliates.attribution import AttributionConsumer
-from shoplink.analytics.consumer import CountWorker, Crasher
+from shoplink.analytics.consumer import CountWorker
 from shoplink.analytics.rebuild import rebuild
 from shoplink.analytics.rollup import Rollup
 from shoplink.analytics.status import status_report
@@ -92,9 +92,8 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
             _print(report.to_json())
             return 0 if report.equal else 1
         if args.rollup:
-            crash = Crasher(settings.count_crash_at, settings.count_crash_after)
             result = await Rollup(redis, pool, settings.click_shards, node=topology.for_shard,
-                                  buckets=settings.stats_buckets, crash=crash).run_once()
+                                  buckets=settings.stats_buckets).run_once()
             _print(result.__dict__)
             return 0
         if args.trim:

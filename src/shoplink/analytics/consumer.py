@@ -13,11 +13,11 @@ they never stop the worker.
 The same process moves counters into PostgreSQL (rollup.py) and trims the streams (streams.py)
 on their own intervals; several worker processes may run all of this concurrently.
 
-Fault injection (tests only): SHOPLINK_COUNT_CRASH_AT=<point> makes the worker `os._exit(17)`
-the SHOPLINK_COUNT_CRASH_AFTER-th time it reaches the point: after_read, mid_batch (after the
-first apply chunk of a batch of several), after_apply (before the acknowledgement), mid_ack
-(half the batch acknowledged), after_move / after_move_commit (roll-up, before / after the
-PostgreSQL commit).
+A `checkpoint` (rollup.Checkpoint; none in production) is called at each point of a batch where
+a crash must leave the counts exact: "after_read" (read and parsed, nothing applied), "mid_batch"
+(the first of several apply chunks applied), "after_apply" (all applied, nothing acknowledged),
+with the batch's stream ids, and at the roll-up's points. The crash tests kill the process there
+(tests/support/count_launcher.py).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from redis.exceptions import RedisError
 from shoplink.analytics import keys as k
 from shoplink.analytics.apply import Applier
 from shoplink.analytics.events import Malformed, Row, parse, parse_batch
-from shoplink.analytics.rollup import Rollup
+from shoplink.analytics.rollup import Checkpoint, Rollup
 from shoplink.analytics.streams import ensure_group, trim_shard
 from shoplink.config import Settings
 from shoplink.metrics import Registry
@@ -50,24 +50,6 @@ from shoplink.resp import call, pack_ids
 log = logging.getLogger(__name__)
 
 Entry = tuple[bytes, bytes | None, bool]  # (stream id, payload 'e', entry still exists)
-
-
-class Crasher:
-    """The fault-injection hook (SHOPLINK_COUNT_CRASH_AT); a no-op unless configured."""
-
-    def __init__(self, point: str, after: int = 1) -> None:
-        self.point = point
-        self.after = after
-        self.seen = 0
-
-    def __call__(self, point: str) -> None:
-        if not self.point or point != self.point:
-            return
-        self.seen += 1
-        if self.seen >= self.after:
-            log.warning("fault injection: exiting", extra={"point": point})
-            logging.shutdown()
-            os._exit(17)
 
 
 def consumer_name() -> str:
@@ -117,7 +99,7 @@ def _chunks(items: Sequence[Row], size: int) -> list[Sequence[Row]]:
 class CountWorker:
     def __init__(self, settings: Settings, redis: Redis | RedisTopology, pool: asyncpg.Pool, *,
                  consumer: str | None = None, exit_when_idle: bool = False,
-                 rollups: bool = True, trims: bool = True) -> None:
+                 rollups: bool = True, trims: bool = True, checkpoint: Checkpoint | None = None) -> None:
         self.settings = settings
         self.topology = topology_of(redis)
         self.redis = self.topology.client
@@ -126,13 +108,13 @@ class CountWorker:
         self.exit_when_idle = exit_when_idle
         self.rollups = rollups
         self.trims = trims
-        self.crash = Crasher(settings.count_crash_at, settings.count_crash_after)
+        self.checkpoint = checkpoint
         self.applier = Applier(self.topology, buckets=settings.stats_buckets,
                                dedup_ttl_s=settings.count_dedup_retention_s,
                                uniques_ttl_s=settings.stats_uniques_ttl_s,
                                heatmap_bucket_s=settings.stats_heatmap_bucket_s)
         self.rollup = Rollup(self.redis, pool, settings.click_shards, node=self.topology.for_shard,
-                             buckets=settings.stats_buckets, crash=self.crash)
+                             buckets=settings.stats_buckets, checkpoint=checkpoint)
         self.stats = WorkerStats()
         self._stop = asyncio.Event()
 
@@ -337,15 +319,19 @@ class CountWorker:
                 except Malformed as exc:
                     dead.append((sid, payload, str(exc)))
         self.stats.read += len(entries)
-        self.crash("after_read")
+        ids = [sid for sid, _, _ in entries]
+        checkpoint = self.checkpoint
+        if checkpoint is not None:
+            checkpoint("after_read", shard, ids)
         chunks = _chunks(events, self.settings.count_apply_chunk)
         for i, chunk in enumerate(chunks):
             result = await self.applier.apply(shard, chunk)
             self.stats.applied += result.applied
             self.stats.duplicates += result.duplicates
-            if i == 0 and len(chunks) > 1:
-                self.crash("mid_batch")
-        self.crash("after_apply")
+            if i == 0 and len(chunks) > 1 and checkpoint is not None:
+                checkpoint("mid_batch", shard, ids)
+        if checkpoint is not None:
+            checkpoint("after_apply", shard, ids)
         if dead:
             pipe = self.redis.pipeline(transaction=False)
             for sid, payload, reason in dead:
@@ -358,10 +344,5 @@ class CountWorker:
             self.stats.dead += len(dead)
             log.warning("malformed click events moved to the dead-letter stream",
                         extra={"shard": shard, "count": len(dead), "first_reason": dead[0][2]})
-        ids = [sid for sid, _, _ in entries]
-        if self.crash.point == "mid_ack" and len(ids) > 1:
-            await call(self.topology.for_shard(shard),
-                       pack_ids(["XACK", stream, k.GROUP], ids[: len(ids) // 2]))
-            self.crash("mid_ack")
         await call(self.topology.for_shard(shard), pack_ids(["XACK", stream, k.GROUP], ids))
         self.stats.batches += 1

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -186,11 +186,12 @@ class RollupReport:
     pruned: int = 0
 
 
-Crash = Callable[[str], None]
-
-
-def _no_crash(point: str) -> None:
-    return None
+Checkpoint = Callable[[str, int, Sequence[bytes]], None]
+"""`checkpoint(point, shard, ids)`, called where a crash must leave the counts exact, so that a
+test can kill the process right there (tests/support/count_launcher.py); production passes none.
+The roll-up's points: "after_move" (a move taken from Redis, PostgreSQL not committed) and
+"after_move_commit" (committed, the moved hashes not dropped yet), without ids. The count
+worker's points are in consumer.py."""
 
 
 class Rollup:
@@ -199,7 +200,7 @@ class Rollup:
     def __init__(self, redis: AnyRedis, pool: asyncpg.Pool, shards: int, *,
                  node: Callable[[int], Redis] | None = None,
                  buckets: tuple[int, int, int] = (60, 3600, 86400), max_keys: int = 5000,
-                 ns: str = k.LIVE_NS, crash: Crash = _no_crash) -> None:
+                 ns: str = k.LIVE_NS, checkpoint: Checkpoint | None = None) -> None:
         """`node(shard)`: a client of the node that holds the shard's keys (needed on a Redis
         Cluster, `RedisTopology.for_shard`; on one Redis it is `redis` itself)."""
         if node is None:
@@ -214,7 +215,7 @@ class Rollup:
         self.shards = shards
         self.max_keys = max_keys
         self.ns = ns
-        self.crash = crash
+        self.checkpoint = checkpoint
         self._move = redis.register_script(MOVE_LUA)
         self._finish = redis.register_script(FINISH_LUA)
         self._take_udirty = redis.register_script(TAKE_UDIRTY_LUA)
@@ -243,7 +244,8 @@ class Rollup:
             seq = int(seq_raw)
             if seq == 0:
                 return
-            self.crash("after_move")
+            if self.checkpoint is not None:
+                self.checkpoint("after_move", shard, ())
             names = [m.decode() if isinstance(m, bytes) else str(m) for m in moved]
             contents = await call_many(self.node(shard), [pack(["HGETALL", name]) for name in names])
             content = MoveContent(self.buckets)
@@ -261,7 +263,8 @@ class Rollup:
                     await repo.set_shard_seq(con, shard, seq)
                     report.moves += 1
                     report.hashes += len(names)
-            self.crash("after_move_commit")
+            if self.checkpoint is not None:
+                self.checkpoint("after_move_commit", shard, ())
             await self._finish(keys=[k.mvkeys(shard, ns), k.mvseq(shard, ns)], args=[seq])
 
     async def union_uniques(self, shard: int, report: RollupReport) -> None:

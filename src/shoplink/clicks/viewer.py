@@ -94,8 +94,10 @@ class ViewerIds:
         return value if _COOKIE_VALUE.match(value) else None
 
     def issue(self, *, secure_request: bool) -> tuple[str, str]:
-        """A new viewer: (cookie value, Set-Cookie header value) — `new_value` and
-        `set_cookie_header` in one call (the click path pays per call)."""
+        """A new viewer: (cookie value, Set-Cookie header value), in one call (the click path
+        pays per call). The value is 128 random bits as 32 hex characters, from os.urandom read
+        4 KiB at a time (one getrandom(2) call per 256 new viewers instead of one per viewer); the
+        header is built directly (http.cookies costs ~10 µs a click)."""
         pos = self._random_pos
         if pos >= len(self._random):
             self._random, pos = os.urandom(4096), 0
@@ -103,20 +105,6 @@ class ViewerIds:
         value = self._random[pos:pos + 16].hex()
         suffix = self._cookie_suffix if self.always_secure or secure_request else self._cookie_suffix_plain
         return value, f"{COOKIE_NAME}={value}{suffix}"
-
-    def new_value(self) -> str:
-        """128 random bits as 32 hex characters. The bits come from os.urandom read 4 KiB at a
-        time: one getrandom(2) call per 256 new viewers instead of one per viewer."""
-        pos = self._random_pos
-        if pos >= len(self._random):
-            self._random, pos = os.urandom(4096), 0
-        self._random_pos = pos + 16
-        return self._random[pos:pos + 16].hex()
-
-    def set_cookie_header(self, value: str, *, secure_request: bool) -> str:
-        """The Set-Cookie value (built directly: http.cookies costs ~10 µs a click)."""
-        secure = self.always_secure or secure_request
-        return COOKIE_NAME + "=" + value + (self._cookie_suffix if secure else self._cookie_suffix_plain)
 
     def viewer_hash(self, value: str) -> str:
         return self._viewer_mac.hexdigest(value.encode())[:32]

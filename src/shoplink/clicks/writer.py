@@ -112,11 +112,6 @@ class ClickWriter:
                                      "written", interval_s=DROP_LOG_S),
         }
 
-    @property
-    def lost(self) -> int:
-        """Click events dropped, whatever the reason."""
-        return sum(self.dropped.values())
-
     # ---- producer side (the request handler) ----------------------------------------------
 
     def record(self, shard: int, payload: bytes) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -21,10 +21,11 @@ from redis.asyncio import Redis
 
 from shoplink.keys import CLICK_WRITER, SETTINGS
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.click_data import make_shop, video_anchor, wait_for_events
 from support.click_server import ServeProcess
 from support.services import RedisProcess
+from support.wait import until
 
 pytestmark = pytest.mark.slow
 TEST_SECRET = "test-secret-key-0123456789abcdef"
@@ -32,12 +33,6 @@ TEST_SECRET = "test-secret-key-0123456789abcdef"
 
 def click_id(location: str) -> str:
     return location.rsplit("sl_click=", 1)[1].split("#")[0]
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def click_one_by_one(viewer: Api, code: str, count: int) -> list[str]:
@@ -59,12 +54,14 @@ def own_redis() -> Iterator[RedisProcess]:
 
 
 async def test_full_spool_drops_are_counted_and_logged_and_it_recovers(
-        make_account, start_server, http: ClientSession, pool: asyncpg.Pool, own_redis: RedisProcess,
-        caplog: pytest.LogCaptureFixture) -> None:
+        make_account: AccountFactory, start_server: ServerFactory, http: ClientSession, pool: asyncpg.Pool,
+        own_redis: RedisProcess, caplog: pytest.LogCaptureFixture) -> None:
     shop = await make_shop(await make_account("seller"))
     anchor_id, code, _ = await video_anchor(pool, shop)
     analyst = await make_account("analyst")
-    server = await start_server(redis_url=own_redis.url, spool_max_bytes=4096)
+    # A flush never waits for more than a few events (while the writer backs off from Redis it
+    # would otherwise collect them all: one batch past the limit, nothing spooled).
+    server = await start_server(redis_url=own_redis.url, spool_max_bytes=4096, click_flush_batch=4)
     viewer = Api(http, str(server.make_url("")), None)
     writer = server.app[CLICK_WRITER]
     client = Redis.from_url(own_redis.url)
@@ -74,7 +71,7 @@ async def test_full_spool_drops_are_counted_and_logged_and_it_recovers(
         own_redis.stop()
         with caplog.at_level(logging.INFO, logger="shoplink.clicks.writer"):
             answered = await click_one_by_one(viewer, code, 60)  # every one answered at once
-            await until(lambda: writer.spooled + writer.lost == 60)
+            await until(lambda: writer.spooled + sum(writer.dropped.values()) == 60)
             dropped = writer.dropped["spool_full"]
             assert 0 < dropped < 60 and writer.spooled == 60 - dropped
             assert writer.dropped["spool_error"] == 0
@@ -102,20 +99,20 @@ async def test_full_spool_drops_are_counted_and_logged_and_it_recovers(
         more = await click_one_by_one(viewer, code, 20)  # the spool has room again; Redis takes them
         events = await wait_for_events(client, 60 - dropped + 20, timeout=20)
         assert {e["event_id"] for e in events} >= set(more)
-        assert writer.lost == dropped
+        assert sum(writer.dropped.values()) == dropped
     finally:
         await client.aclose()
 
 
 async def test_a_real_write_error_on_the_spool_is_counted_and_logged(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         http: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
     spool = tmp_path / "spool"
     limit = 8192
     serve = ServeProcess(database_url, own_redis.url, spool, TEST_SECRET, capture_stderr=True,
-                         wrapper=("prlimit", f"--fsize={limit}"))
+                         wrapper=("prlimit", f"--fsize={limit}"), click_flush_batch="4")  # as above
     serve.env["PYTHONDONTWRITEBYTECODE"] = "1"  # the file size limit is for the spool
     await asyncio.to_thread(serve.start)
     client = Redis.from_url(own_redis.url)
@@ -131,18 +128,19 @@ async def test_a_real_write_error_on_the_spool_is_counted_and_logged(
             dropped = await asyncio.to_thread(serve.metric, "shoplink_click_events_dropped_total")
             return spooled, dropped
 
-        for _ in range(500):
+        async def all_settled() -> tuple[float, float] | None:
             spooled, dropped = await settled()
-            if spooled + dropped >= 60:
-                break
-            await asyncio.sleep(0.02)
+            return (spooled, dropped) if spooled + dropped >= 60 else None
+
+        spooled, dropped = await until(all_settled, timeout=20, interval=0.02)
         assert spooled + dropped == 60 and spooled > 0 and dropped > 0
         (path,) = spool.glob("*.spool")
         data = path.read_bytes()
         assert len(data) <= limit and data.endswith(b"\n")  # a partly written batch was cut off again
         assert len(data.splitlines()) == spooled  # whole lines only, exactly the events counted as kept
-        errors = [orjson.loads(line) for line in serve.stderr_lines
-                  if '"level":"error"' in line and "spool cannot be written" in line]
+        # the log line is read from the server's stderr by a thread: wait for it
+        errors = await until(lambda: [orjson.loads(line) for line in serve.stderr_lines
+                                      if '"level":"error"' in line and "spool cannot be written" in line])
         assert errors and "File too large" in errors[0]["error"]
 
         own_redis.start()

@@ -29,12 +29,14 @@ from shoplink.live.hub import CHANNEL as LIVE_CHANNEL
 from shoplink.redis import RedisTopology
 from shoplink.streams import stream_key
 
-from support.analytics_data import run_count, seed
-from support.api import Api
-from support.click_data import make_shop, video_anchor
+from support.analytics_data import seed
+from support.api import AccountFactory, Api, ServerFactory
+from support.click_data import make_shop, video_anchor, xrange
 from support.cluster import RedisCluster3, command
+from support.count import run_count
 from support.event_data import event, write_events
-from support.live_data import live_with_products, open_stream, seller_with_products, wait_until
+from support.live_data import live_with_products, open_stream, seller_with_products
+from support.wait import until
 
 SHARDS = 6
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,14 +58,14 @@ async def _on_node(port: int) -> Redis:
     return Redis(host="127.0.0.1", port=port)
 
 
-async def _start(start_server: Any, cluster: RedisCluster3, **overrides: Any) -> TestServer:
+async def _start(start_server: ServerFactory, cluster: RedisCluster3, **overrides: Any) -> TestServer:
     server: TestServer = await start_server(redis_cluster_nodes=tuple(cluster.seeds.split(",")),
                                             click_shards=SHARDS, **overrides)
     return server
 
 
 async def test_clicks_land_on_each_shards_node_and_are_counted(
-        redis_cluster: RedisCluster3, start_server: Any, make_account: Any, http: ClientSession,
+        redis_cluster: RedisCluster3, start_server: ServerFactory, make_account: AccountFactory, http: ClientSession,
         pool: asyncpg.Pool, settings: Settings) -> None:
     app = await _start(start_server, redis_cluster)
     topology = app.app[REDIS]
@@ -98,17 +100,21 @@ async def test_clicks_land_on_each_shards_node_and_are_counted(
                 await node.aclose()
         return total == sum(clicks.values())
 
-    await wait_until(landed)
+    await until(landed)
     for n, port in owners.items():
         node = await _on_node(port)
         try:
-            entries = await node.xrange(stream_key(n))
+            entries = await xrange(node, stream_key(n))
         finally:
             await node.aclose()
         assert len(entries) == sum(c for aid, c in clicks.items() if aid % SHARDS == n)
         assert all(orjson.loads(f[b"e"])["anchor_id"] % SHARDS == n for _, f in entries)
 
-    # The app's attribution consumer reads every shard on its node too (group `attribution`).
+    cluster_env: dict[str, Any] = {"redis_cluster_nodes": redis_cluster.seeds, "click_shards": SHARDS}
+    exit_code, out, err = await run_count(settings, "--exit-when-idle", **cluster_env)
+    assert exit_code == 0, err
+
+    # Its attribution consumer read every shard on its node too (group `attribution`).
     async def attribution_caught_up() -> bool:
         total = 0
         for n in range(SHARDS):
@@ -119,11 +125,8 @@ async def test_clicks_land_on_each_shards_node_and_are_counted(
             total += int(group["entries-read"] or 0)
         return total == sum(clicks.values())
 
-    await wait_until(attribution_caught_up)
+    await until(attribution_caught_up)
 
-    cluster_env = {"redis_cluster_nodes": redis_cluster.seeds, "click_shards": SHARDS}
-    code, out, err = await run_count(settings, "--exit-when-idle", **cluster_env)
-    assert code == 0, err
     analyst = _as(await make_account("analyst"), app)
     since = int(time.time()) - 3000
     for aid in anchors:
@@ -134,23 +137,23 @@ async def test_clicks_land_on_each_shards_node_and_are_counted(
     assert reply.body["totals"]["clicks"] == sum(clicks.values())
 
     # The operational commands work on the cluster too.
-    code, out, err = await run_count(settings, "--status", "--interval", "0", **cluster_env)
-    assert code == 0, err
+    exit_code, out, err = await run_count(settings, "--status", "--interval", "0", **cluster_env)
+    assert exit_code == 0, err
     status = orjson.loads(out)
     assert [sh["length"] for sh in status["shards"]] == [
         sum(c for aid, c in clicks.items() if aid % SHARDS == n) for n in range(SHARDS)]
     assert all(g["pending"] == 0 for sh in status["shards"] for g in sh["groups"])
-    code, out, err = await run_count(settings, "--rebuild", **cluster_env)
-    assert code == 0, out + err
+    exit_code, out, err = await run_count(settings, "--rebuild", **cluster_env)
+    assert exit_code == 0, out + err
     assert orjson.loads(out)["events"] == sum(clicks.values())
-    code, out, err = await run_count(settings, "--rollup", **cluster_env)
-    assert code == 0, err
+    exit_code, out, err = await run_count(settings, "--rollup", **cluster_env)
+    assert exit_code == 0, err
     reply = await analyst.get(f"/api/v1/stats/videos/{s.video_id}?granularity=minute&from={since}")
     assert reply.body["totals"]["clicks"] == sum(clicks.values())  # now read from PostgreSQL
 
 
 async def test_a_change_on_one_instance_reaches_the_other_over_sharded_pubsub(
-        redis_cluster: RedisCluster3, start_server: Any, make_account: Any, http: ClientSession,
+        redis_cluster: RedisCluster3, start_server: ServerFactory, make_account: AccountFactory, http: ClientSession,
         pool: asyncpg.Pool) -> None:
     a, b = await _start(start_server, redis_cluster), await _start(start_server, redis_cluster)
     await asyncio.wait_for(asyncio.gather(a.app[CHANGES].connected.wait(),
@@ -159,7 +162,7 @@ async def test_a_change_on_one_instance_reaches_the_other_over_sharded_pubsub(
     port = _node_port(redis_cluster, CHANGES_CHANNEL)
     node = await _on_node(port)
     try:
-        sharded = await node.execute_command("PUBSUB", "SHARDNUMSUB", CHANGES_CHANNEL)
+        sharded = await node.execute_command("PUBSUB", "SHARDNUMSUB", CHANGES_CHANNEL)  # type: ignore[no-untyped-call]
         assert sharded[1] == 2
         assert await node.pubsub_numsub(CHANGES_CHANNEL) == [(CHANGES_CHANNEL.encode(), 0)]
     finally:
@@ -174,14 +177,14 @@ async def test_a_change_on_one_instance_reaches_the_other_over_sharded_pubsub(
     assert reply.status == 200, reply.body
 
     async def b_follows() -> bool:
-        location = (await on_b.get(f"/r/{code}")).headers["Location"]
+        location: str = (await on_b.get(f"/r/{code}")).headers["Location"]
         return location.startswith("https://acme.example/p/boot?size=42&")
 
-    await wait_until(b_follows, timeout=5)
+    await until(b_follows, timeout=5)
 
 
 async def test_a_live_pin_reaches_a_viewer_on_another_instance(
-        redis_cluster: RedisCluster3, start_server: Any, make_account: Any,
+        redis_cluster: RedisCluster3, start_server: ServerFactory, make_account: AccountFactory,
         http: ClientSession) -> None:
     a, b = await _start(start_server, redis_cluster), await _start(start_server, redis_cluster)
     seller, ids = await seller_with_products(make_account, 2)
@@ -195,10 +198,10 @@ async def test_a_live_pin_reaches_a_viewer_on_another_instance(
         async def subscribed() -> bool:
             return all(s.app[LIVE].hub.connected.is_set() for s in (a, b))
 
-        await wait_until(subscribed)
+        await until(subscribed)
         node = await _on_node(_node_port(redis_cluster, LIVE_CHANNEL))
         try:
-            assert (await node.execute_command("PUBSUB", "SHARDNUMSUB", LIVE_CHANNEL))[1] == 2
+            assert (await node.execute_command("PUBSUB", "SHARDNUMSUB", LIVE_CHANNEL))[1] == 2  # type: ignore[no-untyped-call]
         finally:
             await node.aclose()
         assert (await host_a.post(f"/api/v1/live/{live_id}/pins", {"product_id": ids[1]})).status == 201
@@ -209,7 +212,7 @@ async def test_a_live_pin_reaches_a_viewer_on_another_instance(
         async def counted_on_a() -> bool:  # b's viewer count, written through the cluster client
             return bool((await host_a.get(f"/api/v1/live/{live_id}")).body["viewers"] == 1)
 
-        await wait_until(counted_on_a)
+        await until(counted_on_a)
 
 
 async def test_a_node_restart_loses_no_click_and_resubscribes(
@@ -234,8 +237,8 @@ async def test_a_node_restart_loses_no_click_and_resubscribes(
         victim.stop()
         for i in range(60):
             writer.record(i % SHARDS, orjson.dumps({"i": i}))
-            await asyncio.sleep(0.01)
-        await wait_until(lambda: _true(writer.spool_pending), timeout=10)
+            await asyncio.sleep(0.01)  # pace the clicks over the outage
+        await until(lambda: writer.spool_pending, timeout=10)
         victim.start()
         redis_cluster.wait_ok()
         for i in range(60, 90):
@@ -247,10 +250,10 @@ async def test_a_node_restart_loses_no_click_and_resubscribes(
                 seen += await topology.client.xlen(stream_key(n))
             return seen == 90 and not writer.spool_pending
 
-        await wait_until(all_written, timeout=20)
+        await until(all_written, timeout=20)
         got = []
         for n in range(SHARDS):
-            got += [orjson.loads(f[b"e"])["i"] for _, f in await topology.client.xrange(stream_key(n))]
+            got += [orjson.loads(f[b"e"])["i"] for _, f in await xrange(topology.client, stream_key(n))]
         got.sort()
         assert got == list(range(90))  # every event exactly once
 
@@ -260,17 +263,13 @@ async def test_a_node_restart_loses_no_click_and_resubscribes(
             await asyncio.sleep(0.05)
             return Change("product", 7) in received
 
-        await wait_until(delivered, timeout=20)
+        await until(delivered, timeout=20)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await writer.close()
         await topology.aclose()
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_a_moved_reply_makes_the_writer_follow_the_slot(
@@ -289,12 +288,12 @@ async def test_a_moved_reply_makes_the_writer_follow_the_slot(
     new = next(n for n in redis_cluster.nodes if n is not old)
     try:
         writer.record(shard, b'{"i":0}')
-        await wait_until(lambda: _xlen_is(topology, shard, 1))
+        await until(lambda: _xlen_is(topology, shard, 1))
         await topology.client.delete(stream_key(shard))  # the slot must be empty to hand it over
         _give_slot(redis_cluster, slot, new)
         for i in range(1, 6):
             writer.record(shard, b'{"i":%d}' % i)
-        await wait_until(lambda: _xlen_on(new.port, shard, 5), timeout=15)
+        await until(lambda: _xlen_on(new.port, shard, 5), timeout=15)
         assert writer.write_errors >= 1  # the MOVED replies
         assert topology.url_for_shard(shard).endswith(f":{new.port}/0")
     finally:
@@ -328,7 +327,7 @@ async def _xlen_on(port: int, shard: int, n: int) -> bool:
 
 
 async def test_the_count_worker_goes_on_while_a_node_is_down_and_after_it_restarts(
-        redis_cluster: RedisCluster3, make_account: Any, pool: asyncpg.Pool,
+        redis_cluster: RedisCluster3, make_account: AccountFactory, pool: asyncpg.Pool,
         settings: Settings) -> None:
     """The other nodes' shards are counted while one node is down; the node comes back empty (no
     persistence): the worker recreates its group there and counts what is written afterwards
@@ -355,19 +354,19 @@ async def test_the_count_worker_goes_on_while_a_node_is_down_and_after_it_restar
 
     try:
         await write_events(topology.client, docs(0, 60), shards=SHARDS)  # type: ignore[arg-type]
-        await wait_until(lambda: _true(worker.stats.applied == 60))
+        await until(lambda: worker.stats.applied == 60)
         victim = redis_cluster.node_of_slot(key_slot(stream_key(s.video_anchor_ids[0] % SHARDS).encode()))
         victim.stop()
         others = [d for d in docs(60, 60)
                   if redis_cluster.node_of_slot(key_slot(stream_key(d["anchor_id"] % SHARDS).encode()))
                   is not victim]
         assert others
-        await wait_until(lambda: _written(topology, others), timeout=20)
-        await wait_until(lambda: _true(worker.stats.applied == 60 + len(others)), timeout=20)
+        await until(lambda: _written(topology, others), timeout=20)
+        await until(lambda: worker.stats.applied == 60 + len(others), timeout=20)
         victim.start()
         redis_cluster.wait_ok()
-        await wait_until(lambda: _written(topology, docs(120, 60)), timeout=20)
-        await wait_until(lambda: _true(worker.stats.applied == 120 + len(others)), timeout=20)
+        await until(lambda: _written(topology, docs(120, 60)), timeout=20)
+        await until(lambda: worker.stats.applied == 120 + len(others), timeout=20)
     finally:
         worker.stop()
         await asyncio.wait_for(task, 10)
@@ -404,7 +403,8 @@ async def test_the_example_consumer_exports_from_the_cluster(redis_cluster: Redi
 
 
 async def test_rate_limits_hold_on_the_cluster(
-        redis_cluster: RedisCluster3, start_server: Any, make_account: Any, http: ClientSession) -> None:
+        redis_cluster: RedisCluster3, start_server: ServerFactory, make_account: AccountFactory,
+        http: ClientSession) -> None:
     """A management call charges its client and its token (buckets in two slots): on a cluster
     the two script calls go out one per slot (its pipelines refuse EVALSHA; this was a 500)."""
     server = await _start(start_server, redis_cluster, rate_api_token_burst=3, rate_api_token_per_s=0.01)

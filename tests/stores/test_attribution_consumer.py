@@ -16,6 +16,8 @@ from shoplink.resp import pack_ids
 from shoplink.streams import stream_key
 
 from support.affiliate_data import T0, click_event, ms, stream_for, xadd_click
+from support.click_data import xrange
+from support.wait import until
 
 SHARDS = 4
 
@@ -102,7 +104,7 @@ async def test_crash_between_insert_and_ack_is_redelivered_and_not_doubled(
     alive = _consumer(redis, pool, "alive", idle_ms=60_000)
     assert await alive.reclaim(1) == []  # not idle for a minute yet
     alive.reclaim_idle_ms = 1
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # a clock: the entries have been idle for longer than 1 ms
     claimed = await alive.reclaim(1)
     assert len(claimed) == 3
     result = await alive.process(1, claimed)
@@ -129,14 +131,15 @@ async def test_running_consumer_reads_every_shard_and_survives_a_flush(
         await asyncio.gather(task, return_exceptions=True)
     stored = {r["event_id"] for r in await _rows(pool)}
     assert stored == {e["event_id"] for e in [*events, late]}
-    raw = await redis.xrange(stream_key(3))
+    raw = await xrange(redis, stream_key(3))
     assert orjson.loads(raw[0][1][b"e"])["event_id"] == late["event_id"]
 
 
 async def _wait_rows(pool: asyncpg.Pool, count: int) -> None:
-    async with asyncio.timeout(10):
-        while len(await _rows(pool)) < count:
-            await asyncio.sleep(0.02)
+    async def stored() -> bool:
+        return len(await _rows(pool)) >= count
+
+    await until(stored, interval=0.02)
 
 
 async def test_xack_is_encoded_as_redis_py_would_and_acknowledges(redis: Redis) -> None:

@@ -4,6 +4,7 @@ outcomes, buckets, unique viewers, roll-ups (re-run, crash, Redis flush), trimmi
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from shoplink.analytics.apply import Applier
 from shoplink.analytics.consumer import CountWorker
 from shoplink.analytics.events import parse
 from shoplink.analytics.reader import CounterReader
-from shoplink.analytics.rollup import Rollup
+from shoplink.analytics.rollup import Checkpoint, Rollup
 from shoplink.analytics.streams import ensure_group, shard_state, trim_shard
 from shoplink.config import Settings
 
@@ -306,19 +307,19 @@ async def test_rollup_rerun_crash_and_redis_flush_keep_counts_exact(settings: Se
     class Boom(Exception):
         pass
 
-    def crash_at(point: str) -> Any:
-        def crash(seen: str) -> None:
+    def crash_at(point: str) -> Checkpoint:
+        def crash(seen: str, shard: int, ids: Sequence[bytes]) -> None:
             if seen == point:
                 raise Boom(point)
         return crash
 
     # crash after the move was taken but before PostgreSQL committed: reads stay exact meanwhile
     with pytest.raises(Boom):
-        await Rollup(redis, pool, SHARDS, crash=crash_at("after_move")).run_once()
+        await Rollup(redis, pool, SHARDS, checkpoint=crash_at("after_move")).run_once()
     assert await snapshot() == before
     # crash after the commit, before the moving hashes were dropped: still exact, not doubled
     with pytest.raises(Boom):
-        await Rollup(redis, pool, SHARDS, crash=crash_at("after_move_commit")).run_once()
+        await Rollup(redis, pool, SHARDS, checkpoint=crash_at("after_move_commit")).run_once()
     assert await snapshot() == before
     report = await Rollup(redis, pool, SHARDS).run_once()
     assert report.skipped_moves >= 1

@@ -11,7 +11,7 @@ from shoplink.live import repository as repo
 from shoplink.live.hub import CHANNEL
 from shoplink.live.models import LiveEvent, Pin
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.live_data import live_with_products, open_stream, seller_with_products
 
 
@@ -28,7 +28,7 @@ async def _store_pin(pool: asyncpg.Pool, live_id: int, product_id: int) -> LiveE
     return event
 
 
-async def test_a_gap_is_filled_from_postgres(make_account, pool: asyncpg.Pool, redis: Redis,
+async def test_a_gap_is_filled_from_postgres(make_account: AccountFactory, pool: asyncpg.Pool, redis: Redis,
                                              http: ClientSession, base_url: str) -> None:
     host, ids = await seller_with_products(make_account, 2)
     live_id = await live_with_products(host, ids, start=True)
@@ -42,7 +42,7 @@ async def test_a_gap_is_filled_from_postgres(make_account, pool: asyncpg.Pool, r
 
 
 async def test_a_message_lost_without_disconnect_arrives_by_resync(
-        start_server, make_account, pool: asyncpg.Pool, http: ClientSession) -> None:
+        start_server: ServerFactory, make_account: AccountFactory, pool: asyncpg.Pool, http: ClientSession) -> None:
     server = await start_server(live_resync_s=0.2)
     url = str(server.make_url("")).rstrip("/")
     seller, ids = await seller_with_products(make_account, 1)

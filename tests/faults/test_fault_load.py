@@ -12,6 +12,7 @@ import asyncio
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 import pytest
@@ -19,20 +20,20 @@ from redis.asyncio import Redis
 
 from shoplink.config import Settings
 
-from support.api import Api
+from support.api import AccountFactory, Api
 from support.click_data import make_shop, video_anchor
 from support.click_server import ServeProcess
+from support.count import start_count_worker, stop_count_worker
 from support.load import (
     ClickLoad,
     counted_clicks,
     group_backlog,
-    start_count_worker,
-    stop_count_worker,
     wait_for_count_group,
     wait_for_ids,
     wait_until_counted,
 )
 from support.services import RedisProcess
+from support.wait import until
 
 pytestmark = pytest.mark.slow
 TEST_SECRET = "test-secret-key-0123456789abcdef"
@@ -46,7 +47,7 @@ def durable_redis() -> Iterator[RedisProcess]:
     proc.cleanup()
 
 
-async def anchors(make_account, pool: asyncpg.Pool, count: int = 3) -> dict[str, int]:  # type: ignore[no-untyped-def]
+async def anchors(make_account: AccountFactory, pool: asyncpg.Pool, count: int = 3) -> dict[str, int]:
     """code -> anchor id of `count` anchors (on different shards)."""
     shop = await make_shop(await make_account("seller"))
     out = {}
@@ -71,12 +72,13 @@ async def assert_all_counted(load: ClickLoad, codes: dict[str, int], client: Red
     counted = {code: await counted_clicks(analyst, anchor_id) for code, anchor_id in codes.items()}
     expected = {code: len(load.answered[code]) for code in codes}
     if counted != expected:  # seen rarely: say what Redis held, for whoever chases it
-        state = {key.decode(): (await client.type(key)).decode() for key in await client.keys("sla:*")}
+        keys = cast(list[bytes], await client.keys("sla:*"))
+        state = {key.decode(): cast(bytes, await client.type(key)).decode() for key in keys}
         raise AssertionError(f"counted {counted} != answered {expected}; anchors {codes}; Redis keys {state}")
 
 
 async def test_redis_restarted_during_a_steady_click_load(
-        make_account, pool: asyncpg.Pool, database_url: str, settings: Settings,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, settings: Settings,
         durable_redis: RedisProcess, tmp_path: Path) -> None:
     codes = await anchors(make_account, pool)
     serve = ServeProcess(database_url, durable_redis.url, tmp_path / "spool", TEST_SECRET,
@@ -86,21 +88,19 @@ async def test_redis_restarted_during_a_steady_click_load(
     worker = await start_count_worker(worker_settings, count_rollup_interval_s="1", count_batch="100")
     client = Redis.from_url(durable_redis.url)
     load = ClickLoad(serve.url, list(codes))
-    analyst = await make_account("analyst")
-    analyst = Api(analyst.session, serve.url, analyst.token, analyst.account_id)
+    analyst = Api.of(await make_account("analyst"), serve.url)
     try:
         await wait_for_count_group(client)
         load.start()
         await load.until_more(1000)
         await asyncio.to_thread(durable_redis.terminate)  # graceful: the AOF is complete on disk
         during = load.total
-        spooled = 0.0
-        for _ in range(500):  # clicks answered while Redis is down go to the spool
-            spooled = await asyncio.to_thread(serve.metric, "shoplink_click_events_spooled_total")
-            if spooled >= 300:
-                break
-            await asyncio.sleep(0.02)
-        assert spooled >= 300 and load.total > during
+
+        async def spooled() -> float:  # clicks answered while Redis is down go to the spool
+            value = await asyncio.to_thread(serve.metric, "shoplink_click_events_spooled_total")
+            return value if value >= 300 else 0.0
+
+        assert await until(spooled, timeout=20, interval=0.02) >= 300 and load.total > during
         await asyncio.to_thread(durable_redis.start)  # same port, same data directory
         await load.until_more(1000)  # replayed, then written directly again
         await load.stop()
@@ -120,7 +120,7 @@ async def test_redis_restarted_during_a_steady_click_load(
 
 
 async def test_count_worker_killed_and_restarted_under_load(
-        make_account, pool: asyncpg.Pool, database_url: str, settings: Settings,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, settings: Settings,
         durable_redis: RedisProcess, tmp_path: Path) -> None:
     codes = await anchors(make_account, pool)
     serve = ServeProcess(database_url, durable_redis.url, tmp_path / "spool", TEST_SECRET)
@@ -131,8 +131,7 @@ async def test_count_worker_killed_and_restarted_under_load(
     second: asyncio.subprocess.Process | None = None
     client = Redis.from_url(durable_redis.url)
     load = ClickLoad(serve.url, list(codes))
-    analyst = await make_account("analyst")
-    analyst = Api(analyst.session, serve.url, analyst.token, analyst.account_id)
+    analyst = Api.of(await make_account("analyst"), serve.url)
     try:
         await wait_for_count_group(client)
         load.start()

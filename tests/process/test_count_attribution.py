@@ -1,19 +1,17 @@
 """Attribution as deployed: web instances answer clicks and leave the streams alone
-(SHOPLINK_ATTRIBUTION_CONSUMER is off by default); `shoplink count` stores the plan clicks."""
+(SHOPLINK_ATTRIBUTION_CONSUMER is off by default, and in the test app); `shoplink count` stores
+the plan clicks."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 import socket
-from typing import Any
 
 import asyncpg
 import orjson
 import pytest
 from aiohttp import ClientError, ClientSession
-from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from shoplink.config import Settings
@@ -25,22 +23,16 @@ from support.affiliate_data import (
     seller_with_products,
     wait_for_clicks,
 )
-from support.analytics_data import run_count
-from support.api import Api
-from support.click_data import make_shop, video_anchor
-from support.load import start_count_worker, stop_count_worker
+from support.api import AccountFactory, Api
+from support.click_data import make_shop, video_anchor, wait_for_events
+from support.count import run_count, start_count_worker, stop_count_worker
 from support.services import free_port
+from support.wait import stays_true, until
 
 SHARDS = 4
 
 
-@pytest.fixture
-async def server(start_server: Any) -> TestServer:
-    """A web instance with the defaults: no attribution consumer inside."""
-    return await start_server(attribution_consumer=False)
-
-
-async def _plan_anchor(make_account: Any, pool: asyncpg.Pool) -> tuple[Api, str]:
+async def _plan_anchor(make_account: AccountFactory, pool: asyncpg.Pool) -> tuple[Api, str]:
     seller, _, products = await seller_with_products(make_account, prices=["20.00"])
     plan = await create_plan(seller, products, rate="10.00")
     creator = await make_account("creator")
@@ -71,11 +63,18 @@ async def _stored(pool: asyncpg.Pool) -> int:
     return count
 
 
+async def _stored_is(pool: asyncpg.Pool, count: int) -> bool:
+    return await _stored(pool) == count
+
+
 async def test_the_count_worker_stores_plan_clicks_the_web_instance_left_alone(
-        settings: Settings, make_account: Any, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
+        settings: Settings, make_account: AccountFactory, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
     _, code = await _plan_anchor(make_account, pool)
     ids = [await _click(anon, code) for _ in range(5)]
-    await asyncio.sleep(0.5)  # time enough for a consumer inside the app to have stored some
+    await wait_for_events(redis, 5)  # in the streams: a consumer inside the app could store them
+    # Nothing can end this wait early (nothing happens): watch for longer than such a consumer
+    # takes to read (its BLOCK_MS and PAUSE_S) and store.
+    await stays_true(lambda: _stored_is(pool, 0), for_s=0.5)
     assert await _stored(pool) == 0
     assert "attribution" not in await _groups(redis)
 
@@ -94,7 +93,7 @@ async def test_the_count_worker_stores_plan_clicks_the_web_instance_left_alone(
 
 
 async def test_no_attribution_leaves_the_attribution_group_alone(
-        settings: Settings, make_account: Any, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
+        settings: Settings, make_account: AccountFactory, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
     _, code = await _plan_anchor(make_account, pool)
     await _click(anon, code)
     exit_code, out, err = await run_count(settings, "--exit-when-idle", "--no-attribution")
@@ -105,7 +104,7 @@ async def test_no_attribution_leaves_the_attribution_group_alone(
 
 
 async def test_a_running_count_worker_attributes_clicks_as_they_come_and_stops_on_sigterm(
-        settings: Settings, make_account: Any, anon: Api, pool: asyncpg.Pool) -> None:
+        settings: Settings, make_account: AccountFactory, anon: Api, pool: asyncpg.Pool) -> None:
     _, code = await _plan_anchor(make_account, pool)
     worker = await start_count_worker(settings)
     try:
@@ -134,7 +133,7 @@ async def _scrape(http: ClientSession, port: int) -> dict[str, float]:
 
 
 async def test_a_count_process_serves_its_own_counters_on_its_metrics_port(
-        settings: Settings, make_account: Any, anon: Api, pool: asyncpg.Pool) -> None:
+        settings: Settings, make_account: AccountFactory, anon: Api, pool: asyncpg.Pool) -> None:
     _, planned = await _plan_anchor(make_account, pool)
     _, plain, _ = await video_anchor(pool, await make_shop(await make_account("seller")))
     for _ in range(3):
@@ -148,12 +147,14 @@ async def test_a_count_process_serves_its_own_counters_on_its_metrics_port(
                 'shoplink_attribution_events_total{result="skipped"}': 4.0}
     seen: dict[str, float] = {}
     async with ClientSession() as http:
+        async def counted() -> bool:
+            nonlocal seen
+            with contextlib.suppress(ClientError):  # not listening yet
+                seen = await _scrape(http, port)
+            return all(seen.get(name) == value for name, value in expected.items())
+
         try:
-            async with asyncio.timeout(30):
-                while any(seen.get(name) != value for name, value in expected.items()):
-                    await asyncio.sleep(0.1)
-                    with contextlib.suppress(ClientError):
-                        seen = await _scrape(http, port)
+            await until(counted, timeout=30, interval=0.1)
             assert seen["shoplink_count_dead_total"] == 0
         finally:
             worker.send_signal(signal.SIGTERM)

@@ -12,7 +12,7 @@ from support.services import RedisProcess
 
 
 def test_packing_matches_redis_py() -> None:
-    args = [b"XADD", "shoplink:clicks:{0}", 42, "*", b"e", "h\u00e9llo"]
+    args: list[bytes | str | int] = [b"XADD", "shoplink:clicks:{0}", 42, "*", b"e", "h\u00e9llo"]
     assert pack(args) == b"".join(Connection().pack_command(*args))
     ids = [b"1-0", b"17-12", b"123456789-1"]  # of several widths, then of one
     for group in (ids, ids[:1] * 3):

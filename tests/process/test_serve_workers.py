@@ -12,8 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -21,17 +20,18 @@ import pytest
 from aiohttp import ClientSession, TCPConnector
 from redis.asyncio import Redis
 
-from support.api import Api
+from support.api import AccountFactory, Api
 from support.click_data import make_shop, stream_events, video_anchor, wait_for_events
 from support.click_server import ServeProcess
 from support.services import RedisProcess, admin_database_url, create_database, drop_database, free_port
+from support.wait import until
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
 SPOOL_NAME = re.compile(r"^clicks-(\d+)-[0-9a-f]+\.spool$")
 
 
 @pytest.fixture
-def own_redis() -> AsyncIterator[RedisProcess]:
+def own_redis() -> Iterator[RedisProcess]:
     proc = RedisProcess()
     proc.start()
     yield proc
@@ -58,14 +58,17 @@ def spooled_lines(spool: Path) -> dict[int, int]:
     for path in spool.glob("*.spool"):
         match = SPOOL_NAME.match(path.name)
         assert match, path.name
-        lines = len(path.read_bytes().splitlines())
+        try:
+            lines = len(path.read_bytes().splitlines())
+        except FileNotFoundError:  # replayed and removed meanwhile
+            continue
         if lines:
             out[int(match[1])] = out.get(int(match[1]), 0) + lines
     return out
 
 
 async def until_spooled(spool: Path, count: int) -> None:
-    await until(lambda: sum(spooled_lines(spool).values()) == count)
+    await until(lambda: sum(spooled_lines(spool).values()) == count, timeout=20)
 
 
 async def worker_metrics(serve: ServeProcess, name: str) -> dict[int, float]:
@@ -75,12 +78,11 @@ async def worker_metrics(serve: ServeProcess, name: str) -> dict[int, float]:
 async def until_workers(serve: ServeProcess, count: int, *, exclude: frozenset[int] = frozenset(),
                         timeout: float = 60) -> set[int]:
     """The pids of `count` live workers (none of `exclude`), once that many answer."""
-    deadline = time.monotonic() + timeout
-    while True:
+    async def answering() -> set[int] | None:
         pids = set(await worker_metrics(serve, "shoplink_worker_info")) - exclude
-        if len(pids) >= count or time.monotonic() > deadline:
-            return pids
-        await asyncio.sleep(0.1)
+        return pids if len(pids) >= count else None
+
+    return await until(answering, timeout=timeout, interval=0.1)
 
 
 def gone(pid: int) -> bool:
@@ -92,14 +94,8 @@ def gone(pid: int) -> bool:
         return True
 
 
-async def until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-
-
 async def test_two_workers_answer_on_one_port_and_sigterm_flushes_both(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         fresh: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -134,7 +130,7 @@ async def test_two_workers_answer_on_one_port_and_sigterm_flushes_both(
 
 
 async def test_a_killed_worker_is_restarted_and_replays_its_spool(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         fresh: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -169,12 +165,13 @@ async def test_a_killed_worker_is_restarted_and_replays_its_spool(
         await client.aclose()
         client = Redis.from_url(own_redis.url)
         events = await wait_for_events(client, len(answered), timeout=30)
-        await asyncio.sleep(0.5)  # nothing more may come: exactly once
+        # Every spool replayed (the own ones emptied, the victim's removed): nothing more can come.
+        await until(lambda: not spooled_lines(spool), timeout=20)
         events = await stream_events(client)
         assert len(events) == len(answered)
         assert sorted(e["event_id"] for e in events) == sorted(answered)
         assert all(e["replayed"] is True for e in events)
-        await until(lambda: not any(p.exists() for p in victim_files))
+        await until(lambda: not any(p.exists() for p in victim_files), timeout=20)
         assert not any(p.exists() for p in victim_files)  # the new worker claimed and replayed it
         replayed = await worker_metrics(serve, "shoplink_click_events_replayed_total")
         assert replayed[replacement.pop()] == left_behind
@@ -185,7 +182,7 @@ async def test_a_killed_worker_is_restarted_and_replays_its_spool(
 
 
 async def test_spools_of_slots_that_no_longer_exist_are_adopted(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         fresh: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -215,11 +212,12 @@ async def test_spools_of_slots_that_no_longer_exist_are_adopted(
         client = Redis.from_url(own_redis.url)
         await asyncio.to_thread(two.start)  # one slot fewer: its spool must still be replayed
         events = await wait_for_events(client, len(answered), timeout=30)
-        await asyncio.sleep(0.5)
+        # Every spool replayed and removed: nothing more can come.
+        await until(lambda: not list(spool.glob("*.spool")), timeout=20)
         events = await stream_events(client)
         assert len(events) == len(answered)
         assert sorted(e["event_id"] for e in events) == sorted(answered)
-        await until(lambda: not list(spool.glob("*.spool")))
+        await until(lambda: not list(spool.glob("*.spool")), timeout=20)
         assert not list(spool.glob("*.spool"))
         assert await asyncio.to_thread(two.terminate) == 0
     finally:
@@ -229,7 +227,7 @@ async def test_spools_of_slots_that_no_longer_exist_are_adopted(
 
 
 async def test_workers_stop_and_flush_when_the_supervisor_is_killed(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         fresh: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -242,7 +240,7 @@ async def test_workers_stop_and_flush_when_the_supervisor_is_killed(
         assert len(workers) == 2
         answered = await clicks(fresh, serve.url, code, 40)
         serve.kill()  # SIGKILL to the supervisor: its workers must not serve on as orphans
-        await until(lambda: all(gone(pid) for pid in workers))
+        await until(lambda: all(gone(pid) for pid in workers), timeout=20)
         assert all(gone(pid) for pid in workers)
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", serve.port), timeout=1).close()
@@ -307,7 +305,7 @@ async def _metrics_text(session: ClientSession, port: int) -> str:
 
 
 async def test_each_worker_serves_its_own_metrics_on_its_own_port(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         fresh: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -349,8 +347,7 @@ def test_a_busy_metrics_port_stops_serve_with_a_clear_message(
                 serve.start()
             assert serve.proc is not None
             serve.proc.wait(timeout=10)
-            time.sleep(0.2)  # the stderr reader thread catches up
-            err = "".join(serve.stderr_lines)
+            err = serve.stderr_text()
             assert f"cannot serve /metrics on port {port} (SHOPLINK_METRICS_PORT)" in err, err[-2000:]
         finally:
             serve.kill()
@@ -363,8 +360,7 @@ def test_metrics_ports_past_65535_are_refused_before_any_worker_starts(
     try:
         with pytest.raises(RuntimeError, match="exited with 1"):
             serve.start()
-        time.sleep(0.2)  # the stderr reader thread catches up
-        err = "".join(serve.stderr_lines)
+        err = serve.stderr_text()
         assert "SHOPLINK_METRICS_PORT 65535 + 2 workers runs past port 65535" in err, err[-2000:]
     finally:
         serve.kill()

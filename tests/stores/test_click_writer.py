@@ -14,18 +14,13 @@ from redis.asyncio import Redis
 from shoplink.clicks.writer import ClickWriter
 from shoplink.ids import new_ulid
 
-from support.click_data import stream_events
+from support.click_data import stream_events, xrange
 from support.services import RedisProcess
+from support.wait import until
 
 
 def event(n: int) -> bytes:
     return orjson.dumps({"event_id": new_ulid(), "n": n})
-
-
-async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def test_batches_are_written_in_order_per_shard(redis_proc: RedisProcess, redis: Redis,
@@ -39,7 +34,7 @@ async def test_batches_are_written_in_order_per_shard(redis_proc: RedisProcess, 
     finally:
         await writer.close()
     for shard in range(4):
-        entries = await redis.xrange(f"shoplink:clicks:{{{shard}}}")
+        entries = await xrange(redis, f"shoplink:clicks:{{{shard}}}")
         assert [orjson.loads(f[b"e"])["n"] for _, f in entries] == list(range(shard, 500, 4))
     assert writer.spooled == 0 and not list(tmp_path.glob("*.spool"))
 
@@ -101,7 +96,7 @@ async def test_stalled_redis_spills_and_nothing_is_lost(tmp_path: Path) -> None:
         os.kill(proc.proc.pid, signal.SIGSTOP)  # Redis hangs: connections open, no answers
         for n in range(300):  # more than buffer_max while Redis does not answer
             writer.record(n % 4, event(n))
-            if n % 50 == 0:
+            if n % 50 == 0:  # pace the load: the writer's sends time out (0.2 s) meanwhile
                 await asyncio.sleep(0.05)
         assert writer.buffered <= 100
         await until(lambda: writer.spooled > 0)

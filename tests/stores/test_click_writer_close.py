@@ -8,7 +8,6 @@ with errors and before it answered the rest; the cancelled send kept only the un
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from collections.abc import Iterator
@@ -25,9 +24,10 @@ from shoplink.ids import new_ulid
 from shoplink.redis import RedisTopology
 from shoplink.streams import stream_key
 
-from support.click_data import stream_events
+from support.click_data import stream_events, xrange
 from support.cluster import RedisCluster3
 from support.services import RedisProcess
+from support.wait import until
 
 EVENTS = 40
 
@@ -43,12 +43,6 @@ def spooled(spool_dir: Path) -> list[int]:
         for line in path.read_bytes().splitlines():
             out.append(orjson.loads(line.partition(b" ")[2])["n"])
     return out
-
-
-async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 def assert_each_event_kept(written: list[int], spool: list[int], *, exact: bool) -> None:
@@ -119,21 +113,21 @@ async def test_close_while_a_batch_is_half_refused_and_half_unanswered(
     write shard 0 only) and holds the next one (CLIENT PAUSE WRITE); the deadline cancels the send
     then. The refused event must be spooled with the unanswered ones."""
     admin = Redis.from_url(own_redis.url)
-    await admin.execute_command("ACL", "SETUSER", "clicks", "on", ">clicks-pw", "~" + stream_key(0), "+@all")
+    await admin.execute_command("ACL", "SETUSER", "clicks", "on", ">clicks-pw", "~" + stream_key(0), "+@all")  # type: ignore[no-untyped-call]
     url = f"redis://clicks:clicks-pw@127.0.0.1:{own_redis.port}/0"
     writer = ClickWriter(url, tmp_path, timeout_s=30.0, batch_size=EVENTS)
     await writer.start()
     try:
         writer.record(0, event(0))
         await until(lambda: writer.written == 1)
-        await admin.execute_command("CLIENT", "PAUSE", "60000", "WRITE")
+        await admin.execute_command("CLIENT", "PAUSE", "60000", "WRITE")  # type: ignore[no-untyped-call]
         for n in range(1, EVENTS):
             writer.record(1 if n % 2 else 0, event(n))  # n = 1 first: shard 1, refused
         received = writer._conn.received  # the replies of the send in flight, so far
         await until(lambda: writer._conn.received is not received and len(writer._conn.received) == 1)
         assert isinstance(writer._conn.received[0], hiredis.ReplyError)  # NOPERM; the rest held
         await writer.close(deadline_s=0.05)
-        await admin.execute_command("CLIENT", "UNPAUSE")
+        await admin.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
         written = [e["n"] for e in await stream_events(admin)]
     finally:
         await admin.aclose()
@@ -165,18 +159,18 @@ async def test_close_on_a_cluster_with_one_node_refusing_and_one_paused(
         await until(lambda: writer.written == 2)
         await refusing_client.config_set("maxmemory-policy", "noeviction")
         await refusing_client.config_set("maxmemory", "1")
-        await paused_client.execute_command("CLIENT", "PAUSE", "60000", "WRITE")
+        await paused_client.execute_command("CLIENT", "PAUSE", "60000", "WRITE")  # type: ignore[no-untyped-call]
         for n in range(2, EVENTS):
             writer.record(refused_shard if n % 2 else held_shard, event(n))
         refusing_conn = writer._conns[topology.url_for_shard(refused_shard)]
         await until(lambda: len(refusing_conn.received) == (EVENTS - 2) // 2)  # all -OOM
         await writer.close(deadline_s=0.05)
-        await paused_client.execute_command("CLIENT", "UNPAUSE")
+        await paused_client.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
         await refusing_client.config_set("maxmemory", "0")
         written = [orjson.loads(fields[b"e"])["n"] for shard in (refused_shard, held_shard)
-                   for _, fields in await topology.client.xrange(stream_key(shard))]
+                   for _, fields in await xrange(topology.client, stream_key(shard))]
     finally:
-        await paused_client.execute_command("CLIENT", "UNPAUSE")
+        await paused_client.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
         await refusing_client.config_set("maxmemory", "0")
         await refusing_client.aclose()
         await paused_client.aclose()

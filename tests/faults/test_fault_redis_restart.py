@@ -23,7 +23,7 @@ from shoplink.changes import CHANNEL
 from shoplink.redis import RedisTopology
 from shoplink.streams import stream_key
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.click_data import make_shop, video_anchor
 from support.cluster import RedisCluster3
 from support.services import RedisProcess
@@ -56,7 +56,8 @@ async def next_change(client: Redis, action: Callable[[], Awaitable[None]]) -> d
 
 
 async def test_first_requests_after_a_redis_restart_succeed(
-        make_account, start_server, http: ClientSession, pool: asyncpg.Pool, own_redis: RedisProcess) -> None:
+        make_account: AccountFactory, start_server: ServerFactory, http: ClientSession, pool: asyncpg.Pool,
+        own_redis: RedisProcess) -> None:
     seller = await make_account("seller")
     shop = await make_shop(seller)
     anchor_id, _, _ = await video_anchor(pool, shop)

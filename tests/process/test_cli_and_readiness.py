@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from support.api import Api
+from support.api import Api, ServerFactory
 from support.services import RedisProcess, admin_database_url, create_database, drop_database, free_port
 
 
@@ -57,7 +57,7 @@ async def test_serve_refuses_unmigrated_database_then_migrate_and_accounts(redis
         await drop_database(admin, url)
 
 
-async def test_readyz_fails_when_redis_is_down(start_server, anon: Api) -> None:
+async def test_readyz_fails_when_redis_is_down(start_server: ServerFactory, anon: Api) -> None:
     proc = RedisProcess()
     proc.start()
     try:
@@ -73,7 +73,7 @@ async def test_readyz_fails_when_redis_is_down(start_server, anon: Api) -> None:
         proc.cleanup()
 
 
-async def test_readyz_fails_when_postgres_is_gone(start_server, anon: Api) -> None:
+async def test_readyz_fails_when_postgres_is_gone(start_server: ServerFactory, anon: Api) -> None:
     admin = admin_database_url()
     url = await create_database(admin)
     from shoplink import db

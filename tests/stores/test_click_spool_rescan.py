@@ -19,18 +19,14 @@ from shoplink.clicks.writer import ClickWriter
 from shoplink.ids import new_ulid
 from shoplink.keys import CLICK_WRITER, SETTINGS
 
+from support.api import ServerFactory
 from support.click_data import stream_events, wait_for_events
 from support.services import RedisProcess
+from support.wait import until
 
 
 def event(n: int) -> bytes:
     return orjson.dumps({"event_id": new_ulid(), "n": n})
-
-
-async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def test_a_running_writer_replays_the_spool_of_a_writer_that_died(
@@ -74,7 +70,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 async def test_a_running_server_replays_a_spool_left_by_a_crashed_process(
-        start_server, redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+        start_server: ServerFactory, redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(writer_module, "ORPHAN_SCAN_S", 0.1)  # instead of 30 s
     server = await start_server()
     spool_dir = server.app[SETTINGS].spool_dir

@@ -5,7 +5,6 @@ duplicates, after --rebuild, roll-up re-runs and a Redis flush; dead letters; --
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from typing import Any
 
@@ -17,9 +16,12 @@ from redis.asyncio import Redis
 from shoplink.analytics import keys as k
 from shoplink.config import Settings
 
-from support.analytics_data import Seed, run_count, seed, worker_env
-from support.api import Api
+from support.analytics_data import Seed, seed
+from support.api import AccountFactory, Api
+from support.click_data import xrange
+from support.count import run_count, start_count_worker
 from support.event_data import event, expected_counts, write_events, write_raw
+from support.wait import until
 
 CLASSES = ("human", "human", "human", "bot", "link_preview")
 OUTCOMES = ("redirected", "redirected", "fallback", "gone")
@@ -44,7 +46,7 @@ def click_docs(s: Seed, n: int, start_ms: int | None = None) -> list[dict[str, A
 
 
 @pytest.fixture
-async def world(pool: asyncpg.Pool, make_account: Any) -> tuple[Seed, Api]:
+async def world(pool: asyncpg.Pool, make_account: AccountFactory) -> tuple[Seed, Api]:
     seller = await make_account("seller")
     creator = await make_account("creator")
     analyst = await make_account("analyst")
@@ -89,8 +91,8 @@ async def test_a_killed_worker_leaves_counts_exact(point: str, world: tuple[Seed
     s, analyst = world
     docs = click_docs(s, 400)
     await write_events(redis, docs)
-    rc, _, err = await run_count(settings, "--exit-when-idle", "--no-rollup", count_crash_at=point,
-                                 count_crash_after=2, count_batch=40, count_apply_chunk=10)
+    rc, _, err = await run_count(settings, "--exit-when-idle", "--no-rollup", crash_at=point,
+                                 crash_after=2, count_batch=40, count_apply_chunk=10)
     assert rc == 17, err
     rc, out, err = await run_count(settings, "--exit-when-idle")
     assert rc == 0, err
@@ -107,23 +109,21 @@ async def test_two_workers_share_the_group_and_one_is_killed(world: tuple[Seed, 
     docs = click_docs(s, 3000)
     await write_events(redis, docs)
 
-    async def worker(**env: Any) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shoplink", "count", "--exit-when-idle",
-            env=worker_env(settings, count_batch=50, **env),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    async def worker(**crash: Any) -> asyncio.subprocess.Process:
+        return await start_count_worker(settings, "--exit-when-idle", count_batch=50, **crash)
 
     # Both join the group; the survivor is started once the doomed one holds entries, and the
     # doomed one dies with entries applied but not acknowledged.
     for n in range(4):
         await redis.xgroup_create(f"shoplink:clicks:{{{n}}}", "counters", id="0", mkstream=True)
-    doomed = await worker(count_crash_at="after_apply", count_crash_after=3)
-    for _ in range(600):
+    doomed = await worker(crash_at="after_apply", crash_after=3)
+
+    async def holding() -> bool:
         pending = [(await redis.xpending(f"shoplink:clicks:{{{n}}}", "counters"))["pending"]
                    for n in range(4)]
-        if any(pending) or doomed.returncode is not None:
-            break
-        await asyncio.sleep(0.01)
+        return any(pending) or doomed.returncode is not None
+
+    await until(holding, timeout=30)
     survivor = await worker()
     doomed_out, survivor_out = await asyncio.wait_for(
         asyncio.gather(doomed.communicate(), survivor.communicate()), timeout=120)
@@ -160,7 +160,7 @@ async def test_duplicates_rebuild_rollup_rerun_and_redis_flush(world: tuple[Seed
     more = click_docs(s, 70, start_ms=int(time.time() * 1000) - 60_000)
     await write_events(redis, more)
     assert (await run_count(settings, "--exit-when-idle", "--no-rollup"))[0] == 0
-    rc, _, err = await run_count(settings, "--rollup", count_crash_at="after_move_commit")
+    rc, _, err = await run_count(settings, "--rollup", crash_at="after_move_commit")
     assert rc == 17, err
     await assert_exact(analyst, s, docs + more)
     assert (await run_count(settings, "--rollup"))[0] == 0
@@ -200,7 +200,7 @@ async def test_malformed_entries_go_to_the_dead_letter_stream(world: tuple[Seed,
     assert orjson.loads(out)["dead"] == 5
     reasons = []
     for shard in range(4):
-        for _, fields in await redis.xrange(f"shoplink:clicks:dead:{{{shard}}}"):
+        for _, fields in await xrange(redis, f"shoplink:clicks:dead:{{{shard}}}"):
             reasons.append(fields[b"reason"].decode())
             assert fields[b"stream"] == f"shoplink:clicks:{{{shard}}}".encode()
     assert sorted(reasons) == sorted(["not_json", "missing_field:ua_class", "unsupported_version:2",

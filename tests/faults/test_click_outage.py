@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -17,10 +18,11 @@ from redis.asyncio import Redis
 from shoplink.keys import CLICK_WRITER, SETTINGS
 from shoplink.paths import SCHEMAS_DIR
 
-from support.api import Api
+from support.api import AccountFactory, Api, ServerFactory
 from support.click_data import make_shop, video_anchor, wait_for_events
 from support.click_server import ServeProcess
 from support.services import RedisProcess
+from support.wait import until
 
 SCHEMA = json.loads((SCHEMAS_DIR / "click_event.schema.json").read_text())
 TEST_SECRET = "test-secret-key-0123456789abcdef"
@@ -37,7 +39,7 @@ async def clicks(api: Api, code: str, count: int) -> list[str]:
 
 
 @pytest.fixture
-def own_redis() -> RedisProcess:
+def own_redis() -> Iterator[RedisProcess]:
     proc = RedisProcess()
     proc.start()
     yield proc
@@ -45,7 +47,7 @@ def own_redis() -> RedisProcess:
 
 
 async def test_redis_outage_spools_and_replays_every_click(
-        make_account, start_server, http: ClientSession, pool: asyncpg.Pool,
+        make_account: AccountFactory, start_server: ServerFactory, http: ClientSession, pool: asyncpg.Pool,
         own_redis: RedisProcess) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -60,10 +62,7 @@ async def test_redis_outage_spools_and_replays_every_click(
 
         during = await clicks(viewer, code, 40)  # all answered at once, Redis or not
         writer = server.app[CLICK_WRITER]
-        for _ in range(500):
-            if writer.spooled >= 40:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: writer.spooled >= 40)
         assert writer.spooled == 40 and not writer.redis_ok
 
         own_redis.start()  # same port, same data directory
@@ -82,7 +81,7 @@ async def test_redis_outage_spools_and_replays_every_click(
         await client.aclose()
 
 
-async def test_sigterm_flushes_everything_answered(make_account, pool: asyncpg.Pool, database_url: str,
+async def test_sigterm_flushes_everything_answered(make_account: AccountFactory, pool: asyncpg.Pool, database_url: str,
                                                    own_redis: RedisProcess, http: ClientSession,
                                                    tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
@@ -106,7 +105,7 @@ async def test_sigterm_flushes_everything_answered(make_account, pool: asyncpg.P
 
 
 async def test_sigterm_with_redis_down_spools_then_next_start_replays(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         http: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -136,7 +135,7 @@ async def test_sigterm_with_redis_down_spools_then_next_start_replays(
 
 
 async def test_spool_left_by_a_crash_is_replayed_at_the_next_start(
-        make_account, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
+        make_account: AccountFactory, pool: asyncpg.Pool, database_url: str, own_redis: RedisProcess,
         http: ClientSession, tmp_path: Path) -> None:
     shop = await make_shop(await make_account("seller"))
     _, code, _ = await video_anchor(pool, shop)
@@ -151,10 +150,11 @@ async def test_spool_left_by_a_crash_is_replayed_at_the_next_start(
         await wait_for_events(client, 1)
         own_redis.stop()
         answered = await clicks(viewer, code, 30)
-        for _ in range(500):
-            if await asyncio.to_thread(crashing.metric, "shoplink_click_events_spooled_total") >= 30:
-                break
-            await asyncio.sleep(0.02)
+
+        async def spooled() -> bool:
+            return await asyncio.to_thread(crashing.metric, "shoplink_click_events_spooled_total") >= 30
+
+        await until(spooled, timeout=20, interval=0.02)
         crashing.kill()  # SIGKILL: no shutdown, the spool stays behind
         assert sum(len(p.read_bytes().splitlines()) for p in spool.glob("*.spool")) == 30
 
@@ -167,10 +167,7 @@ async def test_spool_left_by_a_crash_is_replayed_at_the_next_start(
         assert all(e["replayed"] is True for e in events)
         for event in events:
             jsonschema.validate(event, SCHEMA)
-        for _ in range(200):  # the claimed file is removed once replayed
-            if not list(spool.glob("*.spool")):
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: not list(spool.glob("*.spool")))  # the claimed file is removed once replayed
         assert not list(spool.glob("*.spool"))
     finally:
         crashing.kill()
