@@ -20,6 +20,8 @@ from shoplink.config import Settings
 
 from support.api import Api
 from support.cluster import RedisCluster3
+from support.dns import DnsServer
+from support.dns import shared as shared_dns
 from support.services import RedisProcess, admin_database_url, create_database, drop_database
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
@@ -102,7 +104,15 @@ async def redis(pool: asyncpg.Pool, _session_redis: Redis) -> Redis:
 
 
 @pytest.fixture
-def settings(database_url: str, redis_proc: RedisProcess, tmp_path: Path) -> Settings:
+def dns() -> DnsServer:
+    """The test DNS server on loopback (every app under test asks it), emptied for the test."""
+    server = shared_dns()
+    server.clear()
+    return server
+
+
+@pytest.fixture
+def settings(database_url: str, redis_proc: RedisProcess, tmp_path: Path, dns: DnsServer) -> Settings:
     # The app instances of the tests attribute plan clicks themselves (SHOPLINK_ATTRIBUTION_CONSUMER,
     # off by default): no count worker runs beside them. `shoplink count` doing it, as deployed,
     # is tested in tests/api/test_count_attribution.py.
@@ -110,7 +120,7 @@ def settings(database_url: str, redis_proc: RedisProcess, tmp_path: Path) -> Set
         {}, database_url=database_url, redis_url=redis_proc.url, secret_key=TEST_SECRET,
         media_dir=tmp_path / "media", public_base_url="http://127.0.0.1:8080",
         access_log=False, log_level="warning", spool_dir=tmp_path / "spool",
-        attribution_consumer=True)
+        attribution_consumer=True, dns_nameservers=(dns.address,), dns_timeout_s=1.0)
 
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
