@@ -135,8 +135,14 @@ def _parse_nameservers(raw: str) -> tuple[str, ...]:
     return tuple(servers)
 
 
-def _parse_optional_path(raw: str) -> Path | None:
-    return Path(raw.strip()) if raw.strip() else None
+def _parse_optional_file(raw: str) -> Path | None:
+    """A file that must exist (empty: none)."""
+    if not raw.strip():
+        return None
+    path = Path(raw.strip())
+    if not path.is_file():
+        raise ValueError("no such file")
+    return path
 
 
 MAX_WORKERS = 256
@@ -224,7 +230,7 @@ _FIELDS: tuple[_Field, ...] = (
            "Longest one DNS lookup or one HTTPS proof fetch of a domain check may take."),
     _Field("domain_proof_https_port", "SHOPLINK_DOMAIN_PROOF_HTTPS_PORT", "443", _parse_int(1, 65535),
            "Port the HTTPS file proof (https://DOMAIN/.well-known/shoplink-verify.txt) is fetched from."),
-    _Field("domain_proof_ca_file", "SHOPLINK_DOMAIN_PROOF_CA_FILE", "", _parse_optional_path,
+    _Field("domain_proof_ca_file", "SHOPLINK_DOMAIN_PROOF_CA_FILE", "", _parse_optional_file,
            "PEM file of the CAs trusted for the HTTPS proof, instead of the system's trust store "
            "(a private PKI). Empty: the system's trust store."),
     _Field("domain_retry_min_s", "SHOPLINK_DOMAIN_RETRY_MIN_S", "60", _parse_float(0.05, 86_400),

@@ -228,6 +228,44 @@ async def test_an_unproven_claim_fails_after_its_window_and_can_start_over(
     assert restarted["state"] == "pending" and restarted["failure"] is None
     assert restarted["verification"]["token"] == failed["verification"]["token"]
     assert (await prove_domain(seller, shop["id"], restarted))["state"] == "verified"
+    # a failed claim can also be proven directly, without re-adding it
+    other, _ = await pending_shop(seller, ["slower.example"])
+    await asyncio.sleep(0.6)
+    assert (await _verify(seller, other["id"], "slower.example"))["state"] == "failed"
+    assert (await prove_domain(seller, other["id"], other["domains"][0]))["state"] == "verified"
+
+
+async def test_a_lapsed_domain_can_change_hands(start_server, pool: asyncpg.Pool, http: ClientSession,
+                                                dns: DnsServer) -> None:
+    server = await start_server(domain_lapse_after_s=0.3)
+    old_owner, new_owner = await _account(pool, http, server), await _account(pool, http, server)
+    shop, _ = await pending_shop(old_owner, ["expired.example"])
+    await prove_domain(old_owner, shop["id"], shop["domains"][0])
+    taken = await new_owner.post("/api/v1/shops", {"name": "New", "domains": ["expired.example"]})
+    assert taken.status == 409  # verified: nobody else may claim it
+    dns.clear()  # the domain expired; its DNS is gone
+    await _verify(old_owner, shop["id"], "expired.example")
+    await asyncio.sleep(0.4)
+    assert (await _verify(old_owner, shop["id"], "expired.example"))["state"] == "lapsed"
+    # the new registrant claims and proves it; the old shop's lapsed claim loses
+    new_shop, _ = await pending_shop(new_owner, ["expired.example"])
+    assert (await prove_domain(new_owner, new_shop["id"], new_shop["domains"][0]))["state"] == "verified"
+    old = await old_owner.get(f"/api/v1/shops/{shop['id']}/domains/expired.example")
+    assert old.body["state"] == "failed" and old.body["failure"]["reason"] == "claimed_by_another_shop"
+
+
+async def test_widening_a_dns_verified_domain_keeps_it_verified_unless_it_would_cover_another_shop(
+        make_account, dns: DnsServer) -> None:
+    owner, other = await make_account("seller"), await make_account("seller")
+    await verified_shop(other, {"name": "Other", "domains": ["shop.wide.example"]})
+    shop = await verified_shop(owner, {"name": "Wide", "domains": ["wide.example", "alone.example"]})
+    covered = await owner.post(f"/api/v1/shops/{shop['id']}/domains",
+                               {"domain": "wide.example", "include_subdomains": True})
+    assert covered.status == 409 and covered.error_code == "domain_taken"
+    wider = await owner.post(f"/api/v1/shops/{shop['id']}/domains",
+                             {"domain": "alone.example", "include_subdomains": True})
+    entry = next(d for d in wider.body["domains"] if d["domain"] == "alone.example")
+    assert (entry["state"], entry["include_subdomains"], entry["verified_by"]) == ("verified", True, "dns_txt")
 
 
 async def test_https_file_proof_in_development_mode(start_server, pool: asyncpg.Pool, http: ClientSession,
@@ -252,6 +290,10 @@ async def test_https_file_proof_in_development_mode(start_server, pool: asyncpg.
         proven = await _verify(seller, shop["id"], "files.example")
         assert proven["state"] == "verified" and proven["verified_by"] == "https_file", proven
         assert (f"files.example:{port}", path) in files.requests
+        # asking for the subdomains too needs the DNS proof: back to pending
+        wider = await seller.post(f"/api/v1/shops/{shop['id']}/domains",
+                                  {"domain": "files.example", "include_subdomains": True})
+        assert next(d for d in wider.body["domains"] if d["domain"] == "files.example")["state"] == "pending"
 
         # a same-origin redirect is followed; one to another host is not
         files.replies["/elsewhere"] = Reply(status=302, headers={"Location": "https://evil.example/x"})

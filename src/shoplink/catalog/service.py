@@ -69,8 +69,7 @@ class CatalogService:
         rules = self._domain_rules(body["domains"])
         async with self._pool.acquire() as con, con.transaction():
             shop_id = await repo.insert_shop(con, who.account_id, body["name"].strip(), None)
-            for rule in rules:
-                await self._domains.claim(con, shop_id, rule)
+            await self._domains.claim_all(con, shop_id, rules)
             shop = await repo.get_shop(con, shop_id)
             assert shop is not None
             shop = await self._with_domains(con, shop)
