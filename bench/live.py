@@ -247,6 +247,11 @@ async def orchestrate(args: argparse.Namespace) -> None:
         async with aiohttp.ClientSession() as http:
             host = Api(http, f"http://127.0.0.1:{ports[0]}", token.token)
             shop = await host.post("/api/v1/shops", {"name": "Bench", "domains": ["bench.example"]})
+            # product images must come from a verified domain: approve it as an operator would
+            approve = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "shoplink", "domains", "approve", "bench.example", "--shop",
+                str(shop.body["id"]), "--reason", "benchmark", env=env, stdout=subprocess.DEVNULL)
+            assert await approve.wait() == 0, "shoplink domains approve failed"
             ids = []
             for i in range(2):
                 p = await host.post(f"/api/v1/shops/{shop.body['id']}/products", {

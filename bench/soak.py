@@ -153,7 +153,11 @@ async def seed(url: str) -> tuple[str, int, list[str]]:
         async with pool.acquire() as con:
             shop = await con.fetchval(
                 "INSERT INTO shops (owner_id, name) VALUES ($1, 'Soak') RETURNING id", account.id)
-            await con.execute("INSERT INTO shop_domains (shop_id, domain) VALUES ($1, 'shop.example')", shop)
+            # verified, as an operator approval would leave it (only verified domains redirect)
+            await con.execute(
+                """INSERT INTO shop_domains (shop_id, domain, token, state, verified_at, verified_by)
+                   VALUES ($1, 'shop.example', replace(gen_random_uuid()::text, '-', ''), 'verified', now(),
+                           'operator')""", shop)
             products = [r["id"] for r in await con.fetch(
                 """INSERT INTO products (shop_id, title, url)
                    SELECT $1, 'Product ' || n, 'https://shop.example/p/' || n

@@ -224,6 +224,9 @@ def main() -> int:
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/healthz")
         shop = call("POST", f"{base}/api/v1/shops", token, {"name": "Bench", "domains": ["bench.example"]})
+        # product images must come from a verified domain: approve it as an operator would
+        subprocess.run([PY, "-m", "shoplink", "domains", "approve", "bench.example", "--shop", str(shop["id"]),
+                        "--reason", "benchmark"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         products = [call("POST", f"{base}/api/v1/shops/{shop['id']}/products", token, {
             "title": f"Bench product {n}", "url": f"https://bench.example/p/{n}", "price": "19.99",
             "currency": "USD", "image_url": f"https://bench.example/i/{n}.jpg"}) for n in range(30)]

@@ -22,6 +22,8 @@ from shoplink.config import Settings
 from support.api import Account, AccountFactory, Api, ServerFactory
 from support.cluster import RedisCluster3
 from support.count import start_count_worker, stop_count_worker
+from support.dns import DnsServer
+from support.dns import shared as shared_dns
 from support.services import RedisProcess, admin_database_url, create_database, drop_database
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
@@ -104,14 +106,23 @@ async def redis(pool: asyncpg.Pool, _session_redis: Redis) -> Redis:
 
 
 @pytest.fixture
-def settings(database_url: str, redis_proc: RedisProcess, tmp_path: Path) -> Settings:
+def dns() -> DnsServer:
+    """The test DNS server on loopback (every app under test asks it), emptied for the test."""
+    server = shared_dns()
+    server.clear()
+    return server
+
+
+@pytest.fixture
+def settings(database_url: str, redis_proc: RedisProcess, tmp_path: Path, dns: DnsServer) -> Settings:
     """The settings of the test app, as deployed: its web instances answer clicks and leave the
     streams alone (no attribution consumer inside); `shoplink count` (`count_worker`) counts and
-    attributes."""
+    attributes. Every app under test resolves names through the test DNS server on loopback."""
     return Settings.from_env(
         {}, database_url=database_url, redis_url=redis_proc.url, secret_key=TEST_SECRET,
         media_dir=tmp_path / "media", public_base_url="http://127.0.0.1:8080",
-        access_log=False, log_level="warning", spool_dir=tmp_path / "spool")
+        access_log=False, log_level="warning", spool_dir=tmp_path / "spool",
+        dns_nameservers=(dns.address,), dns_timeout_s=1.0)
 
 
 @pytest.fixture

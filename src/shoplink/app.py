@@ -28,6 +28,7 @@ from shoplink.changes import ChangeBus
 from shoplink.clicks import views as click_views
 from shoplink.clicks.service import clicks_context
 from shoplink.config import Settings
+from shoplink.domains.service import DomainService
 from shoplink.errors import Handler, error_middleware
 from shoplink.fastpath import fast_path_middleware
 from shoplink.keys import (
@@ -37,6 +38,7 @@ from shoplink.keys import (
     CHANGES,
     CLICKS,
     DB_POOL,
+    DOMAINS,
     METRICS,
     PROMOTION_RIGHTS,
     REDIS,
@@ -129,8 +131,9 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
             "or start with `shoplink serve --migrate`")
     app[DB_POOL] = pool
     app[AUTH] = AuthService(pool)
-    app[CATALOG] = CatalogService(pool, allow_http_urls=settings.allow_http_urls,
-                                  changes=app[CHANGES])
+    app[DOMAINS] = DomainService.from_settings(pool, settings, app[CHANGES])
+    app[CATALOG] = CatalogService(pool, domains=app[DOMAINS], allow_http_urls=settings.allow_http_urls,
+                                  changes=app[CHANGES], media_base_url=settings.public_base_url)
     app[PROMOTION_RIGHTS] = PromotionRights(app[CATALOG])
     app[SESSIONS] = SessionService(pool, app[AUTH])
     yield

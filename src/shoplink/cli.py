@@ -1,4 +1,5 @@
-"""The one entry point: `shoplink serve | migrate | accounts | demo` (also `python -m shoplink`)."""
+"""The one entry point: `shoplink serve | migrate | accounts | demo | count | domains` (also
+`python -m shoplink`)."""
 
 from __future__ import annotations
 
@@ -161,6 +162,7 @@ PARSER_EXTENSIONS: list[Callable[[Any], None]] = []
 def main(argv: list[str] | None = None) -> int:
     from shoplink import demo, server  # noqa: F401  (registers their commands)
     from shoplink.analytics import command as _count  # noqa: F401  (registers `count`)
+    from shoplink.domains import command as _domains  # noqa: F401  (registers `domains`)
     from shoplink.web import demo_page as _demo_page  # noqa: F401  (adds the demo video to `demo`)
 
     args = build_parser().parse_args(argv)

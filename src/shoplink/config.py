@@ -9,6 +9,7 @@ A bad value raises `ConfigError` whose message is one line naming the variable.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -108,6 +109,42 @@ def _parse_nodes(raw: str) -> tuple[str, ...]:
     return tuple(nodes)
 
 
+def _parse_nameservers(raw: str) -> tuple[str, ...]:
+    """`host[:port]` items separated by commas, each host an IP address (`[v6]:port` or a bare v6
+    address); port 53 by default. Empty: the system's resolvers."""
+    servers = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        host, port = part, "53"
+        if part.startswith("["):
+            host, sep, rest = part[1:].partition("]")
+            if not sep or (rest and not rest.startswith(":")):
+                raise ValueError(f"expected [address]:port, got {part!r}")
+            port = rest[1:] or "53"
+        elif part.count(":") == 1:
+            host, _, port = part.partition(":")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{part!r}: a name server is an IP address (with an optional :port)") from None
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{part!r}: the port must be 1-65535")
+        shown = f"[{address}]" if address.version == 6 else str(address)
+        servers.append(f"{shown}:{int(port)}")
+    return tuple(servers)
+
+
+def _parse_optional_file(raw: str) -> Path | None:
+    """A file that must exist (empty: none)."""
+    if not raw.strip():
+        return None
+    path = Path(raw.strip())
+    if not path.is_file():
+        raise ValueError("no such file")
+    return path
+
+
 MAX_WORKERS = 256
 
 
@@ -183,7 +220,31 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("max_body_bytes", "SHOPLINK_MAX_BODY_BYTES", "1048576", _parse_int(1024, 1 << 30),
            "Largest JSON or CSV request body accepted."),
     _Field("allow_http_urls", "SHOPLINK_ALLOW_HTTP_URLS", "false", _parse_bool,
-           "Development only: accept http:// product URLs and localhost/IP shop domains."),
+           "Development only: accept http:// product URLs and localhost/IP shop domains; loopback "
+           "shop domains count as verified, and domain proof fetches may reach private addresses."),
+    # Verified shop domains (docs/security.md): proofs, the re-check schedule of `shoplink domains watch`.
+    _Field("dns_nameservers", "SHOPLINK_DNS_NAMESERVERS", "", _parse_nameservers,
+           "DNS servers the domain proofs ask (TXT records, and the HTTPS proof's addresses): `host[:port]` "
+           "IP addresses separated by commas. Empty: the system's resolvers (/etc/resolv.conf)."),
+    _Field("dns_timeout_s", "SHOPLINK_DNS_TIMEOUT_S", "5", _parse_float(0.1, 60),
+           "Longest one DNS lookup or one HTTPS proof fetch of a domain check may take."),
+    _Field("domain_proof_https_port", "SHOPLINK_DOMAIN_PROOF_HTTPS_PORT", "443", _parse_int(1, 65535),
+           "Port the HTTPS file proof (https://DOMAIN/.well-known/shoplink-verify.txt) is fetched from."),
+    _Field("domain_proof_ca_file", "SHOPLINK_DOMAIN_PROOF_CA_FILE", "", _parse_optional_file,
+           "PEM file of the CAs trusted for the HTTPS proof, instead of the system's trust store "
+           "(a private PKI). Empty: the system's trust store."),
+    _Field("domain_retry_min_s", "SHOPLINK_DOMAIN_RETRY_MIN_S", "60", _parse_float(0.05, 86_400),
+           "First re-check of a pending domain (or of a missing proof) after this long; doubles after each failure."),
+    _Field("domain_retry_max_s", "SHOPLINK_DOMAIN_RETRY_MAX_S", "21600", _parse_float(0.05, 30 * 86_400),
+           "Longest wait between re-checks of a pending domain or a missing proof."),
+    _Field("domain_recheck_s", "SHOPLINK_DOMAIN_RECHECK_S", "86400", _parse_float(0.05, 365 * 86_400),
+           "How often a verified domain's proof is checked again (and a lapsed domain's, for recovery)."),
+    _Field("domain_pending_max_s", "SHOPLINK_DOMAIN_PENDING_MAX_S", "604800", _parse_float(0.05, 365 * 86_400),
+           "A domain still unproven this long after it was claimed becomes `failed` (re-checks stop)."),
+    _Field("domain_lapse_after_s", "SHOPLINK_DOMAIN_LAPSE_AFTER_S", "259200", _parse_float(0, 365 * 86_400),
+           "A verified domain whose proof has been missing this long becomes `lapsed`: its links stop redirecting."),
+    _Field("domain_watch_interval_s", "SHOPLINK_DOMAIN_WATCH_INTERVAL_S", "30", _parse_float(0.05, 86_400),
+           "How often `shoplink domains watch` looks for domains due for a check."),
     _Field("media_dir", "SHOPLINK_MEDIA_DIR", "./var/media", _parse_path,
            "Where uploaded videos and thumbnails are stored."),
     _Field("max_upload_bytes", "SHOPLINK_MAX_UPLOAD_BYTES", str(512 * 1024 * 1024),
@@ -327,6 +388,16 @@ class Settings:
     db_command_timeout_s: float
     max_body_bytes: int
     allow_http_urls: bool
+    dns_nameservers: tuple[str, ...]
+    dns_timeout_s: float
+    domain_proof_https_port: int
+    domain_proof_ca_file: Path | None
+    domain_retry_min_s: float
+    domain_retry_max_s: float
+    domain_recheck_s: float
+    domain_pending_max_s: float
+    domain_lapse_after_s: float
+    domain_watch_interval_s: float
     media_dir: Path
     max_upload_bytes: int
     allow_server_paths: bool
@@ -407,6 +478,8 @@ class Settings:
             raise ConfigError("SHOPLINK_DB_POOL_MIN must not exceed SHOPLINK_DB_POOL_MAX")
         if values["commission_min_bp"] > values["commission_max_bp"]:
             raise ConfigError("SHOPLINK_COMMISSION_MIN_BP must not exceed SHOPLINK_COMMISSION_MAX_BP")
+        if values["domain_retry_min_s"] > values["domain_retry_max_s"]:
+            raise ConfigError("SHOPLINK_DOMAIN_RETRY_MIN_S must not exceed SHOPLINK_DOMAIN_RETRY_MAX_S")
         if values["count_dedup_retention_s"] <= values["stream_retention_s"]:
             raise ConfigError("SHOPLINK_COUNT_DEDUP_RETENTION_S must exceed SHOPLINK_STREAM_RETENTION_S")
         return cls(**values)

@@ -13,8 +13,10 @@ from shoplink import db
 from shoplink.auth.models import Principal, Role
 from shoplink.auth.service import AuthService
 from shoplink.catalog.service import CatalogService
+from shoplink.changes import ChangeBus
 from shoplink.cli import _print_json, command
 from shoplink.config import Settings
+from shoplink.domains.service import DomainService
 
 DEMO_SELLER = "Demo Seller"
 DEMO_CREATOR = "Demo Creator"
@@ -40,7 +42,10 @@ async def seed_demo(settings: Settings, args: argparse.Namespace) -> int:
     pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
     try:
         auth = AuthService(pool)
-        catalog = CatalogService(pool, allow_http_urls=settings.allow_http_urls)
+        changes = ChangeBus()  # a new shop: nothing cached anywhere yet
+        domains = DomainService.from_settings(pool, settings, changes)
+        catalog = CatalogService(pool, domains=domains, allow_http_urls=settings.allow_http_urls,
+                                 changes=changes, media_base_url=settings.public_base_url)
         seller = await _account(auth, DEMO_SELLER, ["seller"])
         creator = await _account(auth, DEMO_CREATOR, ["creator"])
         who = Principal(seller["id"], DEMO_SELLER, frozenset({Role.SELLER}))

@@ -22,6 +22,7 @@ from shoplink.clicks.resolver import Resolver as ClickResolver
 from shoplink.clicks.service import ClickService
 from shoplink.clicks.writer import ClickWriter
 from shoplink.config import Settings
+from shoplink.domains.service import DomainService
 from shoplink.live.service import LiveService
 from shoplink.logs import REQUEST_ID as REQUEST_ID  # re-exported: every key in one module
 from shoplink.metrics import Registry
@@ -35,6 +36,7 @@ DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", RedisTopology)  # .client, .for_shard(n), pub/sub
 AUTH = web.AppKey("auth_service", AuthService)
 CATALOG = web.AppKey("catalog_service", CatalogService)
+DOMAINS = web.AppKey("domain_service", DomainService)
 CHANGES = web.AppKey("change_bus", ChangeBus)
 METRICS = web.AppKey("metrics", Registry)
 PROMOTION_RIGHTS = web.AppKey("promotion_rights", PromotionRights)

@@ -44,10 +44,10 @@ async def _click(redis: Redis, *, anchor: tuple[int, str], creator: Api, product
 
 async def _setup(server: TestServer, make_account: AccountFactory, pool: asyncpg.Pool, *,
                  currency: str = "USD", price: str = "100.00",
-                 rate: str = "10.00") -> dict[str, Any]:
+                 rate: str = "10.00", domain: str = "shop.example") -> dict[str, Any]:
     server.app[AFFILIATES].now = Clock()
     seller, shop_id, products = await seller_with_products(make_account, prices=[price],
-                                                           currency=currency)
+                                                           currency=currency, domain=domain)
     plan = await create_plan(seller, products, rate=rate)
     creators = [await make_account("creator") for _ in range(2)]
     anchors = []
@@ -204,7 +204,8 @@ async def test_commission_in_each_currency_over_http(server: TestServer, make_ac
              ("USD", "0.12", "12.50", 2, "0.02"), ("EUR", "0.04", "12.50", 0, "0.00"),
              ("KWD", "1.234", "10.00", 123, "0.123")]
     for n, (currency, amount, rate, minor, shown) in enumerate(cases):
-        s = await _setup(server, make_account, pool, currency=currency, rate=rate)
+        s = await _setup(server, make_account, pool, currency=currency, rate=rate,
+                         domain=f"shop{n}.example")  # one shop per domain
         viewer = new_viewer()
         rate_bp = s["plan"]["rate_bp"]
         click_id = await _click(redis, anchor=s["anchors"][0], creator=s["creators"][0],

@@ -7,13 +7,15 @@ from typing import Any
 import pytest
 
 from support.api import AccountFactory, Api
+from support.domains import prove_domains
 
 
-async def _shop(seller: Api, domains: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
+async def _shop(seller: Api, domains: list[Any] | None = None, *, verified: bool = False,
+                **extra: Any) -> dict[str, Any]:
     reply = await seller.post("/api/v1/shops", {"name": "Acme", "domains": domains or ["acme.example"],
                                                 **extra})
     assert reply.status == 201, reply.body
-    return dict(reply.body)
+    return dict(await prove_domains(seller, reply.body) if verified else reply.body)
 
 
 async def test_shop_crud_and_ownership(make_account: AccountFactory) -> None:
@@ -75,10 +77,10 @@ async def test_product_url_rules(make_account: AccountFactory, url: str, reason:
 
 async def test_product_crud_and_delist(make_account: AccountFactory) -> None:
     seller, other = await make_account("seller"), await make_account("seller")
-    shop = await _shop(seller)
+    shop = await _shop(seller, verified=True)
     created = await seller.post(f"/api/v1/shops/{shop['id']}/products", {
         "title": "Shoe", "url": "https://acme.example/p/1?color=red#top", "price": 89.5, "currency": "EUR",
-        "image_url": "https://cdn.example/shoe.jpg", "sku": "SH-1"})
+        "image_url": "https://acme.example/img/shoe.jpg", "sku": "SH-1"})
     assert created.status == 201, created.body
     p = created.body
     assert (p["price"], p["price_minor"], p["currency"]) == ("89.50", 8950, "EUR")

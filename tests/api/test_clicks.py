@@ -184,7 +184,7 @@ async def test_archived_anchor_goes_to_the_shop_fallback_or_410(
     assert location.startswith("https://acme.example/sale?from=link&utm_source=shoplink&")
     assert location.endswith("#top")
 
-    without = await make_shop(seller)
+    without = await make_shop(seller, domains=["acme-two.example"], urls=("https://acme-two.example/p",))
     _, code2, _ = await video_anchor(pool, without, status="archived")
     gone = await anon.get(f"/r/{code2}")
     assert gone.status == 410 and "Location" not in gone.headers

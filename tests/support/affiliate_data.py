@@ -18,6 +18,7 @@ from shoplink.ids import new_ulid
 from shoplink.paths import SCHEMAS_DIR
 
 from support.api import AccountFactory, Api
+from support.domains import verified_shop
 from support.wait import until
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -90,16 +91,15 @@ async def xadd_click(redis: Redis, event: dict[str, Any], shards: int = 4) -> by
 async def seller_with_products(make_account: AccountFactory, *, prices: list[str], currency: str = "USD",
                                domain: str = "shop.example") -> tuple[Api, int, list[int]]:
     seller = await make_account("seller")
-    shop = await seller.post("/api/v1/shops", {"name": "Shop", "domains": [domain]})
-    assert shop.status == 201, shop.body
+    shop = await verified_shop(seller, {"name": "Shop", "domains": [domain]})
     ids = []
     for n, price in enumerate(prices):
-        reply = await seller.post(f"/api/v1/shops/{shop.body['id']}/products",
+        reply = await seller.post(f"/api/v1/shops/{shop['id']}/products",
                                   {"title": f"Item {n}", "url": f"https://{domain}/p/{n}",
                                    "price": price, "currency": currency})
         assert reply.status == 201, reply.body
         ids.append(reply.body["id"])
-    return seller, shop.body["id"], ids
+    return seller, shop["id"], ids
 
 
 async def create_plan(seller: Api, product_ids: list[int], *, rate: str = "10.00",

@@ -17,6 +17,7 @@ from shoplink.anchors.codes import new_code
 from shoplink.redis import AnyRedis
 
 from support.api import Api
+from support.domains import verified_shop
 from support.wait import until
 
 
@@ -32,9 +33,7 @@ async def make_shop(seller: Api, *, domains: list[Any] | None = None, fallback_u
     body: dict[str, Any] = {"name": "Acme", "domains": domains or ["acme.example"]}
     if fallback_url is not None:
         body["fallback_url"] = fallback_url
-    reply = await seller.post("/api/v1/shops", body)
-    assert reply.status == 201, reply.body
-    shop_id = reply.body["id"]
+    shop_id = (await verified_shop(seller, body))["id"]
     product_ids = []
     for n, url in enumerate(urls):
         reply = await seller.post(f"/api/v1/shops/{shop_id}/products", {"title": f"Item {n}", "url": url})

@@ -13,6 +13,7 @@ import orjson
 from aiohttp import ClientResponse, ClientSession, ClientTimeout
 
 from support.api import Account, AccountFactory, Api
+from support.domains import verified_shop
 
 
 async def insert_video(pool: asyncpg.Pool, owner_id: int, *, duration_s: float = 120.0,
@@ -43,11 +44,10 @@ async def set_timeline(pool: asyncpg.Pool, live_id: int, offsets: dict[int, floa
 async def seller_with_products(make_account: AccountFactory, n: int, *, role: str = "seller",
                                domain: str = "shop.example") -> tuple[Account, list[int]]:
     seller = await make_account(role)
-    shop = await seller.post("/api/v1/shops", {"name": "Live shop", "domains": [domain]})
-    assert shop.status == 201, shop.body
+    shop = await verified_shop(seller, {"name": "Live shop", "domains": [domain]})
     ids = []
     for i in range(n):
-        reply = await seller.post(f"/api/v1/shops/{shop.body['id']}/products", {
+        reply = await seller.post(f"/api/v1/shops/{shop['id']}/products", {
             "title": f"Product {i}", "url": f"https://{domain}/p/{i}", "price": f"{10 + i}.50",
             "currency": "EUR", "image_url": f"https://{domain}/img/{i}.jpg"})
         assert reply.status == 201, reply.body

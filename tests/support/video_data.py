@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from support.api import Api, Reply
+from support.domains import verified_shop
 
 BITS = 10
 BLOCK = 24
@@ -119,9 +120,7 @@ async def upload(api: Api, video: GeneratedVideo | bytes, *, filename: str = "cl
 
 async def shop_with_products(seller: Api, count: int = 2,
                              domain: str = "shop.example") -> list[dict[str, Any]]:
-    reply = await seller.post("/api/v1/shops", {"name": "Shop", "domains": [domain]})
-    assert reply.status == 201, reply.body
-    shop_id = reply.body["id"]
+    shop_id = (await verified_shop(seller, {"name": "Shop", "domains": [domain]}))["id"]
     products = []
     for n in range(count):
         reply = await seller.post(f"/api/v1/shops/{shop_id}/products",

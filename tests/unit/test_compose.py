@@ -60,13 +60,13 @@ def _interpolate(value: str) -> str:
 
 def test_services_exist() -> None:
     services = _load()["services"]
-    assert {"app", "count", "postgres", "redis"} <= set(services)
+    assert {"app", "count", "domains", "postgres", "redis"} <= set(services)
     assert _service("postgres")["image"].startswith("postgres:15")
     assert _service("redis")["image"].startswith("redis:7")
     assert _service("app").get("build")
 
 
-SHOPLINK_SERVICES = ("app", "count")
+SHOPLINK_SERVICES = ("app", "count", "domains")
 
 
 def _duration_s(value: str) -> float:
@@ -158,6 +158,13 @@ def test_count_worker_runs_after_the_database_is_migrated() -> None:
     assert count["depends_on"]["redis"]["condition"] == "service_healthy"
     test = " ".join(_service("app")["healthcheck"]["test"])
     assert "/readyz" in test and ":8080" in test
+
+
+def test_domain_watcher_runs_after_the_database_is_migrated() -> None:
+    domains = _service("domains")
+    assert _words(domains["command"]) == ["shoplink", "domains", "watch"]
+    assert "ports" not in domains
+    assert domains["depends_on"]["app"]["condition"] == "service_healthy"
 
 
 def test_redis_keeps_the_streams_across_a_restart() -> None:

@@ -32,6 +32,11 @@ def test_defaults() -> None:
     ("SHOPLINK_WORKERS", "0"),
     ("SHOPLINK_WORKERS", "257"),
     ("SHOPLINK_WORKERS", "all"),
+    ("SHOPLINK_DNS_NAMESERVERS", "dns.example"),
+    ("SHOPLINK_DNS_NAMESERVERS", "127.0.0.1:0"),
+    ("SHOPLINK_DNS_NAMESERVERS", "[::1"),
+    ("SHOPLINK_DOMAIN_PROOF_CA_FILE", "/nonexistent/ca.pem"),
+    ("SHOPLINK_DOMAIN_PROOF_HTTPS_PORT", "0"),
 ])
 def test_bad_value_names_the_variable_in_one_line(var: str, value: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -73,6 +78,14 @@ def test_redis_cluster_nodes() -> None:
     with pytest.raises(ConfigError, match="SHOPLINK_REDIS_CLUSTER_NODES"):
         Settings.from_env({"SHOPLINK_REDIS_CLUSTER_NODES": "redis-1:6379",
                            "SHOPLINK_REDIS_URL": "unix://localhost/run/redis.sock"})
+
+
+def test_dns_nameservers() -> None:
+    assert Settings.from_env({}).dns_nameservers == ()
+    s = Settings.from_env({"SHOPLINK_DNS_NAMESERVERS": " 127.0.0.1:5353, 10.0.0.2 ,[::1]:53,::1,"})
+    assert s.dns_nameservers == ("127.0.0.1:5353", "10.0.0.2:53", "[::1]:53", "[::1]:53")
+    with pytest.raises(ConfigError, match="SHOPLINK_DOMAIN_RETRY_MIN_S"):
+        Settings.from_env({"SHOPLINK_DOMAIN_RETRY_MIN_S": "100", "SHOPLINK_DOMAIN_RETRY_MAX_S": "10"})
 
 
 def test_cluster_node_urls_keep_scheme_and_credentials() -> None:

@@ -4,23 +4,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shoplink.catalog.urls import DomainRule
+from shoplink.domains.models import FAILED, ShopDomain
+from shoplink.domains.names import DomainRule
 from shoplink.money import to_decimal_string
-
-
-@dataclass(frozen=True)
-class ShopDomain:
-    domain: str
-    include_subdomains: bool
-    verified_at: datetime
-
-    @property
-    def rule(self) -> DomainRule:
-        return DomainRule(self.domain, self.include_subdomains)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"domain": self.domain, "include_subdomains": self.include_subdomains,
-                "verified_at": self.verified_at.isoformat()}
 
 
 @dataclass(frozen=True)
@@ -35,7 +21,16 @@ class Shop:
 
     @property
     def rules(self) -> list[DomainRule]:
-        return [d.rule for d in self.domains]
+        """Domains product URLs may use: every claim but failed ones (a product may be prepared
+        while its domain is pending; it redirects only once the domain is verified)."""
+        return [d.rule for d in self.domains if d.state != FAILED]
+
+    @property
+    def verified_rules(self) -> list[DomainRule]:
+        return [d.rule for d in self.domains if d.verified]
+
+    def domain(self, name: str) -> ShopDomain | None:
+        return next((d for d in self.domains if d.domain == name), None)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "owner_id": self.owner_id, "name": self.name,

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from shoplink.catalog.models import Product, Shop, ShopDomain
+from shoplink.catalog.models import Product, Shop
 from shoplink.db import Conn
 
 _PRODUCT_COLUMNS = """p.id, p.shop_id, s.owner_id, p.title, p.url, p.price_minor, p.currency,
@@ -18,12 +18,11 @@ def _product(row: asyncpg.Record) -> Product:
     return Product(**{k: row[k] for k in Product.__dataclass_fields__})
 
 
-def _shop(row: asyncpg.Record, domains: Sequence[asyncpg.Record]) -> Shop:
+def _shop(row: asyncpg.Record) -> Shop:
+    """The shop without its domains (the domains package owns them; the service adds them)."""
     return Shop(id=row["id"], owner_id=row["owner_id"], name=row["name"],
                 fallback_url=row["fallback_url"], created_at=row["created_at"],
-                updated_at=row["updated_at"],
-                domains=tuple(ShopDomain(d["domain"], d["include_subdomains"], d["verified_at"])
-                              for d in domains))
+                updated_at=row["updated_at"])
 
 
 async def insert_shop(con: Conn, owner_id: int, name: str,
@@ -34,28 +33,11 @@ async def insert_shop(con: Conn, owner_id: int, name: str,
     return shop_id
 
 
-async def upsert_domain(con: Conn, shop_id: int, domain: str,
-                        include_subdomains: bool) -> None:
-    await con.execute(
-        """INSERT INTO shop_domains (shop_id, domain, include_subdomains) VALUES ($1, $2, $3)
-           ON CONFLICT (shop_id, domain) DO UPDATE SET include_subdomains = EXCLUDED.include_subdomains""",
-        shop_id, domain, include_subdomains)
-
-
-async def delete_domain(con: Conn, shop_id: int, domain: str) -> bool:
-    result: str = await con.execute(
-        "DELETE FROM shop_domains WHERE shop_id = $1 AND domain = $2", shop_id, domain)
-    return result.endswith(" 1")
-
-
 async def get_shop(con: Conn, shop_id: int, *, for_update: bool = False) -> Shop | None:
+    """The shop row (its `domains` empty)."""
     lock = " FOR UPDATE" if for_update else ""
     row = await con.fetchrow(f"SELECT * FROM shops WHERE id = $1{lock}", shop_id)
-    if row is None:
-        return None
-    domains = await con.fetch(
-        "SELECT * FROM shop_domains WHERE shop_id = $1 ORDER BY domain", shop_id)
-    return _shop(row, domains)
+    return _shop(row) if row is not None else None
 
 
 async def list_shops(con: Conn, owner_id: int | None, limit: int,
@@ -63,13 +45,7 @@ async def list_shops(con: Conn, owner_id: int | None, limit: int,
     rows = await con.fetch(
         """SELECT * FROM shops WHERE ($1::bigint IS NULL OR owner_id = $1) AND id > $2
             ORDER BY id LIMIT $3""", owner_id, after_id, limit)
-    domains = await con.fetch(
-        "SELECT * FROM shop_domains WHERE shop_id = ANY($1::bigint[]) ORDER BY domain",
-        [r["id"] for r in rows])
-    by_shop: dict[int, list[asyncpg.Record]] = {}
-    for d in domains:
-        by_shop.setdefault(d["shop_id"], []).append(d)
-    return [_shop(r, by_shop.get(r["id"], [])) for r in rows]
+    return [_shop(r) for r in rows]
 
 
 async def update_shop(con: Conn, shop_id: int, changes: dict[str, Any]) -> None:

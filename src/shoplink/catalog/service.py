@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -11,16 +12,12 @@ from shoplink.auth import policy
 from shoplink.auth.models import Principal
 from shoplink.catalog import repository as repo
 from shoplink.catalog.models import Product, Shop
-from shoplink.catalog.urls import (
-    DomainRule,
-    UrlRejected,
-    check_url_on_domains,
-    host_allowed,
-    normalize_host,
-    normalize_url,
-)
+from shoplink.catalog.urls import DomainRule, UrlRejected, host_allowed, normalize_host, normalize_url
 from shoplink.changes import Change, ChangeBus
 from shoplink.db import Conn
+from shoplink.domains.models import FAILED, ShopDomain
+from shoplink.domains.names import NameRefused, claimable
+from shoplink.domains.service import DomainService
 from shoplink.errors import Conflict, NotFound, ValidationFailed, field_error
 from shoplink.money import MoneyError, is_currency, to_minor
 
@@ -30,11 +27,14 @@ MAX_BULK_ROWS = 1000
 
 
 class CatalogService:
-    def __init__(self, pool: asyncpg.Pool, *, allow_http_urls: bool,
-                 changes: ChangeBus | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, domains: DomainService, allow_http_urls: bool,
+                 changes: ChangeBus | None = None, media_base_url: str | None = None) -> None:
         self._pool = pool
+        self._domains = domains
         self._allow_http = allow_http_urls
         self._changes = changes or ChangeBus()
+        # Images we serve ourselves (uploads, thumbnails) may be product images on any shop.
+        self._media_prefix = f"{media_base_url.rstrip('/')}/media/" if media_base_url else None
 
     async def _notify(self, change: Change) -> None:
         """After commit: caches of every instance (click resolver, timelines) drop what changed."""
@@ -42,36 +42,41 @@ class CatalogService:
 
     # ---- shops -------------------------------------------------------------------------
 
-    def _domain_rules(self, entries: list[Any]) -> list[DomainRule]:
+    def _domain_rules(self, entries: list[Any], field: str = "domains") -> list[DomainRule]:
+        """Normalized claims; a 422 naming the entry (and a stable code) for a name nobody may own."""
         rules: dict[str, DomainRule] = {}
         for i, entry in enumerate(entries):
             raw, subs = (entry, False) if isinstance(entry, str) else (
                 entry["domain"], entry.get("include_subdomains", False))
+            name = field if field == "domain" else f"{field}.{i}"
             try:
-                host = normalize_host(raw, allow_local=self._allow_http)
-            except UrlRejected as exc:
-                raise field_error(f"domains.{i}", str(exc)) from None
+                host = self._domains.normalize(raw)
+            except NameRefused as exc:
+                raise field_error(name, exc.message, code=exc.code) from None
             rules[host] = DomainRule(host, subs)
         return list(rules.values())
 
-    def _fallback(self, raw: str | None, rules: list[DomainRule]) -> str | None:
+    def _fallback(self, raw: str | None, shop: Shop) -> str | None:
         if raw is None:
             return None
-        try:
-            return check_url_on_domains(raw, rules, allow_http=self._allow_http)
-        except UrlRejected as exc:
-            raise field_error("fallback_url", str(exc)) from None
+        return self._url_on_shop(raw, shop, "fallback_url")
+
+    async def _with_domains(self, con: Conn, shop: Shop) -> Shop:
+        return replace(shop, domains=tuple(await self._domains.for_shop(con, shop.id)))
 
     async def create_shop(self, who: Principal, body: dict[str, Any]) -> Shop:
         policy.require(who, "shops.create")
         rules = self._domain_rules(body["domains"])
-        fallback = self._fallback(body.get("fallback_url"), rules)
         async with self._pool.acquire() as con, con.transaction():
-            shop_id = await repo.insert_shop(con, who.account_id, body["name"].strip(), fallback)
-            for rule in rules:
-                await repo.upsert_domain(con, shop_id, rule.domain, rule.include_subdomains)
+            shop_id = await repo.insert_shop(con, who.account_id, body["name"].strip(), None)
+            await self._domains.claim_all(con, shop_id, rules)
             shop = await repo.get_shop(con, shop_id)
-        assert shop is not None
+            assert shop is not None
+            shop = await self._with_domains(con, shop)
+            fallback = self._fallback(body.get("fallback_url"), shop)
+            if fallback is not None:
+                await repo.update_shop(con, shop_id, {"fallback_url": fallback})
+                shop = replace(shop, fallback_url=fallback)
         return shop
 
     async def _owned_shop(self, con: Conn, who: Principal, shop_id: int,
@@ -80,7 +85,7 @@ class CatalogService:
         if shop is None:
             raise NotFound("shop not found")
         policy.require_owner(who, shop.owner_id, "shop")
-        return shop
+        return await self._with_domains(con, shop)
 
     async def get_shop(self, who: Principal, shop_id: int) -> Shop:
         async with self._pool.acquire() as con:
@@ -89,7 +94,9 @@ class CatalogService:
     async def list_shops(self, who: Principal, limit: int, after_id: int) -> list[Shop]:
         owner = None if who.is_admin else who.account_id
         async with self._pool.acquire() as con:
-            return await repo.list_shops(con, owner, limit, after_id)
+            shops = await repo.list_shops(con, owner, limit, after_id)
+            domains = await self._domains.for_shops(con, [s.id for s in shops])
+        return [replace(s, domains=tuple(domains.get(s.id, ()))) for s in shops]
 
     async def update_shop(self, who: Principal, shop_id: int, body: dict[str, Any]) -> Shop:
         async with self._pool.acquire() as con, con.transaction():
@@ -98,32 +105,55 @@ class CatalogService:
             if "name" in body:
                 changes["name"] = body["name"].strip()
             if "fallback_url" in body:
-                changes["fallback_url"] = self._fallback(body["fallback_url"], shop.rules)
+                changes["fallback_url"] = self._fallback(body["fallback_url"], shop)
             await repo.update_shop(con, shop_id, changes)
             updated = await repo.get_shop(con, shop_id)
-        assert updated is not None
+            assert updated is not None
+            updated = await self._with_domains(con, updated)
         await self._notify(Change("shop", shop_id))
         return updated
 
     async def add_domain(self, who: Principal, shop_id: int, body: dict[str, Any]) -> Shop:
-        rule = self._domain_rules([body])[0]
+        rule = self._domain_rules([body], field="domain")[0]
         async with self._pool.acquire() as con, con.transaction():
             await self._owned_shop(con, who, shop_id, for_update=True)
-            await repo.upsert_domain(con, shop_id, rule.domain, rule.include_subdomains)
+            await self._domains.claim(con, shop_id, rule)
             shop = await repo.get_shop(con, shop_id)
-        assert shop is not None
+            assert shop is not None
+            shop = await self._with_domains(con, shop)
         await self._notify(Change("shop", shop_id))
         return shop
 
-    async def remove_domain(self, who: Principal, shop_id: int, raw_domain: str) -> Shop:
+    def _domain_name(self, raw: str) -> str:
+        """A domain named in a path, in canonical form (claimed or not: no ownability check)."""
         try:
-            domain = normalize_host(raw_domain, allow_local=self._allow_http)
+            return normalize_host(raw, allow_local=self._allow_http)
         except UrlRejected as exc:
             raise field_error("domain", str(exc)) from None
+
+    async def get_domain(self, who: Principal, shop_id: int, raw_domain: str) -> ShopDomain:
+        domain = self._domain_name(raw_domain)
+        async with self._pool.acquire() as con:
+            shop = await self._owned_shop(con, who, shop_id)
+        found = shop.domain(domain)
+        if found is None:
+            raise NotFound(f"domain {domain} is not registered for this shop")
+        return found
+
+    async def verify_domain(self, who: Principal, shop_id: int, raw_domain: str) -> ShopDomain:
+        """Look for the domain's proof now (its owner only) and return its new state."""
+        domain = self._domain_name(raw_domain)
+        policy.require(who, "catalog.manage")
+        async with self._pool.acquire() as con:
+            await self._owned_shop(con, who, shop_id)
+        return await self._domains.verify(shop_id, domain)
+
+    async def remove_domain(self, who: Principal, shop_id: int, raw_domain: str) -> Shop:
+        domain = self._domain_name(raw_domain)
         async with self._pool.acquire() as con, con.transaction():
             shop = await self._owned_shop(con, who, shop_id, for_update=True)
-            remaining = [r for r in shop.rules if r.domain != domain]
-            if len(remaining) == len(shop.rules):
+            remaining = [d.rule for d in shop.domains if d.domain != domain]
+            if len(remaining) == len(shop.domains):
                 raise NotFound(f"domain {domain} is not registered for this shop")
             stranded = [r["id"] for r in await repo.active_product_urls(con, shop_id)
                         if not self._url_on(r["url"], remaining)]
@@ -134,9 +164,10 @@ class CatalogService:
             if shop.fallback_url and not self._url_on(shop.fallback_url, remaining):
                 raise Conflict(f"the shop's fallback_url is on {domain}; change it first",
                                code="domain_in_use")
-            await repo.delete_domain(con, shop_id, domain)
+            await self._domains.release(con, shop_id, domain)
             updated = await repo.get_shop(con, shop_id)
-        assert updated is not None
+            assert updated is not None
+            updated = await self._with_domains(con, updated)
         await self._notify(Change("shop", shop_id))
         return updated
 
@@ -146,6 +177,43 @@ class CatalogService:
         except UrlRejected:
             return False
         return host_allowed(host, rules)
+
+    def _usable(self, rules: list[DomainRule]) -> list[DomainRule]:
+        """Rules whose name may be owned at all (rows older than the name rules may not)."""
+        return [r for r in rules if claimable(r.domain, dev=self._allow_http)]
+
+    def _url_on_shop(self, raw: str, shop: Shop, field: str) -> str:
+        """The canonical URL when it is on one of the shop's usable domains; a 422 on `field`."""
+        try:
+            url, host = normalize_url(raw, allow_http=self._allow_http)
+        except UrlRejected as exc:
+            raise field_error(field, str(exc)) from None
+        if host_allowed(host, self._usable(shop.rules)):
+            return url
+        failed = next((d for d in shop.domains if d.state == FAILED and d.rule.matches(host)), None)
+        if failed is not None:
+            raise field_error(field, f"the domain {failed.domain} failed verification "
+                                     f"({failed.failure_reason}): verify it again or add it again",
+                              code="domain_failed")
+        names = ", ".join(d.domain for d in shop.domains) or "(none)"
+        raise field_error(field, f"host {host!r} is not one of the shop's domains: {names}")
+
+    def _image_url(self, raw: str, shop: Shop, field: str) -> str:
+        """A product image is shown inside the player on other sites: it must come from a verified
+        domain of the shop, or from this service's own media (no third-party tracking pixels)."""
+        try:
+            url, host = normalize_url(raw, allow_http=self._allow_http)
+        except UrlRejected as exc:
+            raise field_error(field, str(exc)) from None
+        if host_allowed(host, self._usable(shop.verified_rules)):
+            return url
+        if self._media_prefix is not None and url.startswith(self._media_prefix):
+            return url
+        if host_allowed(host, shop.rules):
+            raise field_error(field, f"{host} is not verified yet: product images must come from a "
+                                     "verified domain of the shop", code="domain_not_verified")
+        raise field_error(field, f"host {host!r} is not a verified domain of the shop (images from "
+                                 "other sites are not accepted)")
 
     # ---- products ----------------------------------------------------------------------
 
@@ -159,17 +227,11 @@ class CatalogService:
                 raise field_error(f"{prefix}title", "must not be blank")
             out["title"] = title
         if "url" in body:
-            try:
-                out["url"] = check_url_on_domains(body["url"], shop.rules, allow_http=self._allow_http)
-            except UrlRejected as exc:
-                raise field_error(f"{prefix}url", str(exc)) from None
+            out["url"] = self._url_on_shop(body["url"], shop, f"{prefix}url")
         if "image_url" in body:
             out["image_url"] = None
             if body["image_url"] is not None:
-                try:
-                    out["image_url"], _ = normalize_url(body["image_url"], allow_http=self._allow_http)
-                except UrlRejected as exc:
-                    raise field_error(f"{prefix}image_url", str(exc)) from None
+                out["image_url"] = self._image_url(body["image_url"], shop, f"{prefix}image_url")
         if "sku" in body:
             out["sku"] = body["sku"].strip() or None if body["sku"] is not None else None
         if "price" in body or "currency" in body:
@@ -256,6 +318,7 @@ class CatalogService:
             policy.require_owner(who, product.owner_id, "product")
             shop = await repo.get_shop(con, product.shop_id)
             assert shop is not None
+            shop = await self._with_domains(con, shop)
             changes = self._product_fields(body, shop, current=product)
             if "status" in body:
                 changes["status"] = body["status"]

@@ -55,6 +55,22 @@ async def add_domain(request: web.Request) -> web.Response:
     return json_response(shop.to_json(), status=201)
 
 
+@routes.get("/api/v1/shops/{shop_id}/domains/{domain}")
+async def get_domain(request: web.Request) -> web.Response:
+    """One domain: its state, proof instructions and the last failure."""
+    domain = await request.app[CATALOG].get_domain(
+        principal(request), path_id(request, "shop_id"), request.match_info["domain"])
+    return json_response(domain.to_json())
+
+
+@routes.post("/api/v1/shops/{shop_id}/domains/{domain}/verify")
+async def verify_domain(request: web.Request) -> web.Response:
+    """Look for the proof now; the domain with its new state (and, on failure, why)."""
+    domain = await request.app[CATALOG].verify_domain(
+        principal(request), path_id(request, "shop_id"), request.match_info["domain"])
+    return json_response(domain.to_json())
+
+
 @routes.delete("/api/v1/shops/{shop_id}/domains/{domain}")
 async def remove_domain(request: web.Request) -> web.Response:
     shop = await request.app[CATALOG].remove_domain(

@@ -27,11 +27,13 @@ class AnchorTarget:
     product_status: str  # active | delisted
     shop_id: int
     fallback_url: str | None
-    domains: tuple[DomainRule, ...]
+    domains: tuple[DomainRule, ...]  # the shop's verified domains: the only redirect targets
     video_duration_s: float | None
     video_status: str | None
     live_status: str | None
     live_started_at: datetime | None
+    # The shop's other domains with their state (pending, failed, lapsed, or revoked).
+    unverified: tuple[tuple[DomainRule, str], ...] = ()
 
 
 class Terms(Protocol):

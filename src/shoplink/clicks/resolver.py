@@ -38,11 +38,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from shoplink.catalog.urls import UrlRejected, check_url_on_domains
+from shoplink.catalog.urls import UrlRejected, normalize_url
 from shoplink.changes import Change
 from shoplink.clicks import events
 from shoplink.clicks import repository as repo
 from shoplink.clicks.models import AnchorTarget, TermsLookup
+from shoplink.domains.names import claimable
 from shoplink.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -68,17 +69,20 @@ Key = tuple[str, int]
 class Target:
     """What one code resolves to. Immutable once built; shared by every click on the code."""
 
-    __slots__ = ("code", "commission", "expires", "head", "keys", "live_started_s", "outcome", "prefix",
-                 "refresh_at", "row", "shard", "status", "tail", "video_duration_s")
+    __slots__ = ("code", "commission", "expires", "head", "keys", "live_started_s", "outcome", "page",
+                 "prefix", "refresh_at", "row", "shard", "status", "tail", "video_duration_s")
 
     def __init__(self, *, code: str, outcome: str, status: int, shard: int, base: dict[str, Any],
                  head: str | None = None, tail: str = "", keys: tuple[Key, ...] = (),
                  expires: float = 0.0, refresh_at: float | None = None,
                  video_duration_s: float | None = None, live_started_s: float | None = None,
-                 row: AnchorTarget | None = None) -> None:
+                 row: AnchorTarget | None = None, page: str | None = None) -> None:
         self.code = code
         self.outcome = outcome  # redirected | fallback | gone | not_found
         self.status = status  # 302 | 410 | 404
+        # The page a non-redirect shows: not_found (unknown code), gone (410: archived, delisted,
+        # its domain lapsed or revoked), not_active (404: its domain is not verified yet).
+        self.page = page or {404: "not_found", 410: "gone"}.get(status)
         self.shard = shard
         self.prefix = events.static_prefix(base)  # the event's anchor-dependent fields, as JSON
         self.head = head  # Location up to and including "sl_click=", or None (no redirect)
@@ -330,14 +334,18 @@ class Resolver:
         live = row.surface == "live"
         url: str | None = None
         outcome = "redirected"
+        blocked: str | None = None  # the state of the unverified domain that stopped the redirect
         if (row.anchor_status == "active" and row.product_status == "active"
                 and row.video_status != "deleted"):
-            url = self._verified(row.product_url, row)
+            url, blocked = self._target_url(row.product_url, row)
         if url is None:
             outcome = "fallback"
-            url = self._verified(row.fallback_url, row) if row.fallback_url else None
+            url = self._target_url(row.fallback_url, row)[0] if row.fallback_url else None
             if url is None:
                 outcome = "gone"
+        status, page = 302, None
+        if outcome == "gone":  # a domain not verified yet: "not active yet"; anything else: gone
+            status, page = (404, "not_active") if blocked in ("pending", "failed") else (410, "gone")
         head, tail = (None, "")
         if url is not None:
             head, tail = location_parts(url, medium="live" if live else "video", campaign=campaign,
@@ -349,25 +357,34 @@ class Resolver:
             commission=commission)
         started = (row.live_started_at.timestamp()
                    if live and row.live_status == "live" and row.live_started_at is not None else None)
-        return Target(code=row.code, outcome=outcome, status=410 if outcome == "gone" else 302,
+        return Target(code=row.code, outcome=outcome, status=status,
                       shard=events.shard_for(row.anchor_id, row.code, self._shards), base=base,
                       head=head, tail=tail, keys=tuple(keys), expires=expires, refresh_at=refresh_at,
                       video_duration_s=None if live else row.video_duration_s,
-                      live_started_s=started, row=row)
+                      live_started_s=started, row=row, page=page)
 
-    def _verified(self, url: str | None, row: AnchorTarget) -> str | None:
-        """The URL re-checked against the shop's verified domains now, or None."""
+    def _target_url(self, url: str | None, row: AnchorTarget) -> tuple[str | None, str | None]:
+        """(the URL re-checked now against the shop's *verified* domains, None) when it may be a
+        redirect target; else (None, the state of the shop's unverified domain it is on, if any).
+        Runs when an anchor is loaded into the cache, never per click."""
         if url is None:
-            return None
+            return None, None
         try:
-            checked = check_url_on_domains(url, row.domains, allow_http=self._allow_http)
+            checked, host = normalize_url(url, allow_http=self._allow_http)
             if _UNSAFE_IN_HEADER.search(checked):
                 raise UrlRejected("control character or space in the URL")
         except UrlRejected as exc:
             log.warning("stored URL refused for a redirect", extra={
                 "anchor_id": row.anchor_id, "shop_id": row.shop_id, "reason": str(exc)})
-            return None
-        return checked
+            return None, None
+        if any(rule.matches(host) and claimable(rule.domain, dev=self._allow_http) for rule in row.domains):
+            return checked, None
+        state = next((state for rule, state in row.unverified if rule.matches(host)), None)
+        if state is None:  # on none of the shop's domains: the data is wrong somewhere
+            log.warning("stored URL refused for a redirect", extra={
+                "anchor_id": row.anchor_id, "shop_id": row.shop_id,
+                "reason": f"host {host!r} is not one of the shop's domains"})
+        return None, state
 
     def _not_found(self, code: str, *, expires: float) -> Target:
         recorded = code[:events.MAX_CODE_LENGTH]  # the shard follows the code the event carries

@@ -33,22 +33,26 @@ log = logging.getLogger(__name__)
 OUTCOMES = ("redirected", "fallback", "gone", "not_found")
 
 _PAGES = {
-    404: ("Link not found", "This link does not exist. Check the address, or go back to the video."),
-    410: ("Product no longer available", "This product is no longer offered through this link."),
+    "not_found": ("Link not found", "This link does not exist. Check the address, or go back to the video."),
+    "gone": ("Product no longer available", "This product is no longer offered through this link."),
+    "not_active": ("Link not active yet", "This link is not active yet: the shop is still confirming "
+                   "that its website is its own. Try again later, or go back to the video."),
 }
-_JSON_CODES = {404: ("not_found", "unknown link code"), 410: ("gone", "this product is no longer available")}
+_JSON_CODES = {"not_found": ("not_found", "unknown link code"),
+               "gone": ("gone", "this product is no longer available"),
+               "not_active": ("link_not_active", "this link is not active yet (the shop's domain is not verified)")}
 
 
-def _html_page(status: int) -> bytes:
-    title, text = _PAGES[status]
+def _html_page(page: str) -> bytes:
+    title, text = _PAGES[page]
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<meta name="robots" content="noindex"><title>{title}</title></head>'
             f"<body><h1>{title}</h1><p>{text}</p></body></html>").encode()
 
 
-_HTML = {status: _html_page(status) for status in _PAGES}
-_JSON = {status: error_body(code, message) for status, (code, message) in _JSON_CODES.items()}
+_HTML = {page: _html_page(page) for page in _PAGES}
+_JSON = {page: error_body(code, message) for page, (code, message) in _JSON_CODES.items()}
 
 
 class ClickService:
@@ -123,10 +127,11 @@ class ClickService:
             out["Location"] = location
         if status == 302:
             return web.Response(status=302, headers=out)
+        page = target.page or "gone"
         if "application/json" in headers.get("Accept", ""):
-            return web.Response(status=status, headers=out, body=_JSON[status],
+            return web.Response(status=status, headers=out, body=_JSON[page],
                                 content_type="application/json")
-        return web.Response(status=status, headers=out, body=_HTML[status], content_type="text/html",
+        return web.Response(status=status, headers=out, body=_HTML[page], content_type="text/html",
                             charset="utf-8")
 
     # ---- metrics ---------------------------------------------------------------------------
