@@ -86,6 +86,10 @@ def _workers_arg(raw: str) -> int:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from shoplink import server
 
+    unsafe = settings.unsafe_to_serve()
+    if unsafe is not None:
+        print(f"shoplink: refusing to start: {unsafe}", file=sys.stderr)
+        return 2
     if args.worker_slot is not None or args.control_fd is not None:
         from shoplink.supervisor import WorkerLink
 

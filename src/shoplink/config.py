@@ -491,6 +491,35 @@ class Settings:
     def uses_default_secret(self) -> bool:
         return self.secret_key == _fields_by_name()["secret_key"].default
 
+    def unsafe_to_serve(self) -> str | None:
+        """Why `shoplink serve` must not start with these settings (one line), or None.
+
+        The default SHOPLINK_SECRET_KEY is public: with it, session cookies and CSRF tokens can
+        be forged and the hashed viewer networks in click events reversed. It is accepted only
+        by a server that binds to loopback and whose public base URL is a loopback URL (or
+        empty, which means http://HOST:PORT): a developer's own machine."""
+        if not self.uses_default_secret:
+            return None
+        public_host = urlsplit(self.public_base_url).hostname or ""
+        if is_loopback_host(self.host) and is_loopback_host(public_host):
+            return None
+        where = f"binds {self.host!r}" if not is_loopback_host(self.host) else \
+            f"is public at {self.public_base_url}"
+        return (f"SHOPLINK_SECRET_KEY is the public development default and the server {where}: "
+                "set SHOPLINK_SECRET_KEY (or SHOPLINK_SECRET_KEY_FILE) to 16+ random characters "
+                "(the default is accepted only on loopback with a loopback public URL)")
+
+
+def is_loopback_host(host: str) -> bool:
+    """`localhost`, a name under `.localhost`, or a loopback address (127.0.0.0/8, ::1)."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
 
 def _raw_value(env: Mapping[str, str], field: _Field) -> str:
     file_var = f"{field.env}_FILE"

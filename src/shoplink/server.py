@@ -65,7 +65,7 @@ def serve(settings: Settings, *, migrate_first: bool = False, worker: WorkerLink
     try:
         if migrate_first:
             loop.run_until_complete(apply_migrations(settings))
-        if settings.uses_default_secret:
+        if settings.uses_default_secret:  # only on loopback (`shoplink serve` refuses it elsewhere)
             log.warning("SHOPLINK_SECRET_KEY is the development default; set a real secret")
         app = create_app(settings)
         if settings.metrics_port:  # started with the app: a busy port fails the start-up
