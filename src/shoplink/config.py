@@ -80,6 +80,11 @@ def _parse_str(raw: str) -> str:
     return raw
 
 
+def _parse_list(raw: str) -> tuple[str, ...]:
+    """Items separated by commas (blanks dropped)."""
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
 def _parse_secret(raw: str) -> str:
     if len(raw) < 16:
         raise ValueError("must be at least 16 characters")
@@ -359,9 +364,14 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("rate_api_client_burst", "SHOPLINK_RATE_API_CLIENT_BURST", "500", _parse_int(1, 1_000_000),
            "Management API calls one client address may make in a burst."),
     _Field("rate_auth_fail_per_s", "SHOPLINK_RATE_AUTH_FAIL_PER_S", "0.05", _parse_float(0.0001, 1000),
-           "Failed authentications (bad token, rejected sign-in) forgiven per second and client."),
+           "Failed authentications (bad token, rejected sign-in) forgiven per second, per client and per "
+           "guessed token."),
     _Field("rate_auth_fail_burst", "SHOPLINK_RATE_AUTH_FAIL_BURST", "10", _parse_int(1, 10_000),
-           "Failed authentications a client may make before it is locked out (429)."),
+           "Failed authentications a client, or attempts at one token's head or tail, may make before "
+           "429 (valid tokens are never refused for a client's failures)."),
+    _Field("rate_exempt_tokens", "SHOPLINK_RATE_EXEMPT_TOKENS", "", _parse_list,
+           "For test and fuzzing runs: API tokens (comma-separated) that no rate limit applies to. "
+           "Empty in production (it only ever exempts the holders of the listed tokens).", secret=True),
 )
 
 
@@ -451,6 +461,7 @@ class Settings:
     rate_api_client_burst: int
     rate_auth_fail_per_s: float
     rate_auth_fail_burst: int
+    rate_exempt_tokens: tuple[str, ...]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

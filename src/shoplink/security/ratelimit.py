@@ -9,7 +9,8 @@ the same pipeline (one round trip on a single Redis).
 
 Keys never hold a raw client address or credential: a client is the keyed hash (HMAC-SHA256
 under a key derived from SHOPLINK_SECRET_KEY) of its IPv4 address or IPv6 /64, a credential the
-keyed hash of the bearer token or session cookie, both truncated to 32 hex digits.
+keyed hash of the bearer token or session cookie, a guessed token the keyed hash of a part of
+it, all truncated to 32 hex digits.
 
 When Redis is unreachable or slow the limiter fails open (requests go through, unlimited) and
 logs it at most once per `_LOG_EVERY_S`; it then skips Redis for `_PAUSE_S` so an outage does not
@@ -198,39 +199,87 @@ def token_key(subject: str) -> str:
     return f"{PREFIX}t:{{{subject}}}"
 
 
+def target_key(subject: str) -> str:
+    """The failure bucket of one guessed token neighbourhood (see `RateLimits.targets`)."""
+    return f"{PREFIX}g:{{{subject}}}"
+
+
+TOKEN_PREFIX = "slk_"  # API tokens: slk_ + 43 url-safe characters (shoplink.auth.service)
+TARGET_CHARS = 8  # characters of a token's head and of its tail that name what is guessed
+
+
 class RateLimits:
-    """The limiter plus the configured limits, as the middleware uses them."""
+    """The limiter plus the configured limits, as the middleware and the sign-in use them.
+
+    Failed authentications are kept in two kinds of buckets, so that they hurt the guesser and
+    nobody else:
+    - per client (keyed hash of the address): once empty, that client's *failed* attempts are
+      answered 429 instead of 401. It never refuses a valid credential: behind a load balancer
+      every client shares one address, and bad tokens from one of them must not lock out the
+      integrations sending good ones.
+    - per guessed token: the first and the last `TARGET_CHARS` characters of the presented
+      token. Once either bucket is empty, every attempt with that head (or tail) is refused
+      before the token is checked, valid or not, from any address. This is the bound on
+      guessing: completing a token of which a part leaked (a screenshot, a truncated log) takes
+      the same head or tail over and over. Blind guessing needs no bound (256 random bits; each
+      guess costs one request of the client's API budget); it spreads over 2^48 buckets and
+      never meets a real token's.
+    Tokens in `exempt` (SHOPLINK_RATE_EXEMPT_TOKENS, for test and fuzzing runs) skip every limit.
+    """
 
     def __init__(self, limiter: RateLimiter, secret_key: str, *, api_token: Limit, api_client: Limit,
-                 auth_failures: Limit) -> None:
+                 auth_failures: Limit, exempt_tokens: Sequence[str] = ()) -> None:
         self.limiter = limiter
         self.keys = ClientKeys(secret_key)
         self._credential_key = hmac.digest(secret_key.encode(), b"shoplink:ratelimit-credential", "sha256")
+        self._target_key = hmac.digest(secret_key.encode(), b"shoplink:ratelimit-target", "sha256")
         self.api_token = api_token
         self.api_client = api_client
         self.auth_failures = auth_failures
+        self._exempt = frozenset(self.credential(token) for token in exempt_tokens)
 
     def credential(self, value: str) -> str:
         """A bucket subject for a bearer token or session cookie (a keyed hash: never the secret)."""
         return hmac.digest(self._credential_key, value.encode(), "sha256").hex()[:32]
 
-    async def before_api_call(self, client: str, credential: str | None, *, bearer: bool) -> Verdict:
-        """Charge the client and the credential (one round trip); while the client is locked out
-        after failed authentications, a bearer-token attempt is refused before the token is checked."""
-        own = [Charge(client_key(client, "api"), self.api_client, name="requests from this client")]
-        if bearer:
-            own.append(self._lockout(client))
-        if credential is None:
-            return await self.limiter.check(own)
-        return await self.limiter.check(
-            own, [Charge(token_key(credential), self.api_token, name="requests with this token")])
+    def exempt(self, credential: str) -> bool:
+        """Is this credential hash (`credential(token)`) one of SHOPLINK_RATE_EXEMPT_TOKENS?"""
+        return credential in self._exempt
 
-    async def before_signin(self, client: str) -> Verdict:
-        return await self.limiter.check([self._lockout(client)])
+    def targets(self, token: str) -> list[str]:
+        """The guessed-token buckets of a presented token: keyed hashes of its head and tail
+        (none for something that is not shaped like a token: it cannot be anybody's)."""
+        body = token[len(TOKEN_PREFIX):] if token.startswith(TOKEN_PREFIX) else ""
+        if len(body) < 2 * TARGET_CHARS:
+            return []
+        return [target_key(hmac.digest(self._target_key, part.encode(), "sha256").hex()[:32])
+                for part in (f"head:{body[:TARGET_CHARS]}", f"tail:{body[-TARGET_CHARS:]}")]
 
-    async def failed_auth(self, client: str) -> None:
-        await self.limiter.check([Charge(client_key(client, "fail"), self.auth_failures, need=0, cost=1)])
+    async def before_api_call(self, client: str, credential: str | None, bearer: str | None) -> Verdict:
+        """Charge the client and the credential (one round trip); a bearer token whose head or
+        tail is being guessed is refused before it is checked."""
+        groups: list[Group] = [[Charge(client_key(client, "api"), self.api_client,
+                                       name="requests from this client")]]
+        if credential is not None:
+            groups.append([Charge(token_key(credential), self.api_token, name="requests with this token")])
+        if bearer is not None:
+            groups.extend([self._lockout(target)] for target in self.targets(bearer))
+        return await self.limiter.check(*groups)
 
-    def _lockout(self, client: str) -> Charge:
-        return Charge(client_key(client, "fail"), self.auth_failures, need=1, cost=0,
-                      name="failed authentications from this client")
+    async def before_signin(self, token: str) -> Verdict:
+        """A sign-in with `token`: refused while its head or tail is being guessed."""
+        groups = [[self._lockout(target)] for target in self.targets(token)]
+        return await self.limiter.check(*groups) if groups else ALLOW
+
+    async def failed_auth(self, client: str, token: str) -> Verdict:
+        """Record a failed attempt with `token` from `client`. Not allowed: the client is over
+        its failure budget (answer 429 rather than 401)."""
+        own = Charge(client_key(client, "fail"), self.auth_failures, need=1, cost=1,
+                     name="failed authentications from this client")
+        charges: list[Group] = [[own]]
+        charges.extend([Charge(target, self.auth_failures, need=0, cost=1)] for target in self.targets(token))
+        return await self.limiter.check(*charges)
+
+    def _lockout(self, target: str) -> Charge:
+        return Charge(target, self.auth_failures, need=1, cost=0,
+                      name="failed authentications with this token")
