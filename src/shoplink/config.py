@@ -200,6 +200,9 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("metrics_port", "SHOPLINK_METRICS_PORT", "0", _parse_int(0, 65535),
            "Also serve /metrics of each server process on its own port: this one plus the "
            "process's slot under `serve --workers N` (so every process can be scraped); 0: none."),
+    _Field("metrics_token", "SHOPLINK_METRICS_TOKEN", "", lambda raw: _parse_secret(raw) if raw else "",
+           "Bearer token (16+ chars) that opens /metrics on the main port. Empty: /metrics is only on "
+           "SHOPLINK_METRICS_PORT (the main port answers 404).", secret=True),
     _Field("workers", "SHOPLINK_WORKERS", "1", parse_workers,
            "Server processes `shoplink serve` runs on the one port (SO_REUSEPORT) under a supervisor; "
            "`auto`: one per CPU core; 1: a single process, no supervisor. `--workers` overrides it."),
@@ -387,6 +390,7 @@ class Settings:
     host: str
     port: int
     metrics_port: int
+    metrics_token: str
     workers: int
     public_base_url: str
     secret_key: str

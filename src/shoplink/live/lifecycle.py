@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from shoplink.keys import CHANGES, DB_POOL, LIVE, METRICS, PROMOTION_RIGHTS, REDIS, SETTINGS
-from shoplink.live.hub import LiveHub
+from shoplink.live.hub import LiveHub, ViewerKeys
 from shoplink.live.service import LiveService
 
 
@@ -23,7 +23,7 @@ async def live_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     hub = LiveHub(app[REDIS], app[DB_POOL], base_url=settings.public_base_url,
                   heartbeat_s=settings.live_heartbeat_s, resync_s=settings.live_resync_s,
-                  metrics=app[METRICS])
+                  metrics=app[METRICS], viewer_keys=ViewerKeys(settings.secret_key))
     app[LIVE] = LiveService(app[DB_POOL], hub, app[PROMOTION_RIGHTS], app[CHANGES],
                             max_products=settings.live_max_products, max_pins=settings.live_max_pins,
                             max_video_anchors=settings.max_anchors_per_video)
