@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from shoplink import db
-from shoplink.app import create_app, install_fast_dispatch
+from shoplink.app import create_app, install_fast_dispatch, install_read_timeouts
 from shoplink.auth.service import AuthService
 from shoplink.config import Settings
 
@@ -148,6 +148,7 @@ async def start_server(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[
         await server.start_server()
         assert isinstance(server.runner, web.AppRunner)
         install_fast_dispatch(server.runner)  # as `shoplink serve` does
+        install_read_timeouts(server.runner)
         started.append(server)
         return server
 

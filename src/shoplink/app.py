@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from shoplink import db, fastpath, health, metrics
+from shoplink import aiohttp_internals, db, fastpath, health, metrics
 from shoplink.affiliates import views as affiliate_views
 from shoplink.affiliates.context import affiliates_context
 from shoplink.analytics import status as analytics_status
@@ -29,7 +29,7 @@ from shoplink.clicks import views as click_views
 from shoplink.clicks.service import clicks_context
 from shoplink.config import Settings
 from shoplink.domains.service import DomainService
-from shoplink.errors import Handler, error_middleware
+from shoplink.errors import Handler, RequestTimeout, error_middleware
 from shoplink.fastpath import fast_path_middleware
 from shoplink.keys import (
     AFFILIATES,
@@ -183,6 +183,18 @@ def create_app(settings: Settings) -> web.Application:
     for setup in ROUTE_SETUPS:
         setup(app)
     return app
+
+
+def install_read_timeouts(runner: web.AppRunner) -> None:
+    """Slow clients are cut: SHOPLINK_HEADER_TIMEOUT_S for a request's head, SHOPLINK_BODY_TIMEOUT_S
+    and SHOPLINK_BODY_MIN_RATE for its body (aiohttp has neither; see shoplink.aiohttp_internals).
+    Call after `runner.setup()` and before the site accepts connections."""
+    assert runner.server is not None, "runner.setup() first"
+    settings = runner.app[SETTINGS]
+    aiohttp_internals.install_read_timeouts(runner.server, aiohttp_internals.ReadTimeouts(
+        header_s=settings.header_timeout_s, body_s=settings.body_timeout_s,
+        body_min_rate=settings.body_min_rate,
+        body_error=lambda: RequestTimeout("the request body arrived too slowly")))
 
 
 def install_fast_dispatch(runner: web.AppRunner) -> None:

@@ -225,6 +225,14 @@ _FIELDS: tuple[_Field, ...] = (
            "answers 503 with Retry-After."),
     _Field("db_command_timeout_s", "SHOPLINK_DB_COMMAND_TIMEOUT_S", "30", _parse_float(0.1, 3600),
            "Longest a PostgreSQL statement may run; a server that stops answering fails requests after it."),
+    _Field("header_timeout_s", "SHOPLINK_HEADER_TIMEOUT_S", "10", _parse_float(0.1, 3600),
+           "Longest a client may take to send a request's head (request line and headers), from "
+           "its connection's start or the first byte of the request; then the connection is closed."),
+    _Field("body_timeout_s", "SHOPLINK_BODY_TIMEOUT_S", "30", _parse_float(0.1, 86_400),
+           "A request body must arrive within this many seconds of its head, plus one second per "
+           "SHOPLINK_BODY_MIN_RATE bytes received; a slower one is answered 408 and its connection closed."),
+    _Field("body_min_rate", "SHOPLINK_BODY_MIN_RATE", "8192", _parse_float(1, 1e12),
+           "Bytes per second a request body must keep up, on average, past SHOPLINK_BODY_TIMEOUT_S."),
     _Field("max_body_bytes", "SHOPLINK_MAX_BODY_BYTES", "1048576", _parse_int(1024, 1 << 30),
            "Largest JSON or CSV request body accepted."),
     _Field("allow_http_urls", "SHOPLINK_ALLOW_HTTP_URLS", "false", _parse_bool,
@@ -400,6 +408,9 @@ class Settings:
     db_pool_max: int
     db_timeout_s: float
     db_command_timeout_s: float
+    header_timeout_s: float
+    body_timeout_s: float
+    body_min_rate: float
     max_body_bytes: int
     allow_http_urls: bool
     dns_nameservers: tuple[str, ...]

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from shoplink import db, metrics
-from shoplink.app import UnmigratedDatabase, create_app, install_fast_dispatch
+from shoplink.app import UnmigratedDatabase, create_app, install_fast_dispatch, install_read_timeouts
 from shoplink.config import Settings
 from shoplink.keys import METRICS, SETTINGS
 from shoplink.logs import AccessLogger
@@ -99,6 +99,7 @@ async def _run(app: web.Application, settings: Settings, *, reuse_port: bool) ->
     await runner.setup()  # the app's start-up: every cleanup context and on_startup hook
     try:
         install_fast_dispatch(runner)
+        install_read_timeouts(runner)
         if not stop.is_set():
             site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
             await site.start()
