@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from shoplink import aiohttp_internals, db, fastpath, health, metrics
+from shoplink import aiohttp_internals, db, fastpath, health, logs, metrics
 from shoplink.affiliates import views as affiliate_views
 from shoplink.affiliates.context import affiliates_context
 from shoplink.analytics import status as analytics_status
@@ -157,6 +157,7 @@ async def _analytics(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
+    logs.keep_addresses_out()  # no client address in any log line, aiohttp's own included
     app = web.Application(
         # fast_path_middleware first: public hot routes skip the others (see fastpath.py).
         # cors_middleware outside error_middleware: public paths' errors carry CORS too (and it
