@@ -265,6 +265,12 @@ _FIELDS: tuple[_Field, ...] = (
            "Where uploaded videos and thumbnails are stored."),
     _Field("max_upload_bytes", "SHOPLINK_MAX_UPLOAD_BYTES", str(512 * 1024 * 1024),
            _parse_int(1024, 1 << 40), "Largest video upload accepted."),
+    _Field("max_video_pixels", "SHOPLINK_MAX_VIDEO_PIXELS", str(4096 * 2160), _parse_int(64, 16384 * 16384),
+           "Largest frame (width x height) of a video accepted, read from its container before anything "
+           "is decoded; also bounds what decoding one frame costs (default: 4096x2160)."),
+    _Field("max_video_duration_s", "SHOPLINK_MAX_VIDEO_DURATION_S", "14400", _parse_float(1, 30 * 86_400),
+           "Longest video accepted, in seconds, as its container declares it (scene detection decodes "
+           "every frame)."),
     _Field("allow_server_paths", "SHOPLINK_ALLOW_SERVER_PATHS", "false", _parse_bool,
            "Admin setting: allow registering videos by a path on the server."),
     _Field("max_anchors_per_video", "SHOPLINK_MAX_ANCHORS_PER_VIDEO", "30", _parse_int(1, 10_000),
@@ -425,6 +431,8 @@ class Settings:
     domain_watch_interval_s: float
     media_dir: Path
     max_upload_bytes: int
+    max_video_pixels: int
+    max_video_duration_s: float
     allow_server_paths: bool
     max_anchors_per_video: int
     click_shards: int

@@ -20,6 +20,7 @@ from shoplink.keys import (
     VIDEOS,
 )
 from shoplink.videos.media import MediaStore, MediaWorkers
+from shoplink.videos.probe import ProbeLimits
 from shoplink.videos.service import VideoService
 
 TIMELINE_TTL_S = 60.0
@@ -32,7 +33,9 @@ async def videos_context(app: web.Application) -> AsyncIterator[None]:
     workers = MediaWorkers(settings.media_workers)
     videos = VideoService(app[DB_POOL], store, workers, app[CHANGES],
                           max_upload_bytes=settings.max_upload_bytes,
-                          allow_server_paths=settings.allow_server_paths)
+                          allow_server_paths=settings.allow_server_paths,
+                          probe_limits=ProbeLimits(max_pixels=settings.max_video_pixels,
+                                                   max_duration_s=settings.max_video_duration_s))
     anchors = AnchorService(app[DB_POOL], videos, app[CATALOG], app[PROMOTION_RIGHTS], app[CHANGES],
                             max_per_video=settings.max_anchors_per_video,
                             public_base_url=settings.public_base_url,
