@@ -20,6 +20,7 @@ from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from shoplink.analytics.consumer import CountWorker
+from shoplink.auth.service import new_token
 from shoplink.changes import CHANNEL as CHANGES_CHANNEL
 from shoplink.changes import Change, ChangeBus
 from shoplink.clicks.writer import ClickWriter
@@ -415,3 +416,6 @@ async def test_rate_limits_hold_on_the_cluster(
     refused = await one.get("/api/v1/me")
     assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1, refused.body
     assert (await two.get("/api/v1/me")).status == 200
+    # A failed token is charged to its client's and its guessed head and tail's buckets (two slots).
+    wrong = Api(http, _url(server), new_token())
+    assert (await wrong.get("/api/v1/me")).error_code == "invalid_token"

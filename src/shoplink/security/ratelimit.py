@@ -200,8 +200,10 @@ def token_key(subject: str) -> str:
 
 
 def target_key(subject: str) -> str:
-    """The failure bucket of one guessed token neighbourhood (see `RateLimits.targets`)."""
-    return f"{PREFIX}g:{{{subject}}}"
+    """The failure bucket of one guessed token neighbourhood (see `RateLimits.targets`). They all
+    share one hash tag, so a token's head and tail are checked in one script call (on a Redis
+    Cluster they live on one node: a small hash each, touched only by management calls)."""
+    return f"{PREFIX}g:{{guess}}:{subject}"
 
 
 TOKEN_PREFIX = "slk_"  # API tokens: slk_ + 43 url-safe characters (shoplink.auth.service)
@@ -262,23 +264,23 @@ class RateLimits:
                                        name="requests from this client")]]
         if credential is not None:
             groups.append([Charge(token_key(credential), self.api_token, name="requests with this token")])
-        if bearer is not None:
-            groups.extend([self._lockout(target)] for target in self.targets(bearer))
+        targets = self.targets(bearer) if bearer is not None else []
+        if targets:
+            groups.append([self._lockout(target) for target in targets])
         return await self.limiter.check(*groups)
 
     async def before_signin(self, token: str) -> Verdict:
         """A sign-in with `token`: refused while its head or tail is being guessed."""
-        groups = [[self._lockout(target)] for target in self.targets(token)]
-        return await self.limiter.check(*groups) if groups else ALLOW
+        targets = self.targets(token)
+        return await self.limiter.check([self._lockout(t) for t in targets]) if targets else ALLOW
 
     async def failed_auth(self, client: str, token: str) -> Verdict:
         """Record a failed attempt with `token` from `client`. Not allowed: the client is over
         its failure budget (answer 429 rather than 401)."""
         own = Charge(client_key(client, "fail"), self.auth_failures, need=1, cost=1,
                      name="failed authentications from this client")
-        charges: list[Group] = [[own]]
-        charges.extend([Charge(target, self.auth_failures, need=0, cost=1)] for target in self.targets(token))
-        return await self.limiter.check(*charges)
+        targets = [Charge(target, self.auth_failures, need=0, cost=1) for target in self.targets(token)]
+        return await self.limiter.check([own], targets) if targets else await self.limiter.check([own])
 
     def _lockout(self, target: str) -> Charge:
         return Charge(target, self.auth_failures, need=1, cost=0,
