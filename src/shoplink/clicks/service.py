@@ -26,6 +26,7 @@ from shoplink.clicks.writer import ClickWriter
 from shoplink.config import Settings
 from shoplink.errors import error_body
 from shoplink.ids import new_ulid_and_ms
+from shoplink.keys import CHANGES, CLICK_RESOLVER, CLICK_WRITER, CLICKS, DB_POOL, METRICS, REDIS, SETTINGS
 from shoplink.metrics import Registry
 
 log = logging.getLogger(__name__)
@@ -191,17 +192,6 @@ class ClickService:
 async def clicks_context(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context (after _postgres): the resolver follows the change bus, the writer
     replays old spools, and at shutdown flushes to Redis or spools what it cannot."""
-    from shoplink.keys import (
-        CHANGES,
-        CLICK_RESOLVER,
-        CLICK_WRITER,
-        CLICKS,
-        DB_POOL,
-        METRICS,
-        REDIS,
-        SETTINGS,
-    )
-
     settings = app[SETTINGS]
     resolver = Resolver(app[DB_POOL], shards=settings.click_shards,
                         max_size=settings.click_cache_size, ttl_s=settings.click_cache_ttl_s,
