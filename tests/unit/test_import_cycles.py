@@ -1,5 +1,6 @@
 """scripts/import_cycles.py: finds import cycles (through package __init__ too, and imports hidden
-in functions), ignores `if TYPE_CHECKING:` blocks."""
+in functions), ignores `if TYPE_CHECKING:` blocks, reports the package's imports inside functions,
+and finds neither in src/shoplink."""
 
 from __future__ import annotations
 
@@ -103,6 +104,27 @@ def test_a_module_inside_the_package_does_not_cycle_with_its_own_init(tmp_path: 
     assert _cycles(package) == [["fake.shop", "fake.shop.models", "fake.shop.rules", "fake.shop"]]
 
 
+def test_imports_of_own_modules_inside_functions_are_reported(tmp_path: Path) -> None:
+    package = _package(tmp_path, {
+        "a.py": """\
+            import json
+            def f() -> None:
+                import uvloop  # noqa  (another package: not ours to judge)
+                from fake import b  # noqa
+            class C:
+                async def g(self) -> None:
+                    from fake.shop.models import Shop  # noqa
+            """,
+        "b.py": "",
+        "shop/__init__.py": "",
+        "shop/models.py": "class Shop: ...\n"})
+    assert checker.hidden_imports(package) == ["fake.a:4 imports fake.b", "fake.a:7 imports fake.shop.models"]
+    assert _cycles(package) == []
+    done = subprocess.run([sys.executable, str(SCRIPT), str(package)], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 1 and "import inside a function: fake.a:4 imports fake.b" in done.stderr
+
+
 @pytest.mark.parametrize("cyclic", [True, False])
 def test_the_command_fails_on_a_cycle(tmp_path: Path, cyclic: bool) -> None:
     package = _package(tmp_path, {"a.py": "from fake import b\n",
@@ -115,3 +137,10 @@ def test_the_command_fails_on_a_cycle(tmp_path: Path, cyclic: bool) -> None:
     else:
         assert done.returncode == 0, done.stderr
 
+
+def test_shoplink_has_no_import_cycle() -> None:
+    package = SCRIPT.parents[1] / "src" / "shoplink"
+    graph = checker.import_graph(package)
+    assert "shoplink.app" in graph["shoplink.server"] and "shoplink.cli" in graph["shoplink.__main__"]
+    assert _cycles(package) == []
+    assert checker.hidden_imports(package) == []
