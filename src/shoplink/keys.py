@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from shoplink.affiliates.conversions import ConversionService
     from shoplink.affiliates.reports import ReportService
     from shoplink.affiliates.service import AffiliateService
-    from shoplink.analytics.models import StatsAccess
     from shoplink.analytics.service import StatsService
     from shoplink.anchors.rights import PromotionRights
     from shoplink.anchors.service import AnchorService
@@ -63,7 +62,6 @@ CLICK_RESOLVER: web.AppKey[ClickResolver] = web.AppKey("click_resolver")
 CLICK_WRITER: web.AppKey[ClickWriter] = web.AppKey("click_writer")
 STATS: web.AppKey[StatsService] = web.AppKey("stats_service")
 RATE_LIMITS: web.AppKey[RateLimits] = web.AppKey("rate_limits")  # absent when SHOPLINK_RATE_LIMITS is off
-STATS_ACCESS: web.AppKey[StatsAccess] = web.AppKey("stats_access")  # set .plan_owner (affiliates) at start-up
 
 # Per-request values.
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
