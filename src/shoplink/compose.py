@@ -146,9 +146,8 @@ async def services(app: web.Application) -> AsyncIterator[None]:
         hub = LiveHub(redis, pool, base_url=settings.public_base_url, heartbeat_s=settings.live_heartbeat_s,
                       resync_s=settings.live_resync_s, metrics=metrics)
         stack.push_async_callback(hub.shutdown)
-        app[LIVE] = LiveService(pool, hub, rights, changes, max_products=settings.live_max_products,
-                                max_pins=settings.live_max_pins,
-                                max_video_anchors=settings.max_anchors_per_video)
+        app[LIVE] = LiveService(pool, hub, rights, anchors, videos, changes,
+                                max_products=settings.live_max_products, max_pins=settings.live_max_pins)
         changes.subscribe(hub.on_change)
         await stack.enter_async_context(_task(hub.run(), "live-subscription"))
         await stack.enter_async_context(_task(hub.ticker(), "live-ticker"))
