@@ -27,7 +27,7 @@ from shoplink.affiliates.service import AffiliateService, RateRules
 from shoplink.analytics import status as analytics_status
 from shoplink.analytics.service import StatsService
 from shoplink.anchors.rights import PromotionRights
-from shoplink.anchors.service import AnchorService
+from shoplink.anchors.service import AnchorService, archive_for_deleted_video
 from shoplink.anchors.timeline import TimelineCache
 from shoplink.auth.service import AuthService
 from shoplink.catalog.service import CatalogService
@@ -131,7 +131,8 @@ async def services(app: web.Application) -> AsyncIterator[None]:
         workers = MediaWorkers(settings.media_workers)
         stack.callback(workers.shutdown)
         videos = VideoService(pool, store, workers, changes, max_upload_bytes=settings.max_upload_bytes,
-                              allow_server_paths=settings.allow_server_paths)
+                              allow_server_paths=settings.allow_server_paths,
+                              delete_hooks=[archive_for_deleted_video])
         anchors = AnchorService(pool, videos, catalog, rights, changes,
                                 max_per_video=settings.max_anchors_per_video,
                                 public_base_url=settings.public_base_url,

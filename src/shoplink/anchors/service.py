@@ -44,6 +44,13 @@ CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,32}$")
 QR_CACHE_ENTRIES = 2048
 
 
+async def archive_for_deleted_video(con: Conn, video_id: int) -> list[Change]:
+    """VideoService's delete hook: a deleted video's anchors are archived in the same
+    transaction; returns the changes to publish after commit."""
+    ids = await repo.archive_for_video(con, video_id)
+    return [Change("anchor", i) for i in ids]
+
+
 class AnchorService:
     def __init__(self, pool: asyncpg.Pool, videos: VideoService, catalog: CatalogService,
                  rights: PromotionRights, changes: ChangeBus, *, max_per_video: int,
@@ -57,7 +64,6 @@ class AnchorService:
         self.base_url = public_base_url
         self.snap_tolerance_s = snap_tolerance_s
         self._qr_cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-        videos.delete_hooks.append(self._archive_for_deleted_video)
 
     def to_json(self, anchor: Anchor) -> dict[str, Any]:
         return anchor.to_json(self.base_url)
@@ -270,10 +276,6 @@ class AnchorService:
                     publisher_id=publisher_id, plan_id=a.plan_id, start_s=a.start_s, end_s=a.end_s,
                     thumbnail_s=a.start_s))
                 for a in anchors]
-
-    async def _archive_for_deleted_video(self, con: Conn, video_id: int) -> list[Change]:
-        ids = await repo.archive_for_video(con, video_id)
-        return [Change("anchor", i) for i in ids]
 
     async def _published(self, anchor: Anchor) -> None:
         """After commit: click resolvers drop the anchor, timelines drop the video (all instances)."""
