@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from shoplink.keys import METRICS
+
 Labels = tuple[tuple[str, str], ...]
 
 
@@ -106,8 +108,6 @@ routes = web.RouteTableDef()
 
 @routes.get("/metrics")
 async def metrics_view(request: web.Request) -> web.Response:
-    from shoplink.keys import METRICS
-
     body = await request.app[METRICS].render()
     return web.Response(text=body, content_type="text/plain", charset="utf-8",
                         headers={"Cache-Control": "no-store"})
@@ -121,8 +121,6 @@ async def serve_registry(registry: Registry, host: str, port: int, *, setting: s
     """`registry` alone on `GET http://host:port/metrics` (a process's own scrape endpoint).
     Raises OSError naming the port and the `setting` it came from when it cannot be bound;
     `cleanup()` the runner to stop it."""
-    from shoplink.keys import METRICS
-
     app = web.Application()
     app[METRICS] = registry
     setup_routes(app)

@@ -16,14 +16,12 @@ reach this middleware), pages and static files. SHOPLINK_RATE_LIMITS=false turns
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 
 from shoplink.auth.middleware import API_PREFIX
 from shoplink.errors import DomainError, Handler, json_error
-from shoplink.keys import RATE_LIMITS, REDIS, SETTINGS
-from shoplink.security.ratelimit import Limit, RateLimiter, RateLimits, Verdict
+from shoplink.keys import RATE_LIMITS
+from shoplink.security.ratelimit import Verdict
 from shoplink.web.sessions import COOKIE_NAME
 
 SIGNIN_PATH = "/signin"
@@ -72,15 +70,3 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     if signin and response.status == 401:
         await limits.failed_auth(client)
     return response
-
-
-async def rate_limits_context(app: web.Application) -> AsyncIterator[None]:
-    """The limits, when SHOPLINK_RATE_LIMITS is on (needs the Redis client: after `_redis`)."""
-    settings = app[SETTINGS]
-    if settings.rate_limits:
-        app[RATE_LIMITS] = RateLimits(
-            RateLimiter(app[REDIS].client), settings.secret_key,
-            api_token=Limit(settings.rate_api_token_per_s, settings.rate_api_token_burst),
-            api_client=Limit(settings.rate_api_client_per_s, settings.rate_api_client_burst),
-            auth_failures=Limit(settings.rate_auth_fail_per_s, settings.rate_auth_fail_burst))
-    yield

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -48,14 +48,16 @@ class Incoming:
 
 class VideoService:
     def __init__(self, pool: asyncpg.Pool, store: MediaStore, workers: MediaWorkers,
-                 changes: ChangeBus, *, max_upload_bytes: int, allow_server_paths: bool) -> None:
+                 changes: ChangeBus, *, max_upload_bytes: int, allow_server_paths: bool,
+                 delete_hooks: Sequence[DeleteHook] = ()) -> None:
+        """`delete_hooks`: what other domains do when a video is deleted, in its transaction."""
         self._pool = pool
         self.store = store
         self.workers = workers
         self._changes = changes
         self.max_upload_bytes = max_upload_bytes
         self.allow_server_paths = allow_server_paths
-        self.delete_hooks: list[DeleteHook] = []
+        self.delete_hooks = tuple(delete_hooks)
         self._scene_jobs: dict[int, asyncio.Future[list[float]]] = {}
 
     # ---- uploads -----------------------------------------------------------------------
