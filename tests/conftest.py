@@ -22,8 +22,8 @@ from shoplink.config import Settings
 from support.api import METRICS_TOKEN, Account, AccountFactory, Api, ServerFactory
 from support.cluster import RedisCluster3
 from support.count import start_count_worker, stop_count_worker
-from support.dns import DnsServer
-from support.dns import shared as shared_dns
+from support.dns_server import DnsServer
+from support.dns_server import shared as shared_dns
 from support.services import RedisProcess, admin_database_url, create_database, drop_database
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"

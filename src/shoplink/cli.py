@@ -1,5 +1,5 @@
-"""The one entry point: `shoplink serve | migrate | accounts | demo | count | domains` (also
-`python -m shoplink`)."""
+"""The one entry point: `shoplink serve | migrate | accounts | demo | count | domains | settings`
+(also `python -m shoplink`). COMMANDS is the table of commands; no command module imports this one."""
 
 from __future__ import annotations
 
@@ -12,21 +12,16 @@ from typing import Any
 
 import orjson
 
-from shoplink import db, logs
-from shoplink.config import MAX_WORKERS, ConfigError, Settings, parse_workers
+from shoplink import db, demo, logs, server
+from shoplink.analytics import command as count
+from shoplink.auth.service import AuthService
+from shoplink.config import MAX_WORKERS, ConfigError, Settings, documented_variables, markdown_table, parse_workers
+from shoplink.domains import command as domains
+from shoplink.supervisor import WorkerLink, supervise
 
 log = logging.getLogger("shoplink")
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
-COMMANDS: dict[str, Command] = {}
-
-
-def command(name: str) -> Callable[[Command], Command]:
-    def register(fn: Command) -> Command:
-        COMMANDS[name] = fn
-        return fn
-
-    return register
 
 
 def _print_json(value: Any) -> None:
@@ -42,7 +37,6 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(coro)
 
 
-@command("migrate")
 async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     con = await db.connect(settings.database_url)
     try:
@@ -53,10 +47,7 @@ async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("accounts")
 async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
-    from shoplink.auth.service import AuthService
-
     pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
     try:
         service = AuthService(pool)
@@ -83,16 +74,22 @@ def _workers_arg(raw: str) -> int:
             f"{raw!r} is not a number of processes (1 to {MAX_WORKERS}, or auto)") from None
 
 
-def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from shoplink import server
+# The commands that run in an event loop (`serve` runs its own; `settings` needs none).
+COMMANDS: dict[str, Command] = {
+    "migrate": _migrate,
+    "accounts": _accounts,
+    "demo": demo.seed_demo,
+    "count": count.count_command,
+    "domains": domains.domains_command,
+}
 
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
     unsafe = settings.unsafe_to_serve()
     if unsafe is not None:
         print(f"shoplink: refusing to start: {unsafe}", file=sys.stderr)
         return 2
     if args.worker_slot is not None or args.control_fd is not None:
-        from shoplink.supervisor import WorkerLink
-
         if args.worker_slot is None or args.control_fd is None:
             print("shoplink: --worker-slot and --control-fd go together", file=sys.stderr)
             return 2
@@ -109,8 +106,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     if workers == 1:
         return server.serve(settings, migrate_first=args.migrate)
-    from shoplink.supervisor import supervise
-
     if args.migrate:  # once, before any worker checks the schema
         try:
             asyncio.run(server.apply_migrations(settings))
@@ -151,28 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     settings_cmd = sub.add_parser("settings", help="list every SHOPLINK_* variable (--markdown: as a table)")
     settings_cmd.add_argument("--markdown", action="store_true")
 
-    demo = sub.add_parser("demo", help="seed demo accounts, a shop and products; print tokens")
-    demo.add_argument("--quiet", action="store_true")
+    demo_cmd = sub.add_parser("demo", help="seed demo accounts, a shop and products; print tokens")
+    demo_cmd.add_argument("--quiet", action="store_true")
 
-    for extend in PARSER_EXTENSIONS:
-        extend(sub)
+    count.add_parser(sub)
+    domains.add_parser(sub)
     return parser
 
 
-# Later domains add subcommands (e.g. `count`) through these hooks.
-PARSER_EXTENSIONS: list[Callable[[Any], None]] = []
-
-
 def main(argv: list[str] | None = None) -> int:
-    from shoplink import demo, server  # noqa: F401  (registers their commands)
-    from shoplink.analytics import command as _count  # noqa: F401  (registers `count`)
-    from shoplink.domains import command as _domains  # noqa: F401  (registers `domains`)
-    from shoplink.web import demo_page as _demo_page  # noqa: F401  (adds the demo video to `demo`)
-
     args = build_parser().parse_args(argv)
     if args.command == "settings":
-        from shoplink.config import documented_variables, markdown_table
-
         if args.markdown:
             print(markdown_table())
         else:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from shoplink.errors import NotFound, Unauthorized
+from shoplink.keys import METRICS, SETTINGS
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -105,8 +106,6 @@ class Registry:
 
 
 async def _render(request: web.Request) -> web.Response:
-    from shoplink.keys import METRICS
-
     body = await request.app[METRICS].render()
     return web.Response(text=body, content_type="text/plain", charset="utf-8",
                         headers={"Cache-Control": "no-store"})
@@ -120,8 +119,6 @@ async def metrics_view(request: web.Request) -> web.Response:
 async def guarded_metrics_view(request: web.Request) -> web.Response:
     """/metrics on the main port: only with `Authorization: Bearer SHOPLINK_METRICS_TOKEN`; without
     a token configured it does not exist there (404: scrape the metrics port)."""
-    from shoplink.keys import SETTINGS
-
     token = request.app[SETTINGS].metrics_token
     if not token:
         raise NotFound("/metrics is served on SHOPLINK_METRICS_PORT (or here with SHOPLINK_METRICS_TOKEN)")
@@ -140,8 +137,6 @@ async def serve_registry(registry: Registry, host: str, port: int, *, setting: s
     """`registry` alone on `GET http://host:port/metrics` (a process's own scrape endpoint).
     Raises OSError naming the port and the `setting` it came from when it cannot be bound;
     `cleanup()` the runner to stop it."""
-    from shoplink.keys import METRICS
-
     app = web.Application()
     app[METRICS] = registry
     app.router.add_get("/metrics", metrics_view)

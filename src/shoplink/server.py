@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from shoplink import db, metrics
-from shoplink.app import UnmigratedDatabase, create_app, install_fast_dispatch, install_read_timeouts
+from shoplink.app import create_app, install_fast_dispatch, install_read_timeouts
+from shoplink.compose import UnmigratedDatabase
 from shoplink.config import Settings
 from shoplink.keys import METRICS, SETTINGS
 from shoplink.logs import AccessLogger

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from shoplink.config import Settings
+from shoplink.keys import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -236,8 +237,6 @@ class WorkerLink:
 
     async def on_startup(self, app: web.Application) -> None:
         """The last start-up step: say `ready`, then watch the link for the supervisor's end."""
-        from shoplink.keys import METRICS
-
         app[METRICS].gauge("shoplink_worker_info",
                            "This server process: its pid and its slot under `serve --workers N`.").set(
             1, pid=str(os.getpid()), slot=str(self.slot))

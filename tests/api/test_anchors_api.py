@@ -143,10 +143,11 @@ async def test_products_one_may_not_promote(make_account: AccountFactory, clip: 
 
     # Once the creator is in a plan for the product (the affiliate program's hook), it works and
     # the plan is recorded on the anchor.
-    async def plan_lookup(account_id: int, product: Product) -> int | None:
-        return 77 if account_id == creator.account_id and product.id == products[0]["id"] else None
+    class Plans:  # stands in for the affiliate program PromotionRights was built with
+        async def plan_lookup(self, account_id: int, product: Product) -> int | None:
+            return 77 if account_id == creator.account_id and product.id == products[0]["id"] else None
 
-    server.app[PROMOTION_RIGHTS].plan_lookup = plan_lookup
+    server.app[PROMOTION_RIGHTS].plans = Plans()
     reply = await creator.post(path, {"product_id": products[0]["id"], "start_s": 0, "end_s": 1})
     assert reply.status == 201, reply.body
     assert reply.body["plan_id"] == 77 and reply.body["publisher_id"] == creator.account_id

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from shoplink.changes import Change
 from shoplink.clicks.events import shard_for
 from shoplink.clicks.models import CommissionTerms
-from shoplink.keys import CHANGES, CLICKS
+from shoplink.keys import CHANGES, CLICK_RESOLVER
 from shoplink.paths import SCHEMAS_DIR
 
 from support.api import METRICS_AUTH, AccountFactory, Api, ServerFactory
@@ -234,11 +234,13 @@ async def test_commission_snapshot_from_the_terms_hook(make_account: AccountFact
     shop = await make_shop(await make_account("seller"))
     calls: list[tuple[int, int, int, int]] = []
 
-    async def lookup(plan_id: int, product_id: int, at_ms: int, creator_id: int) -> CommissionTerms:
-        calls.append((plan_id, product_id, at_ms, creator_id))
-        return CommissionTerms(rate_bp=1250, source="plan_rate", valid_until_ms=None)
+    class Program:  # stands in for the affiliate program the resolver was built with
+        async def terms_lookup(self, plan_id: int, product_id: int, at_ms: int,
+                               creator_id: int) -> CommissionTerms:
+            calls.append((plan_id, product_id, at_ms, creator_id))
+            return CommissionTerms(rate_bp=1250, source="plan_rate", valid_until_ms=None)
 
-    server.app[CLICKS].terms_lookup = lookup
+    server.app[CLICK_RESOLVER].terms = Program()
     _, code, _ = await video_anchor(pool, shop, plan_id=7)
     _, own_code, _ = await video_anchor(pool, shop)
     for _ in range(3):

@@ -8,7 +8,8 @@ import asyncpg
 import pytest
 
 from shoplink.config import Settings
-from shoplink.demo import DEMO_PRODUCTS, seed_demo
+from shoplink.demo import seed_demo
+from shoplink.web.demo_content import DEMO_PRODUCTS
 
 from support.api import Api
 

@@ -1,4 +1,4 @@
-"""Verified shop domains against a real DNS server on loopback (support.dns): every state change,
+"""Verified shop domains against a real DNS server on loopback (support.dns_server): every state change,
 what a failed check says, the race of two claims, lapse and recovery, the redirect rule and the
 click resolver dropping a shop's anchors the moment a domain changes state."""
 
@@ -17,7 +17,7 @@ from shoplink.auth.service import AuthService
 
 from support.api import AccountFactory, Api, ServerFactory
 from support.click_data import insert_anchor, insert_video, wait_for_events
-from support.dns import DnsServer
+from support.dns_server import DnsServer
 from support.domains import pending_shop, prove_domain, prove_domains, verified_shop
 from support.https import HttpsProofServer, Reply
 

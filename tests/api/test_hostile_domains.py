@@ -14,7 +14,7 @@ import idna
 
 from support.api import AccountFactory, Api
 from support.click_data import insert_anchor, insert_video
-from support.dns import DnsServer
+from support.dns_server import DnsServer
 from support.domains import verified_shop
 
 VICTIM_WILDCARD = "victim.example"

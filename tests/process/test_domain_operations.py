@@ -21,7 +21,7 @@ from shoplink.keys import CHANGES
 
 from support.api import AccountFactory, Api, ServerFactory
 from support.click_data import insert_anchor, insert_video
-from support.dns import DnsServer
+from support.dns_server import DnsServer
 from support.domains import cli_env, pending_shop, run_cli, verified_shop
 
 

@@ -1,5 +1,5 @@
 """Verifying shop domains in tests the way a seller does: publish the TXT record the domain's JSON
-asks for in the test DNS server (support.dns), then ask the API to check it. No shortcut exists in
+asks for in the test DNS server (support.dns_server), then ask the API to check it. No shortcut exists in
 the application for tests; the operator path (`shoplink domains approve`) is the other way in."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import os
 import sys
 from typing import Any
 
-from support import dns
+from support import dns_server
 from support.api import Api
 
 
 async def prove_domain(seller: Api, shop_id: int, domain: dict[str, Any]) -> dict[str, Any]:
     """Publish the domain's TXT proof and verify it; the domain's JSON, verified."""
     txt = domain["verification"]["dns_txt"]
-    dns.shared().add_txt(txt["name"], txt["value"])
+    dns_server.shared().add_txt(txt["name"], txt["value"])
     reply = await seller.post(f"/api/v1/shops/{shop_id}/domains/{domain['domain']}/verify")
     assert reply.status == 200, reply.body
     assert reply.body["state"] == "verified", reply.body

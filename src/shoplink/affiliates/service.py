@@ -140,7 +140,7 @@ class AffiliateService:
         return plan.seller_id if plan else None
 
     async def plan_lookup(self, creator_id: int, product: Product) -> int | None:
-        """PromotionRights hook: an active plan carrying `product` that the creator joined."""
+        """For PromotionRights: an active plan carrying `product` that the creator joined."""
         async with self._pool.acquire() as con:
             plan_ids = await repo.plans_for_creator_product(con, creator_id, product.id, self.now())
         return plan_ids[0] if plan_ids else None

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from shoplink import cli, db, metrics
+from shoplink import db, metrics
 from shoplink.affiliates.attribution import AttributionConsumer
 from shoplink.analytics.consumer import CountWorker
 from shoplink.analytics.rebuild import rebuild
@@ -40,7 +40,8 @@ def _when(raw: str) -> int:
     return int(parsed.timestamp())
 
 
-def extend_parser(sub: Any) -> None:
+def add_parser(sub: Any) -> None:
+    """The `count` subcommand's arguments (cli.py's parser calls this)."""
     count = sub.add_parser("count", help="count click events (the analytics worker)")
     mode = count.add_mutually_exclusive_group()
     mode.add_argument("--status", action="store_true", help="print lag, pending, rates per shard and exit")
@@ -61,15 +62,11 @@ def extend_parser(sub: Any) -> None:
     count.add_argument("--keep", action="store_true", help="--rebuild: keep the rebuilt namespace")
 
 
-cli.PARSER_EXTENSIONS.append(extend_parser)
-
-
 def _print(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
     sys.stdout.flush()
 
 
-@cli.command("count")
 async def count_command(settings: Settings, args: argparse.Namespace) -> int:
     topology = RedisTopology.from_settings(settings)
     await topology.connect()

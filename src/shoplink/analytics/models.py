@@ -1,25 +1,20 @@
-"""Stats request parameters and the authorization hook of promotion plans."""
+"""Stats request parameters, and what stats ask the affiliate program about promotion plans."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 # Route segment -> entity kind
 ROUTE_KINDS = {"anchors": "anchor", "videos": "video", "live": "live", "products": "product",
                "shops": "shop", "creators": "creator", "plans": "plan"}
 
 
-@dataclass
-class StatsAccess:
-    """Ownership look-ups that other domains provide.
+class PlanOwners(Protocol):
+    """The affiliate program (the plan tables live there), as stats authorization needs it."""
 
-    `plan_owner(plan_id)` -> the account id of the seller who owns the promotion plan, or None
-    when there is no such plan. The affiliate program sets it at start-up (the plan tables live
-    there). While it is None, plan stats are readable by analysts and admins only.
-    """
-
-    plan_owner: Callable[[int], Awaitable[int | None]] | None = None
+    async def plan_owner(self, plan_id: int) -> int | None:
+        """The account id of the seller who owns the promotion plan; None when there is none."""
 
 
 @dataclass(frozen=True)

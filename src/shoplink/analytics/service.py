@@ -11,7 +11,7 @@ import asyncpg
 
 from shoplink.analytics import keys as k
 from shoplink.analytics import repository as repo
-from shoplink.analytics.models import Range, StatsAccess
+from shoplink.analytics.models import PlanOwners, Range
 from shoplink.analytics.reader import CounterReader
 from shoplink.auth.models import Principal
 from shoplink.auth.policy import can_read_all_stats, require
@@ -57,10 +57,10 @@ def _series_item(bucket: int, row: list[int], unique_viewers: int | None) -> dic
 
 
 class StatsService:
-    def __init__(self, pool: asyncpg.Pool, redis: AnyRedis, settings: Settings, access: StatsAccess) -> None:
+    def __init__(self, pool: asyncpg.Pool, redis: AnyRedis, settings: Settings, plans: PlanOwners) -> None:
         self.pool = pool
         self.settings = settings
-        self.access = access
+        self.plans = plans
         self.reader = CounterReader(redis, pool, settings.click_shards, settings.stats_buckets)
 
     # ---- authorization -------------------------------------------------------------------
@@ -72,11 +72,8 @@ class StatsService:
         me = principal.account_id
         allowed: bool
         if kind == "plan":
-            if self.access.plan_owner is None:
-                allowed = read_all  # existence cannot be checked until the affiliate hook is set
-            else:
-                owner = await self.access.plan_owner(entity_id)
-                allowed = owner is not None and (read_all or owner == me)
+            owner = await self.plans.plan_owner(entity_id)
+            allowed = owner is not None and (read_all or owner == me)
         else:
             async with self.pool.acquire() as con:
                 if kind == "anchor":

@@ -6,6 +6,16 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class NewVideoAnchor:
+    """One anchor of a batch made for another domain (a live session's replay)."""
+
+    product_id: int
+    plan_id: int | None
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
 class Anchor:
     id: int
     code: str

@@ -1,4 +1,5 @@
-"""SQL for anchors (and the row lock on their video that serializes the per-video limit)."""
+"""SQL for anchors, the only module that writes the anchors table (video and live surfaces), and
+the row lock on their video that serializes the per-video limit."""
 
 from __future__ import annotations
 
@@ -33,12 +34,12 @@ async def count_active_for_video(con: Conn, video_id: int) -> int:
     return count
 
 
-async def insert_video_anchor(con: Conn, *, code: str, video_id: int, product_id: int,
+async def insert_video_anchor(con: Conn, code: str, *, video_id: int, product_id: int,
                               publisher_id: int, plan_id: int | None, start_s: float, end_s: float,
-                              thumbnail_s: float | None, label: str | None,
-                              position: dict[str, float] | None,
-                              thumbnail_path: str | None) -> Anchor:
-    """Raises asyncpg.UniqueViolationError when `code` is taken (the caller retries)."""
+                              thumbnail_s: float | None, label: str | None = None,
+                              position: dict[str, float] | None = None,
+                              thumbnail_path: str | None = None) -> Anchor:
+    """Raises asyncpg.UniqueViolationError when `code` is taken (codes.with_new_code retries)."""
     row = await con.fetchrow(
         f"""INSERT INTO anchors (code, surface, video_id, product_id, publisher_id, plan_id, start_s,
                                  end_s, thumbnail_s, label, position, thumbnail_path)
@@ -48,6 +49,19 @@ async def insert_video_anchor(con: Conn, *, code: str, video_id: int, product_id
         position, thumbnail_path)
     assert row is not None
     return _anchor(row)
+
+
+async def insert_live_anchor(con: Conn, code: str, *, session_id: int, product_id: int,
+                             publisher_id: int, plan_id: int | None) -> int | None:
+    """A live session's anchor for a product (its product set); None when the product is already
+    in the set. Raises asyncpg.UniqueViolationError when `code` is taken (codes.with_new_code
+    retries)."""
+    anchor_id: int | None = await con.fetchval(
+        """INSERT INTO anchors (code, surface, live_session_id, product_id, publisher_id, plan_id)
+           VALUES ($1, 'live', $2, $3, $4, $5)
+           ON CONFLICT (live_session_id, product_id) WHERE surface = 'live' AND status = 'active'
+           DO NOTHING RETURNING id""", code, session_id, product_id, publisher_id, plan_id)
+    return anchor_id
 
 
 async def get_anchor(con: Conn, anchor_id: int, *, for_update: bool = False) -> Anchor | None:

@@ -1,8 +1,11 @@
 """Anchor rules: products on video time ranges, thumbnails, snapping, the viewer timeline.
 
-Other domains use this service rather than the repository:
+Every anchor is created, changed and archived here (anchors/repository.py is the only writer of
+the table). Other domains use this service rather than the repository:
 `create_video_anchor`, `update_video_anchor`, `archive_anchor`, `list_for_video`, `by_code`,
-`timeline_source` (the viewer JSON of a video's active anchors).
+`timeline_source` (the viewer JSON of a video's active anchors); live sessions
+`add_live_anchors`, `archive_live_anchor` and `add_replay_anchors`, which run inside the live
+service's transaction (the caller passes its connection and publishes the changes after commit).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import logging
 import math
 import re
 from collections import OrderedDict
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +23,8 @@ import asyncpg
 
 from shoplink.anchors import qr
 from shoplink.anchors import repository as repo
-from shoplink.anchors.codes import MAX_ATTEMPTS, new_code
-from shoplink.anchors.models import Anchor, link, thumbnail_url
+from shoplink.anchors.codes import with_new_code
+from shoplink.anchors.models import Anchor, NewVideoAnchor, link, thumbnail_url
 from shoplink.anchors.rights import PromotionRights
 from shoplink.anchors.timeline import TimelineItem, TimelineSource
 from shoplink.auth import policy
@@ -39,6 +44,13 @@ CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,32}$")
 QR_CACHE_ENTRIES = 2048
 
 
+async def archive_for_deleted_video(con: Conn, video_id: int) -> list[Change]:
+    """VideoService's delete hook: a deleted video's anchors are archived in the same
+    transaction; returns the changes to publish after commit."""
+    ids = await repo.archive_for_video(con, video_id)
+    return [Change("anchor", i) for i in ids]
+
+
 class AnchorService:
     def __init__(self, pool: asyncpg.Pool, videos: VideoService, catalog: CatalogService,
                  rights: PromotionRights, changes: ChangeBus, *, max_per_video: int,
@@ -52,7 +64,6 @@ class AnchorService:
         self.base_url = public_base_url
         self.snap_tolerance_s = snap_tolerance_s
         self._qr_cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-        videos.delete_hooks.append(self._archive_for_deleted_video)
 
     def to_json(self, anchor: Anchor) -> dict[str, Any]:
         return anchor.to_json(self.base_url)
@@ -143,23 +154,14 @@ class AnchorService:
             await self._limit_check(con, video.id)
         thumb = await self._cut_thumbnail(video, thumb_at)
         label = (body.get("label") or "").strip() or None
-        async with self._pool.acquire() as con:
-            for attempt in range(MAX_ATTEMPTS):
-                try:
-                    async with con.transaction():
-                        if not await repo.lock_video(con, video.id):
-                            raise NotFound("video not found")
-                        await self._limit_check(con, video.id)
-                        anchor = await repo.insert_video_anchor(
-                            con, code=new_code(), video_id=video.id, product_id=right.product.id,
-                            publisher_id=video.owner_id, plan_id=right.plan_id, start_s=start,
-                            end_s=end, thumbnail_s=thumb_s, label=label, position=position,
-                            thumbnail_path=thumb)
-                    break
-                except asyncpg.UniqueViolationError:
-                    log.warning("anchor code collision", extra={"attempt": attempt})
-            else:
-                raise Conflict("could not allocate an anchor code; try again", code="code_exhausted")
+        async with self._pool.acquire() as con, con.transaction():
+            if not await repo.lock_video(con, video.id):
+                raise NotFound("video not found")
+            await self._limit_check(con, video.id)
+            anchor = await with_new_code(con, partial(
+                repo.insert_video_anchor, con, video_id=video.id, product_id=right.product.id,
+                publisher_id=video.owner_id, plan_id=right.plan_id, start_s=start, end_s=end,
+                thumbnail_s=thumb_s, label=label, position=position, thumbnail_path=thumb))
         await self._published(anchor)
         log.info("anchor created", extra={"anchor_id": anchor.id, "video_id": video.id,
                                           "product_id": anchor.product_id, "plan_id": anchor.plan_id})
@@ -242,9 +244,38 @@ class AnchorService:
         await self._owned_video_anchor(who, video_id, anchor_id)
         return await self.archive_anchor(who, anchor_id)
 
-    async def _archive_for_deleted_video(self, con: Conn, video_id: int) -> list[Change]:
-        ids = await repo.archive_for_video(con, video_id)
-        return [Change("anchor", i) for i in ids]
+    # ---- for live sessions (inside the live service's transaction) -------------------------
+
+    async def add_live_anchors(self, con: Conn, session_id: int, publisher_id: int,
+                               products: Sequence[tuple[int, int | None]]) -> None:
+        """A live anchor for each (product id, plan id): the session's product set. A product
+        already in the set is left as it is."""
+        for product_id, plan_id in products:
+            await with_new_code(con, partial(repo.insert_live_anchor, con, session_id=session_id,
+                                             product_id=product_id, publisher_id=publisher_id,
+                                             plan_id=plan_id))
+
+    async def archive_live_anchor(self, con: Conn, anchor_id: int) -> None:
+        """A product leaves a live session's set (its code keeps answering, as archived)."""
+        await repo.archive(con, anchor_id)
+
+    async def add_replay_anchors(self, con: Conn, video_id: int, publisher_id: int,
+                                 anchors: Sequence[NewVideoAnchor]) -> list[Anchor]:
+        """The video anchors of a live's replay, all or none: the video's row is locked and the
+        per-video limit applies to the whole batch. No thumbnail is cut (thumbnail_s = start_s)."""
+        if not await repo.lock_video(con, video_id):
+            raise field_error("video_id", "no active video of the session's owner has this id",
+                              code="unknown_video")
+        existing = await repo.count_active_for_video(con, video_id)
+        if existing + len(anchors) > self.max_per_video:
+            raise field_error("video_id", f"the replay needs {len(anchors)} anchors and the video "
+                              f"has {existing}; a video may carry at most {self.max_per_video}",
+                              code="too_many_anchors")
+        return [await with_new_code(con, partial(
+                    repo.insert_video_anchor, con, video_id=video_id, product_id=a.product_id,
+                    publisher_id=publisher_id, plan_id=a.plan_id, start_s=a.start_s, end_s=a.end_s,
+                    thumbnail_s=a.start_s))
+                for a in anchors]
 
     async def _published(self, anchor: Anchor) -> None:
         """After commit: click resolvers drop the anchor, timelines drop the video (all instances)."""

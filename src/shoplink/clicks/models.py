@@ -1,8 +1,8 @@
-"""What the click resolver reads about an anchor, and the commission hook's types."""
+"""What the click resolver reads about an anchor, and what it asks the affiliate program."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -54,7 +54,11 @@ class CommissionTerms:
     valid_until_ms: int | None  # the answer may be cached until then (None: until invalidated)
 
 
-# (plan_id, product_id, at_ms) -> terms; may be a coroutine function. Called when an anchor is
-# (re)loaded into the resolver cache, never per click.
-# (plan id, product id, click time ms, creator id) -> the commission terms in force
-TermsLookup = Callable[[int, int, int, int], "Awaitable[Terms] | Terms"]
+class CommissionTermsSource(Protocol):
+    """The affiliate program, as the click resolver needs it."""
+
+    def terms_lookup(self, plan_id: int, product_id: int, at_ms: int,
+                     creator_id: int) -> Awaitable[Terms] | Terms:
+        """The commission terms in force for a click at `at_ms` on an anchor of `creator_id`
+        (may be a coroutine function). Called when an anchor is (re)loaded into the resolver
+        cache, never per click."""

@@ -42,7 +42,7 @@ from shoplink.catalog.urls import UrlRejected, normalize_url
 from shoplink.changes import Change
 from shoplink.clicks import events
 from shoplink.clicks import repository as repo
-from shoplink.clicks.models import AnchorTarget, TermsLookup
+from shoplink.clicks.models import AnchorTarget, CommissionTermsSource
 from shoplink.domains.names import claimable
 from shoplink.errors import ServiceUnavailable
 
@@ -116,7 +116,9 @@ def location_parts(url: str, *, medium: str, campaign: str, code: str) -> tuple[
 
 class Resolver:
     def __init__(self, pool: asyncpg.Pool, *, shards: int, max_size: int, ttl_s: float,
-                 negative_ttl_s: float, allow_http: bool, max_stale_s: float = 3600.0) -> None:
+                 negative_ttl_s: float, allow_http: bool, max_stale_s: float = 3600.0,
+                 terms: CommissionTermsSource | None = None) -> None:
+        """`terms`: the affiliate program's commission terms (None: clicks carry no commission)."""
         self._pool = pool
         self._shards = shards
         self._max_size = max_size
@@ -127,7 +129,7 @@ class Resolver:
         self._max_stale_s = max_stale_s
         self.degraded = False  # the last load failed: PostgreSQL is not answering
         self._retry_at = 0.0  # time.monotonic() before which a code with nothing to serve fails fast
-        self.terms_lookup: TermsLookup | None = None  # set by the affiliate program
+        self.terms = terms
         # Insertion order evicts the oldest-loaded first; entries are reloaded at least every TTL,
         # so hot codes stay young without an LRU update on every click.
         self._entries: dict[str, Target] = {}
@@ -300,10 +302,10 @@ class Resolver:
 
     async def _commission(self, row: AnchorTarget, now_ms: int) -> tuple[dict[str, Any] | None, float]:
         """(commission field, seconds it may be cached)."""
-        if row.plan_id is None or self.terms_lookup is None:
+        if row.plan_id is None or self.terms is None:
             return None, self._ttl_s * random.uniform(*TTL_JITTER)
         try:
-            result = self.terms_lookup(row.plan_id, row.product_id, now_ms, row.publisher_id)
+            result = self.terms.terms_lookup(row.plan_id, row.product_id, now_ms, row.publisher_id)
             terms = await result if inspect.isawaitable(result) else result
         except Exception:
             log.exception("commission terms lookup failed", extra={"plan_id": row.plan_id})

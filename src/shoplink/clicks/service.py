@@ -1,4 +1,4 @@
-"""Click handling: resolve -> answer -> record, and the wiring into the app's lifecycle.
+"""Click handling: resolve -> answer -> record.
 
 Per click the work is a cache lookup, a ULID, an HMAC of the viewer cookie (and a new cookie
 when the viewer has none), three LRU lookups (user agent class, network hash, referrer host),
@@ -10,15 +10,12 @@ Redis; bench/results/clicks.md has the measurements.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 from aiohttp.http import HttpVersion11
 
 from shoplink.clicks.classify import Classifier, default_classifier
 from shoplink.clicks.events import encode, live_playback, video_playback
-from shoplink.clicks.models import TermsLookup
 from shoplink.clicks.redirect import NO_STORE, PreformattedResponse, redirect_message
 from shoplink.clicks.resolver import Resolver, Target
 from shoplink.clicks.viewer import ViewerIds, referrer_host
@@ -65,15 +62,6 @@ class ClickService:
         self._classify = (classifier or default_classifier()).classify
         self.outcomes = dict.fromkeys(OUTCOMES, 0)
         self.head_requests = 0
-
-    @property
-    def terms_lookup(self) -> TermsLookup | None:
-        return self.resolver.terms_lookup
-
-    @terms_lookup.setter
-    def terms_lookup(self, lookup: TermsLookup | None) -> None:
-        """The affiliate program's hook: commission terms of (plan, product) at a time."""
-        self.resolver.terms_lookup = lookup
 
     async def click(self, request: web.BaseRequest, code: str) -> web.StreamResponse:
         """GET or HEAD /r/{code}: from the route (views.py) or the server's fast dispatch."""
@@ -186,43 +174,3 @@ class ClickService:
             size.set(r.size)
 
         registry.register_collector(collect)
-
-
-async def clicks_context(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context (after _postgres): the resolver follows the change bus, the writer
-    replays old spools, and at shutdown flushes to Redis or spools what it cannot."""
-    from shoplink.keys import (
-        CHANGES,
-        CLICK_RESOLVER,
-        CLICK_WRITER,
-        CLICKS,
-        DB_POOL,
-        METRICS,
-        REDIS,
-        SETTINGS,
-    )
-
-    settings = app[SETTINGS]
-    resolver = Resolver(app[DB_POOL], shards=settings.click_shards,
-                        max_size=settings.click_cache_size, ttl_s=settings.click_cache_ttl_s,
-                        negative_ttl_s=settings.click_negative_ttl_s,
-                        allow_http=settings.allow_http_urls,
-                        max_stale_s=settings.click_cache_max_stale_s)
-    app[CHANGES].subscribe(resolver.on_change)
-    writer = ClickWriter(settings.redis_url, settings.spool_dir,
-                         flush_interval_s=settings.click_flush_ms / 1000,
-                         batch_size=settings.click_flush_batch, buffer_max=settings.click_buffer_max,
-                         timeout_s=settings.click_redis_timeout_s,
-                         fsync_interval_s=settings.spool_fsync_ms / 1000,
-                         spool_max_bytes=settings.spool_max_bytes, router=app[REDIS])
-    await writer.start()
-    service = ClickService(settings, resolver, writer)
-    service.register_metrics(app[METRICS])
-    app[CLICK_RESOLVER] = resolver
-    app[CLICK_WRITER] = writer
-    app[CLICKS] = service
-    yield
-    await writer.close()
-    stats: dict[str, Any] = {"written": writer.written, "spooled": writer.spooled,
-                             "replayed": writer.replayed}
-    log.info("click writer closed", extra=stats)

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from shoplink import cli, db
+from shoplink import db
 from shoplink.changes import ChangeBus
 from shoplink.config import Settings
 from shoplink.domains.models import STATES
@@ -44,7 +44,8 @@ def _operator() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def extend_parser(sub: Any) -> None:
+def add_parser(sub: Any) -> None:
+    """The `domains` subcommand's arguments (cli.py's parser calls this)."""
     domains = sub.add_parser("domains", help="approve, revoke and list shop domains; re-check proofs (watch)")
     dsub = domains.add_subparsers(dest="domains_command", required=True)
     approve = dsub.add_parser("approve", help="verify a domain for a shop by hand (audited)")
@@ -71,15 +72,11 @@ def extend_parser(sub: Any) -> None:
     watch.add_argument("--once", action="store_true", help="check what is due now, then exit")
 
 
-cli.PARSER_EXTENSIONS.append(extend_parser)
-
-
 def _print(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value).decode() + "\n")
     sys.stdout.flush()
 
 
-@cli.command("domains")
 async def domains_command(settings: Settings, args: argparse.Namespace) -> int:
     topology = RedisTopology.from_settings(settings)
     await topology.connect()

@@ -188,14 +188,6 @@ class LiveState:
 
 
 @dataclass(frozen=True)
-class ReplayVideo:
-    id: int
-    owner_id: int
-    duration_s: float
-    status: str
-
-
-@dataclass(frozen=True)
 class ReplayRange:
     product_id: int
     start_s: float

@@ -1,8 +1,5 @@
-"""SQL for live sessions, their live anchors (the product set), pins and the pin timeline.
-
-Also the two reads/writes the replay needs on the videos/anchors tables (a video's owner,
-status and duration; inserting the replay's video anchors) until those domains expose them.
-"""
+"""SQL for live sessions, pins and the pin timeline, and reads of a session's product set (its
+live anchors, which only the anchors domain writes: AnchorService.add_live_anchors)."""
 
 from __future__ import annotations
 
@@ -12,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from shoplink.db import Conn
-from shoplink.live.models import LiveEvent, LiveSession, LiveState, Pin, ReplayVideo, SetProduct
+from shoplink.live.models import LiveEvent, LiveSession, LiveState, Pin, SetProduct
 from shoplink.money import to_decimal_string
 
 _SESSION_COLUMNS = """id, owner_id, title, planned_start_at, status, started_at, ended_at,
@@ -115,23 +112,6 @@ async def set_product_ids(con: Conn, session_id: int) -> set[int]:
     return {r["product_id"] for r in rows}
 
 
-async def insert_live_anchor(con: Conn, session_id: int, product_id: int, publisher_id: int,
-                             plan_id: int | None, code: str) -> int | None:
-    """A new live anchor; None when the product is already in the set. A code collision raises
-    UniqueViolationError (the caller retries with another code)."""
-    anchor_id: int | None = await con.fetchval(
-        """INSERT INTO anchors (code, surface, live_session_id, product_id, publisher_id, plan_id)
-           VALUES ($1, 'live', $2, $3, $4, $5)
-           ON CONFLICT (live_session_id, product_id) WHERE surface = 'live' AND status = 'active'
-           DO NOTHING RETURNING id""", code, session_id, product_id, publisher_id, plan_id)
-    return anchor_id
-
-
-async def archive_anchor(con: Conn, anchor_id: int) -> None:
-    await con.execute("UPDATE anchors SET status = 'archived', archived_at = now(), updated_at = now() "
-                      "WHERE id = $1 AND status = 'active'", anchor_id)
-
-
 # ---- events and pins -------------------------------------------------------------------------
 
 async def insert_event(con: Conn, session_id: int, type_: str, product_id: int | None,
@@ -176,6 +156,13 @@ async def events_for(con: Conn, last_seqs: dict[int, int]) -> list[LiveEvent]:
 
 async def timeline(con: Conn, session_id: int) -> list[LiveEvent]:
     return await events_after(con, session_id, 0, None, limit=1_000_000)
+
+
+async def seconds_since(con: Conn, started_at: datetime) -> float:
+    """Seconds from `started_at` to the transaction's now(), at least 0: a pin's offset in the live."""
+    offset: float = await con.fetchval(
+        "SELECT GREATEST(extract(epoch FROM now() - $1::timestamptz)::float8, 0)", started_at)
+    return offset
 
 
 async def count_pins(con: Conn, session_id: int) -> int:
@@ -230,33 +217,3 @@ async def load_state(con: Conn, session_id: int) -> LiveState | None:
                      ended_at=row["ended_at"], replay_video_id=row["replay_video_id"],
                      seq=row["last_seq"],
                      pins=tuple(Pin.from_snapshot(p["product"], p["sold_out"]) for p in pins))
-
-
-# ---- replay (videos and video anchors) ------------------------------------------------------
-
-async def get_video(con: Conn, video_id: int) -> ReplayVideo | None:
-    row = await con.fetchrow("SELECT id, owner_id, duration_s, status FROM videos WHERE id = $1",
-                             video_id)
-    return ReplayVideo(row["id"], row["owner_id"], row["duration_s"], row["status"]) if row else None
-
-
-async def lock_video(con: Conn, video_id: int) -> None:
-    """Serializes anchor inserts on one video (the per-video anchor limit)."""
-    await con.execute("SELECT 1 FROM videos WHERE id = $1 FOR UPDATE", video_id)
-
-
-async def count_video_anchors(con: Conn, video_id: int) -> int:
-    count: int = await con.fetchval(
-        "SELECT count(*) FROM anchors WHERE video_id = $1 AND status = 'active'", video_id)
-    return count
-
-
-async def insert_video_anchor(con: Conn, video_id: int, product_id: int, publisher_id: int,
-                              plan_id: int | None, code: str, start_s: float, end_s: float) -> int:
-    anchor_id: int = await con.fetchval(
-        """INSERT INTO anchors (code, surface, video_id, product_id, publisher_id, plan_id,
-                                start_s, end_s, thumbnail_s)
-           VALUES ($1, 'video', $2, $3, $4, $5, $6, $7, $6) RETURNING id""",
-        code, video_id, product_id, publisher_id, plan_id, start_s, end_s)
-    return anchor_id
-

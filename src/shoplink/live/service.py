@@ -8,12 +8,13 @@ through Redis; anything missed is read back from PostgreSQL by sequence number).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
-from shoplink.anchors.codes import MAX_ATTEMPTS, new_code
+from shoplink.anchors.models import Anchor, NewVideoAnchor
 from shoplink.anchors.rights import PromotionRights
 from shoplink.auth import policy
 from shoplink.auth.models import Principal
@@ -33,6 +34,7 @@ from shoplink.live.models import (
     SetProduct,
     replay_ranges,
 )
+from shoplink.videos.models import Video
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +59,36 @@ def parse_planned_start(raw: str | None) -> datetime | None:
     return value
 
 
+class LiveAnchors(Protocol):
+    """The anchors domain, as live sessions need it: each call joins the caller's transaction."""
+
+    async def add_live_anchors(self, con: Conn, session_id: int, publisher_id: int,
+                               products: Sequence[tuple[int, int | None]]) -> None: ...
+
+    async def archive_live_anchor(self, con: Conn, anchor_id: int) -> None: ...
+
+    async def add_replay_anchors(self, con: Conn, video_id: int, publisher_id: int,
+                                 anchors: Sequence[NewVideoAnchor]) -> list[Anchor]: ...
+
+
+class ReplayVideos(Protocol):
+    """The videos domain, as a replay needs it."""
+
+    async def public(self, video_id: int) -> Video | None:
+        """An active video (no ownership check)."""
+
+
 class LiveService:
-    def __init__(self, pool: asyncpg.Pool, hub: LiveHub, rights: PromotionRights, changes: ChangeBus,
-                 *, max_products: int, max_pins: int, max_video_anchors: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, hub: LiveHub, rights: PromotionRights, anchors: LiveAnchors,
+                 videos: ReplayVideos, changes: ChangeBus, *, max_products: int, max_pins: int) -> None:
         self._pool = pool
         self.hub = hub
         self._rights = rights
+        self._anchors = anchors
+        self._videos = videos
         self._changes = changes
         self.max_products = max_products
         self.max_pins = max_pins
-        self.max_video_anchors = max_video_anchors
 
     # ---- sessions --------------------------------------------------------------------------
 
@@ -91,8 +113,7 @@ class LiveService:
                               code="too_many_products")
         async with self._pool.acquire() as con, con.transaction():
             session_id = await repo.insert_session(con, who.account_id, title, planned)
-            for product_id, plan_id in rights:
-                await self._insert_live_anchor(con, session_id, product_id, who.account_id, plan_id)
+            await self._anchors.add_live_anchors(con, session_id, who.account_id, rights)
             session = await repo.get_session(con, session_id)
         assert session is not None
         return session
@@ -155,17 +176,6 @@ class LiveService:
                                    details=errors[:100])
         return out
 
-    async def _insert_live_anchor(self, con: Conn, session_id: int, product_id: int,
-                                  publisher_id: int, plan_id: int | None) -> int | None:
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                async with con.transaction():  # a savepoint: a code collision is retried
-                    return await repo.insert_live_anchor(con, session_id, product_id, publisher_id,
-                                                         plan_id, new_code())
-            except asyncpg.UniqueViolationError:
-                continue
-        raise RuntimeError("could not allocate a unique anchor code")
-
     async def add_products(self, who: Principal, session_id: int,
                            product_ids: list[int]) -> list[SetProduct]:
         product_ids = list(dict.fromkeys(product_ids))
@@ -185,8 +195,7 @@ class LiveService:
                 raise field_error("product_ids", f"at most {self.max_products} products per live "
                                   f"session ({len(present)} already in the set)",
                                   code="too_many_products")
-            for product_id, plan_id in new:
-                await self._insert_live_anchor(con, session_id, product_id, session.owner_id, plan_id)
+            await self._anchors.add_live_anchors(con, session_id, session.owner_id, new)
             products = await repo.set_products(con, session_id)
         await self._changes.publish(Change("live", session_id))
         return products
@@ -202,7 +211,7 @@ class LiveService:
                 raise NotFound("the product is not in this live session's set")
             if await repo.get_pin(con, session_id, product_id) is not None:
                 raise Conflict("the product is pinned; unpin it before removing it", code="pinned")
-            await repo.archive_anchor(con, item.anchor_id)
+            await self._anchors.archive_live_anchor(con, item.anchor_id)
         await self._changes.publish(Change("anchor", item.anchor_id))
         await self._changes.publish(Change("live", session_id))
 
@@ -277,8 +286,8 @@ class LiveService:
             if pinned >= self.max_pins:
                 raise Conflict(f"at most {self.max_pins} products can be pinned at once; unpin one "
                                "first", code="pin_limit", details={"max_pins": self.max_pins})
-            offset = await con.fetchval("SELECT GREATEST(extract(epoch FROM now() - $1::timestamptz)"
-                                        "::float8, 0)", session.started_at)
+            assert session.started_at is not None  # live
+            offset = await repo.seconds_since(con, session.started_at)
             snapshot = Pin(product_id=product.id, code=item.code, title=product.title,
                            price=product.price, price_minor=product.price_minor,
                            currency=product.currency, image_url=product.image_url,
@@ -355,9 +364,9 @@ class LiveService:
                 raise Conflict(f"a replay can be attached only after the live has ended (it is "
                                f"{session.status})", code="not_ended",
                                details={"status": session.status})
-            video = await repo.get_video(con, video_id)
             events = await repo.timeline(con, session_id)
-        if video is None or video.status != "active" or video.owner_id != session.owner_id:
+        video = await self._videos.public(video_id)
+        if video is None or video.owner_id != session.owner_id:
             raise field_error("video_id", "no active video of the session's owner has this id",
                               code="unknown_video")
         assert session.started_at is not None and session.ended_at is not None
@@ -374,42 +383,19 @@ class LiveService:
                 skipped.append({"product_id": product_id, "reason": detail["code"],
                                 "message": detail["message"]})
         ranges = [r for r in ranges if r.product_id in plans]
-        created: list[dict[str, Any]] = []
         async with self._pool.acquire() as con, con.transaction():
             session = await self._owned(con, who, session_id, for_update=True)
             if session.replay_video_id is not None:
                 raise Conflict(f"video {session.replay_video_id} is already this session's replay",
                                code="replay_attached")
-            await repo.lock_video(con, video_id)
-            limit = self.max_video_anchors
-            existing = await repo.count_video_anchors(con, video_id)
-            if existing + len(ranges) > limit:
-                raise field_error("video_id", f"the replay needs {len(ranges)} anchors and the video "
-                                  f"has {existing}; a video may carry at most {limit}",
-                                  code="too_many_anchors")
-            for r in ranges:
-                anchor_id, code = await self._insert_video_anchor(
-                    con, video_id, r.product_id, session.owner_id, plans[r.product_id],
-                    r.start_s, r.end_s)
-                created.append({"id": anchor_id, "code": code, "product_id": r.product_id,
-                                "start_s": r.start_s, "end_s": r.end_s, "plan_id": plans[r.product_id]})
+            anchors = await self._anchors.add_replay_anchors(
+                con, video_id, session.owner_id,
+                [NewVideoAnchor(r.product_id, plans[r.product_id], r.start_s, r.end_s) for r in ranges])
             await repo.set_replay(con, session_id, video_id)
             updated = await repo.get_session(con, session_id)
         assert updated is not None
+        created = [{"id": a.id, "code": a.code, "product_id": a.product_id, "start_s": a.start_s,
+                    "end_s": a.end_s, "plan_id": a.plan_id} for a in anchors]
         await self._changes.publish(Change("video", video_id))
         await self._changes.publish(Change("live", session_id))
         return updated, created, skipped
-
-    async def _insert_video_anchor(self, con: Conn, video_id: int, product_id: int, publisher_id: int,
-                                   plan_id: int | None, start_s: float,
-                                   end_s: float) -> tuple[int, str]:
-        for _ in range(MAX_ATTEMPTS):
-            code = new_code()
-            try:
-                async with con.transaction():
-                    anchor_id = await repo.insert_video_anchor(con, video_id, product_id, publisher_id,
-                                                               plan_id, code, start_s, end_s)
-                return anchor_id, code
-            except asyncpg.UniqueViolationError:
-                continue
-        raise RuntimeError("could not allocate a unique anchor code")

@@ -18,18 +18,14 @@ reach this middleware), pages and static files. SHOPLINK_RATE_LIMITS=false turns
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 
 from shoplink.auth.middleware import API_PREFIX
 from shoplink.errors import DomainError, Handler, json_error
-from shoplink.keys import RATE_LIMITS, REDIS, SETTINGS
-from shoplink.security.ratelimit import Limit, RateLimiter, RateLimits, Verdict
+from shoplink.keys import RATE_LIMITS
+from shoplink.security.ratelimit import Verdict
 from shoplink.web.sessions import COOKIE_NAME
 
-log = logging.getLogger(__name__)
 
 def too_many(verdict: Verdict) -> web.Response:
     return json_error(429, "too_many_requests", f"too many {verdict.limit}: retry in {verdict.retry_after_s} s",
@@ -65,20 +61,3 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
             if not verdict.allowed:
                 return too_many(verdict)
         raise
-
-
-async def rate_limits_context(app: web.Application) -> AsyncIterator[None]:
-    """The limits, when SHOPLINK_RATE_LIMITS is on (needs the Redis client: after `_redis`)."""
-    settings = app[SETTINGS]
-    if settings.rate_limits:
-        app[RATE_LIMITS] = RateLimits(
-            RateLimiter(app[REDIS].client), settings.secret_key,
-            api_token=Limit(settings.rate_api_token_per_s, settings.rate_api_token_burst),
-            api_client=Limit(settings.rate_api_client_per_s, settings.rate_api_client_burst),
-            auth_failures=Limit(settings.rate_auth_fail_per_s, settings.rate_auth_fail_burst),
-            exempt_tokens=settings.rate_exempt_tokens)
-        if settings.rate_exempt_tokens:
-            log.warning("rate limits do not apply to the tokens of SHOPLINK_RATE_EXEMPT_TOKENS "
-                        "(meant for test and fuzzing runs)",
-                        extra={"tokens": len(settings.rate_exempt_tokens)})
-    yield

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -50,7 +50,9 @@ class Incoming:
 class VideoService:
     def __init__(self, pool: asyncpg.Pool, store: MediaStore, workers: MediaWorkers,
                  changes: ChangeBus, *, max_upload_bytes: int, allow_server_paths: bool,
-                 probe_limits: probing.ProbeLimits | None = None) -> None:
+                 delete_hooks: Sequence[DeleteHook] = (), probe_limits: probing.ProbeLimits | None = None) -> None:
+        """`delete_hooks`: what other domains do when a video is deleted, in its transaction;
+        `probe_limits`: the largest frame and longest duration an upload may declare."""
         self._pool = pool
         self.probe_limits = probe_limits or probing.ProbeLimits()
         self.store = store
@@ -58,7 +60,7 @@ class VideoService:
         self._changes = changes
         self.max_upload_bytes = max_upload_bytes
         self.allow_server_paths = allow_server_paths
-        self.delete_hooks: list[DeleteHook] = []
+        self.delete_hooks = tuple(delete_hooks)
         self._scene_jobs: dict[int, asyncio.Future[list[float]]] = {}
 
     # ---- uploads -----------------------------------------------------------------------

@@ -10,8 +10,8 @@ import html
 
 from aiohttp import web
 
-from shoplink.demo import DEMO_PRODUCTS
 from shoplink.http import ascii_digits
+from shoplink.web.demo_content import DEMO_PRODUCTS
 from shoplink.web.views import page
 
 routes = web.RouteTableDef()
