@@ -63,3 +63,14 @@ def test_every_operation_touching_a_store_documents_503_with_retry_after() -> No
                 missing.append(f"{method.upper()} {path}")
     assert missing == [], "operations without the 503 response (Unavailable)"
     assert NO_STORE.issubset(_spec_routes())
+
+
+def test_every_operation_with_a_body_documents_the_408_of_a_slow_body() -> None:
+    spec = yaml.safe_load((SCHEMAS_DIR / "openapi.yaml").read_text())
+    assert spec["components"]["responses"]["RequestTimeout"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"}
+    missing = [f"{method.upper()} {path}" for path, item in spec["paths"].items()
+               for method, operation in item.items()
+               if method in METHODS and "requestBody" in operation
+               and operation["responses"].get("408") != {"$ref": "#/components/responses/RequestTimeout"}]
+    assert missing == [], "operations with a body but without the 408 response (RequestTimeout)"
