@@ -33,6 +33,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
+from shoplink.auth.service import TOKEN_PREFIX  # API tokens: slk_ + 43 url-safe characters
 from shoplink.redis import AnyRedis
 
 log = logging.getLogger(__name__)
@@ -152,11 +153,15 @@ class RateLimiter:
             return ALLOW
         try:
             async with asyncio.timeout(self._timeout_s):
-                try:
-                    replies = await self._run(groups)
-                except NoScriptError:  # a restarted or new Redis: load the script once, retry
-                    await self._redis.script_load(_LUA)
-                    replies = await self._run(groups)
+                replies = await self._run(groups)
+                missing = [n for n, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+                if missing:  # a restarted or new node: load the script, run again only what it refused
+                    await self._redis.script_load(_LUA)  # (the others already charged their buckets)
+                    for n, reply in zip(missing, await self._run([groups[n] for n in missing]), strict=True):
+                        replies[n] = reply
+                for reply in replies:
+                    if isinstance(reply, Exception):
+                        raise reply
         except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             self._skip_until = now + _PAUSE_S
             if now - self._logged_at >= _LOG_EVERY_S:
@@ -172,18 +177,20 @@ class RateLimiter:
         return verdict
 
     async def _run(self, groups: Sequence[Group]) -> list[Any]:
+        """Each group's reply, or the exception it raised (a node may lack the script while the
+        others ran theirs)."""
         if len(groups) == 1:
-            return [await self._redis.evalsha(self._sha, *self._call(groups[0]))]
+            try:
+                return [await self._redis.evalsha(self._sha, *self._call(groups[0]))]
+            except NoScriptError as exc:
+                return [exc]
         if isinstance(self._redis, RedisCluster):  # its pipelines refuse EVALSHA: one call per slot
             return list(await asyncio.gather(*(self._redis.evalsha(self._sha, *self._call(group))
-                                               for group in groups)))
+                                               for group in groups), return_exceptions=True))
         pipe = self._redis.pipeline(transaction=False)
         for group in groups:
             pipe.evalsha(self._sha, *self._call(group))
         replies: list[Any] = await pipe.execute(raise_on_error=False)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
         return replies
 
     @staticmethod
@@ -211,7 +218,6 @@ def target_key(subject: str) -> str:
     return f"{PREFIX}g:{{guess}}:{subject}"
 
 
-TOKEN_PREFIX = "slk_"  # API tokens: slk_ + 43 url-safe characters (shoplink.auth.service)
 TARGET_CHARS = 8  # characters of a token's head and of its tail that name what is guessed
 
 
