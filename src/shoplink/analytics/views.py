@@ -51,7 +51,7 @@ def _format(request: web.Request) -> str:
 
 def _csv(rows: list[list[Any]], filename: str) -> web.Response:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180, as every CSV of the API
     writer.writerows(rows)
     return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})

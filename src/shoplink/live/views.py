@@ -178,7 +178,9 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: the state (or, with Last-Event-ID, what was missed), then each change.
 
     Event ids are the session's sequence numbers; a `: hb` comment is sent every heartbeat
-    interval; the stream ends after the `end` event.
+    interval; the stream ends after the `end` event. A client that reconnects once it has the
+    `end` (Last-Event-ID: the end's id) gets 204 No Content: the status that tells a standard
+    EventSource to stop reconnecting.
     """
     session_id = path_id(request, "live_id")
     last_id = _last_event_id(request)
@@ -186,6 +188,11 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     hub = service.hub
     base = _base(request)
     viewer, state = await hub.join(session_id)  # 404 for an unknown session
+    if state.status == ENDED and last_id == state.seq:  # the viewer has seen everything, the end too
+        hub.leave(viewer)
+        done = web.Response(status=204, headers={"Cache-Control": "no-store"})
+        allow_cross_origin(done.headers)
+        return done
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     allow_cross_origin(response.headers)  # prepared here: the CORS middleware would be too late
     try:
