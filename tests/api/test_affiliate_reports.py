@@ -112,14 +112,15 @@ async def test_reports_by_plan_and_creator(server: TestServer, make_account: Acc
     assert empty.status == 200 and empty.body["items"] == []
 
     # CSV export
-    reply = await seller.get(f"/api/v1/reports/affiliates?group_by=creator&format=csv&{PERIOD}")
+    reply = await seller.get(f"/api/v1/reports/affiliates.csv?group_by=creator&{PERIOD}")
     assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/csv")
+    assert reply.body.count("\r\n") == len(reply.body.splitlines())  # RFC 4180 line ends
     assert "attachment" in reply.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(reply.body)))
     assert {(r["id"], r["clicks_total"], r["sales_amount"], r["commission_owed"]) for r in rows} == {
         (str(alice.account_id), "3", "50.00", "5.00"), (str(bob.account_id), "1", "30.00", "3.00")}
 
     # bad queries are 400s
-    for query in ("group_by=shop", "format=xml", "from=2030-02-01&to=2030-01-01", "from=soon",
+    for query in ("group_by=shop", "from=2030-02-01&to=2030-01-01", "from=soon",
                   "plan_id=x"):
         assert (await seller.get(f"/api/v1/reports/affiliates?{query}")).status == 400, query

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from typing import Any
 
 from aiohttp import web
 
@@ -228,24 +229,31 @@ def _period(request: web.Request) -> Period:
     return Period(start, end)
 
 
-@routes.get("/api/v1/reports/affiliates")
-async def affiliate_report(request: web.Request) -> web.StreamResponse:
+async def _report(request: web.Request) -> tuple[str, Period, list[dict[str, Any]]]:
     group_by = request.query.get("group_by", "plan")
     if group_by not in ("plan", "creator"):
         raise BadRequest("group_by must be plan or creator", code="invalid_query")
-    fmt = request.query.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise BadRequest("format must be json or csv", code="invalid_query")
     period = _period(request)
     items = await request.app[AFFILIATE_REPORTS].report(
         principal(request), group_by=group_by, period=period,
         plan_id=_optional_id(request, "plan_id"), creator_id=_optional_id(request, "creator_id"))
-    if fmt == "csv":
-        name = f"affiliates-by-{group_by}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
-        return web.Response(text=to_csv(items, group_by), content_type="text/csv", charset="utf-8",
-                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return group_by, period, items
+
+
+@routes.get("/api/v1/reports/affiliates")
+async def affiliate_report(request: web.Request) -> web.Response:
+    group_by, period, items = await _report(request)
     return json_response({"group_by": group_by, "from": period.start.isoformat(),
                           "to": period.end.isoformat(), "items": items})
+
+
+@routes.get("/api/v1/reports/affiliates.csv")
+async def affiliate_report_csv(request: web.Request) -> web.Response:
+    """The same report as CSV (RFC 4180: CRLF line ends), one line per plan or creator and currency."""
+    group_by, period, items = await _report(request)
+    name = f"affiliates-by-{group_by}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
+    return web.Response(text=to_csv(items, group_by), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 def setup_routes(app: web.Application) -> None:
