@@ -10,9 +10,10 @@ from typing import Any
 from aiohttp import web
 
 from shoplink.affiliates.reports import Period, to_csv
-from shoplink.errors import BadRequest
+from shoplink.errors import BadRequest, field_error
 from shoplink.http import json_response, page_params, path_id, principal, query_int
 from shoplink.keys import AFFILIATE_REPORTS, AFFILIATES, CONVERSIONS, SETTINGS
+from shoplink.times import parse_utc
 from shoplink.validation import read_json
 
 routes = web.RouteTableDef()
@@ -212,20 +213,19 @@ def _query_time(request: web.Request, name: str) -> datetime | None:
     try:
         if len(raw) == 10:
             return datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC)
-        value = datetime.fromisoformat(raw)
+        return parse_utc(raw)
     except ValueError:
         raise BadRequest(f"{name} must be a date (2025-01-31) or an ISO 8601 date-time",
                          code="invalid_query") from None
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _period(request: web.Request) -> Period:
     end = _query_time(request, "to") or request.app[AFFILIATES].now()
     start = _query_time(request, "from") or end - timedelta(days=DEFAULT_REPORT_DAYS)
     if start >= end:
-        raise BadRequest("from must be before to", code="invalid_query")
+        raise field_error("from", "must be before `to`", code="empty_period")
     if end - start > timedelta(days=MAX_REPORT_DAYS):
-        raise BadRequest(f"a report covers at most {MAX_REPORT_DAYS} days", code="invalid_query")
+        raise field_error("from", f"a report covers at most {MAX_REPORT_DAYS} days", code="period_too_long")
     return Period(start, end)
 
 

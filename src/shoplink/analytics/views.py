@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +16,7 @@ from shoplink.analytics.service import summarize
 from shoplink.errors import field_error
 from shoplink.http import ascii_digits, json_response, path_id, principal, query_int
 from shoplink.keys import STATS
+from shoplink.times import parse_utc
 
 routes = web.RouteTableDef()
 
@@ -31,12 +31,10 @@ def _when(request: web.Request, name: str) -> int | None:
     if ascii_digits(raw.lstrip("-")):
         value = int(raw)
     else:
-        try:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+        try:  # a "+" of the zone arrives as a space when the client did not encode it
+            parsed = parse_utc(raw[:19] + raw[19:].replace(" ", "+"))
         except ValueError:
             raise field_error(name, "expected an ISO 8601 date-time or Unix seconds") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
         value = int(parsed.timestamp())
     if not 0 <= value < 253402300800:
         raise field_error(name, "out of range")

@@ -33,6 +33,7 @@ from shoplink.live.models import (
     SetProduct,
     replay_ranges,
 )
+from shoplink.times import parse_datetime
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def parse_planned_start(raw: str | None) -> datetime | None:
     if raw is None:
         return None
     try:
-        value = datetime.fromisoformat(raw)
+        value = parse_datetime(raw)
     except ValueError:
         raise field_error("planned_start_at", "must be an ISO 8601 date-time") from None
     if value.tzinfo is None:
