@@ -159,9 +159,9 @@ async def public_state(request: web.Request) -> web.Response:
 
 def _last_event_id(request: web.Request) -> int | None:
     raw = request.headers.get("Last-Event-ID", request.query.get("last_event_id"))
-    if raw is None or raw.strip() == "":
+    if raw is None:
         return None
-    raw = raw.strip()
+    raw = raw.strip()  # EventSource sends the header only with an id: an empty one is malformed
     if not ascii_digits(raw) or len(raw) > 10:
         raise BadRequest("Last-Event-ID must be a non-negative integer (an event id)",
                          code="invalid_last_event_id")
