@@ -9,9 +9,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,51 +17,14 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 import pytest
 
-from shoplink.openapi import BUNDLED
-
 from support.api import AccountFactory
+from support.clients import PACKAGE
 from support.dns import DnsServer
 from support.video_data import make_video
 from support.wait import until
 
-PACKAGE = "shoplink_client"
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/131.0.0.0 Safari/537.36")
-# What openapi-python-client 0.29 cannot generate, and says so: binary bodies other than
-# application/octet-stream (the responses stay raw bytes in the generated call) and the CSV variant
-# of the bulk import's body (the JSON variant is generated). Anything else it warns about fails.
-KNOWN_WARNINGS = ("Unsupported content_type video/mp4", "Unsupported content_type image/png",
-                  "Unsupported content_type image/jpeg", "Unsupported content type text/csv")
-
-
-def generate_client(into: Path) -> tuple[Path, list[str]]:
-    """Generate the client package from schemas/openapi.bundled.yaml: (its folder, the warnings)."""
-    config = into / "config.yaml"
-    config.write_text(f"package_name_override: {PACKAGE}\nproject_name_override: {PACKAGE}\n")
-    target = into / PACKAGE
-    done = subprocess.run(
-        [sys.executable, "-m", "openapi_python_client", "generate", "--path", str(BUNDLED), "--meta", "none",
-         "--output-path", str(target), "--config", str(config), "--overwrite"],
-        capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    output = done.stdout + done.stderr
-    warnings = [block.strip() for block in output.split("WARNING")[1:]]
-    return target, warnings
-
-
-@pytest.fixture(scope="module")
-def client_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
-    folder = tmp_path_factory.mktemp("generated")
-    _, warnings = generate_client(folder)
-    unexpected = [w for w in warnings if not any(known in w for known in KNOWN_WARNINGS)]
-    assert not unexpected, "openapi-python-client could not generate:\n\n" + "\n\n".join(unexpected)
-    sys.path.insert(0, str(folder))
-    try:
-        yield importlib.import_module(PACKAGE)
-    finally:
-        sys.path.remove(str(folder))
-        for name in [n for n in sys.modules if n == PACKAGE or n.startswith(PACKAGE + ".")]:
-            del sys.modules[name]
 
 
 def undocumented(value: Any, where: str = "") -> list[str]:

@@ -128,7 +128,7 @@ async def marketplace(request: web.Request) -> web.Response:
     limit, after = page_params(request)
     min_rate = request.query.get("min_rate")
     min_rate_bp = None
-    if min_rate:
+    if min_rate is not None:
         try:
             scaled = Decimal(min_rate) * 100
         except InvalidOperation:
@@ -208,7 +208,7 @@ async def refund_conversion(request: web.Request) -> web.Response:
 
 def _query_time(request: web.Request, name: str) -> datetime | None:
     raw = request.query.get(name)
-    if not raw:
+    if raw is None:
         return None
     try:
         if len(raw) == 10:

@@ -25,9 +25,10 @@ SERIES_COLUMNS = ("t", "clicks", *k.CLASSES, *k.OUTCOMES)
 
 def _when(request: web.Request, name: str) -> int | None:
     """?from= / ?to=: ISO 8601 (a zone is required, or UTC is assumed) or Unix seconds."""
-    raw = request.query.get(name, "").strip()
-    if not raw:
+    raw = request.query.get(name)
+    if raw is None:
         return None
+    raw = raw.strip()
     if ascii_digits(raw.lstrip("-")):
         value = int(raw)
     else:

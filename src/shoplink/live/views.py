@@ -169,8 +169,12 @@ def _last_event_id(request: web.Request) -> int | None:
 
 
 def _end_chunk(state: LiveState) -> bytes:
-    return sse(state.seq, "end", {"seq": state.seq, "type": "end", "status": ENDED,
-                                  "ended_at": state.ended_at.isoformat() if state.ended_at else None})
+    """The `end` event of an ended live, as the stored one reads (for a viewer that joins late)."""
+    ended, started = state.ended_at, state.started_at
+    offset = (ended - started).total_seconds() if ended and started else 0.0
+    return sse(state.seq, "end", {"seq": state.seq, "type": "end", "offset_s": offset,
+                                  "at": ended.isoformat() if ended else None, "status": ENDED,
+                                  "ended_at": ended.isoformat() if ended else None})
 
 
 @routes.get("/v1/live/{live_id}/events")
