@@ -1,4 +1,4 @@
-"""Inputs the API fuzzer (test_fuzz_api.py) found answered with 500: each now a clear 400."""
+"""Inputs the API fuzzer (tests/contract/test_schemathesis.py) found answered with 500: each now a clear 400."""
 
 from __future__ import annotations
 
