@@ -229,8 +229,8 @@ async def _close_writer(writer: ClickWriter) -> None:
 
 
 def _timeline_metrics(metrics: Registry, timelines: TimelineCache) -> None:
-    hits = metrics.gauge("shoplink_timeline_cache_hits", "Timeline cache hits since start")
-    misses = metrics.gauge("shoplink_timeline_cache_misses", "Timeline cache misses since start")
+    hits = metrics.counter("shoplink_timeline_cache_hits_total", "Timeline cache hits since start")
+    misses = metrics.counter("shoplink_timeline_cache_misses_total", "Timeline cache misses since start")
     size = metrics.gauge("shoplink_timeline_cache_entries", "Videos in the timeline cache")
 
     async def collect() -> None:

@@ -16,6 +16,8 @@ from aiohttp import web
 from shoplink.keys import METRICS
 
 Labels = tuple[tuple[str, str], ...]
+# The Prometheus text exposition format, version 0.0.4, as scrapers negotiate it.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _fmt_labels(labels: Labels) -> str:
@@ -109,8 +111,8 @@ routes = web.RouteTableDef()
 @routes.get("/metrics")
 async def metrics_view(request: web.Request) -> web.Response:
     body = await request.app[METRICS].render()
-    return web.Response(text=body, content_type="text/plain", charset="utf-8",
-                        headers={"Cache-Control": "no-store"})
+    return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE,
+                                                     "Cache-Control": "no-store"})
 
 
 def setup_routes(app: web.Application) -> None:

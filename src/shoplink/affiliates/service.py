@@ -26,6 +26,7 @@ from shoplink.catalog.service import CatalogService
 from shoplink.changes import Change, ChangeBus
 from shoplink.db import Conn
 from shoplink.errors import Conflict, Forbidden, NotFound, field_error
+from shoplink.times import parse_datetime
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def parse_rate(raw: Any, field: str, rules: RateRules) -> int:
 
 def parse_time(raw: str, field: str) -> datetime:
     try:
-        value = datetime.fromisoformat(raw)
+        value = parse_datetime(raw)
     except ValueError:
         raise field_error(field, "must be an ISO 8601 date-time such as 2025-01-31T12:00:00Z") \
             from None
