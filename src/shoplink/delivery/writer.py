@@ -48,7 +48,7 @@ from pathlib import Path
 import hiredis
 from redis.exceptions import RedisError
 
-from shoplink.clicks.spool import Record, SpoolFile, fitting
+from shoplink.delivery.spool import Record, SpoolFile, fitting
 from shoplink.logs import Throttled
 from shoplink.redis import RedisTopology
 from shoplink.resp import RespConnection, RespError
