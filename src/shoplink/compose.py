@@ -34,8 +34,8 @@ from shoplink.catalog.service import CatalogService
 from shoplink.changes import ChangeBus
 from shoplink.clicks.resolver import Resolver
 from shoplink.clicks.service import ClickService
-from shoplink.clicks.writer import ClickWriter
 from shoplink.config import Settings
+from shoplink.delivery.writer import ClickWriter
 from shoplink.domains.service import DomainService
 from shoplink.keys import (
     AFFILIATE_REPORTS,

@@ -22,8 +22,8 @@ from redis.exceptions import RedisError
 from shoplink.analytics.consumer import CountWorker
 from shoplink.changes import CHANNEL as CHANGES_CHANNEL
 from shoplink.changes import Change, ChangeBus
-from shoplink.clicks.writer import ClickWriter
 from shoplink.config import Settings
+from shoplink.delivery.writer import ClickWriter
 from shoplink.keys import CHANGES, LIVE, REDIS
 from shoplink.live.hub import CHANNEL as LIVE_CHANNEL
 from shoplink.redis import RedisTopology

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import HttpVersion11, web
 
+from shoplink.aiohttp_internals import body_transport
 from shoplink.errors import BadRequest
 from shoplink.http import ascii_digits, json_response, page, page_params, path_id, principal
 from shoplink.keys import LIVE, SETTINGS
@@ -219,7 +220,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
             response.enable_chunked_encoding()
         await response.prepare(request)
         await response.write(b"".join(first))
-        transport = request.transport
+        transport = body_transport(request, response)  # the hub writes to it directly
         if not ended and transport is not None and viewer.attach(transport, chunked):
             await viewer.done  # the hub writes each change straight to the transport
         await response.write_eof()
