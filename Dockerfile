@@ -1,10 +1,11 @@
 # shoplink: one stateless HTTP instance (SHOPLINK_WORKERS processes on one port). Run as many as the
 # load needs (see docker-compose.yml).
-# Browser libraries for the dashboard (chart.js), installed from web/package-lock.json.
+# Browser libraries for the dashboard (chart.js), installed from web/package-lock.json (not the
+# dev dependencies: the contract linters and TypeScript, which only the checks use).
 FROM node:20-slim AS web-assets
 WORKDIR /web
 COPY web/package.json web/package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM python:3.11-slim
 

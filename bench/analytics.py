@@ -443,8 +443,8 @@ async def queries(stack: Stack, token: str, video: int, repeat: int = 40) -> lis
         "day series, 1 year": f"/api/v1/stats/videos/{video}?granularity=day&from={now - 365 * 86400}",
         "hour series, 90 days": f"/api/v1/stats/videos/{video}?granularity=hour&from={now - 89 * 86400}",
         "minute series, 48 h": f"/api/v1/stats/videos/{video}?granularity=minute&from={now - 47 * 3600}",
-        "day series, 1 year, CSV": f"/api/v1/stats/videos/{video}?granularity=day&from={now - 365 * 86400}"
-                                   "&format=csv",
+        "day series, 1 year, CSV": f"/api/v1/stats/videos/{video}.csv?granularity=day"
+                                   f"&from={now - 365 * 86400}",
         "heatmap": f"/api/v1/stats/videos/{video}/heatmap",
         "top anchors": f"/api/v1/stats/videos/{video}/top-anchors",
     }

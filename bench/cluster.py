@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from shoplink.analytics.consumer import CountWorker  # noqa: E402
-from shoplink.clicks.writer import ClickWriter  # noqa: E402
 from shoplink.config import Settings  # noqa: E402
+from shoplink.delivery.writer import ClickWriter  # noqa: E402
 from shoplink.ids import new_ulid  # noqa: E402
 from shoplink.redis import RedisTopology  # noqa: E402
 

@@ -1,24 +1,45 @@
 """Every use of aiohttp's private or undocumented API, in one module.
 
-aiohttp's server has no timeout for reading a request's headers or body (a client sending one
-header line every few seconds, or a body one byte at a time, holds its connection and its
-request forever: "slowloris"). `install_read_timeouts` adds both to a `web.Server` by making its
-connections instances of `_TimedRequestHandler`, a subclass of aiohttp's `RequestHandler`.
+The click and the live fan-out are cheaper with a few shortcuts through aiohttp's internals
+(measured in bench/results/clicks.md and bench/results/live.md). They live here and nowhere
+else; pyproject.toml allows only the aiohttp releases they were checked against
+(`TESTED_AIOHTTP`), and tests/api/test_aiohttp_internals.py checks each assumption below over
+real HTTP, so an upgrade that changes one fails there, by name. To move to a new aiohttp: widen
+`TESTED_AIOHTTP` and pyproject.toml together, run that test, and fix here what it reports.
 
-What is relied on (aiohttp 3.14):
+What is relied on:
 
-1. `web.Server.__call__` is the protocol factory of the listening sockets (the site calls
+1. `PreformattedResponse` (the click's 302, shoplink.clicks.redirect): a `web.StreamResponse`
+   whose `prepare` writes a complete HTTP/1.1 message to the transport itself. It reads and sets
+   `StreamResponse._eof_sent` (finished: aiohttp's request loop writes nothing more, `prepare`
+   and `write_eof` do nothing), sets `_keep_alive` (what `keep_alive` returns: the request loop
+   keeps the connection open), reads `_headers` (the CIMultiDict behind `headers`, without the
+   property call), awaits `BaseRequest._prepare_hook(response)` (the app's response-prepare
+   signal, as `StreamResponse._start` sends it) and `BaseRequest.writer.drain()`.
+2. `wrap_request_handler` (the server-level fast path, shoplink.fastpath): `web.Server`'s
+   `request_handler` attribute, which each new connection copies when it opens.
+3. `body_transport` and `http_chunk` (the live SSE fan-out, shoplink.live): once a streaming
+   response is prepared and one non-empty `write` went through aiohttp, the rest of its body is
+   written to the transport directly, framed by `http_chunk` when the response is chunked.
+   aiohttp's `StreamWriter` holds nothing back once `write` returns (no compression), and
+   `write_eof` then ends a chunked body with its last chunk.
+
+aiohttp's server has no timeout for reading a request's head or body (a client sending one
+header line every few seconds, or a body a byte at a time, holds its connection forever:
+"slowloris"). `install_read_timeouts` adds both (tests/api/test_slow_clients.py, with real slow
+sockets) by making a `web.Server`'s connections `_TimedRequestHandler`s:
+
+4. `web.Server.__call__` is the protocol factory of the listening sockets (the site calls
    `loop.create_server(server, ...)` at start) and builds `RequestHandler(server,
-   loop=server._loop, **server._kwargs)`; the server object is an ordinary instance, whose class
-   can be switched to a subclass that builds the timed handler instead.
-2. `RequestHandler.connection_made` / `data_received` receive the connection and every byte of
+   loop=server._loop, **server._kwargs)`; the server is an ordinary instance whose class can be
+   switched to a subclass that builds the timed handler instead.
+5. `RequestHandler.connection_made` / `data_received` receive the connection and every byte of
    it; `data_received` parses and appends each complete request head, with its body stream, to
-   `RequestHandler._messages` and counts it in `_request_count`; `_waiter` is a pending future
-   while the connection waits for its next request, `_request_in_progress` is true while a
-   handler runs, and `_close` / `_force_close` say the connection is closing (`data_received`
-   then ignores what comes). `close()` closes it after the current response; `force_close()`
-   at once.
-3. A request body is a `streams.StreamReader`: `is_eof()`, `total_raw_bytes` (bytes received so
+   `RequestHandler._messages` and counts it in `_request_count`; `_request_in_progress` is true
+   while a handler runs, and `_close` / `_force_close` say the connection is closing
+   (`data_received` then ignores what comes). `close()` closes it after the current response;
+   `force_close()` at once.
+6. A request body is a `streams.StreamReader`: `is_eof()`, `total_raw_bytes` (bytes received so
    far), `set_exception()` (the next read raises it) and `feed_eof()` (aiohttp then does not
    read the rest of the body before closing).
 """
@@ -26,13 +47,86 @@ What is relied on (aiohttp 3.14):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler as Connection
+
+TESTED_AIOHTTP = ">=3.14,<3.15"  # pyproject.toml's aiohttp range (a test keeps them equal)
+
+RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+_UNSAFE = re.compile(r"[\r\n\x00]")
+
+
+class PreformattedResponse(web.StreamResponse):
+    """A complete response message written to the transport as is by `prepare`.
+
+    Only for messages that keep the connection open (a GET over HTTP/1.1 with keep-alive:
+    ClickService.answer checks); aiohttp's request loop
+    then reads `keep_alive` and goes on with the next request on the connection. Response-prepare
+    signals still run (shoplink registers none), and headers that they or a middleware add to
+    `headers` are written after the preformatted ones."""
+
+    def __init__(self, status: int, message: bytes) -> None:
+        super().__init__(status=status)
+        self._message = message
+
+    async def prepare(self, request: web.BaseRequest) -> None:
+        if self._eof_sent:
+            return
+        await request._prepare_hook(self)  # what StreamResponse._start does before the headers
+        message = self._message
+        if self._headers:
+            message = message[:-2] + _serialize(self._headers) + b"\r\n"
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the client went away")
+        self._keep_alive = True
+        self._eof_sent = True
+        transport.write(message)
+        await request.writer.drain()  # waits only when the client stopped reading
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+def _serialize(headers: Mapping[str, str]) -> bytes:
+    lines = []
+    for name, value in headers.items():
+        if _UNSAFE.search(name) or _UNSAFE.search(value):
+            raise ValueError(f"newline or carriage return in the {name!r} header")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines).encode()
+
+
+def wrap_request_handler(server: web.Server, wrap: Callable[[RequestHandler], RequestHandler]) -> None:
+    """Make `wrap(current handler)` the handler of `server`'s connections. Each connection
+    copies the server's handler when it opens: call after `runner.setup()` and before the site
+    starts (connections already open keep the old one)."""
+    server.request_handler = wrap(server.request_handler)
+
+
+def http_chunk(data: bytes) -> bytes:
+    """`data` framed for Transfer-Encoding: chunked (as aiohttp frames a `write`)."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def body_transport(request: web.BaseRequest, response: web.StreamResponse) -> asyncio.Transport | None:
+    """The transport the rest of `response`'s body may be written to directly (chunk-framed by
+    `http_chunk` when `response.chunked`); None once the connection is gone. Call after
+    `prepare` and one non-empty `write` (so that the headers are out and aiohttp holds nothing
+    back); `write_eof` ends the body as usual."""
+    if not response.prepared or response.compression:
+        raise RuntimeError("a direct body needs a prepared response without compression")
+    return request.transport
+
+
+# ---- read timeouts (4-6) ------------------------------------------------------------------
 
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
@@ -51,7 +145,7 @@ class ReadTimeouts:
     body_error: Callable[[], BaseException]
 
 
-class _TimedRequestHandler(RequestHandler):
+class _TimedRequestHandler(Connection):
     """aiohttp's connection protocol with the header and body read timeouts."""
 
     def __init__(self, manager: web.Server, *, timeouts: ReadTimeouts, **kwargs: Any) -> None:
@@ -149,7 +243,7 @@ class _TimedServer(web.Server):
 
     _read_timeouts: ReadTimeouts
 
-    def __call__(self) -> RequestHandler:
+    def __call__(self) -> Connection:
         return _TimedRequestHandler(self, loop=self._loop, timeouts=self._read_timeouts, **self._kwargs)
 
 

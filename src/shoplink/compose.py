@@ -34,8 +34,8 @@ from shoplink.catalog.service import CatalogService
 from shoplink.changes import ChangeBus
 from shoplink.clicks.resolver import Resolver
 from shoplink.clicks.service import ClickService
-from shoplink.clicks.writer import ClickWriter
 from shoplink.config import Settings
+from shoplink.delivery.writer import ClickWriter
 from shoplink.domains.service import DomainService
 from shoplink.keys import (
     AFFILIATE_REPORTS,
@@ -237,8 +237,8 @@ async def _close_writer(writer: ClickWriter) -> None:
 
 
 def _timeline_metrics(metrics: Registry, timelines: TimelineCache) -> None:
-    hits = metrics.gauge("shoplink_timeline_cache_hits", "Timeline cache hits since start")
-    misses = metrics.gauge("shoplink_timeline_cache_misses", "Timeline cache misses since start")
+    hits = metrics.counter("shoplink_timeline_cache_hits_total", "Timeline cache hits since start")
+    misses = metrics.counter("shoplink_timeline_cache_misses_total", "Timeline cache misses since start")
     size = metrics.gauge("shoplink_timeline_cache_entries", "Videos in the timeline cache")
 
     async def collect() -> None:

@@ -13,10 +13,11 @@ In the server (`install`, done by `shoplink serve` and the test servers): a requ
 application handler runs at all. That handler resolves the route (a URL object, the router's
 index and regex, a match-info object) and calls the middleware chain: about 46,000 of the
 click's 207,000 instructions and, measured with wrk, a third of its CPU time
-(bench/results/clicks.md). Only the plain case is taken there: GET or HEAD, a segment of
-`[A-Za-z0-9_-]` (nothing to percent-decode or normalise) and nothing after it but a query;
-anything else goes to the app, whose router gives the same answer (or the 404/405). A request
-answered there has no match info: `request.app`, `request.match_info` and the app's
+(bench/results/clicks.md); `install` wraps the server's request handler
+(`shoplink.aiohttp_internals.wrap_request_handler`). Only the plain case is taken there: GET or
+HEAD, a segment of `[A-Za-z0-9_-]` (nothing to percent-decode or normalise) and nothing after it
+but a query; anything else goes to the app, whose router gives the same answer (or the 404/405).
+A request answered there has no match info: `request.app`, `request.match_info` and the app's
 response-prepare signals are not available to its handler.
 
 Only mark or register handlers that are public (no principal, no session) and hot; measured in
@@ -30,8 +31,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from aiohttp import web
-from aiohttp.web_server import Server
 
+from shoplink.aiohttp_internals import RequestHandler, wrap_request_handler
 from shoplink.errors import Handler, error_middleware
 from shoplink.security.cors import with_cors
 
@@ -84,7 +85,7 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _GET_HEAD = frozenset(("GET", "HEAD"))
 
 
-def install(server: Server, routes: Mapping[str, SegmentHandler]) -> None:
+def install(server: web.Server, routes: Mapping[str, SegmentHandler]) -> None:
     """Answer `GET|HEAD {prefix}{segment}[?query]` with `routes[prefix](request, segment)` before
     the application handler (see the module docstring). `server`: a runner's, after `setup()`
     and before the first connection (each connection takes the server's handler when it opens).
@@ -93,20 +94,21 @@ def install(server: Server, routes: Mapping[str, SegmentHandler]) -> None:
         if not (prefix.startswith("/") and prefix.endswith("/") and prefix.count("/") == 2):
             raise ValueError(f"a fast prefix is /name/, not {prefix!r}")
     table = dict(routes)
-    app_handler = server.request_handler
 
-    async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
-        path = request.raw_path
-        end = path.find("/", 1) + 1
-        handler = table.get(path[:end]) if end else None
-        if handler is not None and request.method in _GET_HEAD:
-            query = path.find("?", end)
-            segment = path[end:] if query < 0 else path[end:query]
-            if _SEGMENT.fullmatch(segment):
-                try:
-                    return await handler(request, segment)
-                except Exception as exc:  # rendered as error_middleware renders every error
-                    return await error_middleware(request, _raising(exc))  # type: ignore[arg-type]
-        return await app_handler(request)
+    def wrap(app_handler: RequestHandler) -> RequestHandler:
+        async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
+            path = request.raw_path
+            end = path.find("/", 1) + 1
+            handler = table.get(path[:end]) if end else None
+            if handler is not None and request.method in _GET_HEAD:
+                query = path.find("?", end)
+                segment = path[end:] if query < 0 else path[end:query]
+                if _SEGMENT.fullmatch(segment):
+                    try:
+                        return await handler(request, segment)
+                    except Exception as exc:  # rendered as error_middleware renders every error
+                        return await error_middleware(request, _raising(exc))  # type: ignore[arg-type]
+            return await app_handler(request)
+        return dispatch
 
-    server.request_handler = dispatch
+    wrap_request_handler(server, wrap)

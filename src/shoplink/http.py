@@ -41,7 +41,7 @@ def path_id(request: web.Request, name: str) -> int:
 
 def query_int(request: web.Request, name: str, default: int, minimum: int, maximum: int) -> int:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)

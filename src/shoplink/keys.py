@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from shoplink.changes import ChangeBus
     from shoplink.clicks.resolver import Resolver as ClickResolver
     from shoplink.clicks.service import ClickService
-    from shoplink.clicks.writer import ClickWriter
     from shoplink.config import Settings
+    from shoplink.delivery.writer import ClickWriter
     from shoplink.domains.service import DomainService
     from shoplink.live.service import LiveService
     from shoplink.metrics import Registry

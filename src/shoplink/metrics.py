@@ -18,6 +18,8 @@ from shoplink.errors import NotFound, Unauthorized
 from shoplink.keys import METRICS, SETTINGS
 
 Labels = tuple[tuple[str, str], ...]
+# The Prometheus text exposition format, version 0.0.4, as scrapers negotiate it.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _fmt_labels(labels: Labels) -> str:
@@ -107,8 +109,8 @@ class Registry:
 
 async def _render(request: web.Request) -> web.Response:
     body = await request.app[METRICS].render()
-    return web.Response(text=body, content_type="text/plain", charset="utf-8",
-                        headers={"Cache-Control": "no-store"})
+    return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE,
+                                                     "Cache-Control": "no-store"})
 
 
 async def metrics_view(request: web.Request) -> web.Response:

@@ -21,6 +21,11 @@ class MoneyError(ValueError):
     pass
 
 
+def currencies() -> frozenset[str]:
+    """Every currency the service takes (the request schemas list the same: a test compares them)."""
+    return frozenset(_EXPONENTS)
+
+
 def is_currency(code: str) -> bool:
     return code in _EXPONENTS
 

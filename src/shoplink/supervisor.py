@@ -24,7 +24,7 @@ stops gracefully by itself, so no orphan keeps serving.
 
 Spool files: every process writes its own (`clicks-<pid>-<random>.spool`) under an flock held
 for its life, in the shared SHOPLINK_SPOOL_DIR. A process that starts claims every spool file
-nobody holds and replays it (clicks/writer.py): a restarted child replays what its dead
+nobody holds and replays it (delivery/writer.py): a restarted child replays what its dead
 predecessor left, and the files of slots that no longer exist (N lowered) are taken by the
 children that start next. Running children look for such files every 30 s too, so a child that
 keeps failing to restart does not hold up its predecessor's spool. Two processes never append to

@@ -52,8 +52,18 @@ def _message_of(error: SchemaError) -> str:
     return str(error.message)
 
 
+def _specific(error: SchemaError) -> SchemaError:
+    """For `anyOf` / `oneOf` (a value that may be null, a name or an object): the failure inside the
+    alternative the value was meant for (`position.x: 2 is greater than 1`), not "is not valid"."""
+    while error.validator in ("anyOf", "oneOf") and error.context:
+        # the alternatives of the value's own type failed for a reason: the deepest one says it
+        meant = [e for e in error.context if e.validator != "type"] or list(error.context)
+        error = max(meant, key=lambda e: len(e.absolute_path))
+    return error
+
+
 def validate(instance: Any, schema_name: str) -> None:
-    errors = sorted(validator(schema_name).iter_errors(instance),
+    errors = sorted((_specific(e) for e in validator(schema_name).iter_errors(instance)),
                     key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         details = [{"field": _field_of(e), "message": _message_of(e), "code": str(e.validator)}

@@ -112,14 +112,20 @@ async def test_reports_by_plan_and_creator(server: TestServer, make_account: Acc
     assert empty.status == 200 and empty.body["items"] == []
 
     # CSV export
-    reply = await seller.get(f"/api/v1/reports/affiliates?group_by=creator&format=csv&{PERIOD}")
+    reply = await seller.get(f"/api/v1/reports/affiliates.csv?group_by=creator&{PERIOD}")
     assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/csv")
+    assert reply.body.count("\r\n") == len(reply.body.splitlines())  # RFC 4180 line ends
     assert "attachment" in reply.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(reply.body)))
     assert {(r["id"], r["clicks_total"], r["sales_amount"], r["commission_owed"]) for r in rows} == {
         (str(alice.account_id), "3", "50.00", "5.00"), (str(bob.account_id), "1", "30.00", "3.00")}
 
-    # bad queries are 400s
-    for query in ("group_by=shop", "format=xml", "from=2030-02-01&to=2030-01-01", "from=soon",
-                  "plan_id=x"):
+    # malformed queries are 400s; a period that ends before it starts, or is too long, a 422
+    for query in ("group_by=shop", "from=soon", "plan_id=x"):
         assert (await seller.get(f"/api/v1/reports/affiliates?{query}")).status == 400, query
+    for query in ("from=2030-02-01&to=2030-01-01", "from=2020-01-01&to=2030-01-01"):
+        reply = await seller.get(f"/api/v1/reports/affiliates?{query}")
+        assert (reply.status, reply.body["error"]["details"][0]["field"]) == (422, "from"), query
+    # RFC 3339 as written by others: lowercase t and z, a leap second
+    reply = await seller.get("/api/v1/reports/affiliates?from=2016-12-31t23:59:60z&to=2017-01-02T00:00:00Z")
+    assert reply.status == 200 and reply.body["from"] == "2017-01-01T00:00:00+00:00", reply.body

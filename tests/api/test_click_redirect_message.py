@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from api.test_click_open_redirect import ATTACKS, CODE, PRODUCT
-from shoplink.clicks.redirect import PreformattedResponse, http_date, redirect_message
+from shoplink.aiohttp_internals import PreformattedResponse
+from shoplink.clicks.redirect import http_date, redirect_message
 from shoplink.errors import Handler
 
 from support.api import AccountFactory

@@ -128,6 +128,11 @@ async def test_connecting_to_an_ended_live(make_account: AccountFactory, http: C
         end = await stream.next()
         assert end is not None and end.event == "end" and end.id == 3
         assert await stream.next() is None
+    # A standard EventSource reconnects with the last id it saw: 204 tells it to stop for good.
+    for headers, query in (({"Last-Event-ID": "3"}, ""), ({}, "?last_event_id=3")):
+        async with http.get(f"{base_url}/v1/live/{live_id}/events{query}", headers=headers) as resp:
+            assert resp.status == 204 and await resp.read() == b""
+            assert resp.headers["Access-Control-Allow-Origin"] == "*"
 
 
 async def test_title_change_reaches_new_viewers(make_account: AccountFactory, http: ClientSession,

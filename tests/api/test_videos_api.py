@@ -157,15 +157,18 @@ async def test_server_paths_only_when_allowed(
         start_server: ServerFactory, make_account: AccountFactory, clip: GeneratedVideo, http: ClientSession,
         tmp_path: Path) -> None:
     creator = await make_account("creator")
-    reply = await creator.post("/api/v1/videos", {"path": str(clip.path)})
+    reply = await creator.post("/api/v1/videos/register", {"path": str(clip.path)})
     assert reply.status == 403 and reply.error_code == "server_paths_disabled"
     allowed: TestServer = await start_server(allow_server_paths=True)
     api = Api(http, str(allowed.make_url("")), creator.token)
-    reply = await api.post("/api/v1/videos", {"path": str(clip.path), "title": "On disk"})
+    reply = await api.post("/api/v1/videos/register", {"path": str(clip.path), "title": "On disk"})
     assert reply.status == 201, reply.body
     assert reply.body["source"] == "server_path" and reply.body["frame_count"] == 100
-    assert (await api.post("/api/v1/videos", {"path": "relative.mp4"})).status == 422
-    assert (await api.post("/api/v1/videos", {"path": str(tmp_path / "nope.mp4")})).status == 422
+    assert (await api.post("/api/v1/videos/register", {"path": "relative.mp4"})).status == 422
+    assert (await api.post("/api/v1/videos/register", {"path": str(tmp_path / "nope.mp4")})).status == 422
+    # the upload operation takes uploads only (one content type per operation, for generated clients)
+    moved = await api.post("/api/v1/videos", {"path": str(clip.path)})
+    assert moved.status == 415 and "/api/v1/videos/register" in moved.body["error"]["message"]
     # Deleting a registered video never removes the server's file.
     assert (await api.delete(f"/api/v1/videos/{reply.body['id']}")).status == 204
     assert clip.path.exists()

@@ -23,8 +23,8 @@ from shoplink.analytics.consumer import CountWorker
 from shoplink.auth.service import new_token
 from shoplink.changes import CHANNEL as CHANGES_CHANNEL
 from shoplink.changes import Change, ChangeBus
-from shoplink.clicks.writer import ClickWriter
 from shoplink.config import Settings
+from shoplink.delivery.writer import ClickWriter
 from shoplink.keys import CHANGES, LIVE, RATE_LIMITS, REDIS
 from shoplink.live.hub import CHANNEL as LIVE_CHANNEL
 from shoplink.redis import RedisTopology

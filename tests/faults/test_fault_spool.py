@@ -69,7 +69,7 @@ async def test_full_spool_drops_are_counted_and_logged_and_it_recovers(
         await click_one_by_one(viewer, code, 1)  # cached; the event reaches Redis
         await until(lambda: writer.written == 1)
         own_redis.stop()
-        with caplog.at_level(logging.INFO, logger="shoplink.clicks.writer"):
+        with caplog.at_level(logging.INFO, logger="shoplink.delivery.writer"):
             answered = await click_one_by_one(viewer, code, 60)  # every one answered at once
             await until(lambda: writer.spooled + sum(writer.dropped.values()) == 60)
             dropped = writer.dropped["spool_full"]

@@ -365,3 +365,26 @@ async def test_trimming_never_overtakes_a_group(settings: Settings, redis: Redis
     assert not any(g.overdue for g in state.groups)
     fresh = await shard_state(redis, 1, max_retention_s=86400)
     assert fresh.length == 1
+
+
+async def test_lag_of_a_group_that_has_not_read_yet(redis: Redis, pool: asyncpg.Pool) -> None:
+    """Redis reports the lag as nil once the stream has a deleted entry after the group's position
+    (here: a group that has read nothing); the state counts it from the stream instead of taking
+    the pending entries (0) for the lag (alerting on lag depends on it)."""
+    stream = k.stream(2)
+    ids = [await redis.xadd(stream, {"e": b"{}"}, id=f"{1000 + i}-0") for i in range(5)]
+    await ensure_group(redis, stream)  # at 0-0: has read nothing
+    await ensure_group(redis, stream, "attribution")
+    await redis.xreadgroup("attribution", "a", {stream: ">"}, count=2)  # read 2, acknowledged none
+    await redis.xdel(stream, ids[3])
+    groups = {g["name"].decode(): g for g in await redis.xinfo_groups(stream)}
+    assert groups[k.GROUP]["lag"] is None and groups["attribution"]["lag"] is None  # what Redis says
+    state = await shard_state(redis, 2, max_retention_s=86400)
+    lags = {g.group: (g.undelivered, g.pending, g.unacked) for g in state.groups}
+    assert lags == {k.GROUP: (4, 0, 4), "attribution": (2, 2, 4)}
+    counters = next(g for g in state.groups if g.group == k.GROUP)
+    assert counters.oldest_unacked_id == "1000-0"
+    # past the last entry nothing is undelivered, whatever Redis can tell
+    await redis.xreadgroup(k.GROUP, "c", {stream: ">"}, count=100)
+    state = await shard_state(redis, 2, max_retention_s=86400)
+    assert {g.group: g.undelivered for g in state.groups} == {k.GROUP: 0, "attribution": 2}

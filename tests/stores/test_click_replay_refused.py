@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 from redis.asyncio import Redis
 
-from shoplink.clicks.spool import encode_lines
-from shoplink.clicks.writer import ClickWriter
+from shoplink.delivery.spool import encode_lines
+from shoplink.delivery.writer import ClickWriter
 from shoplink.ids import new_ulid
 
 from support.click_data import stream_entries

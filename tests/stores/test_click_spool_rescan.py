@@ -13,9 +13,9 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from shoplink.clicks import writer as writer_module
-from shoplink.clicks.spool import SpoolFile
-from shoplink.clicks.writer import ClickWriter
+from shoplink.delivery import writer as writer_module
+from shoplink.delivery.spool import SpoolFile
+from shoplink.delivery.writer import ClickWriter
 from shoplink.ids import new_ulid
 from shoplink.keys import CLICK_WRITER, SETTINGS
 
@@ -60,7 +60,7 @@ async def test_a_running_writer_replays_the_spool_of_a_writer_that_died(
 CRASHING_WRITER = """
 import os, signal, sys
 from pathlib import Path
-from shoplink.clicks.spool import SpoolFile
+from shoplink.delivery.spool import SpoolFile
 from shoplink.ids import new_ulid
 
 spool = SpoolFile.create(Path(sys.argv[1]))

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 from redis.asyncio import Redis
 
-from shoplink.clicks.writer import ClickWriter
+from shoplink.delivery.writer import ClickWriter
 from shoplink.ids import new_ulid
 
 from support.click_data import stream_events, xrange

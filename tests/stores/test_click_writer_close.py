@@ -19,7 +19,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from shoplink.clicks.writer import ClickWriter
+from shoplink.delivery.writer import ClickWriter
 from shoplink.ids import new_ulid
 from shoplink.redis import RedisTopology
 from shoplink.streams import stream_key

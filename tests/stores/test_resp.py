@@ -1,4 +1,5 @@
-"""shoplink.resp: requests packed in one pass, and the click writer's dedicated connection."""
+"""shoplink.resp: requests packed by hiredis and sent on redis-py's pool; the click writer's dedicated
+connection (shoplink.delivery.connection)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 
-from shoplink.resp import RespConnection, RespError, call, call_many, pack, pack_ids
+from shoplink.delivery.connection import RespConnection, RespError
+from shoplink.resp import call, call_many, pack, pack_ids, pack_with_last, prefix
 
 from support.services import RedisProcess
 
@@ -17,6 +19,16 @@ def test_packing_matches_redis_py() -> None:
     ids = [b"1-0", b"17-12", b"123456789-1"]  # of several widths, then of one
     for group in (ids, ids[:1] * 3):
         assert pack_ids(["XACK", "k", b"g"], group) == b"".join(Connection().pack_command("XACK", "k", "g", *group))
+
+
+
+def test_commands_completed_with_their_last_argument_pack_like_whole_commands() -> None:
+    heads = {shard: prefix(b"XADD", f"shoplink:clicks:{{{shard}}}", b"*", b"e") for shard in (0, 1)}
+    events = [(1, b'{"a":1}'), (0, b""), (1, "h\u00e9".encode() * 300)]
+    assert pack_with_last(heads, events) == b"".join(
+        b"".join(Connection().pack_command("XADD", f"shoplink:clicks:{{{shard}}}", "*", "e", event))
+        for shard, event in events)
+    assert pack_with_last(heads, []) == b""
 
 
 async def test_call_and_call_many_answer_in_order_and_keep_the_connection_in_step(redis: Redis) -> None:

@@ -40,7 +40,9 @@ def count_argv(*args: str, crash_at: str | None = None, crash_after: int = 1) ->
     `crash_after`-th time the worker reaches that point (support/count_launcher.py)."""
     if crash_at is None:
         return [sys.executable, "-m", "shoplink", "count", *args]
-    return [sys.executable, str(LAUNCHER), crash_at, str(crash_after), *args]
+    # -P: the launcher's own folder (tests/support) stays off sys.path, where its dns.py (the
+    # test DNS server) would shadow dnspython's `dns` package
+    return [sys.executable, "-P", str(LAUNCHER), crash_at, str(crash_after), *args]
 
 
 async def run_count(settings: Settings, *args: str, timeout: float = 90, crash_at: str | None = None,

@@ -13,8 +13,8 @@ from aiohttp.test_utils import make_mocked_request
 
 from shoplink.clicks.events import video_playback
 from shoplink.clicks.resolver import location_parts
-from shoplink.clicks.spool import SpoolFile
 from shoplink.clicks.viewer import ViewerIds, referrer_host
+from shoplink.delivery.spool import SpoolFile
 from shoplink.logs import AccessLogger
 
 SECRET = "unit-test-secret-0123456789"

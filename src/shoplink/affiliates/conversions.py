@@ -58,7 +58,7 @@ class ConversionService:
         viewer: str | None = body.get("viewer")
         if click_id is None and viewer is None:
             raise field_error("click_id", "send the click id (sl_click) or the viewer hash",
-                              code="required")
+                              code="click_or_viewer_required")
         order_id = body["order_id"].strip()
         if not order_id:
             raise field_error("order_id", "must not be blank")

@@ -21,11 +21,13 @@ from shoplink.affiliates.models import CommissionTerms, Enrolment, Plan, PlanDet
 from shoplink.affiliates.terms import in_force, plan_json, product_rate, terms_at
 from shoplink.auth import policy
 from shoplink.auth.models import Principal
+from shoplink.cache import InvalidatingCache
 from shoplink.catalog.models import Product
 from shoplink.catalog.service import CatalogService
 from shoplink.changes import Change, ChangeBus
 from shoplink.db import Conn
 from shoplink.errors import Conflict, Forbidden, NotFound, field_error
+from shoplink.times import parse_datetime
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +66,16 @@ def parse_rate(raw: Any, field: str, rules: RateRules) -> int:
 
 def parse_time(raw: str, field: str) -> datetime:
     try:
-        value = datetime.fromisoformat(raw)
+        value = parse_datetime(raw)
     except ValueError:
         raise field_error(field, "must be an ISO 8601 date-time such as 2025-01-31T12:00:00Z") \
             from None
     if value.tzinfo is None:
         raise field_error(field, "must carry a time zone (e.g. Z or +01:00)")
     return value.astimezone(UTC)
+
+
+TermsKey = tuple[int, int, int | None]  # plan, product, creator
 
 
 @dataclass
@@ -88,20 +93,16 @@ class AffiliateService:
         self.rules = rules
         self._changes = changes or ChangeBus()
         self.now = now
-        self._terms: dict[tuple[int, int, int | None], _CachedTerms] = {}
-        self._generation = 0
+        # (plan, product, creator) -> terms; a change of the plan drops its entries.
+        self._terms: InvalidatingCache[TermsKey, _CachedTerms] = InvalidatingCache(
+            TERMS_CACHE_MAX, lambda key, _: (("plan", key[0]),))
 
     # ---- cache of terms (the click resolver asks on every click) -----------------------------
 
     def on_change(self, change: Change) -> None:
         """Change-bus listener: drop cached terms of a changed plan (everything on "*")."""
-        if change.is_everything:
-            self._generation += 1
-            self._terms.clear()
-        elif change.kind == "plan":
-            self._generation += 1
-            for key in [k for k in self._terms if k[0] == change.id]:
-                del self._terms[key]
+        if change.is_everything or change.kind == "plan":
+            self._terms.on_change(change)
 
     async def _notify(self, plan_id: int) -> None:
         await self._changes.publish(Change("plan", plan_id))
@@ -120,17 +121,14 @@ class AffiliateService:
         if hit is not None and hit.expires > time.monotonic() and hit.from_ms <= at_ms and (
                 hit.terms.valid_until_ms is None or at_ms < hit.terms.valid_until_ms):
             return hit.terms
-        generation = self._generation
         at = datetime.fromtimestamp(at_ms / 1000, UTC)
-        async with self._pool.acquire() as con:
-            detail = await repo.get_plan_detail(con, plan_id)
-            enrolment = (await repo.get_enrolment(con, plan_id, creator_id)
-                         if creator_id is not None else None)
-        terms = terms_at(detail, product_id, at, enrolment, check_enrolment=creator_id is not None)
-        if generation == self._generation:  # no change arrived while we read
-            if len(self._terms) >= TERMS_CACHE_MAX:
-                self._terms.clear()
-            self._terms[key] = _CachedTerms(terms, at_ms, time.monotonic() + TERMS_CACHE_TTL_S)
+        with self._terms.loading() as load:  # a plan change that arrives meanwhile keeps it out
+            async with self._pool.acquire() as con:
+                detail = await repo.get_plan_detail(con, plan_id)
+                enrolment = (await repo.get_enrolment(con, plan_id, creator_id)
+                             if creator_id is not None else None)
+            terms = terms_at(detail, product_id, at, enrolment, check_enrolment=creator_id is not None)
+            load.store(key, _CachedTerms(terms, at_ms, time.monotonic() + TERMS_CACHE_TTL_S))
         return terms
 
     async def plan_owner(self, plan_id: int) -> int | None:

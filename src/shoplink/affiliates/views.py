@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from typing import Any
 
 from aiohttp import web
 
 from shoplink.affiliates.reports import Period, to_csv
-from shoplink.errors import BadRequest
+from shoplink.errors import BadRequest, field_error
 from shoplink.http import json_response, page_params, path_id, principal, query_int
 from shoplink.keys import AFFILIATE_REPORTS, AFFILIATES, CONVERSIONS, SETTINGS
+from shoplink.times import parse_utc
 from shoplink.validation import read_json
 
 routes = web.RouteTableDef()
@@ -126,7 +128,7 @@ async def marketplace(request: web.Request) -> web.Response:
     limit, after = page_params(request)
     min_rate = request.query.get("min_rate")
     min_rate_bp = None
-    if min_rate:
+    if min_rate is not None:
         try:
             scaled = Decimal(min_rate) * 100
         except InvalidOperation:
@@ -206,46 +208,52 @@ async def refund_conversion(request: web.Request) -> web.Response:
 
 def _query_time(request: web.Request, name: str) -> datetime | None:
     raw = request.query.get(name)
-    if not raw:
+    if raw is None:
         return None
     try:
         if len(raw) == 10:
             return datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC)
-        value = datetime.fromisoformat(raw)
+        return parse_utc(raw)
     except ValueError:
         raise BadRequest(f"{name} must be a date (2025-01-31) or an ISO 8601 date-time",
                          code="invalid_query") from None
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _period(request: web.Request) -> Period:
     end = _query_time(request, "to") or request.app[AFFILIATES].now()
     start = _query_time(request, "from") or end - timedelta(days=DEFAULT_REPORT_DAYS)
     if start >= end:
-        raise BadRequest("from must be before to", code="invalid_query")
+        raise field_error("from", "must be before `to`", code="empty_period")
     if end - start > timedelta(days=MAX_REPORT_DAYS):
-        raise BadRequest(f"a report covers at most {MAX_REPORT_DAYS} days", code="invalid_query")
+        raise field_error("from", f"a report covers at most {MAX_REPORT_DAYS} days", code="period_too_long")
     return Period(start, end)
 
 
-@routes.get("/api/v1/reports/affiliates")
-async def affiliate_report(request: web.Request) -> web.StreamResponse:
+async def _report(request: web.Request) -> tuple[str, Period, list[dict[str, Any]]]:
     group_by = request.query.get("group_by", "plan")
     if group_by not in ("plan", "creator"):
         raise BadRequest("group_by must be plan or creator", code="invalid_query")
-    fmt = request.query.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise BadRequest("format must be json or csv", code="invalid_query")
     period = _period(request)
     items = await request.app[AFFILIATE_REPORTS].report(
         principal(request), group_by=group_by, period=period,
         plan_id=_optional_id(request, "plan_id"), creator_id=_optional_id(request, "creator_id"))
-    if fmt == "csv":
-        name = f"affiliates-by-{group_by}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
-        return web.Response(text=to_csv(items, group_by), content_type="text/csv", charset="utf-8",
-                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return group_by, period, items
+
+
+@routes.get("/api/v1/reports/affiliates")
+async def affiliate_report(request: web.Request) -> web.Response:
+    group_by, period, items = await _report(request)
     return json_response({"group_by": group_by, "from": period.start.isoformat(),
                           "to": period.end.isoformat(), "items": items})
+
+
+@routes.get("/api/v1/reports/affiliates.csv")
+async def affiliate_report_csv(request: web.Request) -> web.Response:
+    """The same report as CSV (RFC 4180: CRLF line ends), one line per plan or creator and currency."""
+    group_by, period, items = await _report(request)
+    name = f"affiliates-by-{group_by}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
+    return web.Response(text=to_csv(items, group_by), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 def setup_routes(app: web.Application) -> None:

@@ -65,10 +65,8 @@ def register_metrics(registry: Registry, redis: AnyRedis, settings: Settings) ->
     """Add a collector that reads the streams' state at every scrape of /metrics."""
     length = registry.gauge("shoplink_click_stream_length", "Entries in the click stream.")
     added = registry.counter("shoplink_click_stream_entries_added_total", "Entries ever added to the stream.")
-    rate = registry.gauge("shoplink_click_events_per_second",
-                          "Click events added per second (between the last two scrapes).")
-    applied_rate = registry.gauge("shoplink_click_applied_per_second",
-                                  "Events counted per second by the counters group (last two scrapes).")
+    applied = registry.counter("shoplink_click_applied_total",
+                               "Events counted by the counters group (rates: rate() in Prometheus).")
     dead = registry.gauge("shoplink_click_dead_letters", "Entries in the dead-letter stream.")
     pending = registry.gauge("shoplink_click_group_pending",
                              "Entries delivered to the group's consumers and not yet acknowledged.")
@@ -78,27 +76,19 @@ def register_metrics(registry: Registry, redis: AnyRedis, settings: Settings) ->
                          "Age of the group's oldest unacknowledged entry (0 when none).")
     overdue = registry.gauge("shoplink_click_group_overdue",
                              "1 when the group lags beyond SHOPLINK_STREAM_MAX_RETENTION_S.")
-    last: dict[int, tuple[float, int, int]] = {}
 
     async def collect() -> None:
-        states, applied = await _sample(redis, settings)
-        now = time.monotonic()
-        for state, applied_n in zip(states, applied, strict=True):
+        states, applied_counts = await _sample(redis, settings)
+        for state, applied_n in zip(states, applied_counts, strict=True):
             shard = str(state.shard)
             length.set(state.length, shard=shard)
             added.set(state.entries_added, shard=shard)
+            applied.set(applied_n, shard=shard)
             dead.set(state.dead_letters, shard=shard)
-            previous = last.get(state.shard)
-            if previous is not None and now > previous[0]:
-                dt = now - previous[0]
-                rate.set(max(0.0, (state.entries_added - previous[1]) / dt), shard=shard)
-                applied_rate.set(max(0.0, (applied_n - previous[2]) / dt), shard=shard)
-            last[state.shard] = (now, state.entries_added, applied_n)
             for g in state.groups:
                 labels = {"shard": shard, "group": g.group}
                 pending.set(g.pending, **labels)
-                unacked = g.unacked
-                lag.set(unacked if unacked is not None else g.pending, **labels)
+                lag.set(g.unacked, **labels)
                 age.set(g.oldest_unacked_age_s or 0.0, **labels)
                 overdue.set(1.0 if g.overdue else 0.0, **labels)
 

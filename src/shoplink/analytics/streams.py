@@ -50,15 +50,15 @@ class GroupLag:
     group: str
     consumers: int
     pending: int
-    undelivered: int | None  # entries not yet delivered to the group (Redis' "lag")
+    undelivered: int  # entries not yet delivered to the group (Redis' "lag", counted when it has none)
     last_delivered: str
     oldest_unacked_id: str | None
     oldest_unacked_age_s: float | None
     overdue: bool = False
 
     @property
-    def unacked(self) -> int | None:
-        return None if self.undelivered is None else self.undelivered + self.pending
+    def unacked(self) -> int:
+        return self.undelivered + self.pending
 
 
 @dataclass
@@ -82,6 +82,30 @@ class ShardState:
 async def _first_after(redis: AnyRedis, stream: str, after: str) -> str | None:
     rows = await redis.xrange(stream, min=f"({after}" if after != "0-0" else "-", count=1)
     return _text(rows[0][0]) if rows else None
+
+
+COUNT_PAGE = 1000
+
+
+async def _count_after(redis: AnyRedis, stream: str, after: str, first_id: str | None,
+                       last_id: str | None, length: int) -> int:
+    """Entries of the stream with an id above `after`: what XINFO GROUPS calls the group's lag.
+
+    Redis answers that lag with nil when it cannot tell from its counters alone (a group that has
+    not read yet on a stream with deleted entries, a deletion after the group's position); the
+    stream itself then says: everything when the group is before the first entry, nothing when
+    it is at or after the last, otherwise the entries counted page by page."""
+    if first_id is None or last_id is None or parse_id(after) >= parse_id(last_id):
+        return 0
+    if parse_id(after) < parse_id(first_id):
+        return length
+    counted, cursor = 0, after
+    while True:
+        rows = await redis.xrange(stream, min=f"({cursor}", count=COUNT_PAGE) or []
+        counted += len(rows)
+        if len(rows) < COUNT_PAGE:
+            return counted
+        cursor = _text(rows[-1][0])
 
 
 async def shard_state(redis: AnyRedis, shard: int, *, max_retention_s: int,
@@ -108,8 +132,9 @@ async def shard_state(redis: AnyRedis, shard: int, *, max_retention_s: int,
             summary = await redis.xpending(stream, name)
             oldest = _text(summary["min"])
         lag = g.get("lag")
-        undelivered = None if lag is None else int(lag)
-        if oldest is None and (undelivered is None or undelivered > 0):
+        undelivered = int(lag) if lag is not None else await _count_after(
+            redis, stream, last_delivered, state.first_id, state.last_id, state.length)
+        if oldest is None and undelivered > 0:
             oldest = await _first_after(redis, stream, last_delivered)
         age = None if oldest is None else max(0.0, (now_ms - parse_id(oldest)[0]) / 1000)
         state.groups.append(GroupLag(

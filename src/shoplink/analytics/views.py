@@ -1,11 +1,11 @@
-"""HTTP: /api/v1/stats/... (JSON, or CSV with ?format=csv)."""
+"""HTTP: /api/v1/stats/... in JSON, and the same documents as CSV at the `.csv` paths (separate
+operations, so that generated clients see one content type per operation)."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -13,9 +13,10 @@ from aiohttp import web
 from shoplink.analytics import keys as k
 from shoplink.analytics.models import ROUTE_KINDS
 from shoplink.analytics.service import summarize
-from shoplink.errors import BadRequest, field_error
+from shoplink.errors import field_error
 from shoplink.http import ascii_digits, json_response, path_id, principal, query_int
 from shoplink.keys import STATS
+from shoplink.times import parse_utc
 
 routes = web.RouteTableDef()
 
@@ -24,44 +25,38 @@ SERIES_COLUMNS = ("t", "clicks", *k.CLASSES, *k.OUTCOMES)
 
 def _when(request: web.Request, name: str) -> int | None:
     """?from= / ?to=: ISO 8601 (a zone is required, or UTC is assumed) or Unix seconds."""
-    raw = request.query.get(name, "").strip()
-    if not raw:
+    raw = request.query.get(name)
+    if raw is None:
         return None
+    raw = raw.strip()
     if ascii_digits(raw.lstrip("-")):
         value = int(raw)
     else:
-        try:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+        try:  # a "+" of the zone arrives as a space when the client did not encode it
+            parsed = parse_utc(raw[:19] + raw[19:].replace(" ", "+"))
         except ValueError:
             raise field_error(name, "expected an ISO 8601 date-time or Unix seconds") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
         value = int(parsed.timestamp())
     if not 0 <= value < 253402300800:
         raise field_error(name, "out of range")
     return value
 
 
-def _format(request: web.Request) -> str:
-    fmt = request.query.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise BadRequest("format must be json or csv", code="invalid_query")
-    return fmt
-
-
 def _csv(rows: list[list[Any]], filename: str) -> web.Response:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180, as every CSV of the API
     writer.writerows(rows)
     return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-def _entity_view(segment: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+View = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _entity_view(segment: str, fmt: str) -> View:
     kind = ROUTE_KINDS[segment]
 
     async def view(request: web.Request) -> web.Response:
-        fmt = _format(request)
         entity_id = path_id(request, "entity_id")
         service = request.app[STATS]
         who = principal(request)
@@ -82,25 +77,27 @@ def _entity_view(segment: str) -> Callable[[web.Request], Awaitable[web.Response
             rows.append(row)
         return _csv(rows, f"{segment}-{entity_id}-{rng.granularity}.csv")
 
-    view.__name__ = f"stats_{segment}"
+    view.__name__ = f"stats_{segment}_{fmt}"
     return view
 
 
-async def heatmap(request: web.Request) -> web.Response:
-    fmt = _format(request)
-    video_id = path_id(request, "entity_id")
-    doc = await request.app[STATS].heatmap(principal(request), video_id)
-    if fmt == "json":
-        return json_response(doc)
-    return _csv([["second", "clicks"], *([c["second"], c["clicks"]] for c in doc["cells"])],
-                f"video-{video_id}-heatmap.csv")
+def _heatmap_view(fmt: str) -> View:
+    async def view(request: web.Request) -> web.Response:
+        video_id = path_id(request, "entity_id")
+        doc = await request.app[STATS].heatmap(principal(request), video_id)
+        if fmt == "json":
+            return json_response(doc)
+        return _csv([["second", "clicks"], *([c["second"], c["clicks"]] for c in doc["cells"])],
+                    f"video-{video_id}-heatmap.csv")
+
+    view.__name__ = f"heatmap_{fmt}"
+    return view
 
 
-def _top_view(segment: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _top_view(segment: str, fmt: str) -> View:
     kind = ROUTE_KINDS[segment]
 
     async def view(request: web.Request) -> web.Response:
-        fmt = _format(request)
         parent_id = path_id(request, "entity_id")
         limit = query_int(request, "limit", 10, 1, 1000)
         doc = await request.app[STATS].top(principal(request), kind, parent_id, limit)
@@ -111,17 +108,18 @@ def _top_view(segment: str) -> Callable[[web.Request], Awaitable[web.Response]]:
                      *([i["rank"], i[f"{child}_id"], i["clicks"]] for i in doc["items"])],
                     f"{segment}-{parent_id}-top-{child}s.csv")
 
-    view.__name__ = f"top_{segment}"
+    view.__name__ = f"top_{segment}_{fmt}"
     return view
 
 
-for _segment in ROUTE_KINDS:
-    routes.get(f"/api/v1/stats/{_segment}/{{entity_id}}")(_entity_view(_segment))
-routes.get("/api/v1/stats/videos/{entity_id}/heatmap")(heatmap)
-routes.get("/api/v1/stats/videos/{entity_id}/top-anchors")(_top_view("videos"))
-routes.get("/api/v1/stats/live/{entity_id}/top-anchors")(_top_view("live"))
-routes.get("/api/v1/stats/shops/{entity_id}/top-products")(_top_view("shops"))
-routes.get("/api/v1/stats/creators/{entity_id}/top-products")(_top_view("creators"))
+# The CSV routes first: `{entity_id}` alone would also match "7.csv".
+for _fmt, _suffix in (("csv", ".csv"), ("json", "")):
+    for _segment in ROUTE_KINDS:
+        routes.get(f"/api/v1/stats/{_segment}/{{entity_id}}{_suffix}")(_entity_view(_segment, _fmt))
+    routes.get(f"/api/v1/stats/videos/{{entity_id}}/heatmap{_suffix}")(_heatmap_view(_fmt))
+    for _segment, _child in (("videos", "anchors"), ("live", "anchors"), ("shops", "products"),
+                             ("creators", "products")):
+        routes.get(f"/api/v1/stats/{_segment}/{{entity_id}}/top-{_child}{_suffix}")(_top_view(_segment, _fmt))
 
 
 def setup_routes(app: web.Application) -> None:

@@ -11,7 +11,8 @@ Anchors are active on the half-open range [start_s, end_s): at exactly start_s a
 shown, at exactly end_s it is not.
 
 Entries are dropped by the change bus ("video" <id>, "anchor" <id>, "product" <id>, "*") on
-every instance, and expire after `ttl_s` in case a message was lost.
+every instance (a `shoplink.cache.InvalidatingCache`, whose guard keeps a load that a change
+overtook out of the cache), and expire after `ttl_s` in case a message was lost.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ import functools
 import hashlib
 import time
 from bisect import bisect_right
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from shoplink.cache import InvalidatingCache
 from shoplink.changes import Change
 
 
@@ -134,10 +135,9 @@ class TimelineCache:
         # Players and CDNs may reuse an answer for max_age_s, then revalidate with If-None-Match.
         self.cache_control = f"public, max-age={max_age_s}"
         self._ttl = ttl_s
-        self._max = max_entries
-        self._entries: OrderedDict[int, Timeline] = OrderedDict()
+        self._cache: InvalidatingCache[int, Timeline] = InvalidatingCache(max_entries, _tags)
+        self._entries = self._cache.entries  # read by `peek` (the hot path)
         self._loading: dict[int, asyncio.Future[Timeline]] = {}
-        self._generation = 0  # bumped by every invalidation; a load that saw a bump is not kept
         self.hits = 0
         self.misses = 0
 
@@ -171,30 +171,21 @@ class TimelineCache:
             job.exception()  # retrieved: a failed load is reported to its awaiters only
 
     async def _load(self, video_id: int) -> Timeline:
-        generation = self._generation
-        source = await self._loader(video_id)
-        now = time.monotonic()
-        entry = Timeline.build(source, now, self.cache_control) if source else Timeline.missing(video_id, now)
-        if generation == self._generation:
-            self._entries[video_id] = entry
-            self._entries.move_to_end(video_id)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+        with self._cache.loading() as load:  # a change that arrives meanwhile keeps it out
+            source = await self._loader(video_id)
+            now = time.monotonic()
+            entry = Timeline.build(source, now, self.cache_control) if source else Timeline.missing(video_id, now)
+            load.store(video_id, entry)
         return entry
 
     def invalidate(self, change: Change) -> None:
-        """A change-bus listener: drop what `change` may have made stale."""
-        self._generation += 1
+        """A change-bus listener: drop what `change` may have made stale ("video" <id>, "anchor"
+        <id>, "product" <id>: the timelines that show them; "*": all)."""
         self._loading.clear()  # loads already running may have read the old state: start afresh
-        if change.is_everything:
-            self._entries.clear()
-        elif change.kind == "video":
-            self._entries.pop(change.id, None)
-        elif change.kind == "anchor":
-            self._drop(lambda t: change.id in t.anchor_ids)
-        elif change.kind == "product":
-            self._drop(lambda t: change.id in t.product_ids)
+        self._cache.on_change(change)
 
-    def _drop(self, stale: Callable[[Timeline], bool]) -> None:
-        for video_id in [v for v, t in self._entries.items() if stale(t)]:
-            del self._entries[video_id]
+
+def _tags(video_id: int, timeline: Timeline) -> list[tuple[str, int]]:
+    """The changes that drop a cached timeline: its video's, and its anchors' and products'."""
+    return [("video", video_id), *(("anchor", a) for a in timeline.anchor_ids),
+            *(("product", p) for p in timeline.product_ids)]

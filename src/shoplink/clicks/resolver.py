@@ -8,8 +8,8 @@ so a flood of clicks on a new or a bogus code reaches PostgreSQL once, not once 
 
 Correctness across instances comes from the change bus: `on_change` drops every cached code a
 change touches, through reverse indexes (product -> codes, shop -> codes, ...). A change that
-arrives while a lookup is in flight keeps that lookup's answer out of the cache. A TTL bounds
-the damage of a lost invalidation message.
+arrives while a lookup is in flight keeps that lookup's answer out of the cache (both are
+`shoplink.cache.InvalidatingCache`'s). A TTL bounds the damage of a lost invalidation message.
 
 Entries are re-read ahead of their expiry (`refresh_at`, at REFRESH_AT of the TTL) by the first
 click that sees them due, in the background and batched like misses, while clicks keep using the
@@ -32,12 +32,12 @@ import logging
 import random
 import re
 import time
-from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from shoplink.cache import InvalidatingCache
 from shoplink.catalog.urls import UrlRejected, normalize_url
 from shoplink.changes import Change
 from shoplink.clicks import events
@@ -121,8 +121,6 @@ class Resolver:
         """`terms`: the affiliate program's commission terms (None: clicks carry no commission)."""
         self._pool = pool
         self._shards = shards
-        self._max_size = max_size
-        self._max_negative = max(16, max_size // 4)
         self._ttl_s = ttl_s
         self._negative_ttl_s = negative_ttl_s
         self._allow_http = allow_http
@@ -131,18 +129,19 @@ class Resolver:
         self._retry_at = 0.0  # time.monotonic() before which a code with nothing to serve fails fast
         self.terms = terms
         # Insertion order evicts the oldest-loaded first; entries are reloaded at least every TTL,
-        # so hot codes stay young without an LRU update on every click.
-        self._entries: dict[str, Target] = {}
-        self._negative: OrderedDict[str, Target] = OrderedDict()
-        self._index: dict[Key, set[str]] = {}
+        # so hot codes stay young without an LRU update on every click. A change drops the codes
+        # whose keys it names (`Target.keys`); unknown codes (negative entries) have their own,
+        # smaller cache, which any anchor change empties (a new anchor may carry such a code).
+        self._cache: InvalidatingCache[str, Target] = InvalidatingCache(max_size, lambda _, t: t.keys)
+        self._unknown: InvalidatingCache[str, Target] = InvalidatingCache(max(16, max_size // 4),
+                                                                          lambda _, t: ())
+        self._entries = self._cache.entries  # read directly by `get` (the hot path)
+        self._negative = self._unknown.entries
         self._inflight: dict[str, asyncio.Future[Target]] = {}
         self._queue: list[str] = []
         self._refresh_queue: dict[str, None] = {}  # due entries, moved to _queue by _refresh_timer
         self._refresh_timer: asyncio.TimerHandle | None = None
         self._loader: asyncio.Task[None] | None = None
-        # Changes seen while a batch is being loaded (None when no load is running).
-        self._changed_during_load: set[Key] | None = None
-        self._everything_changed = False
         self.hits = 0
         self.negative_hits = 0
         self.misses = 0
@@ -254,44 +253,37 @@ class Resolver:
     async def _load_loop(self) -> None:
         while self._queue:
             codes, self._queue = self._queue[:LOAD_BATCH], self._queue[LOAD_BATCH:]
-            self._changed_during_load, self._everything_changed = set(), False
-            try:
-                targets = await self._load(codes)
-            except Exception as exc:
-                self.load_errors += 1
-                if not self.degraded:
-                    log.error("click resolver cannot read PostgreSQL: serving cached anchors, "
-                              "stale ones included", extra={"error": repr(exc)})
-                self.degraded = True
-                self._retry_at = time.monotonic() + RETRY_S
+            # A change that arrives while the batch is read keeps the answers it touches out.
+            with self._cache.loading() as load, self._unknown.loading() as load_unknown:
+                try:
+                    targets = await self._load(codes)
+                except Exception as exc:
+                    self.load_errors += 1
+                    if not self.degraded:
+                        log.error("click resolver cannot read PostgreSQL: serving cached anchors, "
+                                  "stale ones included", extra={"error": repr(exc)})
+                    self.degraded = True
+                    self._retry_at = time.monotonic() + RETRY_S
+                    for code in codes:
+                        future = self._inflight.pop(code)
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                if self.degraded:
+                    self.degraded = False
+                    log.warning("click resolver reads PostgreSQL again")
                 for code in codes:
+                    entry = targets.get(code) or self._not_found(
+                        code, expires=time.monotonic() + self._negative_ttl_s)
+                    if entry.outcome == "not_found":
+                        load_unknown.store(code, entry)
+                    elif self._entries.get(code) is entry:  # renewed in place: now the youngest
+                        load.store(code, entry)
+                    elif load.store(code, entry):
+                        self._unknown.discard(code)
                     future = self._inflight.pop(code)
                     if not future.done():
-                        future.set_exception(exc)
-                continue
-            finally:
-                changed, everything = self._changed_during_load, self._everything_changed
-                self._changed_during_load = None
-            if self.degraded:
-                self.degraded = False
-                log.warning("click resolver reads PostgreSQL again")
-            for code in codes:
-                entry = targets.get(code) or self._not_found(
-                    code, expires=time.monotonic() + self._negative_ttl_s)
-                if not everything and not (changed and self._touched(entry, changed)):
-                    if self._entries.get(code) is entry:  # renewed in place: now the youngest
-                        self._entries[code] = self._entries.pop(code)
-                    else:
-                        self._store(entry)
-                future = self._inflight.pop(code)
-                if not future.done():
-                    future.set_result(entry)
-
-    @staticmethod
-    def _touched(entry: Target, changed: set[Key]) -> bool:
-        if entry.outcome == "not_found":
-            return any(kind == "anchor" for kind, _ in changed)
-        return any(key in changed for key in entry.keys)
+                        future.set_result(entry)
 
     async def _load(self, codes: list[str]) -> dict[str, Target]:
         self.loads += 1
@@ -396,50 +388,12 @@ class Resolver:
 
     # ---- the cache ---------------------------------------------------------------------------
 
-    def _store(self, entry: Target) -> None:
-        code = entry.code
-        if entry.outcome == "not_found":
-            self._negative[code] = entry
-            self._negative.move_to_end(code)
-            if len(self._negative) > self._max_negative:
-                self._negative.popitem(last=False)
-            return
-        self._drop(code)
-        self._negative.pop(code, None)
-        self._entries[code] = entry
-        for key in entry.keys:
-            self._index.setdefault(key, set()).add(code)
-        while len(self._entries) > self._max_size:
-            oldest = next(iter(self._entries))
-            self._drop(oldest)
-
-    def _drop(self, code: str) -> None:
-        entry = self._entries.pop(code, None)
-        if entry is None:
-            return
-        for key in entry.keys:
-            codes = self._index.get(key)
-            if codes is not None:
-                codes.discard(code)
-                if not codes:
-                    del self._index[key]
-
     def on_change(self, change: Change) -> None:
         """Change-bus listener: forget what `change` may have made wrong (cheap, never raises)."""
-        if change.is_everything:
-            self._entries.clear()
-            self._negative.clear()
-            self._index.clear()
-            self._everything_changed = True
-            return
-        key = (change.kind, change.id)
-        if self._changed_during_load is not None:
-            self._changed_during_load.add(key)
-        if change.kind == "anchor":  # a new anchor may carry a code remembered as unknown
-            self._negative.clear()
-        for code in list(self._index.get(key, ())):
-            self._drop(code)
+        self._cache.on_change(change)
+        if change.is_everything or change.kind == "anchor":  # a new anchor may carry an unknown code
+            self._unknown.invalidate_all()
 
     @property
     def size(self) -> int:
-        return len(self._entries)
+        return len(self._cache)

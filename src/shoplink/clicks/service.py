@@ -14,13 +14,14 @@ import logging
 from aiohttp import web
 from aiohttp.http import HttpVersion11
 
+from shoplink.aiohttp_internals import PreformattedResponse
 from shoplink.clicks.classify import Classifier, default_classifier
 from shoplink.clicks.events import encode, live_playback, video_playback
-from shoplink.clicks.redirect import NO_STORE, PreformattedResponse, redirect_message
+from shoplink.clicks.redirect import NO_STORE, redirect_message
 from shoplink.clicks.resolver import Resolver, Target
 from shoplink.clicks.viewer import ViewerIds, referrer_host
-from shoplink.clicks.writer import ClickWriter
 from shoplink.config import Settings
+from shoplink.delivery.writer import ClickWriter
 from shoplink.errors import error_body
 from shoplink.ids import new_ulid_and_ms
 from shoplink.metrics import Registry

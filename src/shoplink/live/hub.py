@@ -42,6 +42,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shoplink.aiohttp_internals import http_chunk
 from shoplink.changes import Change
 from shoplink.errors import NotFound
 from shoplink.live import repository as repo
@@ -63,11 +64,6 @@ MAX_BUFFERED_BYTES = 256 * 1024  # a viewer this far behind is disconnected (it 
 
 def sse(event_id: int, name: str, data: object) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, name.encode(), orjson.dumps(data))
-
-
-def http_chunk(data: bytes) -> bytes:
-    """`data` framed for Transfer-Encoding: chunked."""
-    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 class Frame:

@@ -34,6 +34,7 @@ from shoplink.live.models import (
     SetProduct,
     replay_ranges,
 )
+from shoplink.times import parse_datetime
 from shoplink.videos.models import Video
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def parse_planned_start(raw: str | None) -> datetime | None:
     if raw is None:
         return None
     try:
-        value = datetime.fromisoformat(raw)
+        value = parse_datetime(raw)
     except ValueError:
         raise field_error("planned_start_at", "must be an ISO 8601 date-time") from None
     if value.tzinfo is None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import HttpVersion11, web
 
+from shoplink.aiohttp_internals import body_transport
 from shoplink.clicks.viewer import COOKIE_NAME as VIEWER_COOKIE
 from shoplink.errors import BadRequest
 from shoplink.http import ascii_digits, json_response, page, page_params, path_id, principal
@@ -160,9 +161,9 @@ async def public_state(request: web.Request) -> web.Response:
 
 def _last_event_id(request: web.Request) -> int | None:
     raw = request.headers.get("Last-Event-ID", request.query.get("last_event_id"))
-    if raw is None or raw.strip() == "":
+    if raw is None:
         return None
-    raw = raw.strip()
+    raw = raw.strip()  # EventSource sends the header only with an id: an empty one is malformed
     if not ascii_digits(raw) or len(raw) > 10:
         raise BadRequest("Last-Event-ID must be a non-negative integer (an event id)",
                          code="invalid_last_event_id")
@@ -170,8 +171,12 @@ def _last_event_id(request: web.Request) -> int | None:
 
 
 def _end_chunk(state: LiveState) -> bytes:
-    return sse(state.seq, "end", {"seq": state.seq, "type": "end", "status": ENDED,
-                                  "ended_at": state.ended_at.isoformat() if state.ended_at else None})
+    """The `end` event of an ended live, as the stored one reads (for a viewer that joins late)."""
+    ended, started = state.ended_at, state.started_at
+    offset = (ended - started).total_seconds() if ended and started else 0.0
+    return sse(state.seq, "end", {"seq": state.seq, "type": "end", "offset_s": offset,
+                                  "at": ended.isoformat() if ended else None, "status": ENDED,
+                                  "ended_at": ended.isoformat() if ended else None})
 
 
 @routes.get("/v1/live/{live_id}/events")
@@ -179,7 +184,9 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: the state (or, with Last-Event-ID, what was missed), then each change.
 
     Event ids are the session's sequence numbers; a `: hb` comment is sent every heartbeat
-    interval; the stream ends after the `end` event.
+    interval; the stream ends after the `end` event. A client that reconnects once it has the
+    `end` (Last-Event-ID: the end's id) gets 204 No Content: the status that tells a standard
+    EventSource to stop reconnecting.
     """
     session_id = path_id(request, "live_id")
     last_id = _last_event_id(request)
@@ -188,6 +195,11 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     base = _base(request)
     who = hub.viewer_keys.of(request.remote, request.cookies.get(VIEWER_COOKIE))
     viewer, state = await hub.join(session_id, who)  # 404 for an unknown session
+    if state.status == ENDED and last_id == state.seq:  # the viewer has seen everything, the end too
+        hub.leave(viewer)
+        done = web.Response(status=204, headers={"Cache-Control": "no-store"})
+        allow_cross_origin(done.headers)
+        return done
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     allow_cross_origin(response.headers)  # prepared here: the CORS middleware would be too late
     try:
@@ -210,7 +222,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
             response.enable_chunked_encoding()
         await response.prepare(request)
         await response.write(b"".join(first))
-        transport = request.transport
+        transport = body_transport(request, response)  # the hub writes to it directly
         if not ended and transport is not None and viewer.attach(transport, chunked):
             await viewer.done  # the hub writes each change straight to the transport
         await response.write_eof()

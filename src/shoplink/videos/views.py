@@ -49,16 +49,26 @@ async def _small_text(part: BodyPartReader, field: str) -> str:
         raise field_error(field, "must be UTF-8 text") from None
 
 
+@routes.post("/api/v1/videos/register")
+async def register_video(request: web.Request) -> web.Response:
+    """JSON {path, title}: a file already on the server (only with SHOPLINK_ALLOW_SERVER_PATHS)."""
+    service = request.app[VIDEOS]
+    who = principal(request)
+    service.require_publisher(who)
+    body = await read_json(request, "video_register", request.app[SETTINGS].max_body_bytes)
+    video = await service.register_path(who, body["path"], body.get("title"))
+    return json_response(video.to_json(), status=201)
+
+
 @routes.post("/api/v1/videos")
 async def create_video(request: web.Request) -> web.Response:
-    """multipart/form-data with `file` (and optional `title`), or JSON {path, title} when allowed."""
+    """multipart/form-data with `file` (and optional `title`), streamed to disk and probed."""
     service = request.app[VIDEOS]
     who = principal(request)
     service.require_publisher(who)
     if request.content_type == "application/json":
-        body = await read_json(request, "video_register", request.app[SETTINGS].max_body_bytes)
-        video = await service.register_path(who, body["path"], body.get("title"))
-        return json_response(video.to_json(), status=201)
+        raise UnsupportedMediaType("upload the video as multipart/form-data; a file already on the server "
+                                   "is registered with POST /api/v1/videos/register")
     if request.content_type != "multipart/form-data":
         raise UnsupportedMediaType("upload the video as multipart/form-data with a `file` field")
     length = request.content_length

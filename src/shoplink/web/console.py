@@ -18,8 +18,8 @@ async def live_list(request: web.Request) -> web.Response:
 
 @routes.get("/studio/live/{live_id}")
 async def console(request: web.Request) -> web.Response:
+    live_id = path_id(request, "live_id")  # a malformed URL is a 400, signed in or not
     signed_in(request)
-    live_id = path_id(request, "live_id")
     return shell(request, "console.html", title=f"Live {live_id}", script="console.js", live_id=str(live_id))
 
 

@@ -23,11 +23,11 @@ async def dashboard_index(request: web.Request) -> web.Response:
 
 @routes.get("/dashboard/{kind}/{entity_id}")
 async def dashboard(request: web.Request) -> web.Response:
-    signed_in(request)
-    kind = request.match_info["kind"]
+    kind = request.match_info["kind"]  # a malformed URL is a 404 / 400, signed in or not
     if kind not in KINDS:
         raise web.HTTPNotFound(text="no such dashboard")
     entity_id = path_id(request, "entity_id")
+    signed_in(request)
     heading = f"{KINDS[kind]} {entity_id}"
     return shell(request, "dashboard.html", title=heading, script="dashboard.js", kind=kind,
                  entity_id=str(entity_id), heading=heading)

@@ -19,8 +19,8 @@ async def studio(request: web.Request) -> web.Response:
 
 @routes.get("/studio/videos/{video_id}")
 async def studio_video(request: web.Request) -> web.Response:
+    video_id = path_id(request, "video_id")  # a malformed URL is a 400, signed in or not
     signed_in(request)
-    video_id = path_id(request, "video_id")
     return shell(request, "studio_video.html", title=f"Video {video_id}", script="studio_video.js",
                  video_id=str(video_id), media_url=f"/studio/videos/{video_id}/media")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import html
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from shoplink.errors import Forbidden, Unauthorized
+from shoplink.errors import BadRequest, Forbidden, Unauthorized
 from shoplink.http import json_response
 from shoplink.keys import RATE_LIMITS, SESSIONS, SETTINGS, WEB_SESSION
 from shoplink.paths import PACKAGE_DIR
@@ -51,7 +52,10 @@ async def signin_page(request: web.Request) -> web.Response:
 async def signin(request: web.Request) -> web.StreamResponse:
     if not same_origin(request):
         raise Forbidden("sign-in must come from this site", code="csrf_failed")
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (ValueError, AssertionError, HttpProcessingError) as exc:  # e.g. multipart without a boundary
+        raise BadRequest(f"malformed form body: {exc.__class__.__name__}", code="malformed_form") from None
     token = str(form.get("token", "")).strip()
     next_path = _safe_next(str(form.get("next", "")))
     limits = request.app.get(RATE_LIMITS)

@@ -19,12 +19,10 @@ const COLORS = { human: '#e0245e', bot: '#8a93a6', link_preview: '#f0b429' };
 const charts = {};
 const names = new Map();  // "anchor:12" / "product:3" -> a readable name
 
-function query(fmt) {
+function query() {
   const p = PERIODS[document.getElementById('period').value];
   const to = Math.ceil(Date.now() / 1000);
-  const params = new URLSearchParams({ granularity: p.granularity, from: String(to - p.seconds), to: String(to) });
-  if (fmt) params.set('format', fmt);
-  return params.toString();
+  return new URLSearchParams({ granularity: p.granularity, from: String(to - p.seconds), to: String(to) }).toString();
 }
 
 function chartLib() {
@@ -71,7 +69,7 @@ async function loadNames() {
 async function load() {
   errorBox.textContent = '';
   const stats = await api('GET', `/api/v1/stats/${KIND}/${ID}?${query()}`);
-  document.getElementById('csv').href = `/api/v1/stats/${KIND}/${ID}?${query('csv')}`;
+  document.getElementById('csv').href = `/api/v1/stats/${KIND}/${ID}.csv?${query()}`;
   const t = stats.totals;
   const values = { clicks: t.clicks, ...t.by_class, ...t.by_outcome, unique_viewers: stats.unique_viewers };
   for (const el of document.querySelectorAll('[data-kpi]')) el.textContent = values[el.dataset.kpi] ?? 0;
@@ -92,7 +90,7 @@ async function load() {
 async function loadHeatmap() {
   const heat = await api('GET', `/api/v1/stats/videos/${ID}/heatmap`);
   document.getElementById('heatmap-section').hidden = false;
-  document.getElementById('heatmap-csv').href = `/api/v1/stats/videos/${ID}/heatmap?format=csv`;
+  document.getElementById('heatmap-csv').href = `/api/v1/stats/videos/${ID}/heatmap.csv`;
   const bucket = heat.bucket_s || 1;
   const duration = Number(root.dataset.duration) || Math.max(bucket, ...heat.cells.map((c) => c.second + bucket));
   const n = Math.max(1, Math.ceil(duration / bucket));
@@ -112,7 +110,7 @@ async function loadTop() {
   document.getElementById('top-section').hidden = false;
   document.getElementById('top-heading').textContent = `Top ${child}s`;
   document.getElementById('top-col').textContent = child;
-  document.getElementById('top-csv').href = `${path}?limit=100&format=csv`;
+  document.getElementById('top-csv').href = `${path}.csv?limit=100`;
   document.querySelector('#top tbody').replaceChildren(...top.items.map((i) => {
     const id = i[`${child}_id`];
     const name = names.get(`${child}:${id}`) || `${child} ${id}`;

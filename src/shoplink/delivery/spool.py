@@ -4,7 +4,7 @@ One file per process, `clicks-<pid>-<random>.spool` in SHOPLINK_SPOOL_DIR, held 
 exclusive flock(2) for the life of the process. Each line is `<shard> <event JSON>\n` (orjson
 never emits a raw newline). A file whose lock can be taken belongs to no running process (it
 was left by a crash, or by a shutdown while Redis was down): the next process that starts, or
-a running one within ORPHAN_SCAN_S (clicks/writer.py), claims it and replays it. A line cut
+a running one within ORPHAN_SCAN_S (delivery/writer.py), claims it and replays it. A line cut
 short by a crash is skipped.
 
 Durability: each spooled batch goes to the kernel in one write(2) before the writer moves on,

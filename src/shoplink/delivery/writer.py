@@ -3,7 +3,7 @@
 `record()` appends to an in-process buffer and returns. A background flusher takes the buffer
 every SHOPLINK_CLICK_FLUSH_MS (or as soon as SHOPLINK_CLICK_FLUSH_BATCH events wait), encodes
 the whole batch of XADDs as RESP bytes once and writes it on a dedicated connection
-(`shoplink.resp.RespConnection`), then counts the replies.
+(`shoplink.delivery.connection.RespConnection`), then counts the replies.
 
 When Redis refuses, is unreachable or slower than SHOPLINK_CLICK_REDIS_TIMEOUT_S, the events
 not acknowledged go to the spool file (`spool.py`), and from then on every new batch is
@@ -48,10 +48,11 @@ from pathlib import Path
 import hiredis
 from redis.exceptions import RedisError
 
-from shoplink.clicks.spool import Record, SpoolFile, fitting
+from shoplink.delivery.connection import RespConnection, RespError
+from shoplink.delivery.spool import Record, SpoolFile, fitting
 from shoplink.logs import Throttled
 from shoplink.redis import RedisTopology
-from shoplink.resp import RespConnection, RespError
+from shoplink.resp import pack_with_last, prefix
 from shoplink.streams import stream_key
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class ClickWriter:
         self._buffer: list[Record] = []
         self._wake = asyncio.Event()  # the buffer is no longer empty
         self._full = asyncio.Event()  # a batch is ready now
-        self._heads: dict[int, bytes] = {}
+        self._heads = _XaddPrefixes()  # shard -> packed XADD up to its last argument
         self._own: SpoolFile | None = None  # created on first use
         self._orphans: list[SpoolFile] = []  # left by dead processes, replayed first
         self._orphan_scan_s = ORPHAN_SCAN_S if orphan_scan_s is None else orphan_scan_s
@@ -354,7 +355,7 @@ class ClickWriter:
                        replay: bool = False) -> list[Record]:
         conn.received = []  # the replies of this send so far (what a cancelled send goes by)
         loop = asyncio.get_running_loop()
-        payload = self._encode(records)
+        payload = pack_with_last(self._heads, records)
         started = time.perf_counter()
         received: list[object] = []
         try:
@@ -394,18 +395,6 @@ class ClickWriter:
                         extra={"error": repr(exc)})
         self.redis_ok = exc is None and self.redis_ok
         self._retry_at = loop.time() + RETRY_S
-
-    def _encode(self, records: list[Record]) -> bytes:
-        heads = self._heads
-        parts = []
-        for shard, payload in records:
-            head = heads.get(shard)
-            if head is None:
-                key = stream_key(shard).encode()
-                head = heads[shard] = b"*5\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$1\r\ne\r\n" % (
-                    len(key), key)
-            parts.append(head + b"$%d\r\n%s\r\n" % (len(payload), payload))
-        return b"".join(parts)
 
     # ---- spool -----------------------------------------------------------------------------
 
@@ -457,6 +446,14 @@ class ClickWriter:
                 await loop.run_in_executor(None, own.fsync)
             except OSError as exc:  # the flusher must go on (the data is in the kernel already)
                 log.error("click spool fsync failed", extra={"error": repr(exc)})
+
+
+class _XaddPrefixes(dict[int, bytes]):
+    """Shard -> `XADD <its stream key> * e`, packed once (the event is the last argument)."""
+
+    def __missing__(self, shard: int) -> bytes:
+        head = self[shard] = prefix(b"XADD", stream_key(shard), b"*", b"e")
+        return head
 
 
 def unacknowledged(records: list[Record], received: list[object]) -> list[Record]:

@@ -1,0 +1,1 @@
+"""Click and player events from the process to Redis Streams: the buffered writer, its spool."""
