@@ -65,6 +65,8 @@ SHARDS = 4
 clock = time.perf_counter  # uvloop's loop.time() counts whole milliseconds
 ANCHORS = 1000
 SECRET = "bench-secret-key-0123456789abcdef"
+METRICS_TOKEN = "bench-metrics-token-0123456789"  # /metrics on the main port needs it
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 # ---- the stack -------------------------------------------------------------------------------
@@ -289,7 +291,7 @@ async def spool_metrics(base_url: str, workers: int) -> dict[str, dict[str, floa
     seen: dict[str, dict[str, float]] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
         for _ in range(200):
-            async with session.get(f"{base_url}/metrics") as resp:
+            async with session.get(f"{base_url}/metrics", headers=METRICS_AUTH) as resp:
                 text = await resp.text()
             pid = re.search(r'shoplink_worker_info\{pid="(\d+)"', text)
             if pid:
@@ -335,7 +337,7 @@ async def soak(args: argparse.Namespace) -> int:
         token, shop, codes = await seed(database_url)
         env = {**os.environ, "SHOPLINK_DATABASE_URL": database_url, "SHOPLINK_REDIS_URL": redis_server.url,
                "SHOPLINK_PORT": str(port), "SHOPLINK_SPOOL_DIR": str(spool), "SHOPLINK_SECRET_KEY": SECRET,
-               "SHOPLINK_ACCESS_LOG": "false", "SHOPLINK_LOG_LEVEL": "warning",
+               "SHOPLINK_METRICS_TOKEN": METRICS_TOKEN, "SHOPLINK_ACCESS_LOG": "false", "SHOPLINK_LOG_LEVEL": "warning",
                "SHOPLINK_CLICK_SHARDS": str(SHARDS)}
         serve = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "shoplink", "serve", "--workers", str(args.workers),
@@ -349,7 +351,7 @@ async def soak(args: argparse.Namespace) -> int:
                 if time.monotonic() > deadline or serve.returncode is not None:
                     raise RuntimeError(f"the {args.workers} workers did not start (log: {logs[0].name})")
                 try:
-                    async with probe.get(base_url + "/metrics") as resp:
+                    async with probe.get(base_url + "/metrics", headers=METRICS_AUTH) as resp:
                         found = re.search(r'shoplink_worker_info\{pid="(\d+)"', await resp.text())
                         pids |= {found[1]} if found else set()
                 except aiohttp.ClientError:

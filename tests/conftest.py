@@ -15,11 +15,11 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from shoplink import db
-from shoplink.app import create_app, install_fast_dispatch
+from shoplink.app import create_app, install_fast_dispatch, install_read_timeouts
 from shoplink.auth.service import AuthService
 from shoplink.config import Settings
 
-from support.api import Account, AccountFactory, Api, ServerFactory
+from support.api import METRICS_TOKEN, Account, AccountFactory, Api, ServerFactory
 from support.cluster import RedisCluster3
 from support.count import start_count_worker, stop_count_worker
 from support.dns_server import DnsServer
@@ -121,7 +121,7 @@ def settings(database_url: str, redis_proc: RedisProcess, tmp_path: Path, dns: D
     return Settings.from_env(
         {}, database_url=database_url, redis_url=redis_proc.url, secret_key=TEST_SECRET,
         media_dir=tmp_path / "media", public_base_url="http://127.0.0.1:8080",
-        access_log=False, log_level="warning", spool_dir=tmp_path / "spool",
+        access_log=False, log_level="warning", spool_dir=tmp_path / "spool", metrics_token=METRICS_TOKEN,
         dns_nameservers=(dns.address,), dns_timeout_s=1.0)
 
 
@@ -148,6 +148,7 @@ async def start_server(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[
         await server.start_server()
         assert isinstance(server.runner, web.AppRunner)
         install_fast_dispatch(server.runner)  # as `shoplink serve` does
+        install_read_timeouts(server.runner)
         started.append(server)
         return server
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from shoplink import compose, fastpath, health, metrics
+from shoplink import aiohttp_internals, compose, fastpath, health, logs, metrics
 from shoplink.affiliates import views as affiliate_views
 from shoplink.analytics import views as analytics_views
 from shoplink.anchors import views as anchor_views
@@ -17,7 +17,7 @@ from shoplink.auth.middleware import auth_middleware
 from shoplink.catalog import views as catalog_views
 from shoplink.clicks import views as click_views
 from shoplink.config import Settings
-from shoplink.errors import Handler, error_middleware
+from shoplink.errors import Handler, RequestTimeout, error_middleware
 from shoplink.fastpath import fast_path_middleware
 from shoplink.keys import CLICKS, METRICS, REQUEST_ID, SETTINGS
 from shoplink.live import views as live_views
@@ -65,6 +65,7 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
 
 
 def create_app(settings: Settings) -> web.Application:
+    logs.keep_addresses_out()  # no client address in any log line, aiohttp's own included
     app = web.Application(
         # fast_path_middleware first: public hot routes skip the others (see fastpath.py).
         # cors_middleware outside error_middleware: public paths' errors carry CORS too (and it
@@ -82,6 +83,18 @@ def create_app(settings: Settings) -> web.Application:
     for setup in ROUTE_SETUPS:
         setup(app)
     return app
+
+
+def install_read_timeouts(runner: web.AppRunner) -> None:
+    """Slow clients are cut: SHOPLINK_HEADER_TIMEOUT_S for a request's head, SHOPLINK_BODY_TIMEOUT_S
+    and SHOPLINK_BODY_MIN_RATE for its body (aiohttp has neither; see shoplink.aiohttp_internals).
+    Call after `runner.setup()` and before the site accepts connections."""
+    assert runner.server is not None, "runner.setup() first"
+    settings = runner.app[SETTINGS]
+    aiohttp_internals.install_read_timeouts(runner.server, aiohttp_internals.ReadTimeouts(
+        header_s=settings.header_timeout_s, body_s=settings.body_timeout_s,
+        body_min_rate=settings.body_min_rate,
+        body_error=lambda: RequestTimeout("the request body arrived too slowly")))
 
 
 def install_fast_dispatch(runner: web.AppRunner) -> None:

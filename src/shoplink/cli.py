@@ -85,6 +85,10 @@ COMMANDS: dict[str, Command] = {
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    unsafe = settings.unsafe_to_serve()
+    if unsafe is not None:
+        print(f"shoplink: refusing to start: {unsafe}", file=sys.stderr)
+        return 2
     if args.worker_slot is not None or args.control_fd is not None:
         if args.worker_slot is None or args.control_fd is None:
             print("shoplink: --worker-slot and --control-fd go together", file=sys.stderr)

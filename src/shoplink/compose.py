@@ -62,12 +62,13 @@ from shoplink.keys import (
     TIMELINES,
     VIDEOS,
 )
-from shoplink.live.hub import LiveHub
+from shoplink.live.hub import LiveHub, ViewerKeys
 from shoplink.live.service import LiveService
 from shoplink.metrics import Registry
 from shoplink.redis import RedisTopology
 from shoplink.security.ratelimit import Limit, RateLimiter, RateLimits
 from shoplink.videos.media import MediaStore, MediaWorkers
+from shoplink.videos.probe import ProbeLimits
 from shoplink.videos.service import VideoService
 from shoplink.web.sessions import SessionService
 
@@ -132,7 +133,9 @@ async def services(app: web.Application) -> AsyncIterator[None]:
         stack.callback(workers.shutdown)
         videos = VideoService(pool, store, workers, changes, max_upload_bytes=settings.max_upload_bytes,
                               allow_server_paths=settings.allow_server_paths,
-                              delete_hooks=[archive_for_deleted_video])
+                              delete_hooks=[archive_for_deleted_video],
+                              probe_limits=ProbeLimits(max_pixels=settings.max_video_pixels,
+                                                       max_duration_s=settings.max_video_duration_s))
         anchors = AnchorService(pool, videos, catalog, rights, changes,
                                 max_per_video=settings.max_anchors_per_video,
                                 public_base_url=settings.public_base_url,
@@ -145,7 +148,8 @@ async def services(app: web.Application) -> AsyncIterator[None]:
 
         # Live sessions: pins pushed to this instance's viewers, and through Redis to the others'.
         hub = LiveHub(redis, pool, base_url=settings.public_base_url, heartbeat_s=settings.live_heartbeat_s,
-                      resync_s=settings.live_resync_s, metrics=metrics)
+                      resync_s=settings.live_resync_s, metrics=metrics,
+                      viewer_keys=ViewerKeys(settings.secret_key))
         stack.push_async_callback(hub.shutdown)
         app[LIVE] = LiveService(pool, hub, rights, anchors, videos, changes,
                                 max_products=settings.live_max_products, max_pins=settings.live_max_pins)
@@ -202,11 +206,15 @@ async def _pool(settings: Settings) -> asyncpg.Pool:
 
 
 def _rate_limits(settings: Settings, redis: RedisTopology) -> RateLimits:
+    if settings.rate_exempt_tokens:
+        log.warning("rate limits do not apply to the tokens of SHOPLINK_RATE_EXEMPT_TOKENS "
+                    "(meant for test and fuzzing runs)", extra={"tokens": len(settings.rate_exempt_tokens)})
     return RateLimits(
         RateLimiter(redis.client), settings.secret_key,
         api_token=Limit(settings.rate_api_token_per_s, settings.rate_api_token_burst),
         api_client=Limit(settings.rate_api_client_per_s, settings.rate_api_client_burst),
-        auth_failures=Limit(settings.rate_auth_fail_per_s, settings.rate_auth_fail_burst))
+        auth_failures=Limit(settings.rate_auth_fail_per_s, settings.rate_auth_fail_burst),
+        exempt_tokens=settings.rate_exempt_tokens)
 
 
 @contextlib.asynccontextmanager

@@ -80,6 +80,11 @@ def _parse_str(raw: str) -> str:
     return raw
 
 
+def _parse_list(raw: str) -> tuple[str, ...]:
+    """Items separated by commas (blanks dropped)."""
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
 def _parse_secret(raw: str) -> str:
     if len(raw) < 16:
         raise ValueError("must be at least 16 characters")
@@ -195,6 +200,9 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("metrics_port", "SHOPLINK_METRICS_PORT", "0", _parse_int(0, 65535),
            "Also serve /metrics of each server process on its own port: this one plus the "
            "process's slot under `serve --workers N` (so every process can be scraped); 0: none."),
+    _Field("metrics_token", "SHOPLINK_METRICS_TOKEN", "", lambda raw: _parse_secret(raw) if raw else "",
+           "Bearer token (16+ chars) that opens /metrics on the main port. Empty: /metrics is only on "
+           "SHOPLINK_METRICS_PORT (the main port answers 404).", secret=True),
     _Field("workers", "SHOPLINK_WORKERS", "1", parse_workers,
            "Server processes `shoplink serve` runs on the one port (SO_REUSEPORT) under a supervisor; "
            "`auto`: one per CPU core; 1: a single process, no supervisor. `--workers` overrides it."),
@@ -217,6 +225,14 @@ _FIELDS: tuple[_Field, ...] = (
            "answers 503 with Retry-After."),
     _Field("db_command_timeout_s", "SHOPLINK_DB_COMMAND_TIMEOUT_S", "30", _parse_float(0.1, 3600),
            "Longest a PostgreSQL statement may run; a server that stops answering fails requests after it."),
+    _Field("header_timeout_s", "SHOPLINK_HEADER_TIMEOUT_S", "10", _parse_float(0.1, 3600),
+           "Longest a client may take to send a request's head (request line and headers), from "
+           "its connection's start or the first byte of the request; then the connection is closed."),
+    _Field("body_timeout_s", "SHOPLINK_BODY_TIMEOUT_S", "30", _parse_float(0.1, 86_400),
+           "A request body must arrive within this many seconds of its head, plus one second per "
+           "SHOPLINK_BODY_MIN_RATE bytes received; a slower one is answered 408 and its connection closed."),
+    _Field("body_min_rate", "SHOPLINK_BODY_MIN_RATE", "8192", _parse_float(1, 1e12),
+           "Bytes per second a request body must keep up, on average, past SHOPLINK_BODY_TIMEOUT_S."),
     _Field("max_body_bytes", "SHOPLINK_MAX_BODY_BYTES", "1048576", _parse_int(1024, 1 << 30),
            "Largest JSON or CSV request body accepted."),
     _Field("allow_http_urls", "SHOPLINK_ALLOW_HTTP_URLS", "false", _parse_bool,
@@ -249,6 +265,12 @@ _FIELDS: tuple[_Field, ...] = (
            "Where uploaded videos and thumbnails are stored."),
     _Field("max_upload_bytes", "SHOPLINK_MAX_UPLOAD_BYTES", str(512 * 1024 * 1024),
            _parse_int(1024, 1 << 40), "Largest video upload accepted."),
+    _Field("max_video_pixels", "SHOPLINK_MAX_VIDEO_PIXELS", str(4096 * 2160), _parse_int(64, 16384 * 16384),
+           "Largest frame (width x height) of a video accepted, read from its container before anything "
+           "is decoded; also bounds what decoding one frame costs (default: 4096x2160)."),
+    _Field("max_video_duration_s", "SHOPLINK_MAX_VIDEO_DURATION_S", "14400", _parse_float(1, 30 * 86_400),
+           "Longest video accepted, in seconds, as its container declares it (scene detection decodes "
+           "every frame)."),
     _Field("allow_server_paths", "SHOPLINK_ALLOW_SERVER_PATHS", "false", _parse_bool,
            "Admin setting: allow registering videos by a path on the server."),
     _Field("max_anchors_per_video", "SHOPLINK_MAX_ANCHORS_PER_VIDEO", "30", _parse_int(1, 10_000),
@@ -359,9 +381,14 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("rate_api_client_burst", "SHOPLINK_RATE_API_CLIENT_BURST", "500", _parse_int(1, 1_000_000),
            "Management API calls one client address may make in a burst."),
     _Field("rate_auth_fail_per_s", "SHOPLINK_RATE_AUTH_FAIL_PER_S", "0.05", _parse_float(0.0001, 1000),
-           "Failed authentications (bad token, rejected sign-in) forgiven per second and client."),
+           "Failed authentications (bad token, rejected sign-in) forgiven per second, per client and per "
+           "guessed token."),
     _Field("rate_auth_fail_burst", "SHOPLINK_RATE_AUTH_FAIL_BURST", "10", _parse_int(1, 10_000),
-           "Failed authentications a client may make before it is locked out (429)."),
+           "Failed authentications a client, or attempts at one token's head or tail, may make before "
+           "429 (valid tokens are never refused for a client's failures)."),
+    _Field("rate_exempt_tokens", "SHOPLINK_RATE_EXEMPT_TOKENS", "", _parse_list,
+           "For test and fuzzing runs: API tokens (comma-separated) that no rate limit applies to. "
+           "Empty in production (it only ever exempts the holders of the listed tokens).", secret=True),
 )
 
 
@@ -377,6 +404,7 @@ class Settings:
     host: str
     port: int
     metrics_port: int
+    metrics_token: str
     workers: int
     public_base_url: str
     secret_key: str
@@ -386,6 +414,9 @@ class Settings:
     db_pool_max: int
     db_timeout_s: float
     db_command_timeout_s: float
+    header_timeout_s: float
+    body_timeout_s: float
+    body_min_rate: float
     max_body_bytes: int
     allow_http_urls: bool
     dns_nameservers: tuple[str, ...]
@@ -400,6 +431,8 @@ class Settings:
     domain_watch_interval_s: float
     media_dir: Path
     max_upload_bytes: int
+    max_video_pixels: int
+    max_video_duration_s: float
     allow_server_paths: bool
     max_anchors_per_video: int
     click_shards: int
@@ -451,6 +484,7 @@ class Settings:
     rate_api_client_burst: int
     rate_auth_fail_per_s: float
     rate_auth_fail_burst: int
+    rate_exempt_tokens: tuple[str, ...]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -490,6 +524,35 @@ class Settings:
     @property
     def uses_default_secret(self) -> bool:
         return self.secret_key == _fields_by_name()["secret_key"].default
+
+    def unsafe_to_serve(self) -> str | None:
+        """Why `shoplink serve` must not start with these settings (one line), or None.
+
+        The default SHOPLINK_SECRET_KEY is public: with it, session cookies and CSRF tokens can
+        be forged and the hashed viewer networks in click events reversed. It is accepted only
+        by a server that binds to loopback and whose public base URL is a loopback URL (or
+        empty, which means http://HOST:PORT): a developer's own machine."""
+        if not self.uses_default_secret:
+            return None
+        public_host = urlsplit(self.public_base_url).hostname or ""
+        if is_loopback_host(self.host) and is_loopback_host(public_host):
+            return None
+        where = f"binds {self.host!r}" if not is_loopback_host(self.host) else \
+            f"is public at {self.public_base_url}"
+        return (f"SHOPLINK_SECRET_KEY is the public development default and the server {where}: "
+                "set SHOPLINK_SECRET_KEY (or SHOPLINK_SECRET_KEY_FILE) to 16+ random characters "
+                "(the default is accepted only on loopback with a loopback public URL)")
+
+
+def is_loopback_host(host: str) -> bool:
+    """`localhost`, a name under `.localhost`, or a loopback address (127.0.0.0/8, ::1)."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _raw_value(env: Mapping[str, str], field: _Field) -> str:

@@ -54,6 +54,11 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class RequestTimeout(DomainError):
+    status = 408
+    code = "request_timeout"
+
+
 class Conflict(DomainError):
     status = 409
     code = "conflict"
@@ -125,7 +130,7 @@ def json_error(status: int, code: str, message: str, details: Any = None,
 
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+    405: "method_not_allowed", 408: "request_timeout", 409: "conflict", 413: "payload_too_large",
     415: "unsupported_media_type", 422: "validation_failed", 429: "too_many_requests",
 }
 

@@ -7,13 +7,15 @@ computed at scrape time through `register_collector`.
 
 from __future__ import annotations
 
+import hmac
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from shoplink.keys import METRICS
+from shoplink.errors import NotFound, Unauthorized
+from shoplink.keys import METRICS, SETTINGS
 
 Labels = tuple[tuple[str, str], ...]
 # The Prometheus text exposition format, version 0.0.4, as scrapers negotiate it.
@@ -105,18 +107,32 @@ class Registry:
         return "\n".join(lines) + "\n"
 
 
-routes = web.RouteTableDef()
-
-
-@routes.get("/metrics")
-async def metrics_view(request: web.Request) -> web.Response:
+async def _render(request: web.Request) -> web.Response:
     body = await request.app[METRICS].render()
     return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE,
                                                      "Cache-Control": "no-store"})
 
 
+async def metrics_view(request: web.Request) -> web.Response:
+    """/metrics on the metrics port (SHOPLINK_METRICS_PORT): open, the port is for the scraper."""
+    return await _render(request)
+
+
+async def guarded_metrics_view(request: web.Request) -> web.Response:
+    """/metrics on the main port: only with `Authorization: Bearer SHOPLINK_METRICS_TOKEN`; without
+    a token configured it does not exist there (404: scrape the metrics port)."""
+    token = request.app[SETTINGS].metrics_token
+    if not token:
+        raise NotFound("/metrics is served on SHOPLINK_METRICS_PORT (or here with SHOPLINK_METRICS_TOKEN)")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise Unauthorized("/metrics needs Authorization: Bearer <SHOPLINK_METRICS_TOKEN>")
+    return await _render(request)
+
+
 def setup_routes(app: web.Application) -> None:
-    app.add_routes(routes)
+    """The main app's /metrics (token-guarded)."""
+    app.router.add_get("/metrics", guarded_metrics_view)
 
 
 async def serve_registry(registry: Registry, host: str, port: int, *, setting: str) -> web.AppRunner:
@@ -125,7 +141,7 @@ async def serve_registry(registry: Registry, host: str, port: int, *, setting: s
     `cleanup()` the runner to stop it."""
     app = web.Application()
     app[METRICS] = registry
-    setup_routes(app)
+    app.router.add_get("/metrics", metrics_view)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

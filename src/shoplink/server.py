@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from shoplink import db, metrics
-from shoplink.app import create_app, install_fast_dispatch
+from shoplink.app import create_app, install_fast_dispatch, install_read_timeouts
 from shoplink.compose import UnmigratedDatabase
 from shoplink.config import Settings
 from shoplink.keys import METRICS, SETTINGS
@@ -66,7 +66,7 @@ def serve(settings: Settings, *, migrate_first: bool = False, worker: WorkerLink
     try:
         if migrate_first:
             loop.run_until_complete(apply_migrations(settings))
-        if settings.uses_default_secret:
+        if settings.uses_default_secret:  # only on loopback (`shoplink serve` refuses it elsewhere)
             log.warning("SHOPLINK_SECRET_KEY is the development default; set a real secret")
         app = create_app(settings)
         if settings.metrics_port:  # started with the app: a busy port fails the start-up
@@ -100,6 +100,7 @@ async def _run(app: web.Application, settings: Settings, *, reuse_port: bool) ->
     await runner.setup()  # the app's start-up: every cleanup context and on_startup hook
     try:
         install_fast_dispatch(runner)
+        install_read_timeouts(runner)
         if not stop.is_set():
             site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
             await site.start()

@@ -15,6 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import ClientSession, HttpVersion11, web
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler as Connection
 from multidict import CIMultiDict
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -191,3 +193,23 @@ async def test_a_body_written_to_the_transport_after_prepare_is_well_framed() ->
             assert b"transfer-encoding" not in head.lower() and body == b"first|second|", wire
         finally:
             writer.close()
+
+
+async def test_the_names_the_read_timeouts_rely_on_exist_as_used() -> None:
+    """4-6 of aiohttp_internals (install_read_timeouts); the behaviour is tests/api/test_slow_clients.py."""
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        return web.Response()
+
+    server = web.Server(handler, keepalive_timeout=1.0)
+    connection = server()
+    assert type(connection) is Connection, f"{SEE}: Server.__call__ builds a RequestHandler"
+    assert server._loop is asyncio.get_running_loop() and server._kwargs == {"keepalive_timeout": 1.0}, \
+        f"{SEE}: Server._loop / Server._kwargs"
+    for name in ("_messages", "_request_count", "_request_in_progress", "_close", "_force_close", "_loop"):
+        assert hasattr(connection, name), f"{SEE}: RequestHandler.{name}"
+    assert connection._request_count == 0 and not connection._messages and not connection._request_in_progress
+    for method in ("connection_made", "connection_lost", "data_received", "close", "force_close"):
+        assert callable(getattr(Connection, method, None)), f"{SEE}: RequestHandler.{method}"
+    for method in ("is_eof", "set_exception", "feed_eof"):
+        assert callable(getattr(StreamReader, method, None)), f"{SEE}: StreamReader.{method}"
+    assert isinstance(StreamReader.total_raw_bytes, property), f"{SEE}: StreamReader.total_raw_bytes"

@@ -23,7 +23,7 @@ from shoplink.clicks.models import CommissionTerms
 from shoplink.keys import CHANGES, CLICK_RESOLVER
 from shoplink.paths import SCHEMAS_DIR
 
-from support.api import AccountFactory, Api, ServerFactory
+from support.api import METRICS_AUTH, AccountFactory, Api, ServerFactory
 from support.click_data import (
     archive_anchor,
     insert_anchor,
@@ -279,7 +279,7 @@ async def test_metrics_count_redirects_and_writes(make_account: AccountFactory, 
         await anon.get(f"/r/{code}")
     await anon.get("/r/Unknown123")
     await _entries(redis, 6)
-    text = (await anon.get("/metrics")).body
+    text = (await anon.get("/metrics", headers=METRICS_AUTH)).body
     assert 'shoplink_click_redirects_total{outcome="redirected"} 5' in text
     assert 'shoplink_click_redirects_total{outcome="not_found"} 1' in text
     assert "shoplink_click_events_written_total 6" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from contextlib import AsyncExitStack
 
 from aiohttp import ClientSession
@@ -126,14 +127,21 @@ async def test_viewer_count_across_two_instances(start_server: ServerFactory, ma
         return bool(reply.body["viewers"] == n)
 
     assert await viewers_are(host_a, 0)
+    cookies = [secrets.token_hex(16) for _ in range(4)]  # four viewers (all from one address)
     async with AsyncExitStack() as stack:
-        for server in (a, a, b):
-            await _first_state(await stack.enter_async_context(open_stream(http, _url(server), live_id)))
+        for server, cookie in ((a, cookies[0]), (a, cookies[1]), (b, cookies[2])):
+            stream = await stack.enter_async_context(open_stream(http, _url(server), live_id, viewer=cookie))
+            await _first_state(stream)
         await until(lambda: viewers_are(host_a, 3))
         await until(lambda: viewers_are(host_b, 3))
-        async with open_stream(http, _url(b), live_id) as extra:
+        async with open_stream(http, _url(b), live_id, viewer=cookies[3]) as extra:
             await _first_state(extra)
             await until(lambda: viewers_are(host_a, 4))
+            # The same viewer on the other instance too (a second tab): still four viewers.
+            async with open_stream(http, _url(a), live_id, viewer=cookies[3]) as again:
+                await _first_state(again)
+                await asyncio.sleep(0.6)  # a clock: three heartbeats, each a count report
+                assert await viewers_are(host_a, 4) and await viewers_are(host_b, 4)
         await until(lambda: viewers_are(host_a, 3))  # the closed viewer stops counting
     await until(lambda: viewers_are(host_a, 0))
     await asyncio.sleep(0)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from aiohttp import ClientSession
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+
+from aiohttp import ClientSession, TCPConnector
+
+from shoplink.live.hub import MAX_COOKIES_PER_ADDRESS
 
 from support.api import AccountFactory, Api, ServerFactory
 from support.live_data import live_with_products, open_stream, seller_with_products
+from support.wait import until
 
 
 async def test_initial_state_then_changes_in_order_then_end(make_account: AccountFactory, http: ClientSession,
@@ -141,3 +148,40 @@ async def test_title_change_reaches_new_viewers(make_account: AccountFactory, ht
             state = await late.next()
             assert state is not None and state.data["title"] == "Renamed live"
             assert [p["product_id"] for p in state.data["pins"]] == ids
+
+
+async def test_viewer_count_counts_viewers_not_connections(make_account: AccountFactory, base_url: str) -> None:
+    """100 anonymous event streams from one client are one viewer; viewer cookies tell viewers on
+    one address apart, up to MAX_COOKIES_PER_ADDRESS (made-up cookies cost nothing)."""
+    host, ids = await seller_with_products(make_account, 1)
+    live_id = await live_with_products(host, ids, start=True)
+
+    async def viewers() -> int:
+        count: int = (await host.get(f"/api/v1/live/{live_id}")).body["viewers"]
+        return count
+
+    async with AsyncExitStack() as stack:
+        here = await stack.enter_async_context(ClientSession(connector=TCPConnector(limit=0)))
+        for _ in range(100):
+            stream = await stack.enter_async_context(open_stream(here, base_url, live_id))
+            assert (await stream.next()) is not None
+        await until(lambda: _is(viewers, 1))
+        elsewhere = await stack.enter_async_context(
+            ClientSession(connector=TCPConnector(limit=0, local_addr=("127.0.0.2", 0))))
+        for _ in range(3):
+            stream = await stack.enter_async_context(open_stream(elsewhere, base_url, live_id))
+            assert (await stream.next()) is not None
+        await until(lambda: _is(viewers, 2))  # another address: another viewer
+        for _ in range(2):
+            for n in range(MAX_COOKIES_PER_ADDRESS + 4):
+                stream = await stack.enter_async_context(
+                    open_stream(here, base_url, live_id, viewer=f"{n:032x}"))
+                assert (await stream.next()) is not None
+        await until(lambda: _is(viewers, 2 + MAX_COOKIES_PER_ADDRESS))
+        await asyncio.sleep(0.3)  # a clock: the count is reported within 0.5 s; it stays
+        assert await viewers() == 2 + MAX_COOKIES_PER_ADDRESS
+    await until(lambda: _is(viewers, 0))
+
+
+async def _is(read: Callable[[], Awaitable[int]], want: int) -> bool:
+    return await read() == want

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from shoplink.analytics import keys as k
 from shoplink.analytics.streams import ensure_group
 
-from support.api import AccountFactory, Api
+from support.api import METRICS_AUTH, AccountFactory, Api
 from support.click_data import make_shop, video_anchor
 from support.wait import until
 
@@ -29,7 +29,7 @@ async def test_metrics_parse_as_prometheus_text(make_account: AccountFactory, an
     ids = [await redis.xadd(stream, {"e": b"{}"}) for _ in range(3)]
     await ensure_group(redis, stream, "fresh")
     await redis.xdel(stream, ids[1])
-    reply = await anon.get("/metrics")
+    reply = await anon.get("/metrics", headers=METRICS_AUTH)
     assert reply.status == 200
     assert reply.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     families = {f.name: f for f in text_string_to_metric_families(reply.body)}

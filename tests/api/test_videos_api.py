@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 from shoplink.config import Settings
 
 from support.api import AccountFactory, Api, ServerFactory
+from support.hostile_media import mjpg_avi
 from support.video_data import GeneratedVideo, form, make_video, media_files, upload
 
 
@@ -84,17 +85,20 @@ async def test_roles(make_account: AccountFactory, clip: GeneratedVideo, anon: A
     assert (await upload(anon, clip)).status == 401
 
 
-@pytest.mark.parametrize("case", ["empty", "text", "truncated", "garbage"])
+@pytest.mark.parametrize(("case", "code"), [("empty", "empty_file"), ("text", "not_a_video"),
+                                           ("truncated", "truncated_video"), ("garbage", "not_a_video"),
+                                           ("undecodable", "undecodable_video")])
 async def test_undecodable_uploads_are_rejected_and_leave_nothing(
-        make_account: AccountFactory, clip: GeneratedVideo, settings: Settings, case: str) -> None:
+        make_account: AccountFactory, clip: GeneratedVideo, settings: Settings, case: str, code: str) -> None:
     creator = await make_account("creator")
     data = {"empty": b"",
             "text": b"just some notes, definitely not a video\n" * 200,
             "truncated": clip.path.read_bytes()[:4000],
-            "garbage": bytes(range(256)) * 400}[case]
+            "garbage": bytes(range(256)) * 400,
+            "undecodable": mjpg_avi([b"\xff\xd8 not a jpeg"] * 3, 64, 48)}[case]  # a sound container
     reply = await upload(creator, data, filename="movie.mp4")
     assert reply.status == 422, reply.body
-    assert reply.error_code == ("empty_file" if case == "empty" else "undecodable_video")
+    assert reply.error_code == code
     assert media_files(settings.media_dir) == []
     assert (await creator.get("/api/v1/videos")).body["items"] == []
 

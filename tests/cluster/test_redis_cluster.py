@@ -20,13 +20,15 @@ from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from shoplink.analytics.consumer import CountWorker
+from shoplink.auth.service import new_token
 from shoplink.changes import CHANNEL as CHANGES_CHANNEL
 from shoplink.changes import Change, ChangeBus
 from shoplink.config import Settings
 from shoplink.delivery.writer import ClickWriter
-from shoplink.keys import CHANGES, LIVE, REDIS
+from shoplink.keys import CHANGES, LIVE, RATE_LIMITS, REDIS
 from shoplink.live.hub import CHANNEL as LIVE_CHANNEL
 from shoplink.redis import RedisTopology
+from shoplink.security.ratelimit import target_key, token_key
 from shoplink.streams import stream_key
 
 from support.analytics_data import seed
@@ -405,13 +407,29 @@ async def test_the_example_consumer_exports_from_the_cluster(redis_cluster: Redi
 async def test_rate_limits_hold_on_the_cluster(
         redis_cluster: RedisCluster3, start_server: ServerFactory, make_account: AccountFactory,
         http: ClientSession) -> None:
-    """A management call charges its client and its token (buckets in two slots): on a cluster
-    the two script calls go out one per slot (its pipelines refuse EVALSHA; this was a 500)."""
+    """A management call charges its client and its token (buckets in two slots) and looks at the
+    guessed-token buckets (a third): on a cluster the script calls go out one per slot (its
+    pipelines refuse EVALSHA; this was a 500). A node without the script (restarted, or new)
+    makes only its own call run again: the others' buckets are charged once."""
     server = await _start(start_server, redis_cluster, rate_api_token_burst=3, rate_api_token_per_s=0.01)
-    one = Api(http, _url(server), (await make_account("seller")).token)
+    limits = server.app[RATE_LIMITS]
+    guess_port = _node_port(redis_cluster, target_key("x"))
+    token = (await make_account("seller")).token
+    while _node_port(redis_cluster, token_key(limits.credential(token))) == guess_port:
+        token = (await make_account("seller")).token  # one whose bucket is on another node
+    one = Api(http, _url(server), token)
     two = Api(http, _url(server), (await make_account("seller")).token)
+    assert (await two.get("/api/v1/me")).status == 200  # the script is loaded on every node...
+    guess_node = await _on_node(guess_port)
+    try:
+        await guess_node.script_flush()  # ...then lost by the guessed-token buckets' node only
+    finally:
+        await guess_node.aclose()
     for _ in range(3):
         assert (await one.get("/api/v1/me")).status == 200
     refused = await one.get("/api/v1/me")
     assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1, refused.body
     assert (await two.get("/api/v1/me")).status == 200
+    # A failed token is charged to its client's and its guessed head and tail's buckets (two slots).
+    wrong = Api(http, _url(server), new_token())
+    assert (await wrong.get("/api/v1/me")).error_code == "invalid_token"

@@ -268,3 +268,12 @@ def test_currencies_in_request_schemas_are_the_ones_the_server_knows() -> None:
         schema = json.loads((SCHEMAS_DIR / "requests" / f"{name}.schema.json").read_text())
         assert sorted(schema["$defs"]["currency"]["enum"]) == known, f"{name}: $defs/currency is not money.py's list"
         assert "#/$defs/currency" in json.dumps(schema["properties"]["currency"]), name
+
+
+def test_every_operation_with_a_body_documents_the_408_of_a_slow_body() -> None:
+    timeout = _spec()["components"]["responses"]["RequestTimeout"]
+    assert timeout["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    missing = [f"{method} {path}" for method, path, op in _operations()
+               if "requestBody" in op
+               and op["responses"].get("408") != {"$ref": "#/components/responses/RequestTimeout"}]
+    _fail(missing, "an operation with a body documents 408 (RequestTimeout: a slow body is cut)")

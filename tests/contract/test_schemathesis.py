@@ -16,9 +16,10 @@ operations (a shop created, then read, changed, its products listed...). Every r
 Failures are collected over all operations and reported together, each with its operation and
 the check that failed (then the request to replay it). Hypothesis is derandomized.
 
-TODO(issue 17, branch hostile-edges): the rate limiter gets a test-only setting that exempts a
-client from the failed-authentication lockout; until then this runs with every limit on but with
-very generous buckets (`GENEROUS_LIMITS`), instead of switching them off.
+Rate limits stay on, with very generous buckets (`GENEROUS_LIMITS`) rather than off. The
+test-only SHOPLINK_RATE_EXEMPT_TOKENS (issue 17) could exempt the four roles' tokens instead and
+leave the default limits to the fuzzer's other requests (whose 429s would then need documenting
+wherever they can occur).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 EXAMPLES = 50  # per operation, positive and negative mixed
 STATEFUL_SCENARIOS = 40
 STATEFUL_STEPS = 8
-# Every limit stays on, with buckets no fuzz run empties (see the TODO above).
+# Every limit stays on, with buckets no fuzz run empties (see above).
 GENEROUS_LIMITS = {"rate_api_token_per_s": 1e6, "rate_api_token_burst": 1_000_000,
                    "rate_api_client_per_s": 1e6, "rate_api_client_burst": 1_000_000,
                    "rate_auth_fail_per_s": 1000.0, "rate_auth_fail_burst": 10_000}

@@ -20,7 +20,7 @@ from shoplink.auth.service import AuthService
 from shoplink.config import Settings
 
 from support.affiliate_data import click_event, wait_for_clicks, xadd_click
-from support.api import Api, Reply, ServerFactory
+from support.api import METRICS_AUTH, Api, Reply, ServerFactory
 from support.click_data import make_shop, video_anchor, wait_for_events
 from support.count import count_metric, start_count_worker, stop_count_worker
 from support.load import wait_for_count_group
@@ -101,7 +101,7 @@ async def test_postgres_stopped_while_serving(own_pg: Cluster, start_server: Ser
     signed_in = {"Cookie": "sl_session=" + "x" * 43}  # any session cookie used to mean a lookup
     assert (await viewer.get("/v1/player.js", headers=signed_in)).status == 200
     assert (await viewer.get(f"/v1/videos/{video}/anchors", headers=signed_in)).status == 200
-    metrics = (await viewer.get("/metrics")).body
+    metrics = (await viewer.get("/metrics", headers=METRICS_AUTH)).body
     assert 'shoplink_click_cache_total{result="stale"} 3' in metrics
 
     await asyncio.to_thread(own_pg.proc.start)  # the app is not restarted

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from shoplink.keys import CLICK_WRITER, SETTINGS
 
-from support.api import AccountFactory, Api, ServerFactory
+from support.api import METRICS_AUTH, AccountFactory, Api, ServerFactory
 from support.click_data import make_shop, video_anchor, wait_for_events
 from support.click_server import ServeProcess
 from support.services import RedisProcess
@@ -77,7 +77,7 @@ async def test_full_spool_drops_are_counted_and_logged_and_it_recovers(
             assert writer.dropped["spool_error"] == 0
             (spool,) = server.app[SETTINGS].spool_dir.glob("*.spool")
             assert 0 < spool.stat().st_size <= 4096
-            metrics = (await viewer.get("/metrics")).body
+            metrics = (await viewer.get("/metrics", headers=METRICS_AUTH)).body
             assert f'shoplink_click_events_dropped_total{{reason="spool_full"}} {dropped}\n' in metrics
             assert f"shoplink_click_events_spooled_total {60 - dropped}\n" in metrics
             logged = [r for r in caplog.records if r.levelno == logging.ERROR and "dropped" in r.getMessage()]

@@ -33,6 +33,24 @@ async def test_bad_setting_stops_startup_with_one_line() -> None:
     assert err.strip().count("\n") == 0 and "SHOPLINK_PORT" in err
 
 
+async def test_serve_refuses_the_default_secret_key_off_loopback(redis_proc: RedisProcess) -> None:
+    """The public default key would make sessions forgeable and viewer hashes reversible: a
+    server reachable from elsewhere does not start with it (one line naming the variable)."""
+    base = _env(SHOPLINK_REDIS_URL=redis_proc.url, SHOPLINK_PORT=str(free_port()),
+                SHOPLINK_DATABASE_URL="postgresql://nobody@127.0.0.1:9/none")
+    for extra in ({"SHOPLINK_PUBLIC_BASE_URL": "https://links.example.com"},
+                  {"SHOPLINK_HOST": "0.0.0.0"},
+                  {"SHOPLINK_HOST": "0.0.0.0", "SHOPLINK_PUBLIC_BASE_URL": "http://127.0.0.1:8080"}):
+        code, _, err = await _run("serve", env={**base, **extra}, timeout=30)
+        assert code == 2, (extra, err)
+        assert err.strip().count("\n") == 0 and "SHOPLINK_SECRET_KEY" in err and "refusing" in err, err
+    # With a key of its own the same server goes on to its next step (here: no database to reach).
+    code, _, err = await _run("serve", env={**base, "SHOPLINK_PUBLIC_BASE_URL": "https://links.example.com",
+                                            "SHOPLINK_SECRET_KEY": "a-real-secret-of-32-characters!!"},
+                              timeout=30)
+    assert code == 1 and "SHOPLINK_SECRET_KEY" not in err, err
+
+
 async def test_serve_refuses_unmigrated_database_then_migrate_and_accounts(redis_proc: RedisProcess) -> None:
     admin = admin_database_url()
     url = await create_database(admin)

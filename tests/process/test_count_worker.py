@@ -17,7 +17,7 @@ from shoplink.analytics import keys as k
 from shoplink.config import Settings
 
 from support.analytics_data import Seed, seed
-from support.api import AccountFactory, Api
+from support.api import METRICS_AUTH, AccountFactory, Api
 from support.click_data import xrange
 from support.count import run_count, start_count_worker
 from support.event_data import event, expected_counts, write_events, write_raw
@@ -225,7 +225,7 @@ async def test_status_and_metrics_report_lag(world: tuple[Seed, Api], redis: Red
     assert all("events_per_s" in sh for sh in doc["shards"])
     oldest = max(g["oldest_unacked_age_s"] or 0 for sh in doc["shards"] for g in sh["groups"])
     assert oldest > 0
-    metrics = (await anon.get("/metrics")).body
+    metrics = (await anon.get("/metrics", headers=METRICS_AUTH)).body
     assert 'shoplink_click_group_lag{group="counters",shard="0"}' in metrics
     total = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                 if line.startswith("shoplink_click_group_lag{"))

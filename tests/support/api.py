@@ -10,6 +10,10 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
+# The test app's SHOPLINK_METRICS_TOKEN (conftest's `settings`): /metrics on the main port needs it.
+METRICS_TOKEN = "test-metrics-token-0123456789"
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
 
 @dataclass
 class Reply:

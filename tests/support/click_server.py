@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from support.api import METRICS_AUTH, METRICS_TOKEN
 from support.services import free_port
 
 
@@ -29,6 +30,7 @@ class ServeProcess:
         self.env = {**os.environ, "SHOPLINK_DATABASE_URL": database_url, "SHOPLINK_REDIS_URL": redis_url,
                     "SHOPLINK_PORT": str(self.port), "SHOPLINK_SPOOL_DIR": str(spool_dir),
                     "SHOPLINK_SECRET_KEY": secret, "SHOPLINK_ACCESS_LOG": "false",
+                    "SHOPLINK_METRICS_TOKEN": METRICS_TOKEN,
                     "SHOPLINK_LOG_LEVEL": "warning",
                     **{f"SHOPLINK_{k.upper()}": v for k, v in settings.items()}}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -70,9 +72,12 @@ class ServeProcess:
         assert not self._drainer.is_alive(), "stderr still open after the server exited"
         return "".join(self.stderr_lines)
 
+    def _metrics_request(self) -> urllib.request.Request:
+        return urllib.request.Request(self.url + "/metrics", headers=METRICS_AUTH)
+
     def metric(self, name: str) -> float:
         """The value of a metric from /metrics, summed over its labels (0 when absent)."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
+        with urllib.request.urlopen(self._metrics_request(), timeout=5) as resp:
             text = resp.read().decode()
         pattern = rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$"
         return sum(float(m[1]) for m in re.finditer(pattern, text, re.MULTILINE))
@@ -84,7 +89,7 @@ class ServeProcess:
         seen: dict[int, float] = {}
         for _ in range(scrapes):
             try:
-                with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
+                with urllib.request.urlopen(self._metrics_request(), timeout=5) as resp:
                     text = resp.read().decode()
             except OSError:  # reset: queued on the socket of a worker that just died
                 continue

@@ -138,10 +138,13 @@ class SseStream:
 
 @asynccontextmanager
 async def open_stream(http: ClientSession, base_url: str, live_id: int,
-                      last_event_id: int | None = None) -> AsyncIterator[SseStream]:
+                      last_event_id: int | None = None, viewer: str | None = None) -> AsyncIterator[SseStream]:
+    """`viewer`: a viewer cookie (`sl_vid`, 32 hex digits) to send, as a browser on our site would."""
     headers = {"Accept": "text/event-stream"}
     if last_event_id is not None:
         headers["Last-Event-ID"] = str(last_event_id)
+    if viewer is not None:
+        headers["Cookie"] = f"sl_vid={viewer}"
     async with http.get(f"{base_url}/v1/live/{live_id}/events", headers=headers,
                         timeout=ClientTimeout(total=None, sock_read=None)) as response:
         assert response.status == 200, await response.text()

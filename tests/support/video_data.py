@@ -6,6 +6,7 @@ edge, large enough to survive mp4v compression, so a thumbnail's frame can be id
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +109,7 @@ def form(data: bytes, filename: str = "clip.mp4", title: str | None = None) -> a
     body = aiohttp.FormData()
     if title is not None:
         body.add_field("title", title)
-    body.add_field("file", data, filename=filename, content_type="video/mp4")
+    body.add_field("file", io.BytesIO(data), filename=filename, content_type="video/mp4")  # streamed
     return body
 
 

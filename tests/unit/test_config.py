@@ -92,3 +92,23 @@ def test_cluster_node_urls_keep_scheme_and_credentials() -> None:
     assert node_url("rediss://app:p%40ss@ignored:6379/3", "10.0.0.7", 7000) == \
         "rediss://app:p%40ss@10.0.0.7:7000/0"
     assert node_url("redis://127.0.0.1:1/0", "::1", 7001) == "redis://[::1]:7001/0"
+
+
+@pytest.mark.parametrize(("env", "unsafe"), [
+    ({}, False),  # 127.0.0.1, public URL empty (http://127.0.0.1:8080)
+    ({"SHOPLINK_HOST": "localhost", "SHOPLINK_PUBLIC_BASE_URL": "http://localhost:8080"}, False),
+    ({"SHOPLINK_HOST": "::1", "SHOPLINK_PUBLIC_BASE_URL": "http://[::1]:8080"}, False),
+    ({"SHOPLINK_PUBLIC_BASE_URL": "http://shop.localhost:8080"}, False),
+    ({"SHOPLINK_PUBLIC_BASE_URL": "https://links.example.com"}, True),
+    ({"SHOPLINK_HOST": "0.0.0.0"}, True),
+    ({"SHOPLINK_HOST": "0.0.0.0", "SHOPLINK_PUBLIC_BASE_URL": "http://127.0.0.1:8080"}, True),
+    ({"SHOPLINK_HOST": "10.0.0.5"}, True),
+    ({"SHOPLINK_HOST": "0.0.0.0", "SHOPLINK_SECRET_KEY": "0123456789abcdef0123"}, False),
+    ({"SHOPLINK_PUBLIC_BASE_URL": "https://links.example.com",
+      "SHOPLINK_SECRET_KEY": "0123456789abcdef0123"}, False),
+])
+def test_the_default_secret_is_only_served_on_loopback(env: dict[str, str], unsafe: bool) -> None:
+    reason = Settings.from_env(env).unsafe_to_serve()
+    assert (reason is not None) == unsafe, reason
+    if reason is not None:
+        assert "SHOPLINK_SECRET_KEY" in reason and "\n" not in reason

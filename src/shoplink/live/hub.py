@@ -13,9 +13,14 @@ each reconnect attempt (so viewers keep getting changes, a little later, while R
 and once more when the subscription is back. A periodic resync bounds staleness even if a
 message is lost without a disconnect.
 
-Viewer counts: each instance writes its count per session into the Redis hash
-`shoplink:live:viewers:{id}` (field = instance id, value = "count:expires_ms"); readers sum the
-fields that have not expired, so a crashed instance's viewers stop counting after the TTL.
+Viewer counts count distinct viewers, not connections: a viewer is its viewer cookie (`sl_vid`,
+when the page is on our own site) or else its address (IPv4, or IPv6 /64), as keyed hashes
+(`ViewerKeys`); one address counts as at most `MAX_COOKIES_PER_ADDRESS` viewers however many
+cookies it sends. Each instance keeps its viewers' keys per session in the Redis sorted set
+`shoplink:live:viewerset:{id}` (member = viewer key, score = expiry in ms, refreshed every
+heartbeat, removed when the viewer's last connection on the instance closes); readers count the
+members that have not expired, so a crashed instance's viewers stop counting after the TTL, and
+a viewer with connections on two instances counts once.
 """
 
 from __future__ import annotations
@@ -23,10 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hmac
+import ipaddress
 import logging
+import re
 import secrets
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import asyncpg
 import orjson
@@ -44,7 +53,9 @@ from shoplink.redis import RedisTopology, topology_of
 log = logging.getLogger(__name__)
 
 CHANNEL = "shoplink:live"
-VIEWERS_KEY = "shoplink:live:viewers:{}"
+VIEWERS_KEY = "shoplink:live:viewerset:{}"  # sorted set: viewer key -> expiry (ms)
+MAX_COOKIES_PER_ADDRESS = 8  # beyond that, more cookies from one address count as that address
+_VIEWER_COOKIE = re.compile(r"^[0-9a-f]{32}$")  # the `sl_vid` cookie (shoplink.clicks.viewer)
 RECONNECT_DELAY_S = 0.5
 HEARTBEAT = b": hb\n\n"
 SYNC, META = "sync", "meta"  # pump commands: catch up from PostgreSQL / reload title etc.
@@ -68,6 +79,39 @@ class Frame:
 HEARTBEAT_FRAME = Frame(HEARTBEAT)
 
 
+@dataclass(frozen=True)
+class ViewerId:
+    """Who a viewer is for counting: keyed hashes of its address and of its cookie (if any)."""
+
+    address: str
+    cookie: str | None = None
+
+
+class ViewerKeys:
+    """Keyed hashes (HMAC-SHA256 under a key derived from SHOPLINK_SECRET_KEY) of a viewer's
+    address (IPv4, or IPv6 /64) and viewer cookie: nothing stored in Redis names either."""
+
+    def __init__(self, secret_key: str) -> None:
+        self._key = hmac.digest(secret_key.encode(), b"shoplink:live-viewer", "sha256")
+
+    def _mac(self, kind: str, value: str) -> str:
+        return kind + hmac.digest(self._key, f"{kind}:{value}".encode(), "sha256").hex()[:24]
+
+    def of(self, remote: str | None, cookie: str | None) -> ViewerId:
+        network = remote or "unknown"
+        try:
+            address = ipaddress.ip_address(network)
+        except ValueError:
+            pass
+        else:
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+                network = str(address.ipv4_mapped)
+            elif address.version == 6:
+                network = str(ipaddress.ip_network(f"{address}/64", strict=False))
+        valid_cookie = cookie is not None and _VIEWER_COOKIE.match(cookie) is not None
+        return ViewerId(self._mac("a", network), self._mac("v", cookie) if valid_cookie and cookie else None)
+
+
 class Viewer:
     """One connected viewer.
 
@@ -77,10 +121,12 @@ class Viewer:
     `done` resolves when the stream must end (end of the live, a slow client, shutdown).
     """
 
-    __slots__ = ("chunked", "done", "pending", "session_id", "transport")
+    __slots__ = ("address", "chunked", "done", "key", "pending", "session_id", "transport")
 
-    def __init__(self, session_id: int) -> None:
+    def __init__(self, session_id: int, key: str = "", address: str = "") -> None:
         self.session_id = session_id
+        self.key = key  # what it counts as (see ViewerKeys); `address`: its address key
+        self.address = address
         self.transport: asyncio.Transport | None = None
         self.chunked = True
         self.pending: list[Frame] = []
@@ -116,6 +162,8 @@ class _Watch:
         self.session_id = session_id
         self.state: LiveState | None = None
         self.viewers: set[Viewer] = set()
+        self.keys: dict[str, int] = {}  # distinct viewers here: viewer key -> open connections
+        self.cookies: dict[str, set[str]] = {}  # address key -> cookie keys counted for it
         self.inbox: asyncio.Queue[LiveEvent | str] = asyncio.Queue()
         self.loader: asyncio.Future[None] | None = None
         self.pump: asyncio.Task[None] | None = None
@@ -124,8 +172,10 @@ class _Watch:
 
 class LiveHub:
     def __init__(self, redis: Redis | RedisTopology, pool: asyncpg.Pool, *, base_url: str,
-                 heartbeat_s: float, resync_s: float, metrics: Registry | None = None) -> None:
+                 heartbeat_s: float, resync_s: float, metrics: Registry | None = None,
+                 viewer_keys: ViewerKeys | None = None) -> None:
         self._topology = topology_of(redis)
+        self.viewer_keys = viewer_keys or ViewerKeys(secrets.token_hex(16))
         self._redis = self._topology.client
         self._pool = pool
         self.base_url = base_url
@@ -136,13 +186,15 @@ class LiveHub:
         self._watches: dict[int, _Watch] = {}
         self._dirty: set[int] = set()
         self._reported: set[int] = set()
+        self._gone: dict[int, set[str]] = {}  # viewer keys that left, not yet removed from Redis
         self._closing = False
         metrics = metrics or Registry()
         self._m_events = metrics.counter("shoplink_live_events_total",
                                          "Live events applied to this instance's viewers, by source")
         self._m_dropped = metrics.counter("shoplink_live_viewers_dropped_total",
                                           "Viewers disconnected because they could not keep up")
-        self._m_viewers = metrics.gauge("shoplink_live_viewers", "Viewers connected to this instance")
+        self._m_viewers = metrics.gauge("shoplink_live_viewers",
+                                        "Viewer connections (event streams) open on this instance")
         metrics.register_collector(self._collect)
 
     async def _collect(self) -> None:
@@ -299,8 +351,9 @@ class LiveHub:
 
     # ---- viewers ---------------------------------------------------------------------------
 
-    async def join(self, session_id: int) -> tuple[Viewer, LiveState]:
-        """Register a viewer; returns it with the state it starts from (later events are held)."""
+    async def join(self, session_id: int, who: ViewerId | None = None) -> tuple[Viewer, LiveState]:
+        """Register a viewer (`who`: what it counts as; None: a viewer of its own); returns it with
+        the state it starts from (later events are held)."""
         watch = self._watches.get(session_id)
         if watch is None:
             watch = _Watch(session_id)
@@ -317,25 +370,51 @@ class LiveHub:
             raise
         watch.joining -= 1
         if self._watches.get(session_id) is not watch:  # dropped meanwhile: start over
-            return await self.join(session_id)
+            return await self.join(session_id, who)
         assert watch.state is not None
-        viewer = Viewer(session_id)
+        who = who or ViewerId("x" + secrets.token_hex(12))
+        viewer = Viewer(session_id, self._counted_as(watch, who), who.address)
+        watch.keys[viewer.key] = watch.keys.get(viewer.key, 0) + 1
         watch.viewers.add(viewer)
         self._dirty.add(session_id)
         return viewer, watch.state
+
+    @staticmethod
+    def _counted_as(watch: _Watch, who: ViewerId) -> str:
+        """The viewer's cookie key, unless its address already has MAX_COOKIES_PER_ADDRESS others
+        here (cookies cost nothing to make up): then its address key."""
+        if who.cookie is None:
+            return who.address
+        cookies = watch.cookies.setdefault(who.address, set())
+        if who.cookie in cookies or len(cookies) < MAX_COOKIES_PER_ADDRESS:
+            cookies.add(who.cookie)
+            return who.cookie
+        return who.address
 
     def leave(self, viewer: Viewer) -> None:
         watch = self._watches.get(viewer.session_id)
         if watch is None or viewer not in watch.viewers:
             return
         watch.viewers.discard(viewer)
+        left = watch.keys.get(viewer.key, 1) - 1
+        if left > 0:
+            watch.keys[viewer.key] = left
+        else:  # its last connection here: it stops counting
+            watch.keys.pop(viewer.key, None)
+            cookies = watch.cookies.get(viewer.address)
+            if cookies is not None:
+                cookies.discard(viewer.key)
+                if not cookies:
+                    del watch.cookies[viewer.address]
+            self._gone.setdefault(viewer.session_id, set()).add(viewer.key)
         self._dirty.add(viewer.session_id)
         if not watch.viewers and not watch.joining:
             self._drop(watch)
 
     def local_viewers(self, session_id: int) -> int:
+        """Distinct viewers of the session on this instance."""
         watch = self._watches.get(session_id)
-        return len(watch.viewers) if watch else 0
+        return len(watch.keys) if watch else 0
 
     def state_of(self, session_id: int) -> LiveState | None:
         watch = self._watches.get(session_id)
@@ -359,21 +438,32 @@ class LiveHub:
         return int(max(3 * self.heartbeat_s, 3.0) * 1000)
 
     async def _report_counts(self, sessions: Iterable[int]) -> None:
-        expires = int(time.time() * 1000) + self._count_ttl_ms
+        now_ms = int(time.time() * 1000)
+        expires = now_ms + self._count_ttl_ms
         pipe = self._redis.pipeline(transaction=False)
         written: list[tuple[int, int]] = []
+        gone: dict[int, set[str]] = {}
         for sid in sessions:
-            count = self.local_viewers(sid)
+            watch = self._watches.get(sid)
+            keys = list(watch.keys) if watch else []
             key = VIEWERS_KEY.format(sid)
-            if count:
-                pipe.hset(key, self.instance_id, f"{count}:{expires}")
+            left = self._gone.pop(sid, set()) - set(keys)
+            if left:
+                gone[sid] = left
+                pipe.zrem(key, *left)
+            if keys:
+                pipe.zadd(key, dict.fromkeys(keys, expires))
                 pipe.pexpire(key, self._count_ttl_ms)
-            else:
-                pipe.hdel(key, self.instance_id)
-            written.append((sid, count))
+            pipe.zremrangebyscore(key, "-inf", now_ms)  # members of instances that died
+            written.append((sid, len(keys)))
         if not written:
             return
-        await pipe.execute()
+        try:
+            await pipe.execute()
+        except BaseException:
+            for sid, removed in gone.items():  # removed on the next try
+                self._gone.setdefault(sid, set()).update(removed)
+            raise
         for sid, count in written:
             if count:
                 self._reported.add(sid)
@@ -381,24 +471,14 @@ class LiveHub:
                 self._reported.discard(sid)
 
     async def viewer_count(self, session_id: int) -> int:
-        """Viewers of a session across every instance (this one's own count if Redis is away)."""
+        """Distinct viewers of a session across every instance (this one's own if Redis is away)."""
+        local = self.local_viewers(session_id)
         try:
-            fields = await self._redis.hgetall(VIEWERS_KEY.format(session_id))
+            counted = await self._redis.zcount(VIEWERS_KEY.format(session_id),
+                                               int(time.time() * 1000), "+inf")
         except (RedisError, OSError):
-            return self.local_viewers(session_id)
-        now = int(time.time() * 1000)
-        total = 0
-        for name, value in fields.items():
-            if name == self.instance_id.encode():
-                total += self.local_viewers(session_id)  # ours is always current
-                continue
-            raw = value.decode() if isinstance(value, bytes) else str(value)
-            count, _, expires = raw.partition(":")
-            if expires.isdigit() and int(expires) > now and count.isdigit():
-                total += int(count)
-        if self.instance_id.encode() not in fields:
-            total += self.local_viewers(session_id)
-        return total
+            return local
+        return max(int(counted), local)  # ours may not be written yet
 
     async def ticker(self) -> None:
         """Heartbeats to every viewer, viewer counts to Redis, periodic resync."""
@@ -437,14 +517,16 @@ class LiveHub:
                 viewer.finish()
 
     async def shutdown(self) -> None:
-        """Stop the pumps and remove this instance's viewer counts so they drop at once."""
+        """Stop the pumps and remove this instance's viewers from the counts so they drop at once."""
+        ours: dict[int, set[str]] = {sid: set(keys) for sid, keys in self._gone.items()}
         for watch in list(self._watches.values()):
+            ours.setdefault(watch.session_id, set()).update(watch.keys)
             if watch.pump is not None:
                 watch.pump.cancel()
         self._watches.clear()
         with contextlib.suppress(RedisError, OSError):
             pipe = self._redis.pipeline(transaction=False)
-            for sid in self._reported:
-                pipe.hdel(VIEWERS_KEY.format(sid), self.instance_id)
+            for sid, keys in ours.items():
+                if keys:
+                    pipe.zrem(VIEWERS_KEY.format(sid), *keys)
             await pipe.execute()
-

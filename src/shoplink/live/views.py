@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import HttpVersion11, web
 
 from shoplink.aiohttp_internals import body_transport
+from shoplink.clicks.viewer import COOKIE_NAME as VIEWER_COOKIE
 from shoplink.errors import BadRequest
 from shoplink.http import ascii_digits, json_response, page, page_params, path_id, principal
 from shoplink.keys import LIVE, SETTINGS
@@ -192,7 +193,8 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     service = request.app[LIVE]
     hub = service.hub
     base = _base(request)
-    viewer, state = await hub.join(session_id)  # 404 for an unknown session
+    who = hub.viewer_keys.of(request.remote, request.cookies.get(VIEWER_COOKIE))
+    viewer, state = await hub.join(session_id, who)  # 404 for an unknown session
     if state.status == ENDED and last_id == state.seq:  # the viewer has seen everything, the end too
         hub.leave(viewer)
         done = web.Response(status=204, headers={"Cache-Control": "no-store"})

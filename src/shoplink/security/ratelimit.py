@@ -9,7 +9,8 @@ the same pipeline (one round trip on a single Redis).
 
 Keys never hold a raw client address or credential: a client is the keyed hash (HMAC-SHA256
 under a key derived from SHOPLINK_SECRET_KEY) of its IPv4 address or IPv6 /64, a credential the
-keyed hash of the bearer token or session cookie, both truncated to 32 hex digits.
+keyed hash of the bearer token or session cookie, a guessed token the keyed hash of a part of
+it, all truncated to 32 hex digits.
 
 When Redis is unreachable or slow the limiter fails open (requests go through, unlimited) and
 logs it at most once per `_LOG_EVERY_S`; it then skips Redis for `_PAUSE_S` so an outage does not
@@ -32,6 +33,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
+from shoplink.auth.service import TOKEN_PREFIX  # API tokens: slk_ + 43 url-safe characters
 from shoplink.redis import AnyRedis
 
 log = logging.getLogger(__name__)
@@ -140,17 +142,26 @@ class RateLimiter:
         self._skip_until = 0.0
         self._logged_at = -math.inf
 
+    @property
+    def one_node(self) -> bool:
+        """One Redis (not a cluster): buckets of any slots can share a script call."""
+        return not isinstance(self._redis, RedisCluster)
+
     async def check(self, *groups: Group) -> Verdict:
         now = time.monotonic()
         if now < self._skip_until:
             return ALLOW
         try:
             async with asyncio.timeout(self._timeout_s):
-                try:
-                    replies = await self._run(groups)
-                except NoScriptError:  # a restarted or new Redis: load the script once, retry
-                    await self._redis.script_load(_LUA)
-                    replies = await self._run(groups)
+                replies = await self._run(groups)
+                missing = [n for n, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+                if missing:  # a restarted or new node: load the script, run again only what it refused
+                    await self._redis.script_load(_LUA)  # (the others already charged their buckets)
+                    for n, reply in zip(missing, await self._run([groups[n] for n in missing]), strict=True):
+                        replies[n] = reply
+                for reply in replies:
+                    if isinstance(reply, Exception):
+                        raise reply
         except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             self._skip_until = now + _PAUSE_S
             if now - self._logged_at >= _LOG_EVERY_S:
@@ -166,18 +177,20 @@ class RateLimiter:
         return verdict
 
     async def _run(self, groups: Sequence[Group]) -> list[Any]:
+        """Each group's reply, or the exception it raised (a node may lack the script while the
+        others ran theirs)."""
         if len(groups) == 1:
-            return [await self._redis.evalsha(self._sha, *self._call(groups[0]))]
+            try:
+                return [await self._redis.evalsha(self._sha, *self._call(groups[0]))]
+            except NoScriptError as exc:
+                return [exc]
         if isinstance(self._redis, RedisCluster):  # its pipelines refuse EVALSHA: one call per slot
             return list(await asyncio.gather(*(self._redis.evalsha(self._sha, *self._call(group))
-                                               for group in groups)))
+                                               for group in groups), return_exceptions=True))
         pipe = self._redis.pipeline(transaction=False)
         for group in groups:
             pipe.evalsha(self._sha, *self._call(group))
         replies: list[Any] = await pipe.execute(raise_on_error=False)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
         return replies
 
     @staticmethod
@@ -198,39 +211,90 @@ def token_key(subject: str) -> str:
     return f"{PREFIX}t:{{{subject}}}"
 
 
+def target_key(subject: str) -> str:
+    """The failure bucket of one guessed token neighbourhood (see `RateLimits.targets`). They all
+    share one hash tag, so a token's head and tail are checked in one script call (on a Redis
+    Cluster they live on one node: a small hash each, touched only by management calls)."""
+    return f"{PREFIX}g:{{guess}}:{subject}"
+
+
+TARGET_CHARS = 8  # characters of a token's head and of its tail that name what is guessed
+
+
 class RateLimits:
-    """The limiter plus the configured limits, as the middleware uses them."""
+    """The limiter plus the configured limits, as the middleware and the sign-in use them.
+
+    Failed authentications are kept in two kinds of buckets, so that they hurt the guesser and
+    nobody else:
+    - per client (keyed hash of the address): once empty, that client's *failed* attempts are
+      answered 429 instead of 401. It never refuses a valid credential: behind a load balancer
+      every client shares one address, and bad tokens from one of them must not lock out the
+      integrations sending good ones.
+    - per guessed token: the first and the last `TARGET_CHARS` characters of the presented
+      token. Once either bucket is empty, every attempt with that head (or tail) is refused
+      before the token is checked, valid or not, from any address. This is the bound on
+      guessing: completing a token of which a part leaked (a screenshot, a truncated log) takes
+      the same head or tail over and over. Blind guessing needs no bound (256 random bits; each
+      guess costs one request of the client's API budget); it spreads over 2^48 buckets and
+      never meets a real token's.
+    Tokens in `exempt` (SHOPLINK_RATE_EXEMPT_TOKENS, for test and fuzzing runs) skip every limit.
+    """
 
     def __init__(self, limiter: RateLimiter, secret_key: str, *, api_token: Limit, api_client: Limit,
-                 auth_failures: Limit) -> None:
+                 auth_failures: Limit, exempt_tokens: Sequence[str] = ()) -> None:
         self.limiter = limiter
         self.keys = ClientKeys(secret_key)
         self._credential_key = hmac.digest(secret_key.encode(), b"shoplink:ratelimit-credential", "sha256")
+        self._target_key = hmac.digest(secret_key.encode(), b"shoplink:ratelimit-target", "sha256")
         self.api_token = api_token
         self.api_client = api_client
         self.auth_failures = auth_failures
+        self._exempt = frozenset(self.credential(token) for token in exempt_tokens)
 
     def credential(self, value: str) -> str:
         """A bucket subject for a bearer token or session cookie (a keyed hash: never the secret)."""
         return hmac.digest(self._credential_key, value.encode(), "sha256").hex()[:32]
 
-    async def before_api_call(self, client: str, credential: str | None, *, bearer: bool) -> Verdict:
-        """Charge the client and the credential (one round trip); while the client is locked out
-        after failed authentications, a bearer-token attempt is refused before the token is checked."""
-        own = [Charge(client_key(client, "api"), self.api_client, name="requests from this client")]
-        if bearer:
-            own.append(self._lockout(client))
-        if credential is None:
-            return await self.limiter.check(own)
-        return await self.limiter.check(
-            own, [Charge(token_key(credential), self.api_token, name="requests with this token")])
+    def exempt(self, credential: str) -> bool:
+        """Is this credential hash (`credential(token)`) one of SHOPLINK_RATE_EXEMPT_TOKENS?"""
+        return credential in self._exempt
 
-    async def before_signin(self, client: str) -> Verdict:
-        return await self.limiter.check([self._lockout(client)])
+    def targets(self, token: str) -> list[str]:
+        """The guessed-token buckets of a presented token: keyed hashes of its head and tail
+        (none for something that is not shaped like a token: it cannot be anybody's)."""
+        body = token[len(TOKEN_PREFIX):] if token.startswith(TOKEN_PREFIX) else ""
+        if len(body) < 2 * TARGET_CHARS:
+            return []
+        return [target_key(hmac.digest(self._target_key, part.encode(), "sha256").hex()[:32])
+                for part in (f"head:{body[:TARGET_CHARS]}", f"tail:{body[-TARGET_CHARS:]}")]
 
-    async def failed_auth(self, client: str) -> None:
-        await self.limiter.check([Charge(client_key(client, "fail"), self.auth_failures, need=0, cost=1)])
+    async def before_api_call(self, client: str, credential: str | None, bearer: str | None) -> Verdict:
+        """Charge the client and the credential (one round trip); a bearer token whose head or
+        tail is being guessed is refused before it is checked."""
+        groups: list[Group] = [[Charge(client_key(client, "api"), self.api_client,
+                                       name="requests from this client")]]
+        if credential is not None:
+            groups.append([Charge(token_key(credential), self.api_token, name="requests with this token")])
+        targets = [self._lockout(target) for target in self.targets(bearer)] if bearer is not None else []
+        if targets and self.limiter.one_node and credential is not None:
+            groups[-1] = [*groups[-1], *targets]  # one script call less (a refused call costs the token nothing)
+        elif targets:
+            groups.append(targets)
+        return await self.limiter.check(*groups)
 
-    def _lockout(self, client: str) -> Charge:
-        return Charge(client_key(client, "fail"), self.auth_failures, need=1, cost=0,
-                      name="failed authentications from this client")
+    async def before_signin(self, token: str) -> Verdict:
+        """A sign-in with `token`: refused while its head or tail is being guessed."""
+        targets = self.targets(token)
+        return await self.limiter.check([self._lockout(t) for t in targets]) if targets else ALLOW
+
+    async def failed_auth(self, client: str, token: str) -> Verdict:
+        """Record a failed attempt with `token` from `client`. Not allowed: the client is over
+        its failure budget (answer 429 rather than 401)."""
+        own = Charge(client_key(client, "fail"), self.auth_failures, need=1, cost=1,
+                     name="failed authentications from this client")
+        targets = [Charge(target, self.auth_failures, need=0, cost=1) for target in self.targets(token)]
+        return await self.limiter.check([own], targets) if targets else await self.limiter.check([own])
+
+    def _lockout(self, target: str) -> Charge:
+        return Charge(target, self.auth_failures, need=1, cost=0,
+                      name="failed authentications with this token")

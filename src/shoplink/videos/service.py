@@ -1,4 +1,5 @@
-"""Video rules: uploads (streamed, size-limited, probed), ownership, rename, delete, scene cuts."""
+"""Video rules: uploads (streamed, size-limited, probed within limits), ownership, rename, delete,
+scene cuts."""
 
 from __future__ import annotations
 
@@ -49,9 +50,11 @@ class Incoming:
 class VideoService:
     def __init__(self, pool: asyncpg.Pool, store: MediaStore, workers: MediaWorkers,
                  changes: ChangeBus, *, max_upload_bytes: int, allow_server_paths: bool,
-                 delete_hooks: Sequence[DeleteHook] = ()) -> None:
-        """`delete_hooks`: what other domains do when a video is deleted, in its transaction."""
+                 delete_hooks: Sequence[DeleteHook] = (), probe_limits: probing.ProbeLimits | None = None) -> None:
+        """`delete_hooks`: what other domains do when a video is deleted, in its transaction;
+        `probe_limits`: the largest frame and longest duration an upload may declare."""
         self._pool = pool
+        self.probe_limits = probe_limits or probing.ProbeLimits()
         self.store = store
         self.workers = workers
         self._changes = changes
@@ -102,9 +105,9 @@ class VideoService:
 
     async def _probe(self, path: Path, field: str) -> probing.ProbeResult:
         try:
-            return await self.workers.run(probing.probe, path)
+            return await self.workers.run(probing.probe, path, self.probe_limits)
         except probing.ProbeError as exc:
-            raise rejected(field, str(exc), "undecodable_video") from None
+            raise rejected(field, str(exc), exc.code) from None
 
     async def create_from_upload(self, who: Principal, incoming: Incoming, title: str | None) -> Video:
         """Probe the upload; keep it (moved under videos/) only if OpenCV can decode it."""

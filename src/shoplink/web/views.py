@@ -9,9 +9,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from shoplink.errors import BadRequest, Forbidden, Unauthorized
 from shoplink.http import json_response
-from shoplink.keys import SESSIONS, SETTINGS, WEB_SESSION
+from shoplink.keys import RATE_LIMITS, SESSIONS, SETTINGS, WEB_SESSION
 from shoplink.paths import PACKAGE_DIR
 from shoplink.security.headers import PAGE_HEADERS
+from shoplink.security.middleware import too_many
 from shoplink.web.middleware import same_origin
 from shoplink.web.sessions import COOKIE_NAME, SESSION_TTL
 
@@ -57,8 +58,19 @@ async def signin(request: web.Request) -> web.StreamResponse:
         raise BadRequest(f"malformed form body: {exc.__class__.__name__}", code="malformed_form") from None
     token = str(form.get("token", "")).strip()
     next_path = _safe_next(str(form.get("next", "")))
+    limits = request.app.get(RATE_LIMITS)
+    if limits is not None and token and limits.exempt(limits.credential(token)):
+        limits = None  # SHOPLINK_RATE_EXEMPT_TOKENS (test and fuzzing runs)
+    if limits is not None and token:  # a token whose head or tail is being guessed waits
+        verdict = await limits.before_signin(token)
+        if not verdict.allowed:
+            return too_many(verdict)
     opened = await request.app[SESSIONS].open(token) if token else None
     if opened is None:
+        if limits is not None and token:
+            verdict = await limits.failed_auth(limits.keys.client(request.remote), token)
+            if not verdict.allowed:
+                return too_many(verdict)
         return page(render("signin.html", error="That token is not valid (or was revoked).", next=next_path),
                     status=401)
     cookie, _ = opened
