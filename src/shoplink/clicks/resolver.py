@@ -4,7 +4,12 @@ In steady state a click is a dictionary lookup: each cached `Target` carries the
 Location already built up to `sl_click=` and the event's anchor-dependent fields. Misses are
 coalesced (one lookup per code however many clicks wait for it) and batched (one query for
 all codes missed meanwhile), and unknown codes are remembered for a while (negative entries),
-so a flood of clicks on a new or a bogus code reaches PostgreSQL once, not once per click.
+so a flood of clicks on a new or a bogus code reaches PostgreSQL once, not once per click. A
+flood of *distinct* bogus codes (each one new) is paced: while misses keep coming, a batch is read
+at most every MISS_LOAD_GAP_S unless LOAD_BATCH codes wait already, so PostgreSQL sees at most
+1 + T / MISS_LOAD_GAP_S + N / LOAD_BATCH queries for N unknown codes over T seconds (20 per second
+at most under any flood, against one per handful of requests before); a code waits at most
+MISS_LOAD_GAP_S longer for its first load, and only during such a flood.
 
 Correctness across instances comes from the change bus: `on_change` drops every cached code a
 change touches, through reverse indexes (product -> codes, shop -> codes, ...). A change that
@@ -54,6 +59,7 @@ CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,32}$")  # the anchors.code CHECK co
 _UNSAFE_IN_HEADER = re.compile(r"[\x00-\x20\x7f]")
 ATTRIBUTION_PARAMS = frozenset({"utm_source", "utm_medium", "utm_campaign", "utm_content", "sl_click"})
 LOAD_BATCH = 500
+MISS_LOAD_GAP_S = 0.05  # back-to-back loads start at least this far apart (unless a batch is full)
 TERMS_ERROR_TTL_S = 1.0
 # An entry lives this fraction of SHOPLINK_CLICK_CACHE_TTL_S, drawn at random: entries cached
 # together (a start-up, a bulk fill) are re-read spread over time, not in one burst.
@@ -70,7 +76,7 @@ class Target:
     """What one code resolves to. Immutable once built; shared by every click on the code."""
 
     __slots__ = ("code", "commission", "expires", "head", "keys", "live_started_s", "outcome", "page",
-                 "prefix", "refresh_at", "row", "shard", "status", "tail", "video_duration_s")
+                 "prefix", "refresh_at", "row", "shard", "status", "tail", "unknown", "video_duration_s")
 
     def __init__(self, *, code: str, outcome: str, status: int, shard: int, base: dict[str, Any],
                  head: str | None = None, tail: str = "", keys: tuple[Key, ...] = (),
@@ -79,6 +85,7 @@ class Target:
                  row: AnchorTarget | None = None, page: str | None = None) -> None:
         self.code = code
         self.outcome = outcome  # redirected | fallback | gone | not_found
+        self.unknown = outcome == "not_found"  # no such anchor: no event is recorded
         self.status = status  # 302 | 410 | 404
         # The page a non-redirect shows: not_found (unknown code), gone (410: archived, delisted,
         # its domain lapsed or revoked), not_active (404: its domain is not verified yet).
@@ -142,6 +149,7 @@ class Resolver:
         self._refresh_queue: dict[str, None] = {}  # due entries, moved to _queue by _refresh_timer
         self._refresh_timer: asyncio.TimerHandle | None = None
         self._loader: asyncio.Task[None] | None = None
+        self._last_load = 0.0  # time.monotonic() when the last batch was read
         self.hits = 0
         self.negative_hits = 0
         self.misses = 0
@@ -252,6 +260,10 @@ class Resolver:
 
     async def _load_loop(self) -> None:
         while self._queue:
+            wait = self._last_load + MISS_LOAD_GAP_S - time.monotonic()
+            if wait > 0 and len(self._queue) < LOAD_BATCH:  # a flood of misses: fewer, fuller batches
+                await asyncio.sleep(wait)
+            self._last_load = time.monotonic()
             codes, self._queue = self._queue[:LOAD_BATCH], self._queue[LOAD_BATCH:]
             # A change that arrives while the batch is read keeps the answers it touches out.
             with self._cache.loading() as load, self._unknown.loading() as load_unknown:

@@ -5,6 +5,10 @@ when the viewer has none), three LRU lookups (user agent class, network hash, re
 orjson of the click's own fields appended to the anchor's prebuilt prefix, a list append, and the
 302 as one preformatted message (redirect.py). Nothing per click touches PostgreSQL or waits on
 Redis; bench/results/clicks.md has the measurements.
+
+A request for an unknown code (no such anchor) is answered 404 and only counted
+(`shoplink_click_redirects_total{outcome="not_found"}`): it writes no event, so a flood of junk
+codes costs Redis nothing (docs/security.md, "Junk codes").
 """
 
 from __future__ import annotations
@@ -89,6 +93,8 @@ class ClickService:
         method = request.method
         if method == "HEAD":  # link checkers and previews: answered, not counted
             self.head_requests += 1
+        elif target.unknown:  # junk: counted here (/metrics), never one stream entry per request
+            self.outcomes["not_found"] += 1
         else:
             ua_class, ua_family = self._classify(headers.get("User-Agent", ""))
             if target.video_duration_s is not None:
