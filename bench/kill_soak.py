@@ -35,9 +35,23 @@ from pathlib import Path
 
 import aiohttp
 from redis.asyncio import Redis
+from soak import (
+    METRICS_AUTH,
+    METRICS_TOKEN,
+    SECRET,
+    SHARDS,
+    RedisServer,
+    applied,
+    children,
+    clock,
+    pct,
+    run_load,
+    seed,
+    spool_bytes,
+    stats_total,
+    stream_ids,
+)
 
-from soak import (METRICS_AUTH, METRICS_TOKEN, SECRET, SHARDS, RedisServer, applied, children, clock,
-                  pct, run_load, seed, spool_bytes, stats_total, stream_ids)
 from support.services import admin_database_url, create_database, drop_database, free_port
 
 

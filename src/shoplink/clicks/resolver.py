@@ -5,11 +5,12 @@ Location already built up to `sl_click=` and the event's anchor-dependent fields
 coalesced (one lookup per code however many clicks wait for it) and batched (one query for
 all codes missed meanwhile), and unknown codes are remembered for a while (negative entries),
 so a flood of clicks on a new or a bogus code reaches PostgreSQL once, not once per click. A
-flood of *distinct* bogus codes (each one new) is paced: while misses keep coming, a batch is read
-at most every MISS_LOAD_GAP_S unless LOAD_BATCH codes wait already, so PostgreSQL sees at most
-1 + T / MISS_LOAD_GAP_S + N / LOAD_BATCH queries for N unknown codes over T seconds (20 per second
-at most under any flood, against one per handful of requests before); a code waits at most
-MISS_LOAD_GAP_S longer for its first load, and only during such a flood.
+flood of *distinct* bogus codes (each one new) is paced: while the last batch read found fewer
+than half of its codes, the next one starts at least MISS_LOAD_GAP_S after it unless LOAD_BATCH
+codes wait already, so PostgreSQL sees at most 1 + T / MISS_LOAD_GAP_S + N / LOAD_BATCH queries
+for N unknown codes over T seconds (20 per second under any junk flood, against one per handful
+of requests before). Misses of real codes (a cold start) are not paced; during a junk flood a
+real code's first click waits at most MISS_LOAD_GAP_S more.
 
 Correctness across instances comes from the change bus: `on_change` drops every cached code a
 change touches, through reverse indexes (product -> codes, shop -> codes, ...). A change that
@@ -150,6 +151,7 @@ class Resolver:
         self._refresh_timer: asyncio.TimerHandle | None = None
         self._loader: asyncio.Task[None] | None = None
         self._last_load = 0.0  # time.monotonic() when the last batch was read
+        self._junk = False  # the last batch found less than half its codes: loads are paced
         self.hits = 0
         self.negative_hits = 0
         self.misses = 0
@@ -261,7 +263,7 @@ class Resolver:
     async def _load_loop(self) -> None:
         while self._queue:
             wait = self._last_load + MISS_LOAD_GAP_S - time.monotonic()
-            if wait > 0 and len(self._queue) < LOAD_BATCH:  # a flood of misses: fewer, fuller batches
+            if self._junk and wait > 0 and len(self._queue) < LOAD_BATCH:  # fewer, fuller batches
                 await asyncio.sleep(wait)
             self._last_load = time.monotonic()
             codes, self._queue = self._queue[:LOAD_BATCH], self._queue[LOAD_BATCH:]
@@ -284,6 +286,8 @@ class Resolver:
                 if self.degraded:
                     self.degraded = False
                     log.warning("click resolver reads PostgreSQL again")
+                # Mostly unknown codes: a junk flood (or a broken link going round): pace the next.
+                self._junk = len(targets) * 2 < len(codes)
                 for code in codes:
                     entry = targets.get(code) or self._not_found(
                         code, expires=time.monotonic() + self._negative_ttl_s)
