@@ -147,6 +147,12 @@ class ClickService:
         dropped = registry.counter("shoplink_click_events_dropped_total",
                                    "Click events lost because Redis was down and the spool full "
                                    "(reason=spool_full) or unwritable (reason=spool_error). Alert on it.")
+        unjournaled = registry.counter("shoplink_click_events_unjournaled_total",
+                                       "Click events the spool file could not take (full or unwritable): "
+                                       "shipped from memory only, not safe from a crash.")
+        settled = registry.counter("shoplink_click_events_settled_total",
+                                   "Events of a batch sent without an answer found in Redis already "
+                                   "(not sent again).")
         redis_up = registry.gauge("shoplink_click_redis_up", "1 when the last click flush reached Redis.")
         flush = registry.summary("shoplink_click_flush_seconds",
                                  "Duration of one pipelined write of a batch of click events.")
@@ -169,6 +175,8 @@ class ClickService:
             spool_bytes.set(w.spool_bytes)
             for reason, count in w.dropped.items():
                 dropped.set(count, reason=reason)
+            unjournaled.set(w.unjournaled)
+            settled.set(w.settled)
             redis_up.set(1 if w.redis_ok else 0)
             flush.values[(("__part", "count"),)] = w.flushes
             flush.values[(("__part", "sum"),)] = w.flush_seconds

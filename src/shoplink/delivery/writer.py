@@ -75,6 +75,7 @@ DROP_REASONS = ("spool_full", "spool_error")
 ROTATE_BYTES = 4 << 20  # a file shipped behind a steady load is replaced past this size
 SETTLE_MARGIN_MS = 1000  # the lookup of an uncertain batch starts this much before its send
 CLUSTER_SKEW_MS = 10_000  # on a cluster: before the local clock (node clocks may differ)
+SERVER_RUN_MARGIN_MS = 2000  # a server that started this close to the send may be another run
 SETTLE_PAGE = 1000  # XRANGE COUNT of the lookup
 SETTLE_SCAN_MAX = 1_000_000  # entries a lookup reads per shard at most (past that: sent again)
 _EVENT_ID = b'"event_id":"'
@@ -492,10 +493,12 @@ class ClickWriter:
                 async with asyncio.timeout(self._timeout):
                     if not conn.connected:
                         await conn.connect()
-                    if uncertain.client_id and self._router is None and conn.client_id != uncertain.client_id:
-                        # Whatever the old connection sent and Redis has not read yet: never applied.
+                    if (uncertain.client_id and self._router is None and conn.client_id != uncertain.client_id
+                            and 0 < conn.started_ms < uncertain.since_ms - SERVER_RUN_MARGIN_MS):
+                        # The same server run (client ids start again at a restart): whatever the
+                        # old connection sent and Redis has not read yet is never applied.
                         await conn.call(pack([b"CLIENT", b"KILL", b"ID", uncertain.client_id]), 1)
-                        uncertain.client_id = 0
+                    uncertain.client_id = 0
                     found |= await self._lookup(conn, stream_key(shard), since, keys)
         except (OSError, TimeoutError, RespError, RedisError) as exc:
             self._conn.close()
