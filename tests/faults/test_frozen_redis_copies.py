@@ -124,3 +124,34 @@ async def test_a_killed_writers_uncertain_batch_is_looked_up_not_resent(
     assert sorted(e["n"] for e in events) == list(range(30))
     assert writer.settled == 20 and writer.replayed == 10
     assert not list(tmp_path.glob("*.spool"))
+
+
+async def test_after_a_redis_restart_no_unrelated_client_is_killed(own_redis: RedisProcess, tmp_path: Path) -> None:
+    """Client ids start again when Redis restarts: the CLIENT ID in a dead writer's mark may now
+    name somebody else's connection. The lookup must not kill it (the old connection died with
+    the old run anyway)."""
+    client = Redis.from_url(own_redis.url)
+    (since_s, since_us) = await client.time()
+    await client.aclose()
+    own_redis.stop()
+    own_redis.start()  # empty, and client ids count from 1 again
+    bystander = Redis.from_url(own_redis.url, single_connection_client=True)
+    bystander_id = await bystander.client_id()
+    records = [(n % 4, event(n)) for n in range(10)]
+    dead = SpoolFile.create(tmp_path)
+    dead.append(records)
+    dead.write_mark(Mark(shipped=0, sent=dead.size, since_ms=since_s * 1000 + since_us // 1000,
+                         client_id=bystander_id))
+    dead.close()
+    admin = Redis.from_url(own_redis.url)
+    writer = ClickWriter(own_redis.url, tmp_path)
+    await writer.start()
+    try:
+        await until(lambda: not writer.spool_pending)
+        ids = [c["id"] for c in await admin.client_list()]
+        assert str(bystander_id) in [str(i) for i in ids]  # still connected
+        assert sorted(e["n"] for e in await stream_events(admin)) == list(range(10))
+    finally:
+        await writer.close()
+        await bystander.aclose()
+        await admin.aclose()
