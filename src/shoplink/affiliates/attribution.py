@@ -33,6 +33,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from shoplink.affiliates import repository as repo
 from shoplink.affiliates.models import AttributedClick
+from shoplink.affiliates.pending import PendingSales
 from shoplink.metrics import Registry
 from shoplink.redis import RedisTopology, raise_if_cancelled, topology_of
 from shoplink.resp import call, pack_ids
@@ -119,13 +120,16 @@ class BatchResult:
     duplicates: int = 0
     skipped: int = 0
     malformed: int = 0
+    credited: int = 0  # sales that were waiting for these clicks
+    expired: int = 0  # pending sales past their bound, recorded unattributed (drain only)
 
 
 class AttributionConsumer:
     def __init__(self, redis: Redis | RedisTopology, pool: asyncpg.Pool, *, shards: int,
                  reclaim_idle_ms: int = 60_000, name: str | None = None,
                  metrics: Registry | None = None, batch: int = BATCH,
-                 block_ms: int = BLOCK_MS, pause_s: float = PAUSE_S) -> None:
+                 block_ms: int = BLOCK_MS, pause_s: float = PAUSE_S,
+                 pending: PendingSales | None = None, sweep_s: float = 5.0) -> None:
         self._topology = topology_of(redis)
         self._redis = self._topology.client  # key-routed (one node, or a Redis Cluster)
         # XREADGROUP goes through `stream_reader` (replies as hiredis returns them, per node).
@@ -136,6 +140,8 @@ class AttributionConsumer:
         self.batch = batch
         self.block_ms = block_ms
         self.pause_s = pause_s
+        self.pending = pending  # sales waiting for their click (settled after each stored batch)
+        self.sweep_s = sweep_s
         registry = metrics or Registry()
         self._events = registry.counter("shoplink_attribution_events_total",
                                         "Click events handled by the attribution consumer, by result.")
@@ -208,6 +214,9 @@ class AttributionConsumer:
         if clicks:
             async with self._pool.acquire() as con, con.transaction():
                 result.stored = await repo.insert_clicks(con, list(clicks.values()))
+            if self.pending is not None:  # after the commit: the sales waiting for these clicks
+                settled = await self.pending.on_clicks(list(clicks.values()))
+                result.credited = settled.credited
         result.duplicates = len(entries) - result.malformed - result.skipped - result.stored
         for label, count in (("stored", result.stored), ("duplicate", result.duplicates),
                              ("skipped", result.skipped), ("malformed", result.malformed)):
@@ -273,7 +282,7 @@ class AttributionConsumer:
 
         async def consume(shard: int, entries: list[Entry]) -> bool:
             result = await self.process(shard, entries)
-            for field in ("stored", "duplicates", "skipped", "malformed"):
+            for field in ("stored", "duplicates", "skipped", "malformed", "credited"):
                 setattr(total, field, getattr(total, field) + getattr(result, field))
             return bool(entries)
 
@@ -285,11 +294,17 @@ class AttributionConsumer:
                 pass
             while await consume(shard, await self.read(shard, wait=False)):
                 pass
+        if self.pending is not None:
+            swept = await self.pending.sweep()
+            total.credited += swept.credited
+            total.expired += swept.expired
         return total
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self.run_shard(n), name=f"attribution-{n}")
                  for n in range(self.shards)]
+        if self.pending is not None:
+            tasks.append(asyncio.create_task(self.pending.run(self.sweep_s), name="pending-sales"))
         try:
             await asyncio.gather(*tasks)
         finally:
