@@ -294,6 +294,16 @@ async def test_settlement_states_and_who_may_change_them(
     assert (status, in_euro["amount_minor"]) == (201, 1200)
     assert (await s.get(euro["id"], alice))["settlement"]["state"] == "paid"
 
+    # frozen, then refunded wholly: "refunded", and nothing to pay
+    third = await s.credited_sale("S-4", amount="20.00")
+    assert (await _post(s.seller, f"/api/v1/conversions/{third['id']}/freeze", why))[0] == 200
+    status, body = await _post(s.seller, f"/api/v1/conversions/{third['id']}/refund", {})
+    assert (status, body["settlement"]["state"], body["commission_owed_minor"]) == (
+        200, "refunded", 0)
+    assert (await _post(s.seller, f"/api/v1/conversions/{third['id']}/unfreeze", why))[0] == 409
+    assert (await _post(s.seller, "/api/v1/payouts", {**pay, "reference": "BANK-5"}))[1][
+        "error"]["code"] == "nothing_payable"
+
     for who, expected in ((s.seller, 200), (alice, 200), (bob, 404), (other, 404)):
         assert (await who.get(f"/api/v1/payouts/{payout['id']}")).status == expected
     async with pool.acquire() as con:
@@ -375,3 +385,40 @@ async def test_statements_per_plan_and_currency_in_json_and_csv(
         (str(alice.account_id), "USD", "18.75"), (str(alice.account_id), "JPY", "0"),
         (str(bob.account_id), "USD", "15.00")}
     assert (await alice.get("/api/v1/statements/payouts-due")).status == 403
+
+
+@pytest.mark.usefixtures("count_worker")
+async def test_the_conversions_each_account_may_list(
+        server: TestServer, make_account: AccountFactory, pool: asyncpg.Pool,
+        redis: Redis) -> None:
+    s = await Shop(server, pool, redis).setup(make_account)
+    other = await Shop(server, pool, redis).setup(make_account, domain="other.example")
+    alice, bob = s.creators
+    mine = [await s.credited_sale(f"L-{n}") for n in range(3)]
+    bobs = await s.credited_sale("L-bob", creator=1)
+    waiting = await s.sale("L-wait", click_id=s.click()["event_id"])
+    theirs = await other.credited_sale("L-other")
+
+    async def listed(who: Api, **query: str) -> list[int]:
+        ids: list[int] = []
+        after = "0"
+        while True:  # pages of two
+            reply = await who.get("/api/v1/conversions", params={**query, "limit": "2",
+                                                                 "after": after})
+            assert reply.status == 200, reply.body
+            ids += [c["id"] for c in reply.body["items"]]
+            if reply.body["next_after"] is None:
+                return ids
+            after = str(reply.body["next_after"])
+
+    everything = [c["id"] for c in (*mine, bobs, waiting)]
+    assert await listed(s.seller) == everything
+    assert await listed(s.seller, attribution="pending") == [waiting["id"]]
+    assert await listed(s.seller, attribution="attributed") == everything[:-1]
+    assert await listed(s.seller, plan_id=str(other.plan["id"])) == []
+    assert await listed(alice) == [c["id"] for c in mine]
+    assert await listed(bob) == [bobs["id"]]
+    assert await listed(other.seller) == [theirs["id"]]
+    assert await listed(await make_account("analyst")) == [*everything, theirs["id"]]
+    reply = await alice.get("/api/v1/conversions", params={"attribution": "maybe"})
+    assert (reply.status, reply.error_code) == (400, "invalid_query")

@@ -31,6 +31,7 @@ from shoplink.money import MoneyError, is_currency, to_minor
 log = logging.getLogger(__name__)
 
 CLOCK_SKEW = timedelta(minutes=5)
+MAX_SHOPS = 10_000  # a seller's shops, read at once to list their conversions
 
 
 @dataclass(frozen=True)
@@ -190,3 +191,20 @@ class ConversionService:
             return to_minor(raw, currency)
         except MoneyError as exc:
             raise field_error("amount", str(exc)) from None
+
+    async def list_visible(self, who: Principal, *, plan_id: int | None, attribution: str | None,
+                   after_id: int, limit: int) -> list[Conversion]:
+        """The sales of the caller's shops (a seller) and those credited to the caller (a
+        creator); all for analysts and admins. Oldest first."""
+        policy.require(who, "stats.read")
+        shop_ids: list[int] | None = None
+        creator_id: int | None = None
+        if not policy.can_read_all_stats(who):
+            creator_id = who.account_id
+            shop_ids = []
+            if policy.allowed(who, "conversions.report"):
+                shop_ids = [shop.id for shop in await self._catalog.list_shops(who, MAX_SHOPS, 0)]
+        async with self._pool.acquire() as con:
+            return await repo.list_conversions(con, shop_ids=shop_ids, creator_id=creator_id,
+                                               plan_id=plan_id, attribution=attribution,
+                                               after_id=after_id, limit=limit)

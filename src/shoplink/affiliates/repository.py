@@ -306,6 +306,28 @@ async def insert_hold(con: Conn, *, conversion_id: int, action: str, reason: str
            VALUES ($1, $2, $3, $4, $5)""", conversion_id, action, reason, at, by)
 
 
+async def list_conversions(con: Conn, *, shop_ids: Sequence[int] | None, creator_id: int | None,
+                           plan_id: int | None, attribution: str | None, after_id: int,
+                           limit: int) -> list[Conversion]:
+    """A page of conversions, oldest first. Visible: those of `shop_ids` or credited to
+    `creator_id` (both None: all); `plan_id` and `attribution` narrow further."""
+    rows = await con.fetch(
+        """SELECT * FROM conversions
+            WHERE (($1::bigint[] IS NULL AND $2::bigint IS NULL)
+                   OR shop_id = ANY($1::bigint[]) OR creator_id = $2)
+              AND ($3::bigint IS NULL OR plan_id = $3)
+              AND ($4::text IS NULL
+                   OR ($4 = 'attributed' AND click_id IS NOT NULL)
+                   OR ($4 = 'pending' AND reason = 'pending_attribution')
+                   OR ($4 = 'unattributed' AND click_id IS NULL
+                       AND reason <> 'pending_attribution'))
+              AND id > $5
+            ORDER BY id LIMIT $6""",
+        None if shop_ids is None else list(shop_ids), creator_id, plan_id, attribution, after_id,
+        limit)
+    return [_conversion(r) for r in rows]
+
+
 async def list_conversions_of_payout(con: Conn, payout_id: int) -> list[Conversion]:
     rows = await con.fetch("SELECT * FROM conversions WHERE payout_id = $1 ORDER BY id", payout_id)
     return [_conversion(r) for r in rows]

@@ -13,7 +13,7 @@ from shoplink.affiliates.reports import Period, to_csv
 from shoplink.affiliates.statements import DUE_CSV, EARNINGS_CSV
 from shoplink.affiliates.statements import to_csv as statements_csv
 from shoplink.errors import BadRequest, field_error
-from shoplink.http import json_response, page_params, path_id, principal, query_int
+from shoplink.http import json_response, page, page_params, path_id, principal, query_int
 from shoplink.keys import (
     AFFILIATE_REPORTS,
     AFFILIATES,
@@ -29,6 +29,7 @@ routes = web.RouteTableDef()
 _MAX_ID = 2**63 - 1
 DEFAULT_REPORT_DAYS = 30
 MAX_REPORT_DAYS = 731
+ATTRIBUTIONS = ("pending", "attributed", "unattributed")
 
 
 def _limit(request: web.Request) -> int:
@@ -198,6 +199,19 @@ async def report_conversion(request: web.Request) -> web.Response:
     service = request.app[CONVERSIONS]
     conversion, created = await service.report(principal(request), body)
     return json_response(service.to_json(conversion), status=201 if created else 200)
+
+
+@routes.get("/api/v1/conversions")
+async def list_conversions(request: web.Request) -> web.Response:
+    limit, after = page_params(request)
+    attribution = request.query.get("attribution")
+    if attribution is not None and attribution not in ATTRIBUTIONS:
+        raise BadRequest(f"attribution must be one of {', '.join(ATTRIBUTIONS)}",
+                         code="invalid_query")
+    service = request.app[CONVERSIONS]
+    items = await service.list_visible(principal(request), plan_id=_optional_id(request, "plan_id"),
+                               attribution=attribution, after_id=after, limit=limit)
+    return json_response(page([service.to_json(c) for c in items], limit))
 
 
 @routes.get("/api/v1/conversions/{conversion_id}")
