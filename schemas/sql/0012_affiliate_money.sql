@@ -79,3 +79,8 @@ CREATE TABLE conversion_holds (
     by_account    bigint REFERENCES accounts (id)
 );
 CREATE INDEX conversion_holds_conversion ON conversion_holds (conversion_id, id);
+
+-- The whole refunds made before this table existed, so that every conversion's refunded_minor
+-- is the sum of its refunds (`shoplink reconcile` checks it).
+INSERT INTO conversion_refunds (conversion_id, amount_minor, refunded_at)
+SELECT id, amount_minor, refunded_at FROM conversions WHERE status = 'refunded';

@@ -127,7 +127,7 @@ async def services(app: web.Application) -> AsyncIterator[None]:
         attribution = AttributionConsumer(
             redis, pool, shards=settings.click_shards,
             reclaim_idle_ms=settings.attribution_reclaim_idle_s * 1000, metrics=metrics,
-            pending=PendingSales(pool, window=money.window, clock=plans.now),
+            pending=PendingSales(pool, window=money.window, clock=plans.now, metrics=metrics),
             sweep_s=settings.attribution_sweep_s)
         app[ATTRIBUTION] = attribution
         if settings.attribution_consumer:  # off by default: `shoplink count` runs it

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from shoplink.config import Settings
@@ -23,6 +24,7 @@ from shoplink.config import Settings
 from support.affiliate_data import create_plan, insert_anchor, seller_with_products
 from support.api import AccountFactory, Api
 from support.count import start_count_worker, stop_count_worker
+from support.services import free_port
 from support.wait import until
 
 RECLAIM_IDLE_S = 1
@@ -140,9 +142,14 @@ async def test_a_sale_whose_click_never_comes_is_unattributed_after_the_bound(
     seller = Api.of(seller, str(short_bound_server.make_url("")))
     sale = await _report(seller, shop_id, "NEVER-1", "01ARZ3NDEKTSV4RRFFQ69G5FAV")
     assert (sale["attribution"], sale["reason"]) == ("pending", "pending_attribution")
-    worker = await _worker(settings)
+    port = free_port()
+    worker = await start_count_worker(settings, attribution_reclaim_idle_s=RECLAIM_IDLE_S,
+                                      attribution_sweep_s=SWEEP_S, count_metrics_port=port)
     try:
         await until(lambda: _is(pool, [sale["id"]], "click_unknown"), timeout=30, interval=0.05)
+        async with ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            metrics = await resp.text()
+        assert 'shoplink_attribution_pending_sales_total{result="expired"} 1' in metrics
     finally:
         exit_code, err = await stop_count_worker(worker)
     assert exit_code == 0, err

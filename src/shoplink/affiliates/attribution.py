@@ -11,6 +11,9 @@ again (to this consumer on restart of the loop, or to another one through XAUTOC
 long enough) and the second insert is a no-op. The same event written twice (a spool replay) is
 also a no-op. Events without a plan are acknowledged and not stored; malformed ones are logged,
 counted and acknowledged so that they cannot block the stream.
+
+After each stored batch, and every `sweep_s` seconds, the sales that were reported before their
+click was stored are settled (pending.py).
 """
 
 from __future__ import annotations

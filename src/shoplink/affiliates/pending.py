@@ -30,6 +30,7 @@ import asyncpg
 from shoplink.affiliates import repository as repo
 from shoplink.affiliates.crediting import decide, outcome_values
 from shoplink.affiliates.models import PENDING_ATTRIBUTION, AttributedClick
+from shoplink.metrics import Registry
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,13 @@ class SweepResult:
 
 class PendingSales:
     def __init__(self, pool: asyncpg.Pool, *, window: timedelta,
-                 clock: Callable[[], datetime] = _utc_now) -> None:
+                 clock: Callable[[], datetime] = _utc_now, metrics: Registry | None = None) -> None:
         self._pool = pool
         self.window = window
         self.now = clock
+        self._settled = (metrics or Registry()).counter(
+            "shoplink_attribution_pending_sales_total",
+            "Sales that waited for their click, settled: credited, or expired (unattributed).")
 
     async def settle(self, conversion_id: int, result: SweepResult) -> None:
         async with self._pool.acquire() as con, con.transaction():
@@ -73,8 +77,10 @@ class PendingSales:
             await repo.update_conversion(con, conversion_id, values)
         if decision.click is not None:
             result.credited += 1
+            self._settled.inc(result="credited")
         else:
             result.expired += 1
+            self._settled.inc(result="expired")
         log.info("pending sale settled", extra={"conversion_id": conversion_id,
                                                 "reason": values["reason"]})
 

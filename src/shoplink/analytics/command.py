@@ -113,7 +113,8 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
         attribution = None if args.no_attribution else AttributionConsumer(
             topology, pool, shards=settings.click_shards,
             reclaim_idle_ms=settings.attribution_reclaim_idle_s * 1000, metrics=registry,
-            pending=PendingSales(pool, window=timedelta(days=settings.attribution_window_days)),
+            pending=PendingSales(pool, window=timedelta(days=settings.attribution_window_days),
+                                 metrics=registry),
             sweep_s=settings.attribution_sweep_s)
         try:
             metrics_runner = await _serve_metrics(registry, settings)
