@@ -53,6 +53,7 @@ def viewer_page(request: web.Request, *, title: str, heading: str, intro: str, a
 <div class="phone"><video id="viewer-video" controls playsinline muted preload="auto"{src}
  {e(attr)}="{entity_id}"></video></div>
 <div><h1>{e(heading)}</h1><p>{e(intro)}</p><p>Add the same to any page, on any site:</p>
-<pre><code id="embed-snippet">{e(snippet)}</code></pre><p class="small">{footer}</p></div>
+<pre tabindex="0" aria-label="Embed code"><code id="embed-snippet">{e(snippet)}</code></pre>
+<p class="small">{footer}</p></div>
 </main></body></html>"""
     return page(text)
