@@ -4,7 +4,8 @@
  *   <video src="..." controls data-shoplink-video="12"></video>     (a video's anchor timeline)
  *   <video src="..." controls data-shoplink-live="3"></video>       (a live session's pinned products)
  *
- * Optional: data-shoplink-target="_self" to open products in the same tab (default: a new tab).
+ * Optional: data-shoplink-target="_self" to open products in the same tab (default: a new tab);
+ * data-shoplink-poll="30": seconds between checks for the replay after a live ended (min 2).
  * The overlay lives in a shadow root next to the video, so the host page's styles do not reach it
  * and its styles do not leak out. Public endpoints only, no cookies (CORS without credentials).
  */
@@ -325,13 +326,14 @@
 
     /** After the end: ask now and then whether the host attached the replay (for up to an hour). */
     async awaitReplay(attempt = 0) {
-      if (this.replayVideoId || attempt > 120) return;
+      const every = Math.max(2, Number(this.video.dataset.shoplinkPoll) || 30) * 1000;
+      if (this.replayVideoId || attempt * every > 3600 * 1000) return;
       try {
         const r = await fetch(this.url(''), { mode: 'cors', credentials: 'omit', cache: 'no-store' });
         if (r.ok) this.replayVideoId = (await r.json()).replay_video_id;
       } catch { /* try again later */ }
       if (this.replayVideoId) this.render();
-      else setTimeout(() => this.awaitReplay(attempt + 1), 30000);
+      else setTimeout(() => this.awaitReplay(attempt + 1), every * (0.75 + Math.random() / 2));
     }
 
     render() {
