@@ -10,6 +10,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Request
 
 from .a11y import assert_accessible
 from .conftest import HostSite, WebApp, embed_page, screenshot, sign_in
+from support.video_data import make_video
 from support.web_data import seller_shop, upload_video
 from support.web_media import make_webm
 
@@ -152,3 +153,27 @@ async def test_sold_out_card_is_disabled(webapp: WebApp, host_site: HostSite, co
     await shop.seller.patch(f"/api/v1/live/{live['id']}/pins/{product}", {"sold_out": False})
     await page.wait_for_selector(f"{CARDS}:not(.sold-out)")
     assert await card.get_attribute("href") is not None
+
+
+async def test_an_unplayable_upload_is_flagged_in_the_studio(webapp: WebApp, page: Page, tmp_path: Path) -> None:
+    """An MPEG-4 Part 2 .mp4 (OpenCV's mp4v): uploaded through the studio, the editor says at once that
+    browsers cannot play it and what to upload instead; a WebM says nothing."""
+    creator = await webapp.account("creator")
+    await sign_in(page, webapp.base, creator, "/studio")
+    for clip, warned in ((make_video(tmp_path / "part2.mp4", seconds=1.0).path, True),
+                         (make_webm(tmp_path / "fine.webm"), False)):
+        await page.goto(f"{webapp.base}/studio")
+        await page.set_input_files("#upload-file", str(clip))
+        async with page.expect_navigation(url="**/studio/videos/*"):
+            await page.click("#upload-button")
+        await page.wait_for_selector("#timeline[data-ready='true']")
+        warning = page.locator("#playback-warning")
+        assert await warning.is_visible() is warned, clip
+        if warned:
+            text = await warning.inner_text()
+            assert "Browsers cannot play this video" in text and "MPEG-4 Part 2" in text and "WebM" in text
+            await screenshot(page, "studio-unplayable-warning", docs=True)
+            await assert_accessible(page)
+    await page.goto(f"{webapp.base}/studio")
+    await page.wait_for_selector("#videos tbody tr")
+    assert await page.locator("[data-unplayable='true']").count() == 1

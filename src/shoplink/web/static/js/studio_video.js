@@ -461,6 +461,9 @@ async function main() {
   state.duration = video.duration_s;
   state.cuts = (scenes.cuts || []).filter((c) => c > 0 && c < video.duration_s);
   document.getElementById('video-title').textContent = video.title || `Video ${VIDEO_ID}`;
+  const warning = document.getElementById('playback-warning');
+  warning.hidden = video.playable !== false;
+  warning.textContent = video.playback_warning || '';
   document.title = `${video.title || 'Video'} · shoplink`;
   renderCuts();
   new ResizeObserver(() => renderRuler()).observe(document.getElementById('ruler'));
