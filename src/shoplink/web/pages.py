@@ -41,18 +41,40 @@ def shell(request: web.Request, template: str, *, title: str, script: str, **val
 
 
 def viewer_page(request: web.Request, *, title: str, heading: str, intro: str, attr: str, entity_id: int,
-                video_src: str | None, snippet: str, footer: str = "") -> web.Response:
-    """A public page with a 9:16 video made shoppable by the widget, as a shop would embed it."""
+                video_src: str | None, snippet: str, footer: str = "", extra: str = "",
+                script: str | None = None, data: dict[str, str] | None = None,
+                csp: str | None = None) -> web.Response:
+    """A public page with a 9:16 video made shoppable by the widget, as a shop would embed it.
+
+    `extra` is trusted HTML put under the intro; `script` a module under /static/js/; `data` the
+    video element's extra data-* attributes; `csp` replaces the default Content-Security-Policy."""
     e = html.escape
     src = f' src="{e(video_src)}"' if video_src else ""
+    attrs = "".join(f' data-{e(k)}="{e(v)}"' for k, v in (data or {}).items())
+    module = f'\n<script type="module" src="{e(static_url(request, f"js/{script}"))}"></script>' if script else ""
     text = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(title)} · shoplink</title><link rel="stylesheet" href="{e(static_url(request, "app.css"))}">
-<script src="/v1/player.js" defer></script></head>
+<script src="/v1/player.js" defer></script>{module}</head>
 <body class="viewer"><main class="viewer-main">
 <div class="phone"><video id="viewer-video" controls playsinline muted preload="auto"{src}
- {e(attr)}="{entity_id}"></video></div>
-<div><h1>{e(heading)}</h1><p>{e(intro)}</p><p>Add the same to any page, on any site:</p>
-<pre><code id="embed-snippet">{e(snippet)}</code></pre><p class="small">{footer}</p></div>
+ {e(attr)}="{entity_id}"{attrs}></video></div>
+<div><h1>{e(heading)}</h1><p>{e(intro)}</p>{extra}<p>Add the same to any page, on any site:</p>
+<pre tabindex="0" aria-label="Embed code"><code id="embed-snippet">{e(snippet)}</code></pre>
+<p class="small">{footer}</p></div>
 </main></body></html>"""
-    return page(text)
+    response = page(text)
+    if csp is not None:
+        response.headers["Content-Security-Policy"] = csp
+    return response
+
+
+def not_found_page(request: web.Request, *, heading: str, message: str) -> web.Response:
+    """A real 404 page (HTML, status 404), with somewhere to go next; nothing to retry."""
+    e = html.escape
+    text = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(heading)} · shoplink</title><link rel="stylesheet" href="{e(static_url(request, "app.css"))}"></head>
+<body><main class="card narrow not-found"><p class="muted">404 · not found</p><h1 id="not-found">{e(heading)}</h1>
+<p>{e(message)}</p><p><a href="/studio">Your studio</a> · <a href="/demo">The demo</a></p></main></body></html>"""
+    return page(text, status=404)
