@@ -110,8 +110,18 @@ def _csv_rows(raw: bytes) -> list[dict[str, Any]]:
     return rows
 
 
+def _dry_run(request: web.Request) -> bool:
+    raw = request.query.get("dry_run", "false")
+    if raw not in ("true", "false", "1", "0"):
+        raise BadRequest("dry_run must be true or false", code="invalid_query")
+    return raw in ("true", "1")
+
+
 @routes.post("/api/v1/shops/{shop_id}/products/bulk")
 async def bulk_create(request: web.Request) -> web.Response:
+    """Every row stored, or none (a 422 lists each bad row); `?dry_run=true` checks the same
+    and stores nothing (200 with the rows as they would be stored)."""
+    dry_run = _dry_run(request)
     raw = await read_body(request, _limit(request))
     if request.content_type == "text/csv":
         rows = _csv_rows(raw)
@@ -130,9 +140,21 @@ async def bulk_create(request: web.Request) -> web.Response:
     if errors:
         raise ValidationFailed(f"{len(errors)} problem(s) in the products; nothing was stored",
                                details=errors[:200])
+    if dry_run:
+        checked = await request.app[CATALOG].check_products(
+            principal(request), path_id(request, "shop_id"), rows)
+        return json_response({"dry_run": True, "count": len(checked),
+                              "items": [_preview(row) for row in checked]})
     products = await request.app[CATALOG].create_products(
         principal(request), path_id(request, "shop_id"), rows)
     return json_response({"items": [p.to_json() for p in products]}, status=201)
+
+
+def _preview(fields: dict[str, Any]) -> dict[str, Any]:
+    """A checked row as the product would be stored (no id: nothing was)."""
+    return {"title": fields.get("title"), "url": fields.get("url"), "sku": fields.get("sku"),
+            "image_url": fields.get("image_url"), "currency": fields.get("currency"),
+            "price_minor": fields.get("price_minor")}
 
 
 @routes.get("/api/v1/products")
