@@ -137,16 +137,14 @@ async def bulk_create(request: web.Request) -> web.Response:
             validate(row, "product_create")
         except ValidationFailed as exc:
             errors.extend({"row": n, **d} for d in exc.details)
-    if errors:
-        raise ValidationFailed(f"{len(errors)} problem(s) in the products; nothing was stored",
-                               details=errors[:200])
+    # Rows the schema refused are reported with the others' problems (the service checks those).
     if dry_run:
         checked = await request.app[CATALOG].check_products(
-            principal(request), path_id(request, "shop_id"), rows)
+            principal(request), path_id(request, "shop_id"), rows, errors)
         return json_response({"dry_run": True, "count": len(checked),
                               "items": [_preview(row) for row in checked]})
     products = await request.app[CATALOG].create_products(
-        principal(request), path_id(request, "shop_id"), rows)
+        principal(request), path_id(request, "shop_id"), rows, errors)
     return json_response({"items": [p.to_json() for p in products]}, status=201)
 
 
