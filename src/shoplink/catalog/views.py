@@ -120,7 +120,8 @@ def _dry_run(request: web.Request) -> bool:
 @routes.post("/api/v1/shops/{shop_id}/products/bulk")
 async def bulk_create(request: web.Request) -> web.Response:
     """Every row stored, or none (a 422 lists each bad row); `?dry_run=true` checks the same
-    and stores nothing (200 with the rows as they would be stored)."""
+    and stores nothing: 200 with the report (`valid`, the rows as they would be stored, or
+    `errors` as the 422 would list them)."""
     dry_run = _dry_run(request)
     raw = await read_body(request, _limit(request))
     if request.content_type == "text/csv":
@@ -138,11 +139,16 @@ async def bulk_create(request: web.Request) -> web.Response:
         except ValidationFailed as exc:
             errors.extend({"row": n, **d} for d in exc.details)
     # Rows the schema refused are reported with the others' problems (the service checks those).
-    if dry_run:
-        checked = await request.app[CATALOG].check_products(
-            principal(request), path_id(request, "shop_id"), rows, errors)
-        return json_response({"dry_run": True, "count": len(checked),
-                              "items": [_preview(row) for row in checked]})
+    if dry_run:  # the answer is the check's report, good or bad: 200 either way
+        try:
+            checked = await request.app[CATALOG].check_products(
+                principal(request), path_id(request, "shop_id"), rows, errors)
+        except ValidationFailed as exc:
+            problems = exc.details if isinstance(exc.details, list) and exc.details else [{"message": exc.message}]
+            return json_response({"dry_run": True, "valid": False, "message": exc.message, "count": 0,
+                                  "items": [], "errors": problems})
+        return json_response({"dry_run": True, "valid": True, "message": f"{len(checked)} product(s) ready",
+                              "count": len(checked), "items": [_preview(row) for row in checked], "errors": []})
     products = await request.app[CATALOG].create_products(
         principal(request), path_id(request, "shop_id"), rows, errors)
     return json_response({"items": [p.to_json() for p in products]}, status=201)

@@ -2,7 +2,7 @@
 // enrolments, and pause / resume / end.
 import { api, h, showError } from './api.js';
 import { mountNav } from './nav.js';
-import { badge, busy, emptyState, fmtDate } from './ui.js';
+import { badge, busy, emptyState, fmtDate, scrollBox } from './ui.js';
 
 const ID = Number(document.getElementById('plan-page').dataset.planId);
 const errorBox = document.getElementById('plan-error');
@@ -11,7 +11,7 @@ let plan = null;
 
 function productTable() {
   if (!plan.products.length) return emptyState('No products in this plan: add one below.');
-  return h('div', { class: 'table-scroll' }, h('table', { class: 'list', id: 'plan-product-table' },
+  return scrollBox(h('table', { class: 'list', id: 'plan-product-table', 'aria-label': 'Products and rates' },
     h('thead', {}, h('tr', {}, h('th', {}, 'Product'), h('th', {}, 'Rate'))),
     h('tbody', {}, plan.products.map((p) => h('tr', { dataset: { productId: p.product_id } },
       h('td', {}, p.title),
@@ -30,7 +30,7 @@ function changeRow(c, now) {
 async function loadHistory() {
   const history = await api('GET', `/api/v1/plans/${ID}/rate-changes`);
   const now = new Date();
-  document.getElementById('rate-history').replaceChildren(h('div', { class: 'table-scroll' }, h('table', { class: 'list', id: 'rate-table' },
+  document.getElementById('rate-history').replaceChildren(scrollBox(h('table', { class: 'list', id: 'rate-table' },
     h('caption', {}, 'Rate history (newest first)'),
     h('thead', {}, h('tr', {}, h('th', {}, 'For'), h('th', {}, 'Rate'), h('th', {}, 'Announced'), h('th', {}, 'In force'))),
     h('tbody', {}, [...history.items].reverse().map((c) => changeRow(c, now))))));
@@ -45,7 +45,7 @@ async function loadEnrolments() {
       : 'No creator yet: invite one above.'));
     return;
   }
-  box.replaceChildren(h('div', { class: 'table-scroll' }, h('table', { class: 'list', id: 'enrolment-table' },
+  box.replaceChildren(scrollBox(h('table', { class: 'list', id: 'enrolment-table', 'aria-label': 'Creators' },
     h('thead', {}, h('tr', {}, h('th', {}, 'Creator'), h('th', {}, 'Status'), h('th', {}, 'Invited'), h('th', {}, 'Joined'))),
     h('tbody', {}, list.items.map((e) => h('tr', { dataset: { creatorId: e.creator_id } },
       h('td', {}, h('a', { href: `/dashboard/creators/${e.creator_id}` }, `Creator ${e.creator_id}`)),

@@ -1,7 +1,7 @@
 // /plans: the seller's promotion plans, and a new one (open or targeted, products with their rates).
 import { api, h, showError } from './api.js';
 import { mountNav } from './nav.js';
-import { badge, busy, emptyState, fmtDay } from './ui.js';
+import { badge, busy, emptyState, fmtDay, scrollBox } from './ui.js';
 
 const list = document.getElementById('plans-list');
 const form = document.getElementById('plan-form');
@@ -9,7 +9,7 @@ const errorBox = document.getElementById('plan-error');
 const productsBox = document.getElementById('plan-products');
 
 function table(plans) {
-  return h('div', { class: 'table-scroll' }, h('table', { class: 'list', id: 'plans' },
+  return scrollBox(h('table', { class: 'list', id: 'plans', 'aria-label': 'Plans' },
     h('thead', {}, h('tr', {}, h('th', {}, 'Plan'), h('th', {}, 'Kind'), h('th', {}, 'Rate'), h('th', {}, 'Products'), h('th', {}, 'State'), h('th', {}, 'Ends'))),
     h('tbody', {}, plans.map((p) => h('tr', { dataset: { planId: p.id } },
       h('td', {}, h('a', { href: `/plans/${p.id}` }, p.name)), h('td', {}, p.kind),

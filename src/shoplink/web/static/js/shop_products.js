@@ -2,7 +2,7 @@
 // and a CSV import that is checked (dry run, every row's problems shown) before anything is stored.
 import { api, ApiError, h, session, showError } from './api.js';
 import { mountNav } from './nav.js';
-import { badge, busy, emptyState, fmtMoney, formValues } from './ui.js';
+import { badge, busy, emptyState, fmtMoney, formValues, scrollBox } from './ui.js';
 
 const SHOP = Number(document.getElementById('products-page').dataset.shopId);
 const PAGE = 20;
@@ -39,7 +39,7 @@ async function load() {
   current = page.items;
   nextAfter = page.next_after ?? null;
   if (current.length) {
-    listBox.replaceChildren(h('div', { class: 'table-scroll' }, h('table', { class: 'list', id: 'product-table' },
+    listBox.replaceChildren(scrollBox(h('table', { class: 'list', id: 'product-table', 'aria-label': 'Products' },
       h('thead', {}, h('tr', {}, h('th', {}, h('span', { class: 'sr-only' }, 'Image')), h('th', {}, 'Product'), h('th', {}, 'Price'), h('th', {}, 'Status'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
       h('tbody', {}, current.map(row)))));
   } else {
@@ -132,15 +132,15 @@ async function post(dryRun) {
   return body;
 }
 
-function problems(err) {
+function problems(details) {
   const lines = parseCsvLines(csvText);
   const byRow = new Map();
-  for (const d of Array.isArray(err.details) ? err.details : []) {
+  for (const d of details) {
     if (typeof d.row !== 'number') continue;
     if (!byRow.has(d.row)) byRow.set(d.row, []);
     byRow.get(d.row).push(`${d.field ? `${d.field}: ` : ''}${d.message}`);
   }
-  return h('div', { class: 'table-scroll' }, h('table', { class: 'list', id: 'csv-problems' },
+  return scrollBox(h('table', { class: 'list', id: 'csv-problems' },
     h('caption', {}, `${byRow.size} row(s) to fix; nothing was stored`),
     h('thead', {}, h('tr', {}, h('th', {}, 'Line'), h('th', {}, 'Row'), h('th', {}, 'Problem'))),
     h('tbody', {}, [...byRow.entries()].map(([n, msgs]) => h('tr', { class: 'bad', dataset: { row: n } },
@@ -149,7 +149,7 @@ function problems(err) {
 }
 
 function previewTable(result) {
-  return h('div', { class: 'table-scroll' }, h('table', { class: 'list', id: 'csv-ok' },
+  return scrollBox(h('table', { class: 'list', id: 'csv-ok' },
     h('caption', {}, `${result.count} product(s) ready to import`),
     h('thead', {}, h('tr', {}, h('th', {}, 'Title'), h('th', {}, 'SKU'), h('th', {}, 'Page'))),
     h('tbody', {}, result.items.map((p) => h('tr', {}, h('td', {}, p.title), h('td', {}, p.sku || ''), h('td', { class: 'url' }, p.url))))));
@@ -164,16 +164,14 @@ csvForm.addEventListener('submit', (e) => {
   if (!file) { csvError.textContent = 'Choose a CSV file first.'; return; }
   busy(document.getElementById('csv-check'), async () => {
     csvText = await file.text();
-    try {
-      const result = await post(true);
+    const result = await post(true);  // the check's report: 200, valid or not
+    if (result.valid) {
       csvBox.replaceChildren(previewTable(result));
       csvStatus.textContent = `All ${result.count} rows are valid. Press Import to add them.`;
       importButton.disabled = false;
-    } catch (err) {
-      if (err.status === 422 && Array.isArray(err.details) && err.details.some((d) => typeof d.row === 'number')) {
-        csvError.textContent = err.message;
-        csvBox.replaceChildren(problems(err));
-      } else { csvError.textContent = err.message; }
+    } else {
+      csvError.textContent = result.message;
+      if (result.errors.some((d) => typeof d.row === 'number')) csvBox.replaceChildren(problems(result.errors));
     }
   }, csvError);
 });

@@ -69,3 +69,9 @@ export function formValues(form) {
   }
   return out;
 }
+
+/** A table in a box that scrolls sideways on narrow screens; focusable, so the keyboard can scroll it. */
+export function scrollBox(table, label) {
+  const name = label || (table.caption && table.caption.textContent) || table.getAttribute('aria-label') || 'Table';
+  return h('div', { class: 'table-scroll', tabindex: '0', role: 'region', 'aria-label': name }, table);
+}
