@@ -102,7 +102,7 @@ async def seller_builds_shop(w: Walker, tmp: Path, suffix: str) -> tuple[int, st
     await pg.wait_for_selector("#products .empty")  # checked, still nothing stored
     await pg.click("#csv-import")
     await pg.wait_for_selector("#csv-status:has-text('Imported 3')")
-    assert len(await pg.query_selector_all("#product-table tbody tr")) == 3
+    await count_is(pg, "#product-table tbody tr", 3)
 
     # Edit with an image (on the shop's verified domain) and its preview; search; delist.
     await pg.click("#product-table tbody tr:has-text('Walk Bowl') button:has-text('Edit')")
@@ -282,3 +282,29 @@ async def test_a_whole_business_in_the_browser(webapp: WebApp, browser: Browser,
         await sw.goto("/earnings")
         await sw.page.wait_for_selector(f"#earnings-table tr[data-id='{open_id}']:has-text('USD 100.00')")
         await sw.check("sales")
+
+        # Dashboards: things by name, ranked by clicks; the columns are the stats API's measures.
+        async def counted() -> bool:  # the click counters (another consumer group than attribution)
+            reply = await seller.get(f"/api/v1/stats/products/{products[0]['id']}")
+            return bool(reply.status == 200 and reply.body["totals"]["clicks"] >= 1)
+        await until(counted, timeout=30, interval=0.2, what="the count worker counts the click")
+        await cw.goto("/dashboard")
+        await cw.page.wait_for_selector("#overview[data-loaded]")
+        video_row = "#videos-table tbody tr:has-text('Walk haul')"
+        assert await cw.page.inner_text(f"{video_row} td[data-col=clicks]") == "1"
+        await cw.page.wait_for_selector("#anchors-table tbody tr:has-text('Walk Bowl')")
+        await cw.page.wait_for_selector("#sec-live .empty")  # says what to do next
+        await cw.page.select_option("#period", "30d")  # refreshes in place, no reload
+        await cw.page.wait_for_selector("#overview[data-loaded='2']")
+        await cw.check("dashboard-creator")
+        await sw.goto("/dashboard")
+        await sw.page.wait_for_selector("#overview[data-loaded]")
+        bowl = "#products-table tbody tr:has-text('Walk Bowl')"
+        assert await sw.page.inner_text(f"{bowl} td[data-col=clicks]") == "1"
+        assert await sw.page.eval_on_selector_all(
+            "#products-table tbody tr", "els => els[0].textContent.includes('Walk Bowl')")  # most clicked first
+        await sw.check("dashboard-seller")
+        await sw.page.click(f"{bowl} a")
+        await sw.page.wait_for_selector("#dash-title:has-text('Product: Walk Bowl')")
+        await sw.page.wait_for_selector("[data-kpi=clicks]:has-text('1')")
+        await sw.check("dashboard-product")

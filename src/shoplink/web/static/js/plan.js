@@ -9,13 +9,24 @@ const errorBox = document.getElementById('plan-error');
 const titles = new Map();  // product id -> title
 let plan = null;
 
+function inForce() {  // the plan rate in force now (a cut announced waits for its notice date)
+  return plan.rate_in_force_bp != null ? (plan.rate_in_force_bp / 100).toFixed(2) : plan.rate;
+}
+
+function pendingFor(productId) {
+  return plan.pending_rate_changes.filter((c) => (c.product_id ?? null) === productId)
+    .map((c) => `${c.rate != null ? `${c.rate} %` : 'plan rate'} from ${fmtDate(c.effective_at)}`).join('; ');
+}
+
 function productTable() {
   if (!plan.products.length) return emptyState('No products in this plan: add one below.');
+  const planPending = pendingFor(null);
   return scrollBox(h('table', { class: 'list', id: 'plan-product-table', 'aria-label': 'Products and rates' },
-    h('thead', {}, h('tr', {}, h('th', {}, 'Product'), h('th', {}, 'Rate'))),
+    h('thead', {}, h('tr', {}, h('th', {}, 'Product'), h('th', {}, 'Rate'), h('th', {}, 'Announced'))),
     h('tbody', {}, plan.products.map((p) => h('tr', { dataset: { productId: p.product_id } },
       h('td', {}, p.title),
-      h('td', { class: 'num' }, p.override_rate != null ? `${p.override_rate} % (own rate)` : `${plan.rate} % (plan rate)`))))));
+      h('td', { class: 'num' }, p.override_rate != null ? `${p.override_rate} % (own rate)` : `${inForce()} % (plan rate)`),
+      h('td', { class: 'small' }, (p.override_rate != null ? pendingFor(p.product_id) : planPending) || '—'))))));
 }
 
 function changeRow(c, now) {
@@ -73,7 +84,7 @@ async function load() {
   document.title = `${plan.name} · shoplink`;
   document.getElementById('plan-state').replaceChildren(badge(plan.status));
   document.getElementById('plan-summary').textContent =
-    `${plan.kind === 'open' ? 'Open to every creator' : 'Targeted: invited creators only'} · ${plan.rate} % commission`
+    `${plan.kind === 'open' ? 'Open to every creator' : 'Targeted: invited creators only'} · ${inForce()} % commission`
     + ` · from ${fmtDate(plan.starts_at)}${plan.ends_at ? ` until ${fmtDate(plan.ends_at)}` : ''}`
     + (plan.pending_rate_changes.length ? ` · ${plan.pending_rate_changes.length} rate change(s) announced` : '');
   document.getElementById('plan-pause').disabled = plan.status !== 'active' && plan.status !== 'scheduled';
@@ -90,8 +101,7 @@ for (const [id, action] of [['plan-pause', 'pause'], ['plan-resume', 'resume'], 
   button.addEventListener('click', () => busy(button, async () => {
     if (action === 'end' && !confirm('End this plan? Links stop earning commission; this cannot be undone.')) return;
     await api('POST', `/api/v1/plans/${ID}/${action}`);
-    await load();
-  }, errorBox).then(() => load()));
+  }, errorBox).then(() => load()));  // after busy() has re-enabled the button: load() decides
 }
 
 const addForm = document.getElementById('add-product-form');

@@ -24,10 +24,10 @@ function row(p) {
     await load();
   }, errorBox));
   return h('tr', { dataset: { productId: p.id } },
-    h('td', {}, p.image_url ? h('img', { class: 'thumb-sm', src: p.image_url, alt: '' }) : h('span', { class: 'noimg thumb-sm' })),
-    h('td', {}, h('a', { href: p.url, rel: 'noopener', target: '_blank' }, p.title), p.sku ? h('div', { class: 'muted small' }, p.sku) : null),
-    h('td', { class: 'num' }, fmtMoney(p.price, p.currency)),
-    h('td', {}, badge(p.status)),
+    h('td', { class: 'img-cell' }, p.image_url ? h('img', { class: 'thumb-sm', src: p.image_url, alt: '' }) : h('span', { class: 'noimg thumb-sm' })),
+    h('td', { 'data-label': 'Product' }, h('a', { href: p.url, rel: 'noopener', target: '_blank' }, p.title), p.sku ? h('div', { class: 'muted small' }, p.sku) : null),
+    h('td', { class: 'num', 'data-label': 'Price' }, fmtMoney(p.price, p.currency)),
+    h('td', { 'data-label': 'Status' }, badge(p.status)),
     h('td', { class: 'actions' }, edit, ' ', delist, ' ', h('a', { class: 'button-link', href: `/dashboard/products/${p.id}` }, 'Stats')));
 }
 
@@ -39,7 +39,7 @@ async function load() {
   current = page.items;
   nextAfter = page.next_after ?? null;
   if (current.length) {
-    listBox.replaceChildren(scrollBox(h('table', { class: 'list', id: 'product-table', 'aria-label': 'Products' },
+    listBox.replaceChildren(scrollBox(h('table', { class: 'list stack', id: 'product-table', 'aria-label': 'Products' },
       h('thead', {}, h('tr', {}, h('th', {}, h('span', { class: 'sr-only' }, 'Image')), h('th', {}, 'Product'), h('th', {}, 'Price'), h('th', {}, 'Status'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
       h('tbody', {}, current.map(row)))));
   } else {
