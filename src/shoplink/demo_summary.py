@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
-import urllib.error
-import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -30,13 +30,16 @@ def summary(demo: dict[str, Any]) -> list[str]:
 
 
 def wait_until_up(base: str, timeout_s: float = 60.0) -> bool:
-    """Poll {base}/healthz until the server answers (at most `timeout_s`)."""
+    """Wait until the server accepts connections at `base` (at most `timeout_s`). A TCP connect,
+    not a request: nothing lands in the access log after the summary."""
+    url = urlsplit(base)
+    host, port = url.hostname or "127.0.0.1", url.port or (443 if url.scheme == "https" else 80)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2):
+            with socket.create_connection((host, port), timeout=2):
                 return True
-        except (OSError, urllib.error.URLError):
+        except OSError:
             time.sleep(0.25)  # the server is still starting
     return False
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from shoplink.demo_summary import summary
+import socket
+
+from shoplink.demo_summary import summary, wait_until_up
 
 
 def test_summary_lists_addresses_and_accounts() -> None:
@@ -20,3 +22,12 @@ def test_summary_lists_addresses_and_accounts() -> None:
 def test_summary_without_accounts_still_names_the_addresses() -> None:
     lines = summary({"base_url": "http://h:1/"})
     assert "  demo:     http://h:1/demo" in lines and not any("slk_" in line for line in lines)
+
+
+def test_wait_until_up_sees_a_listening_port_and_gives_up_on_a_closed_one() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert wait_until_up(f"http://127.0.0.1:{port}", timeout_s=5)
+    assert not wait_until_up(f"http://127.0.0.1:{port}", timeout_s=0.3)
