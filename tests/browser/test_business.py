@@ -303,6 +303,9 @@ async def test_a_whole_business_in_the_browser(webapp: WebApp, browser: Browser,
         assert await sw.page.inner_text(f"{bowl} td[data-col=clicks]") == "1"
         assert await sw.page.eval_on_selector_all(
             "#products-table tbody tr", "els => els[0].textContent.includes('Walk Bowl')")  # most clicked first
+        await sw.page.wait_for_selector(f"#plans-table tbody tr[data-id='{open_id}']:has-text('Walk Spring')")
+        assert await sw.page.inner_text(f"#plans-table tr[data-id='{open_id}'] td[data-col=clicks]") == "1"
+        await sw.page.wait_for_selector(f"#shops-table tr[data-id='{shop_id}']:has-text('Walk Shop & Co')")
         await sw.check("dashboard-seller")
         await sw.page.click(f"{bowl} a")
         await sw.page.wait_for_selector("#dash-title:has-text('Product: Walk Bowl')")

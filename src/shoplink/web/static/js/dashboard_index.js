@@ -104,9 +104,20 @@ async function products() {
   fill('sec-products', table('products', rows));
 }
 
+async function sellerSections() {
+  if (!who.roles.some((r) => r === 'seller' || r === 'admin')) return;
+  const [shops, plans] = await Promise.all([api('GET', '/api/v1/shops?limit=50'), api('GET', '/api/v1/plans?limit=50')]);
+  document.getElementById('sec-shops').hidden = false;
+  document.getElementById('sec-plans').hidden = false;
+  fill('sec-shops', shops.items.length ? table('shops', await ranked('shops', shops.items, (s) => s.name))
+    : emptyState('No shop yet. Create one and prove its domain to start.', h('a', { href: '/shops' }, 'Your shops')));
+  fill('sec-plans', plans.items.length ? table('plans', await ranked('plans', plans.items, (x) => x.name, (x) => `${x.kind}, ${x.status}`))
+    : emptyState('No promotion plan yet. Open one so creators promote your products.', h('a', { href: '/plans' }, 'Promotion plans')));
+}
+
 async function anchors(videoList) {
   if (!videoList.length) {
-    fill('sec-anchors', emptyState('Links appear here once you place products on your videos.', h('a', { href: '/links' }, 'My links')));
+    fill('sec-anchors', emptyState('Links appear here once you place products on your videos.', h('a', { href: '/studio' }, 'Your videos')));
     return;
   }
   const titles = new Map();
@@ -126,7 +137,7 @@ async function load() {
   const status = document.getElementById('overview-status');
   status.textContent = 'Loading…';
   const vids = await videos();
-  await Promise.all([lives(), products(), anchors(vids)]);
+  await Promise.all([sellerSections(), lives(), products(), anchors(vids)]);
   status.textContent = `Updated ${new Date().toLocaleTimeString()}`;
   document.getElementById('overview').dataset.loaded = String(Number(document.getElementById('overview').dataset.loaded || 0) + 1);
 }
