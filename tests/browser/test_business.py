@@ -164,6 +164,7 @@ async def seller_opens_plans(w: Walker, creator_id: int) -> tuple[int, int]:
     await pg.fill("#invite-id", str(creator_id))
     await pg.click("#invite-go")
     await pg.wait_for_selector(f"#enrolment-table tr[data-creator-id='{creator_id}'] .badge:has-text('invited')")
+    await pg.wait_for_selector(f"#enrolment-table tr[data-creator-id='{creator_id}']:has-text('Walk Creator')")
     await w.check("plan-targeted")
     await w.goto("/plans")
     await pg.wait_for_selector("#plans tbody tr >> nth=1")

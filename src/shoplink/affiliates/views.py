@@ -12,7 +12,7 @@ from aiohttp import web
 from shoplink.affiliates.reports import Period, to_csv
 from shoplink.errors import BadRequest, field_error
 from shoplink.http import json_response, page_params, path_id, principal, query_int
-from shoplink.keys import AFFILIATE_REPORTS, AFFILIATES, CONVERSIONS, SETTINGS
+from shoplink.keys import AFFILIATE_REPORTS, AFFILIATES, AUTH, CONVERSIONS, SETTINGS
 from shoplink.times import parse_utc
 from shoplink.validation import read_json
 
@@ -118,7 +118,9 @@ async def invite(request: web.Request) -> web.Response:
 async def list_enrolments(request: web.Request) -> web.Response:
     enrolments = await request.app[AFFILIATES].list_enrolments(principal(request),
                                                                path_id(request, "plan_id"))
-    return json_response({"items": [e.to_json() for e in enrolments]})
+    names = await request.app[AUTH].account_names([e.creator_id for e in enrolments])
+    return json_response({"items": [{**e.to_json(), "creator_name": names.get(e.creator_id)}
+                                    for e in enrolments]})
 
 
 # ---- marketplace and enrolment (creators) ----------------------------------------------------

@@ -59,7 +59,7 @@ async function loadEnrolments() {
   box.replaceChildren(scrollBox(h('table', { class: 'list', id: 'enrolment-table', 'aria-label': 'Creators' },
     h('thead', {}, h('tr', {}, h('th', {}, 'Creator'), h('th', {}, 'Status'), h('th', {}, 'Invited'), h('th', {}, 'Joined'))),
     h('tbody', {}, list.items.map((e) => h('tr', { dataset: { creatorId: e.creator_id } },
-      h('td', {}, h('a', { href: `/dashboard/creators/${e.creator_id}` }, `Creator ${e.creator_id}`)),
+      h('td', {}, h('a', { href: `/dashboard/creators/${e.creator_id}` }, e.creator_name || `Creator ${e.creator_id}`)),
       h('td', {}, badge(e.status)), h('td', {}, fmtDate(e.invited_at)), h('td', {}, fmtDate(e.joined_at))))))));
 }
 
