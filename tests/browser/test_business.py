@@ -283,6 +283,9 @@ async def test_a_whole_business_in_the_browser(webapp: WebApp, browser: Browser,
         await sw.goto("/earnings")
         await sw.page.wait_for_selector(f"#earnings-table tr[data-id='{open_id}']:has-text('USD 100.00')")
         await sw.check("sales")
+        await sw.page.select_option("#earnings-group", "creator")
+        await sw.page.wait_for_selector(
+            f"#earnings-table tr[data-id='{creator.account_id}']:has-text('Walk Creator {size}')")
 
         # Dashboards: things by name, ranked by clicks; the columns are the stats API's measures.
         async def counted() -> bool:  # the click counters (another consumer group than attribution)

@@ -43,6 +43,9 @@ async function loadNames() {
     who.roles.some((r) => r === 'seller' || r === 'admin') ? api('GET', '/api/v1/plans?limit=200').catch(() => ({ items: [] })) : { items: [] }]);
   for (const e of mine.items) names.plan.set(e.plan.id, e.plan.name);
   for (const p of own.items) names.plan.set(p.id, p.name);
+  // A seller's creators by name: from the enrolments of its plans (the first 20 plans).
+  const lists = await Promise.all(own.items.slice(0, 20).map((p) => api('GET', `/api/v1/plans/${p.id}/enrolments`).catch(() => ({ items: [] }))));
+  for (const e of lists.flatMap((l) => l.items)) if (e.creator_name) names.creator.set(e.creator_id, e.creator_name);
   names.creator.set(who.account_id, `${who.name} (you)`);
 }
 
