@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import hiredis
@@ -69,7 +70,10 @@ class ClickWriter:
     def __init__(self, redis_url: str, spool_dir: Path, *, flush_interval_s: float = 0.005,
                  batch_size: int = 1000, buffer_max: int = 100_000, timeout_s: float = 1.0,
                  fsync_interval_s: float = 1.0, spool_max_bytes: int = 0,
-                 router: RedisTopology | None = None, orphan_scan_s: float | None = None) -> None:
+                 router: RedisTopology | None = None, orphan_scan_s: float | None = None,
+                 stream: Callable[[int], str] = stream_key) -> None:
+        """`stream(shard)`: the stream key of a shard (the click streams by default; the player's
+        events have their own family and their own `spool_dir`)."""
         self._conn = RespConnection(redis_url)
         self._router = router if router is not None and router.cluster else None
         self._conns: dict[str, RespConnection] = {}  # per cluster node URL
@@ -84,7 +88,7 @@ class ClickWriter:
         self._buffer: list[Record] = []
         self._wake = asyncio.Event()  # the buffer is no longer empty
         self._full = asyncio.Event()  # a batch is ready now
-        self._heads = _XaddPrefixes()  # shard -> packed XADD up to its last argument
+        self._heads = _XaddPrefixes(stream)  # shard -> packed XADD up to its last argument
         self._own: SpoolFile | None = None  # created on first use
         self._orphans: list[SpoolFile] = []  # left by dead processes, replayed first
         self._orphan_scan_s = ORPHAN_SCAN_S if orphan_scan_s is None else orphan_scan_s
@@ -451,8 +455,12 @@ class ClickWriter:
 class _XaddPrefixes(dict[int, bytes]):
     """Shard -> `XADD <its stream key> * e`, packed once (the event is the last argument)."""
 
+    def __init__(self, stream: Callable[[int], str]) -> None:
+        super().__init__()
+        self._stream = stream
+
     def __missing__(self, shard: int) -> bytes:
-        head = self[shard] = prefix(b"XADD", stream_key(shard), b"*", b"e")
+        head = self[shard] = prefix(b"XADD", self._stream(shard), b"*", b"e")
         return head
 
 

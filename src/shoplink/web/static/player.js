@@ -15,6 +15,7 @@
   const script = document.currentScript;
   const BASE = script && script.src ? script.src.replace(/\/v1\/player\.js(?:[?#].*)?$/, '') : location.origin;
   const mounted = new WeakMap();
+  const events = window.__shoplinkEvents || null;  // player_events.js (view, impression, progress)
 
   const CSS = `
     :host { all: initial; position: absolute; pointer-events: none; z-index: 2147483000;
@@ -162,6 +163,7 @@
       a.append(el('span', { class: 'text' }, el('span', { class: 'title' }, item.title),
         el('span', { class: 'price' }, item.price)), el('span', { class: 'cta', 'aria-hidden': 'true' }, 'Shop'));
       a._pos = item.position;
+      if (events) events.card(this.video, a, item.code);
       // The link carries the playback second at the moment of the click (keyboard or pointer).
       const stamp = () => { a.href = this.hrefFor(item); };
       a.addEventListener('pointerdown', stamp);
@@ -191,6 +193,11 @@
       this.anchors = [];
       const update = () => this.update();
       for (const type of ['timeupdate', 'seeked', 'seeking', 'play', 'loadedmetadata']) video.addEventListener(type, update);
+      if (events) {
+        const ref = { video: videoId };
+        video.addEventListener('play', () => events.play(video, ref));
+        for (const type of ['timeupdate', 'ended']) video.addEventListener(type, () => events.time(video, ref));
+      }
       this.load();
     }
 
@@ -239,6 +246,7 @@
         this.render();
       });
       on('state', (s) => {
+        if (events) events.joined(this.video, this.liveId);
         this.status = s.status;
         this.pins = new Map((s.pins || []).map((p) => [p.product_id, p]));
       });
