@@ -195,7 +195,7 @@ async def services(app: web.Application) -> AsyncIterator[None]:
         app[FUNNEL] = funnel
 
         # Stats reads and the click-stream collector on /metrics (counting is `shoplink count`).
-        app[STATS] = StatsService(pool, redis.client, settings, plans)
+        app[STATS] = StatsService(pool, redis.client, settings, plans, sales=app[AFFILIATE_REPORTS])
         analytics_status.register_metrics(metrics, redis.client, settings)
         yield
 

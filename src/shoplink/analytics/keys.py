@@ -51,7 +51,7 @@ OUTCOME_CODE = {"redirected": "r", "fallback": "f", "gone": "g", "not_found": "n
 # hash field
 CLICK_PAIRS: tuple[tuple[str, str], ...] = tuple((c, o) for c in CLASSES for o in OUTCOMES)
 FUNNEL_PAIRS: tuple[tuple[str, str], ...] = tuple((c, m) for c in CLASSES for m in MEASURES)
-PAIRS: tuple[tuple[str, str], ...] = CLICK_PAIRS  # + FUNNEL_PAIRS: with the counting
+PAIRS: tuple[tuple[str, str], ...] = CLICK_PAIRS + FUNNEL_PAIRS
 PAIR_CODES: tuple[str, ...] = tuple(CLASS_CODE[c] + OUTCOME_CODE[o] for c, o in PAIRS)
 PAIR_INDEX: dict[str, int] = {code: i for i, code in enumerate(PAIR_CODES)}
 
