@@ -19,6 +19,7 @@ from .conftest import HostSite, WebApp, embed_page
 from .test_player import CARDS, _video_with_anchors, seek
 from support.funnel_data import wait_for_player_events
 from support.wait import until
+from support.web_data import seller_shop
 
 pytestmark = pytest.mark.browser
 
@@ -144,3 +145,27 @@ async def _equals(value: Any, expected: Any) -> bool:
 
 async def _has(beacons: Beacons, kind: str, n: int) -> bool:
     return len(beacons.of(kind)) >= n
+
+
+async def test_the_live_viewer_sends_a_view_on_joining_and_card_impressions(
+        webapp: WebApp, page: Page, redis: Redis) -> None:
+    seller = await webapp.account("seller")
+    shop = await seller_shop(seller, webapp.base)
+    product = shop.products[0]["id"]
+    live = await seller.post("/api/v1/live", {"title": "Friday live", "product_ids": [product]})
+    assert live.status == 201, live.body
+    live_id = live.body["id"]
+    assert (await seller.post(f"/api/v1/live/{live_id}/start")).status == 200
+    pinned = await seller.post(f"/api/v1/live/{live_id}/pins", {"product_id": product})
+    assert pinned.status == 201, pinned.body
+    await page.goto(f"{webapp.base}/watch/live/{live_id}")
+    await page.locator(CARDS).wait_for()
+    # the card stays in view: its impression is sent after a second (real time here: the widget's
+    # event stream reconnects on timers), and leaving the page flushes the beacon
+    await until(lambda: _equals(page.evaluate("() => window.__shoplinkEvents.queued().length"), 2),
+                timeout=10, what="the view and the card's impression queued")
+    await page.goto(f"{webapp.base}/healthz")
+    streamed = await wait_for_player_events(redis, 2)
+    assert sorted(e["type"] for e in streamed) == ["impression", "view"]
+    assert {e["live_session_id"] for e in streamed} == {live_id}
+    assert [e["product_id"] for e in streamed if e["type"] == "impression"] == [product]
