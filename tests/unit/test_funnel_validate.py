@@ -82,3 +82,12 @@ def test_errors_name_the_offending_fields() -> None:
         events_of(b'{"pv": "pv-12345678", "events": [{"type": "view", "video": 1}, {"type": "nope"}]}')
     assert caught.value.code == "invalid_events"
     assert any(d["field"].startswith("events/1") for d in caught.value.details)
+
+
+@pytest.mark.parametrize("bad", [e for e in BAD if isinstance(e, dict) and e.get("type") == "impression"])
+def test_all_impression_bodies_take_the_column_check_with_the_same_answer(bad: dict[str, Any]) -> None:
+    good = [{"type": "impression", "code": f"c{i}", "t": i} for i in range(5)]
+    assert checked({"pv": "pv-12345678", "events": good}) is not None
+    doc = {"pv": "pv-12345678", "events": [*good, bad]}
+    assert not _schema_ok(doc)
+    assert checked(doc) is None

@@ -30,7 +30,7 @@ import orjson
 
 from shoplink.clicks.classify import Classifier, default_classifier
 from shoplink.clicks.events import live_playback
-from shoplink.clicks.resolver import Resolver
+from shoplink.clicks.resolver import Resolver, Target
 from shoplink.clicks.viewer import ViewerIds, referrer_host
 from shoplink.config import Settings
 from shoplink.delivery.writer import ClickWriter
@@ -105,6 +105,9 @@ class FunnelService:
         self._page_views_max = settings.events_page_views_tracked
         self._clients: OrderedDict[str | None, list[float]] = OrderedDict()
         self._clock = clock
+        # target -> its impressions' stream fields (a target is immutable; a changed anchor gets a
+        # new one from the resolver, so entries never go stale, and the dict is cleared when big)
+        self._bases: dict[Target, Base] = {}
         self.accepted = 0
         self.requests = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
@@ -139,12 +142,15 @@ class FunnelService:
 
     async def accept(self, beacon: Beacon, *, user_agent: str, cookie_header: str | None,
                      remote: str | None, referer: str | None) -> int:
-        """Queue the beacon's countable events; returns how many were queued."""
+        """Queue the beacon's countable events; returns how many were queued.
+
+        One loop over the events with a dictionary lookup or two each (the card's target and its
+        prebuilt stream fields); the accepted events of the request become ONE stream entry, on
+        the shard of the page view (counting does not depend on the shard; keys.py)."""
         self.requests += 1
         events = beacon.events
         viewers = self.viewers
-        client = viewers.network_hash(remote)
-        granted = self._budget(client, len(events))
+        granted = self._budget(viewers.network_hash(remote), len(events))
         if granted < len(events):
             self.dropped["client_limit"] += len(events) - granted
             events = events[:granted]
@@ -156,75 +162,80 @@ class FunnelService:
             self.dropped["page_view_limit"] += len(events) - max(room, 0)
             events = events[:max(room, 0)]
         pv.count += len(events)
-        ts_ms = int(time.time() * 1000)
-        by_shard: dict[int, list[dict[str, Any]]] = {}
+        batch_id, ts_ms = new_ulid_and_ms()
         seen = pv.seen
+        get = self.resolver.get
+        bases = self._bases
+        items: list[dict[str, Any]] = []
+        repeats = unknown = 0
         for ev in events:
-            kind = ev["type"]
-            key = (kind, ev.get("code"), ev.get("video"), ev.get("live"), ev.get("q"))
-            if key in seen:
-                self.dropped["repeat"] += 1
+            if ev["type"] == "impression":
+                code = ev["code"]
+                if code in seen:
+                    repeats += 1
+                    continue
+                target = get(code) or await self.resolver.resolve(code)
+                base = bases.get(target)
+                if base is None:
+                    base = bases[target] = _impression_base(target)
+                    if len(bases) > BASES_MAX:
+                        bases.clear()
+                if not base[0]:
+                    unknown += 1
+                    continue
+                seen.add(code)
+                if base[2]:  # live: seconds since the live started
+                    playback = live_playback(target.live_started_s, ts_ms / 1000)[0]
+                else:
+                    t = ev.get("t")
+                    playback = t if t is None or base[1] is None or t <= base[1] + 1 else None
+                items.append({**base[0], "playback_s": playback})
                 continue
-            built = await self._resolve(ev, ts_ms)
+            built = await self._surface_event(ev, seen, ts_ms)
             if built is None:
-                self.dropped["unknown"] += 1
-                continue
-            seen.add(key)
-            shard, item = built
-            by_shard.setdefault(shard, []).append(item)
-        if not by_shard:
+                unknown += 1
+            elif built is _REPEAT:
+                repeats += 1
+            else:
+                items.append(built)  # type: ignore[arg-type]
+        self.dropped["repeat"] += repeats
+        self.dropped["unknown"] += unknown
+        if not items:
             return 0
         cookie = viewers.from_cookie_header(cookie_header) if cookie_header else None
-        viewer = viewers.viewer_hash(cookie if cookie is not None else "pv:" + beacon.pv)
-        ua_class = self._classify(user_agent)[0]
-        ref = referrer_host(referer)
-        queued = 0
-        for shard, items in by_shard.items():
-            batch_id, _ = new_ulid_and_ms()
-            self.writer.record(shard, orjson.dumps({
-                "schema_version": STREAM_SCHEMA_VERSION, "batch_id": batch_id, "ts_ms": ts_ms,
-                "viewer": viewer, "ua_class": ua_class, "page_view": beacon.pv, "referrer_host": ref,
-                "events": items}))
-            queued += len(items)
-        self.accepted += queued
-        return queued
+        self.writer.record(hash(beacon.pv) % self.shards, orjson.dumps({
+            "schema_version": STREAM_SCHEMA_VERSION, "batch_id": batch_id, "ts_ms": ts_ms,
+            "viewer": viewers.viewer_hash(cookie if cookie is not None else "pv:" + beacon.pv),
+            "ua_class": self._classify(user_agent)[0], "page_view": beacon.pv,
+            "referrer_host": referrer_host(referer), "events": items}))
+        self.accepted += len(items)
+        return len(items)
 
-    async def _resolve(self, ev: dict[str, Any], ts_ms: int) -> tuple[int, dict[str, Any]] | None:
-        """(shard, the stream's event) for one checked event; None when its card, video or live
-        session does not exist."""
+    async def _surface_event(self, ev: dict[str, Any], seen: set[Any],
+                             ts_ms: int) -> dict[str, Any] | object | None:
+        """The stream's event for a view or progress event; _REPEAT when the page view sent it
+        already, None when its video or live session does not exist."""
         kind = ev["type"]
-        t = ev.get("t")
-        if kind == "impression":
-            code = ev["code"]
-            target = self.resolver.get(code) or await self.resolver.resolve(code)
-            row = target.row
-            if row is None:
-                return None
-            if row.live_session_id is not None:
-                playback = live_playback(target.live_started_s, ts_ms / 1000)[0]
-            else:
-                playback = _within(t, row.video_duration_s)
-            return target.shard, {
-                "type": "impression", "code": row.code, "anchor_id": row.anchor_id,
-                "video_id": row.video_id, "live_session_id": row.live_session_id,
-                "product_id": row.product_id, "shop_id": row.shop_id, "creator_id": row.publisher_id,
-                "plan_id": row.plan_id, "playback_s": playback, "quartile": None}
         surface_kind, surface_id = ("video", ev["video"]) if "video" in ev else ("live", ev["live"])
+        key = (kind, surface_kind, surface_id, ev.get("q"))
+        if key in seen:
+            return _REPEAT
         cached, surface = self.surfaces.get(surface_kind, surface_id)
         if not cached:
             surface = await self.surfaces.load(surface_kind, surface_id)
         if surface is None:
             return None
+        seen.add(key)
         if surface_kind == "live":
             playback = live_playback(surface.started_s, ts_ms / 1000)[0]
         else:
-            playback = _within(t, surface.duration_s)
-        return surface_id % self.shards, {
-            "type": kind, "code": None, "anchor_id": None,
-            "video_id": surface_id if surface_kind == "video" else None,
-            "live_session_id": surface_id if surface_kind == "live" else None,
-            "product_id": None, "shop_id": None, "creator_id": surface.owner_id, "plan_id": None,
-            "playback_s": playback, "quartile": ev.get("q")}
+            t = ev.get("t")
+            playback = t if t is None or surface.duration_s is None or t <= surface.duration_s + 1 else None
+        return {"type": kind, "code": None, "anchor_id": None,
+                "video_id": surface_id if surface_kind == "video" else None,
+                "live_session_id": surface_id if surface_kind == "live" else None,
+                "product_id": None, "shop_id": None, "creator_id": surface.owner_id, "plan_id": None,
+                "playback_s": playback, "quartile": ev.get("q")}
 
     # ---- metrics ---------------------------------------------------------------------------
 
@@ -256,8 +267,18 @@ class FunnelService:
         registry.register_collector(collect)
 
 
-def _within(t: Any, duration_s: float | None) -> float | None:
-    """The player's playback second, kept when within the video."""
-    if t is None or (duration_s is not None and t > duration_s + 1):
-        return None
-    return round(float(t), 3)
+_REPEAT = object()
+BASES_MAX = 100_000
+Base = tuple[dict[str, Any] | None, float | None, bool]
+
+
+def _impression_base(target: Target) -> Base:
+    """(the stream fields of an impression of the target's card but its playback second, the
+    video's duration, whether the card is on a live); (None, None, False) for an unknown code."""
+    row = target.row
+    if row is None:
+        return None, None, False
+    return ({"type": "impression", "code": row.code, "anchor_id": row.anchor_id, "video_id": row.video_id,
+             "live_session_id": row.live_session_id, "product_id": row.product_id, "shop_id": row.shop_id,
+             "creator_id": row.publisher_id, "plan_id": row.plan_id, "quartile": None},
+            row.video_duration_s, row.live_session_id is not None)
