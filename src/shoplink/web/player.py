@@ -20,7 +20,8 @@ from shoplink.web.pages import not_found_page, viewer_page
 from shoplink.web.views import STATIC_DIR
 
 routes = web.RouteTableDef()
-_SCRIPT = (STATIC_DIR / "player.js").read_bytes()
+# The player's events (player_events.js) first: the widget finds its hooks when it starts.
+_SCRIPT = (STATIC_DIR / "player_events.js").read_bytes() + b"\n" + (STATIC_DIR / "player.js").read_bytes()
 _ETAG = '"' + hashlib.sha256(_SCRIPT).hexdigest()[:16] + '"'
 
 
