@@ -19,6 +19,7 @@ from shoplink.clicks import views as click_views
 from shoplink.config import Settings
 from shoplink.errors import Handler, RequestTimeout, error_middleware
 from shoplink.fastpath import fast_path_middleware
+from shoplink.funnel import views as funnel_views
 from shoplink.keys import CLICKS, METRICS, REQUEST_ID, SETTINGS
 from shoplink.live import views as live_views
 from shoplink.metrics import Registry
@@ -26,7 +27,7 @@ from shoplink.security.cors import cors_middleware
 from shoplink.security.headers import security_headers_middleware
 from shoplink.security.middleware import rate_limit_middleware
 from shoplink.videos import views as video_views
-from shoplink.web import console, dashboard, demo_page, demo_shop, player, studio
+from shoplink.web import business, console, dashboard, demo_page, demo_shop, home, player, studio
 from shoplink.web import views as web_views
 from shoplink.web.middleware import session_middleware
 
@@ -45,12 +46,15 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     anchor_views.setup_routes,
     live_views.setup_routes,
     click_views.setup_routes,
+    funnel_views.setup_routes,
     analytics_views.setup_routes,
     studio.setup_routes,
     player.setup_routes,
     console.setup_routes,
     dashboard.setup_routes,
     demo_page.setup_routes,
+    home.setup_routes,
+    business.setup_routes,
 ]
 
 

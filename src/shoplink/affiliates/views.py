@@ -17,6 +17,7 @@ from shoplink.http import json_response, page, page_params, path_id, principal, 
 from shoplink.keys import (
     AFFILIATE_REPORTS,
     AFFILIATES,
+    AUTH,
     CONVERSIONS,
     SETTINGS,
     SETTLEMENT,
@@ -128,7 +129,9 @@ async def invite(request: web.Request) -> web.Response:
 async def list_enrolments(request: web.Request) -> web.Response:
     enrolments = await request.app[AFFILIATES].list_enrolments(principal(request),
                                                                path_id(request, "plan_id"))
-    return json_response({"items": [e.to_json() for e in enrolments]})
+    names = await request.app[AUTH].account_names([e.creator_id for e in enrolments])
+    return json_response({"items": [{**e.to_json(), "creator_name": names.get(e.creator_id)}
+                                    for e in enrolments]})
 
 
 # ---- marketplace and enrolment (creators) ----------------------------------------------------
