@@ -78,7 +78,7 @@ async def seller_works_sales(w: Walker, refunded: dict[str, Any], reviewed: dict
     await w.goto("/sales")
     one, two = (f".sale-card[data-id='{c['id']}']" for c in (refunded, reviewed))
     await pg.wait_for_selector(f"{one} [data-field=settlement]:has-text('Pending')")
-    await w.check("sales")
+    await w.check("money-sales")
 
     await pg.fill(f"{one} input[name=amount]", "500.00")  # more than the sale: refused, shown next to it
     await pg.click(f"{one} button[data-action=refund]")
@@ -96,7 +96,7 @@ async def seller_works_sales(w: Walker, refunded: dict[str, Any], reviewed: dict
     await pg.fill(f"{two} input[name=reason]", "chargeback review")
     await pg.click(f"{two} button[data-action=freeze]")
     await pg.wait_for_selector(f"{two}[data-state=frozen] [data-field=settlement]:has-text('chargeback review')")
-    await w.check("sales-frozen")
+    await w.check("money-sales-frozen")
     await pg.fill(f"{two} input[name=reason]", "review done")
     await pg.click(f"{two} button[data-action=unfreeze]")
     await pg.wait_for_selector(f"{two}[data-state=pending] button[data-action=freeze]")
@@ -111,14 +111,14 @@ async def seller_pays(w: Walker, creator_id: int, reference: str) -> None:
     await pg.wait_for_selector("#payouts-made .empty")
     csv = await pg.request.get(w.base + (await pg.get_attribute("#payouts-csv", "href") or ""))
     assert csv.status == 200 and "text/csv" in csv.headers["content-type"]
-    await w.check("payouts-due")
+    await w.check("money-payouts-due")
     await pg.fill(f"{row} input[name=reference]", reference)
     await pg.click(f"{row} button[data-action=pay]")
     await pg.wait_for_selector(f"#payouts-status:has-text('{reference}')")
     await pg.wait_for_selector(f"{row} td[data-col=paid]:has-text('USD 19.50')")
     await pg.wait_for_selector(f"{row} td[data-col=payable]:has-text('USD 0.00')")
     await pg.wait_for_selector(f"#payouts-made-table tr:has-text('{reference}'):has-text('USD 19.50')")
-    await w.check("payouts")
+    await w.check("money-payouts")
 
 
 async def creator_reads_statement(w: Walker, plan_id: int, reference: str) -> None:
@@ -136,7 +136,7 @@ async def creator_reads_statement(w: Walker, plan_id: int, reference: str) -> No
     await pg.wait_for_selector(f"#statement-payouts-table tr:has-text('{reference}')")
     csv = await pg.request.get(w.base + (await pg.get_attribute("#statement-csv", "href") or ""))
     assert csv.status == 200 and "19.50" in await csv.text()
-    await w.check("statement")
+    await w.check("money-statement")
 
     # Another period: a year ago nothing was sold; the page says what to do next.
     await pg.fill("#statement-from", "2020-01-01")
@@ -145,7 +145,7 @@ async def creator_reads_statement(w: Walker, plan_id: int, reference: str) -> No
     await pg.wait_for_selector("#statement .empty")
     await pg.wait_for_selector("#statement-payouts .empty")
     assert "to=2020-02-01" in (await pg.get_attribute("#statement-csv", "href") or "")
-    await w.check("statement-empty")
+    await w.check("money-statement-empty")
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
@@ -159,10 +159,10 @@ async def test_sales_payouts_and_statement_in_the_browser(webapp: WebApp, browse
     async with walker(browser, webapp.base, size) as sw, walker(browser, webapp.base, size) as cw:
         await sign_in_as(cw, s.creator.token or "", "/statement")
         await cw.page.wait_for_selector("#statement .empty")  # nothing sold yet
-        await cw.check("statement-nothing-yet")
+        await cw.check("money-statement-nothing-yet")
         await sign_in_as(sw, s.seller.token or "", "/payouts")
         await sw.page.wait_for_selector("#payouts .empty")
-        await sw.check("payouts-empty")
+        await sw.check("money-payouts-empty")
 
         refunded = await s.sale("M-1", "100.00")   # 15.00, refunded 10.00 on the page: 13.50
         reviewed = await s.sale("M-2", "40.00")    # 6.00, frozen and unfrozen on the page
