@@ -160,9 +160,13 @@ async def test_sales_payouts_and_statement_in_the_browser(webapp: WebApp, browse
         await sign_in_as(cw, s.creator.token or "", "/statement")
         await cw.page.wait_for_selector("#statement .empty")  # nothing sold yet
         await cw.check("money-statement-nothing-yet")
+        assert await cw.page.query_selector("nav a[href='/statement'][aria-current=page]")
+        assert not await cw.page.query_selector("nav a[href='/payouts']")  # the seller's pages
         await sign_in_as(sw, s.seller.token or "", "/payouts")
         await sw.page.wait_for_selector("#payouts .empty")
         await sw.check("money-payouts-empty")
+        assert await sw.page.query_selector("nav a[href='/sales']")
+        assert not await sw.page.query_selector("nav a[href='/statement']")  # the creator's page
 
         refunded = await s.sale("M-1", "100.00")   # 15.00, refunded 10.00 on the page: 13.50
         reviewed = await s.sale("M-2", "40.00")    # 6.00, frozen and unfrozen on the page
