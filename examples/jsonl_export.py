@@ -14,9 +14,15 @@ one stream.
 
 Each event (schema_version 1, see schemas/click_event.schema.json) is appended to
 `<out>/clicks-YYYYMMDDHH.jsonl`, the UTC hour of its `ts_ms`. Entries it cannot read (not JSON,
-another schema_version) go to `<out>/rejected.jsonl` with the reason. Delivery is at-least-once:
-an entry is acknowledged after its line is written and flushed, so after a crash a few lines may
-appear twice: load with `event_id` as the unique key (it is the idempotency key of a click).
+another schema_version) go to `<out>/rejected.jsonl` with the reason.
+
+Duplicates: the streams are at-least-once (docs/clicks.md, "Delivery contract"): an event can be in
+them twice (same `event_id`, the second copy usually carrying `"replayed": true`), and this
+exporter acknowledges an entry only after its line is written, so after its own crash it sees a
+few entries again. It drops both kinds by `event_id`: it remembers the ids of the last
+`--dedup-window` events it wrote (and, at start, reads them back from the newest hour files).
+Copies of one event are never far apart in a stream (the same outage), so a window of minutes of
+traffic is plenty; a warehouse load should still use `event_id` as the unique key.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import json
 import os
 import socket
 import time
+from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,39 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 SUPPORTED_VERSIONS = {1}
+DEDUP_WINDOW = 200_000  # event ids remembered (about 20 MB)
+
+
+class SeenIds:
+    """The event ids of the last `size` events written: a bounded, insertion-ordered set."""
+
+    def __init__(self, size: int = DEDUP_WINDOW) -> None:
+        self.size = size
+        self.ids: OrderedDict[str, None] = OrderedDict()
+        self.dropped = 0
+
+    def first_time(self, event_id: str) -> bool:
+        """True the first time `event_id` is seen (it is remembered); False for a copy."""
+        if event_id in self.ids:
+            self.dropped += 1
+            return False
+        self.ids[event_id] = None
+        if len(self.ids) > self.size:
+            self.ids.popitem(last=False)
+        return True
+
+    def load(self, out: Path) -> None:
+        """Remember the ids already written to the newest hour files (after a restart)."""
+        for path in sorted(out.glob("clicks-*.jsonl"))[-2:]:
+            with path.open("rb") as handle:
+                for line in handle:
+                    try:
+                        event_id = json.loads(line).get("event_id")
+                    except ValueError:
+                        continue
+                    if isinstance(event_id, str):
+                        self.first_time(event_id)
+        self.dropped = 0
 
 
 def stream_key(shard: int) -> str:
@@ -76,8 +116,9 @@ def _hour_file(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("clicks-%Y%m%d%H.jsonl")
 
 
-def handle_entries(files: HourlyFiles, entries: list[Any]) -> int:
-    """Write one batch; returns how many events were exported."""
+def handle_entries(files: HourlyFiles, entries: list[Any], seen: SeenIds | None = None) -> int:
+    """Write one batch, copies of an event written already left out; returns how many events
+    were exported."""
     exported = 0
     for entry_id, fields in entries:
         if fields is None:  # trimmed while pending
@@ -93,6 +134,8 @@ def handle_entries(files: HourlyFiles, entries: list[Any]) -> int:
                 {"id": entry_id.decode(), "reason": reason,
                  "e": raw.decode("utf-8", "replace") if raw else None}).encode())
             continue
+        if seen is not None and not seen.first_time(str(event.get("event_id"))):
+            continue  # a copy (at-least-once delivery): written already
         files.write(_hour_file(int(event["ts_ms"])), raw)
         exported += 1
     return exported
@@ -100,13 +143,15 @@ def handle_entries(files: HourlyFiles, entries: list[Any]) -> int:
 
 def export(client: redis.Redis | RedisCluster, out: Path, *, shards: int, group: str = "jsonl_export",
            consumer: str | None = None, batch: int = 500, once: bool = False,
-           claim_idle_ms: int = 60_000) -> int:
+           claim_idle_ms: int = 60_000, dedup_window: int = DEDUP_WINDOW) -> int:
     """Export until every shard is drained (once=True) or forever; returns events exported."""
     consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
     streams = [stream_key(n) for n in range(shards)]
     for stream in streams:
         ensure_group(client, stream, group)
     files = HourlyFiles(out)
+    seen = SeenIds(dedup_window)
+    seen.load(out)
     total = 0
     try:
         # First take over entries that a crashed exporter left pending.
@@ -116,7 +161,7 @@ def export(client: redis.Redis | RedisCluster, out: Path, *, shards: int, group:
                 cursor, entries, *_ = client.xautoclaim(stream, group, consumer, claim_idle_ms,
                                                         cursor, count=batch)
                 if entries:
-                    total += handle_entries(files, entries)
+                    total += handle_entries(files, entries, seen)
                     files.flush()
                     client.xack(stream, group, *[e[0] for e in entries])
                 if cursor in (b"0-0", "0-0"):
@@ -132,7 +177,7 @@ def export(client: redis.Redis | RedisCluster, out: Path, *, shards: int, group:
                 if not entries:
                     continue
                 idle = False
-                total += handle_entries(files, entries)
+                total += handle_entries(files, entries, seen)
                 files.flush()
                 client.xack(stream, group, *[e[0] for e in entries])
             if idle:
@@ -153,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", default="jsonl_export")
     parser.add_argument("--consumer")
     parser.add_argument("--once", action="store_true", help="stop when every shard is drained")
+    parser.add_argument("--dedup-window", type=int, default=DEDUP_WINDOW,
+                        help="event ids remembered to drop copies of an event (default %(default)s)")
     args = parser.parse_args(argv)
     client: redis.Redis | RedisCluster
     if args.cluster_nodes:
@@ -162,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         client = redis.Redis.from_url(args.redis_url)
     try:
         count = export(client, args.out, shards=args.shards, group=args.group, consumer=args.consumer,
-                       once=args.once)
+                       once=args.once, dedup_window=args.dedup_window)
     finally:
         client.close()
     print(json.dumps({"exported": count}))

@@ -29,10 +29,38 @@ def static_url(request: web.Request, path: str) -> str:
     return str(request.app.router["static"].url_for(filename=path))
 
 
+# The header's links, by role: (path, label, roles that see it; empty: everyone signed in).
+NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("/shops", "Shops", frozenset({"seller", "admin"})),
+    ("/plans", "Plans", frozenset({"seller", "admin"})),
+    ("/studio", "Videos", frozenset({"creator", "seller", "admin"})),
+    ("/studio/live", "Live", frozenset({"creator", "seller", "admin"})),
+    ("/marketplace", "Marketplace", frozenset({"creator"})),
+    ("/me/plans", "My plans", frozenset({"creator"})),
+    ("/links", "Links", frozenset({"creator"})),
+    ("/earnings", "Earnings", frozenset({"creator", "seller", "admin", "analyst"})),
+    ("/dashboard", "Dashboard", frozenset()),
+)
+
+
+def nav_html(request: web.Request) -> str:
+    """The header's links for the signed-in account's roles (the current page marked for AT)."""
+    session: WebSession | None = request.get(WEB_SESSION)
+    roles = {str(r) for r in session.principal.roles} if session else set()
+    links = []
+    for path, label, allowed in NAV:
+        if allowed and not roles & allowed:
+            continue
+        current = ' aria-current="page"' if request.path == path else ""
+        links.append(f'<a href="{html.escape(path)}"{current}>{html.escape(label)}</a>')
+    return "\n    ".join(links)
+
+
 def shell(request: web.Request, template: str, *, title: str, script: str, **values: str) -> web.Response:
     """The layout around `template`; `{{key}}` values in both are HTML-escaped."""
     body = (TEMPLATES_DIR / template).read_text(encoding="utf-8")
     text = (TEMPLATES_DIR / "layout.html").read_text(encoding="utf-8").replace("{{body}}", body)
+    text = text.replace("{{nav}}", nav_html(request))
     values = {"title": title, "css": static_url(request, "app.css"),
               "script": static_url(request, f"js/{script}"), **values}
     for key, value in values.items():
