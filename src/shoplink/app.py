@@ -19,6 +19,7 @@ from shoplink.clicks import views as click_views
 from shoplink.config import Settings
 from shoplink.errors import Handler, RequestTimeout, error_middleware
 from shoplink.fastpath import fast_path_middleware
+from shoplink.funnel import views as funnel_views
 from shoplink.keys import CLICKS, METRICS, REQUEST_ID, SETTINGS
 from shoplink.live import views as live_views
 from shoplink.metrics import Registry
@@ -45,6 +46,7 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     anchor_views.setup_routes,
     live_views.setup_routes,
     click_views.setup_routes,
+    funnel_views.setup_routes,
     analytics_views.setup_routes,
     studio.setup_routes,
     player.setup_routes,

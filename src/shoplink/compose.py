@@ -40,6 +40,7 @@ from shoplink.clicks.service import ClickService
 from shoplink.config import Settings
 from shoplink.delivery.writer import ClickWriter
 from shoplink.domains.service import DomainService
+from shoplink.funnel.service import FunnelService, SurfaceCache
 from shoplink.keys import (
     AFFILIATE_REPORTS,
     AFFILIATES,
@@ -54,6 +55,7 @@ from shoplink.keys import (
     CONVERSIONS,
     DB_POOL,
     DOMAINS,
+    FUNNEL,
     LIVE,
     METRICS,
     PROMOTION_RIGHTS,
@@ -72,6 +74,7 @@ from shoplink.live.service import LiveService
 from shoplink.metrics import Registry
 from shoplink.redis import RedisTopology
 from shoplink.security.ratelimit import Limit, RateLimiter, RateLimits
+from shoplink.streams import event_stream_key
 from shoplink.videos.media import MediaStore, MediaWorkers
 from shoplink.videos.probe import ProbeLimits
 from shoplink.videos.service import VideoService
@@ -189,8 +192,22 @@ async def services(app: web.Application) -> AsyncIterator[None]:
         clicks.register_metrics(metrics)
         app[CLICK_RESOLVER], app[CLICK_WRITER], app[CLICKS] = resolver, writer, clicks
 
+        # The player's events: the same delivery on a stream family (and a spool) of their own.
+        event_writer = ClickWriter(settings.redis_url, settings.spool_dir / "events",
+                                   flush_interval_s=settings.click_flush_ms / 1000,
+                                   batch_size=settings.click_flush_batch, buffer_max=settings.click_buffer_max,
+                                   timeout_s=settings.click_redis_timeout_s,
+                                   fsync_interval_s=settings.spool_fsync_ms / 1000,
+                                   spool_max_bytes=settings.spool_max_bytes, router=redis,
+                                   stream=event_stream_key)
+        await event_writer.start()
+        stack.push_async_callback(_close_writer, event_writer)
+        funnel = FunnelService(settings, resolver, SurfaceCache(pool), event_writer)
+        funnel.register_metrics(metrics)
+        app[FUNNEL] = funnel
+
         # Stats reads and the click-stream collector on /metrics (counting is `shoplink count`).
-        app[STATS] = StatsService(pool, redis.client, settings, plans)
+        app[STATS] = StatsService(pool, redis.client, settings, plans, sales=app[AFFILIATE_REPORTS])
         analytics_status.register_metrics(metrics, redis.client, settings)
         yield
 

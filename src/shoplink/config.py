@@ -378,6 +378,17 @@ _FIELDS: tuple[_Field, ...] = (
            "(PostgreSQL keeps the union)."),
     _Field("stats_heatmap_bucket_s", "SHOPLINK_STATS_HEATMAP_BUCKET_S", "1", _parse_int(1, 3600),
            "Width in playback seconds of one video heatmap cell."),
+    # The player's events (POST /v1/events; per server process, see funnel/service.py).
+    _Field("events_client_per_s", "SHOPLINK_EVENTS_CLIENT_PER_S", "20", _parse_float(0.001, 1e9),
+           "Player events per second one client network (/24 or /48) may send, sustained; events "
+           "beyond are dropped and counted (shoplink_player_events_dropped_total{reason=client_limit})."),
+    _Field("events_client_burst", "SHOPLINK_EVENTS_CLIENT_BURST", "600", _parse_int(1, 1_000_000_000),
+           "Player events one client network may send in a burst."),
+    _Field("events_max_per_page_view", "SHOPLINK_EVENTS_MAX_PER_PAGE_VIEW", "500", _parse_int(1, 1_000_000),
+           "Most player events counted for one page view (reason=page_view_limit beyond)."),
+    _Field("events_page_views_tracked", "SHOPLINK_EVENTS_PAGE_VIEWS_TRACKED", "200000",
+           _parse_int(100, 100_000_000),
+           "Page views whose events each server process remembers (repeats dropped; least recent forgotten)."),
     # Rate limits (Redis token buckets shared by every instance; see security/ratelimit.py).
     _Field("rate_limits", "SHOPLINK_RATE_LIMITS", "true", _parse_bool,
            "Rate-limit the management API and failed sign-ins (off for benchmarks). Fails open when Redis is down."),
@@ -489,6 +500,10 @@ class Settings:
     stats_day_retention_s: int
     stats_uniques_ttl_s: int
     stats_heatmap_bucket_s: int
+    events_client_per_s: float
+    events_client_burst: int
+    events_max_per_page_view: int
+    events_page_views_tracked: int
     rate_limits: bool
     rate_api_token_per_s: float
     rate_api_token_burst: int

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from shoplink.config import Settings
     from shoplink.delivery.writer import ClickWriter
     from shoplink.domains.service import DomainService
+    from shoplink.funnel.service import FunnelService
     from shoplink.live.service import LiveService
     from shoplink.metrics import Registry
     from shoplink.redis import RedisTopology
@@ -64,6 +65,7 @@ LIVE: web.AppKey[LiveService] = web.AppKey("live_service")
 CLICKS: web.AppKey[ClickService] = web.AppKey("click_service")
 CLICK_RESOLVER: web.AppKey[ClickResolver] = web.AppKey("click_resolver")
 CLICK_WRITER: web.AppKey[ClickWriter] = web.AppKey("click_writer")
+FUNNEL: web.AppKey[FunnelService] = web.AppKey("funnel_service")
 STATS: web.AppKey[StatsService] = web.AppKey("stats_service")
 RATE_LIMITS: web.AppKey[RateLimits] = web.AppKey("rate_limits")  # absent when SHOPLINK_RATE_LIMITS is off
 

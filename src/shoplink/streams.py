@@ -11,3 +11,10 @@ from __future__ import annotations
 def stream_key(shard: int) -> str:
     """`shoplink:clicks:{n}`."""
     return f"shoplink:clicks:{{{shard}}}"
+
+
+def event_stream_key(shard: int) -> str:
+    """`shoplink:events:{n}`: the player's events (view, impression, progress), batched
+    (schemas/events/stream_batch.schema.json). A family of its own, so that consumers of the
+    click streams see only clicks, as before."""
+    return f"shoplink:events:{{{shard}}}"

@@ -157,7 +157,7 @@ async def test_documents_series_heatmap_top_and_csv(world: tuple[Seed, Seed, Peo
     assert heat.body["cells"] == [{"second": 3, "clicks": 6}, {"second": 15, "clicks": 3}]
 
     top = await p.creator.get(f"/api/v1/stats/videos/{mine.video_id}/top-anchors?limit=1")
-    assert top.body["items"] == [{"rank": 1, "anchor_id": a0, "clicks": 6}]
+    assert top.body["items"] == [{"rank": 1, "anchor_id": a0, "clicks": 6, "impressions": 0, "ctr": None}]
     shop_top = await p.seller.get(f"/api/v1/stats/shops/{mine.shop_id}/top-products")
     assert [i["product_id"] for i in shop_top.body["items"]] == [mine.product_ids[0], mine.product_ids[1]]
 
@@ -169,9 +169,9 @@ async def test_documents_series_heatmap_top_and_csv(world: tuple[Seed, Seed, Peo
     assert rows[0]["clicks"] == "4" and rows[0]["human_fallback"] == "3" and rows[0]["link_preview"] == "1"
     assert csv_reply.body.endswith("\r\n") and "\n" not in csv_reply.body.replace("\r\n", "")  # RFC 4180
     heat_csv = await p.creator.get(f"/api/v1/stats/videos/{mine.video_id}/heatmap.csv")
-    assert heat_csv.body == "second,clicks\r\n3,6\r\n15,3\r\n"
+    assert heat_csv.body == "second,clicks,impressions\r\n3,6,0\r\n15,3,0\r\n"
     top_csv = await p.creator.get(f"/api/v1/stats/creators/{mine.creator_id}/top-products.csv")
-    assert top_csv.body.split("\r\n")[0] == "rank,product_id,clicks"
+    assert top_csv.body.split("\r\n")[0] == "rank,product_id,clicks,impressions,ctr"
     # the JSON operations answer JSON whatever the query says (CSV has its own paths)
     assert (await p.creator.get(f"/api/v1/stats/anchors/{a1}?format=csv")).headers["Content-Type"] == \
         "application/json"

@@ -51,14 +51,14 @@ def totals(counts: dict[int, list[int]]) -> list[int]:
 
 def by_class(row: list[int]) -> dict[str, int]:
     out = {c: 0 for c in k.CLASSES}
-    for (c, _), n in zip(k.PAIRS, row, strict=True):
+    for (c, _), n in zip(k.CLICK_PAIRS, row, strict=False):
         out[c] += n
     return out
 
 
 def by_outcome(row: list[int]) -> dict[str, int]:
     out = {o: 0 for o in k.OUTCOMES}
-    for (_, o), n in zip(k.PAIRS, row, strict=True):
+    for (_, o), n in zip(k.CLICK_PAIRS, row, strict=False):
         out[o] += n
     return out
 

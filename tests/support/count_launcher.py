@@ -50,8 +50,9 @@ class Crasher:
         if self.seen < self.after:
             return
         if mid_ack:  # a blocking client: the process ends here, nothing else may run meanwhile
-            with redis.Redis.from_url(self.redis_url) as client:
+            with redis.Redis.from_url(self.redis_url) as client:  # the ids are of one of the two
                 client.xack(k.stream(shard), k.GROUP, *ids[: len(ids) // 2])
+                client.xack(k.event_stream(shard), k.GROUP, *ids[: len(ids) // 2])
         log.warning("count_launcher: exiting", extra={"point": self.point, "shard": shard})
         logging.shutdown()
         os._exit(EXIT_CODE)

@@ -34,6 +34,15 @@ class ReportService:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    async def sales_totals(self, kind: str, entity_id: int, start: datetime,
+                           end: datetime) -> list[tuple[str, int, int, int]]:
+        """(currency, orders, gmv_minor, commission_minor) of an entity's conversions in
+        [start, end) (repository.sales_totals says which); for the stats API, which has already
+        checked that the caller may read the entity."""
+        async with self._pool.acquire() as con:
+            rows = await repo.sales_totals(con, kind, entity_id, start, end)
+        return [(r["currency"], r["orders"], r["gmv_minor"], r["commission_minor"]) for r in rows]
+
     async def report(self, who: Principal, *, group_by: str, period: Period, plan_id: int | None,
                      creator_id: int | None) -> list[dict[str, Any]]:
         policy.require(who, "stats.read")

@@ -1,4 +1,5 @@
-"""Applying a batch of click events to the Redis counters, effectively once.
+"""Applying a batch of click events (or of the player's event batches) to the Redis counters,
+effectively once.
 
 A batch (events of one shard) is aggregated in Python into a compact plan: HINCRBY increments
 per counter hash, PFADD viewers per HyperLogLog, and the event ids grouped by dedup set. One
@@ -29,6 +30,7 @@ from redis.asyncio import Redis
 
 from shoplink.analytics import keys as k
 from shoplink.analytics.events import Row
+from shoplink.analytics.funnel_events import Batch
 from shoplink.redis import RedisTopology, topology_of
 from shoplink.resp import Script, pack
 
@@ -217,6 +219,64 @@ def build_plan(shard: int, events: Sequence[Row], buckets: tuple[int, int, int],
     return plan
 
 
+def build_funnel_plan(shard: int, batches: Sequence[Batch], buckets: tuple[int, int, int],
+                      heatmap_bucket_s: int = 1, ns: str = k.LIVE_NS) -> Plan:
+    """The same for batches of player events (funnel_events.py), unique by batch id.
+
+    Every event of a batch is counted in the batch's minute, on its combo's hash, under the field
+    `<minute>:<class><measure code>`; human impressions also go to the video's view map
+    (`vm:<video>`, by playback second) and their viewers to the combo's impression HyperLogLog
+    (`ui:<combo>:<day>`). The dedup sets record the batch ids. One comprehension and one Counter
+    pass over the events (C loops); Python-level work is per distinct (combo, field)."""
+    m_ms, d_ms = buckets[0] * 1000, buckets[2] * 1000
+    prefix = k.shard_prefix(shard, ns)
+    plan = Plan(shard, sum([len(b[4]) for b in batches]))
+    hincr = plan.hincr
+    combos: dict[tuple[Any, ...], str] = {_NO_ENTITY: ""}
+    labels: dict[tuple[int, str, str], str] = {}
+    for (ents, minute, ua, measure), n in Counter(
+            [(e[1:8], minute, ua, e[0])
+             for minute, ua, events in [(b[1] - b[1] % m_ms, b[2], b[4]) for b in batches]
+             for e in events]).items():
+        cid = combos.get(ents)
+        if cid is None:
+            cid = combos[ents] = k.combo_id(ents)
+        if not cid:
+            continue
+        label = labels.get((minute, ua, measure))
+        if label is None:
+            label = labels[(minute, ua, measure)] = f"{minute // 1000}:{_CLS[ua]}{_OUT[measure]}"
+        fields = hincr.get(prefix + "c:" + cid)
+        if fields is None:
+            hincr[prefix + "c:" + cid] = {label: n}
+        else:
+            fields[label] = n
+    seen = [(b[1] - b[1] % d_ms, b[3], e) for b in batches if b[2] == "human"
+            for e in b[4] if e[0] == "impression"]
+    views: dict[str, dict[str, int]] = defaultdict(dict)
+    for (video, second), n in Counter([
+            (e[2], int(e[8] // heatmap_bucket_s) * heatmap_bucket_s)
+            for _, _, e in seen if e[2] is not None and e[8] is not None]).items():
+        views[f"{prefix}vm:{video}"][str(second)] = n
+    hincr.update(views)
+    by_day: defaultdict[tuple[Any, int], set[str]] = defaultdict(set)
+    for ents, day, viewer in {(e[1:8], day, viewer) for day, viewer, e in seen}:
+        by_day[(ents, day)].add(viewer)
+    for (ents, day), viewers in by_day.items():
+        cid = combos.get(ents)
+        if cid is None:
+            cid = combos[ents] = k.combo_id(ents)
+        if cid:
+            plan.pfadd[f"{prefix}ui:{cid}:{day // 1000}"] = viewers
+    hours = {b[1] // 3_600_000 for b in batches}
+    if len(hours) == 1:
+        plan.dedup = {f"{prefix}seen:{hours.pop()}": [b[0] for b in batches]}
+    else:
+        for b in batches:
+            plan.dedup.setdefault(f"{prefix}seen:{b[1] // 3_600_000}", []).append(b[0])
+    return plan
+
+
 def unique_by_id(events: Sequence[Row]) -> list[Row]:
     """Drop repeated event ids inside one batch (the first one wins)."""
     ids = {e[0] for e in events}
@@ -250,17 +310,26 @@ class Applier:
         self.heatmap_bucket_s = heatmap_bucket_s
         self.ns = ns
 
-    async def apply(self, shard: int, events: Sequence[Row]) -> ApplyResult:
+    async def apply(self, shard: int, events: Sequence[Row], *, funnel: bool = False) -> ApplyResult:
+        """Apply click events, or (`funnel`) batches of player events; the result counts events
+        (a batch counts as many as it holds)."""
+        build = build_funnel_plan if funnel else build_plan
+        size = _batch_events if funnel else len
         pending = unique_by_id(events)
-        result = ApplyResult(duplicates=len(events) - len(pending))
+        result = ApplyResult(duplicates=size(events) - size(pending))
         while pending:
-            plan = build_plan(shard, pending, self.buckets, self.heatmap_bucket_s, self.ns)
+            plan = build(shard, pending, self.buckets, self.heatmap_bucket_s, self.ns)
             request = plan.packed(self._script.sha, self.ns, self.dedup_ttl_s, self.uniques_ttl_s)
             seen = await self._script.packed(self._topology.for_shard(shard), request)
             if not seen:
-                result.applied += len(pending)
+                result.applied += plan.events
                 break
             already = {s.decode() if isinstance(s, bytes) else str(s) for s in seen}
-            result.duplicates += len(already)
-            pending = [ev for ev in pending if ev[0] not in already]
+            kept = [ev for ev in pending if ev[0] not in already]
+            result.duplicates += size(pending) - size(kept)
+            pending = kept
         return result
+
+
+def _batch_events(batches: Sequence[Batch]) -> int:
+    return sum([len(b[4]) for b in batches])

@@ -1,5 +1,7 @@
-"""`shoplink count`: the worker that reads every click shard through the consumer group
-`counters`, applies each batch atomically and idempotently (apply.py), then acknowledges it.
+"""`shoplink count`: the worker that reads every click shard, and every shard of the player's
+event streams (`shoplink:events:{n}`, batches of views, impressions and progress), through the
+consumer group `counters`, applies each read atomically and idempotently (apply.py), then
+acknowledges it. Each stream family is read by its own loop per shard, with its own parser.
 
 Delivery is at-least-once: a worker that dies leaves its entries pending, and any worker of the
 group reclaims them with XAUTOCLAIM once they have been idle for SHOPLINK_COUNT_CLAIM_IDLE_MS;
@@ -29,7 +31,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,6 +42,7 @@ from redis.exceptions import RedisError
 from shoplink.analytics import keys as k
 from shoplink.analytics.apply import Applier
 from shoplink.analytics.events import Malformed, Row, parse, parse_batch
+from shoplink.analytics.funnel_events import parse_batches, parse_one
 from shoplink.analytics.rollup import Checkpoint, Rollup
 from shoplink.analytics.streams import ensure_group, trim_shard
 from shoplink.config import Settings
@@ -80,6 +83,23 @@ def _entries(raw: Any) -> list[Entry]:
     except (TypeError, KeyError, IndexError):  # parsed replies (dicts), deleted entries (None)
         pass
     return [(sid, _payload(fields), fields is not None) for sid, fields in raw]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A stream family the worker counts: its keys, and how its entries are parsed and applied."""
+
+    name: str
+    stream: Callable[[int], str]
+    dead: Callable[[int], str]
+    parse_all: Callable[[Sequence[bytes]], list[Any] | None]
+    parse_one: Callable[[bytes | None], Any]
+    funnel: bool  # entries are batches of player events
+
+
+CLICKS = Family("clicks", k.stream, k.dead_stream, parse_batch, parse, False)
+EVENTS = Family("events", k.event_stream, k.event_dead_stream, parse_batches, parse_one, True)
+FAMILIES = (CLICKS, EVENTS)
 
 
 @dataclass
@@ -123,11 +143,13 @@ class CountWorker:
 
     async def run(self) -> WorkerStats:
         shards = range(self.settings.click_shards)
-        for shard in shards:
-            await ensure_group(self.redis, k.stream(shard))
+        for family in FAMILIES:
+            for shard in shards:
+                await ensure_group(self.redis, family.stream(shard))
         log.info("count worker started", extra={"consumer": self.consumer,
                                                 "shards": self.settings.click_shards})
-        readers = [asyncio.create_task(self._shard_loop(s), name=f"count-{s}") for s in shards]
+        readers = [asyncio.create_task(self._shard_loop(s, f), name=f"count-{f.name}-{s}")
+                   for f in FAMILIES for s in shards]
         background = []
         if self.rollups:
             background.append(asyncio.create_task(self._every(self.settings.count_rollup_interval_s,
@@ -182,21 +204,22 @@ class CountWorker:
 
     async def _trim_once(self) -> None:
         s = self.settings
-        for shard in range(s.click_shards):
-            removed, state = await trim_shard(self.redis, shard, retention_s=s.stream_retention_s,
-                                              max_retention_s=s.stream_max_retention_s)
-            for g in state.groups:
-                if g.overdue:
-                    log.warning("consumer group lags beyond the maximum retention; not trimming past it",
-                                extra={"shard": shard, "group": g.group,
-                                       "oldest_unacked_age_s": g.oldest_unacked_age_s})
-            if removed:
-                log.info("stream trimmed", extra={"shard": shard, "removed": removed})
-            await self._forget_idle_consumers(shard)
+        for family in FAMILIES:
+            for shard in range(s.click_shards):
+                removed, state = await trim_shard(self.redis, shard, retention_s=s.stream_retention_s,
+                                                  max_retention_s=s.stream_max_retention_s,
+                                                  stream=family.stream(shard), dead=family.dead(shard))
+                for g in state.groups:
+                    if g.overdue:
+                        log.warning("consumer group lags beyond the maximum retention; not trimming past it",
+                                    extra={"shard": shard, "stream": state.stream, "group": g.group,
+                                           "oldest_unacked_age_s": g.oldest_unacked_age_s})
+                if removed:
+                    log.info("stream trimmed", extra={"stream": state.stream, "removed": removed})
+                await self._forget_idle_consumers(family.stream(shard))
 
-    async def _forget_idle_consumers(self, shard: int) -> None:
+    async def _forget_idle_consumers(self, stream: str) -> None:
         """Remove consumers of dead workers that own nothing any more (idle > 1 hour)."""
-        stream = k.stream(shard)
         for c in await self.redis.xinfo_consumers(stream, k.GROUP):
             name = c["name"].decode() if isinstance(c["name"], bytes) else str(c["name"])
             if name != self.consumer and int(c["pending"]) == 0 and int(c["idle"]) > 3_600_000:
@@ -204,8 +227,7 @@ class CountWorker:
 
     async def _forget_self(self) -> None:
         """On a clean exit, leave no empty consumer behind (never one that still owns entries)."""
-        for shard in range(self.settings.click_shards):
-            stream = k.stream(shard)
+        for stream in [f.stream(shard) for f in FAMILIES for shard in range(self.settings.click_shards)]:
             for c in await self.redis.xinfo_consumers(stream, k.GROUP):
                 name = c["name"].decode() if isinstance(c["name"], bytes) else str(c["name"])
                 if name == self.consumer and int(c["pending"]) == 0:
@@ -231,8 +253,8 @@ class CountWorker:
     async def _log_stats(self) -> None:
         log.info("count worker progress", extra={"consumer": self.consumer, **asdict(self.stats)})
 
-    async def _shard_loop(self, shard: int) -> None:
-        stream = k.stream(shard)
+    async def _shard_loop(self, shard: int, family: Family = CLICKS) -> None:
+        stream = family.stream(shard)
         s = self.settings
         claim_every = max(0.05, s.count_claim_idle_ms / 2000)
         next_claim = 0.0
@@ -244,7 +266,7 @@ class CountWorker:
             while not self._stop.is_set():
                 try:
                     if time.monotonic() >= next_claim:
-                        await self._claim(shard)
+                        await self._claim(shard, family)
                         next_claim = time.monotonic() + claim_every
                     reading, prefetch = prefetch, None
                     raw = await (reading or self._read(shard, stream, block))
@@ -252,7 +274,7 @@ class CountWorker:
                     if entries:
                         if len(entries) >= s.count_batch:
                             prefetch = asyncio.ensure_future(self._read(shard, stream, block))
-                        await self._process(shard, entries)
+                        await self._process(shard, entries, family)
                         continue
                     if self.exit_when_idle and await self._group_pending(stream) == 0:
                         return
@@ -286,8 +308,8 @@ class CountWorker:
         summary = await self.redis.xpending(stream, k.GROUP)
         return int(summary["pending"])
 
-    async def _claim(self, shard: int) -> None:
-        stream = k.stream(shard)
+    async def _claim(self, shard: int, family: Family = CLICKS) -> None:
+        stream = family.stream(shard)
         cursor: Any = "0-0"
         while True:
             reply = await self.redis.xautoclaim(stream, k.GROUP, self.consumer,
@@ -297,25 +319,25 @@ class CountWorker:
             entries = _entries(raw)
             if entries:
                 self.stats.claimed += len(entries)
-                log.info("reclaimed pending entries", extra={"shard": shard, "count": len(entries)})
-                await self._process(shard, entries)
+                log.info("reclaimed pending entries", extra={"stream": stream, "count": len(entries)})
+                await self._process(shard, entries, family)
             if len(reply) > 2 and reply[2]:  # ids deleted from the stream while pending
                 await self.redis.xack(stream, k.GROUP, *reply[2])
             if cursor in (b"0-0", "0-0"):
                 return
 
-    async def _process(self, shard: int, entries: list[Entry]) -> None:
-        stream = k.stream(shard)
+    async def _process(self, shard: int, entries: list[Entry], family: Family = CLICKS) -> None:
+        stream = family.stream(shard)
         dead: list[tuple[bytes, bytes | None, str]] = []
         payloads = [payload for _, payload, exists in entries if payload is not None]
-        events = parse_batch(payloads) if len(payloads) == len(entries) else None
+        events = family.parse_all(payloads) if len(payloads) == len(entries) else None
         if events is None:  # something in the batch is off: one by one, to find what and why
             events = []
             for sid, payload, exists in entries:
                 if payload is None and not exists:
                     continue  # trimmed while pending: nothing left to count
                 try:
-                    events.append(parse(payload))
+                    events.append(family.parse_one(payload))
                 except Malformed as exc:
                     dead.append((sid, payload, str(exc)))
         self.stats.read += len(entries)
@@ -325,7 +347,7 @@ class CountWorker:
             checkpoint("after_read", shard, ids)
         chunks = _chunks(events, self.settings.count_apply_chunk)
         for i, chunk in enumerate(chunks):
-            result = await self.applier.apply(shard, chunk)
+            result = await self.applier.apply(shard, chunk, funnel=family.funnel)
             self.stats.applied += result.applied
             self.stats.duplicates += result.duplicates
             if i == 0 and len(chunks) > 1 and checkpoint is not None:
@@ -339,10 +361,10 @@ class CountWorker:
                                           "consumer": self.consumer}
                 if payload is not None:
                     fields["e"] = payload
-                pipe.xadd(k.dead_stream(shard), fields)
+                pipe.xadd(family.dead(shard), fields)
             await pipe.execute()
             self.stats.dead += len(dead)
-            log.warning("malformed click events moved to the dead-letter stream",
-                        extra={"shard": shard, "count": len(dead), "first_reason": dead[0][2]})
+            log.warning("malformed events moved to the dead-letter stream",
+                        extra={"stream": stream, "count": len(dead), "first_reason": dead[0][2]})
         await call(self.topology.for_shard(shard), pack_ids(["XACK", stream, k.GROUP], ids))
         self.stats.batches += 1

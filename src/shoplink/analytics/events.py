@@ -142,3 +142,8 @@ def parse(raw: bytes | None) -> Event:
         if value is not None and (type(value) is not int or value < 0):
             raise Malformed(f"invalid_field:{name}")
     return _new(Event, (event_id, ts_ms, ua_class, outcome, *ids, playback, viewer))  # type: ignore[no-any-return]
+
+
+# shared with funnel_events.py (the player's batches are checked the same way)
+fixed_width = _fixed
+ids_ok = _ids_ok

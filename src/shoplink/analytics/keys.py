@@ -1,14 +1,17 @@
 """Redis key names of the click streams and of every counter.
 
-Every key of shard n carries the Redis Cluster hash tag `{n}`, the same tag as the stream
-`shoplink:clicks:{n}`, so that one Lua call (apply, move) touches keys of one slot only.
+Every key of shard n carries the Redis Cluster hash tag `{n}`, the same tag as the streams
+`shoplink:clicks:{n}` and `shoplink:events:{n}`, so that one Lua call (apply, move) touches keys of one slot only.
 
 Layout (NS is "sla" for the live counters, another prefix for a rebuild):
 
-    NS:{n}:c:<combo>              hash  "<minute_start_s>:<class><outcome>" -> clicks
+    NS:{n}:c:<combo>              hash  "<minute_start_s>:<class><outcome>" -> clicks, and
+                                  "<minute_start_s>:<class><measure>" -> player events
                                   (hours and days are sums of minutes)
     NS:{n}:hm:<video_id>          hash  "<playback second>" -> human clicks (video heatmap)
-    NS:{n}:u:<combo>:<day_s>      HyperLogLog of human viewers for one day bucket
+    NS:{n}:u:<combo>:<day_s>      HyperLogLog of human viewers (clicks) for one day bucket
+    NS:{n}:ui:<combo>:<day_s>     HyperLogLog of human viewers shown a card (impressions)
+    NS:{n}:vm:<video_id>          hash  "<playback second>" -> human impressions (view map)
     NS:{n}:seen:<hour>            set of applied event ids (dedup), hour of the event time
     NS:{n}:dirty / :udirty        hashes / HyperLogLogs written since the last roll-up
     NS:{n}:mv:<rest of key>       a hash being moved into PostgreSQL (see rollup.py)
@@ -29,7 +32,7 @@ Hashes hold only what has not yet been moved into PostgreSQL, so they stay small
 
 from __future__ import annotations
 
-from shoplink.streams import stream_key
+from shoplink.streams import event_stream_key, stream_key
 
 LIVE_NS = "sla"
 REBUILD_NS = "slarb"
@@ -38,10 +41,17 @@ GROUP = "counters"
 # class and outcome codes used in hash fields
 CLASSES = ("human", "bot", "link_preview")
 OUTCOMES = ("redirected", "fallback", "gone", "not_found")
+# the player's events (funnel.py): what a field counts instead of a click outcome
+MEASURES = ("impression", "view", "q25", "q50", "q75", "q100")
 CLASS_CODE = {"human": "h", "bot": "b", "link_preview": "p"}
-OUTCOME_CODE = {"redirected": "r", "fallback": "f", "gone": "g", "not_found": "n"}
-# (class, outcome) in column order; the code is the two-letter suffix of a hash field
-PAIRS: tuple[tuple[str, str], ...] = tuple((c, o) for c in CLASSES for o in OUTCOMES)
+OUTCOME_CODE = {"redirected": "r", "fallback": "f", "gone": "g", "not_found": "n",
+                "impression": "i", "view": "v", "q25": "1", "q50": "2", "q75": "3", "q100": "4"}
+# (class, outcome or measure) in column order: the 12 click columns first (their order is the
+# contract of earlier versions), then the player's 18; the code is the two-letter suffix of a
+# hash field
+CLICK_PAIRS: tuple[tuple[str, str], ...] = tuple((c, o) for c in CLASSES for o in OUTCOMES)
+FUNNEL_PAIRS: tuple[tuple[str, str], ...] = tuple((c, m) for c in CLASSES for m in MEASURES)
+PAIRS: tuple[tuple[str, str], ...] = CLICK_PAIRS + FUNNEL_PAIRS
 PAIR_CODES: tuple[str, ...] = tuple(CLASS_CODE[c] + OUTCOME_CODE[o] for c, o in PAIRS)
 PAIR_INDEX: dict[str, int] = {code: i for i, code in enumerate(PAIR_CODES)}
 
@@ -54,8 +64,15 @@ TOP_CHILD = {"video": "anchor", "live": "anchor", "shop": "product", "creator": 
 stream = stream_key  # the click stream of a shard (shoplink.streams)
 
 
+event_stream = event_stream_key  # the player-event stream of a shard (shoplink.streams)
+
+
 def dead_stream(shard: int) -> str:
     return f"shoplink:clicks:dead:{{{shard}}}"
+
+
+def event_dead_stream(shard: int) -> str:
+    return f"shoplink:events:dead:{{{shard}}}"
 
 
 def shard_prefix(shard: int, ns: str = LIVE_NS) -> str:
@@ -95,6 +112,11 @@ def counts(shard: int, cid: str, ns: str = LIVE_NS) -> str:
 
 def heatmap(shard: int, video_id: int, ns: str = LIVE_NS) -> str:
     return f"{ns}:{{{shard}}}:hm:{video_id}"
+
+
+def viewmap(shard: int, video_id: int, ns: str = LIVE_NS) -> str:
+    """Human impressions by playback second of a video (the heatmap's view map)."""
+    return f"{ns}:{{{shard}}}:vm:{video_id}"
 
 
 def uniques(shard: int, cid: str, day_s: int, ns: str = LIVE_NS) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 # Route segment -> entity kind
@@ -15,6 +16,14 @@ class PlanOwners(Protocol):
 
     async def plan_owner(self, plan_id: int) -> int | None:
         """The account id of the seller who owns the promotion plan; None when there is none."""
+
+
+class SalesSource(Protocol):
+    """The affiliate program's conversions, as the stats API's funnel needs them."""
+
+    async def sales_totals(self, kind: str, entity_id: int, start: datetime,
+                           end: datetime) -> list[tuple[str, int, int, int]]:
+        """(currency, orders, gmv_minor, commission_minor) of the entity in [start, end)."""
 
 
 @dataclass(frozen=True)

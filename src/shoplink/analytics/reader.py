@@ -70,6 +70,9 @@ return out
 """
 
 
+_HUMAN_CLICK_CODES = frozenset(("h" + k.OUTCOME_CODE[o]).encode() for o in k.OUTCOMES)
+
+
 def _dt(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
@@ -204,11 +207,13 @@ class CounterReader:
                     row[k.PAIR_INDEX[code.decode()]] += int(value)
         return out
 
-    async def heatmap(self, video_id: int) -> dict[int, int]:
+    async def heatmap(self, video_id: int, *, views: bool = False) -> dict[int, int]:
+        """second -> human clicks; with `views`, -> human impressions (the view map)."""
         async def fetch(con: Conn) -> dict[int, int]:
-            return await repo.fetch_heatmap(con, video_id)
+            return await repo.fetch_heatmap(con, video_id, "impressions" if views else "clicks")
 
-        history, parts = await self._read(lambda s: k.heatmap(s, video_id, self.ns), fetch)
+        key = k.viewmap if views else k.heatmap
+        history, parts = await self._read(lambda s: key(s, video_id, self.ns), fetch)
         out = dict(history or {})
         for _, part in parts:
             for name, value in part.items():
@@ -217,23 +222,38 @@ class CounterReader:
         return out
 
     async def top(self, parent_kind: str, parent_id: int) -> dict[int, int]:
-        """child id -> human clicks (anchors of a video or live session, products of a shop or
-        creator): PostgreSQL's list plus the human clicks of the parent's combos in Redis."""
-        async def fetch(con: Conn) -> dict[int, int]:
+        """child id -> human clicks (see `top_funnel`)."""
+        return {child: pair[0] for child, pair in (await self.top_funnel(parent_kind, parent_id)).items()
+                if pair[0]}
+
+    async def top_funnel(self, parent_kind: str, parent_id: int) -> dict[int, list[int]]:
+        """child id -> [human clicks, human impressions] (anchors of a video or live session,
+        products of a shop or creator): PostgreSQL's list plus the parent's combos in Redis."""
+        async def fetch(con: Conn) -> dict[int, tuple[int, int]]:
             return await repo.fetch_top(con, parent_kind, parent_id)
 
         history, parts = await self._read(self._combos(parent_kind, parent_id), fetch)
-        out = dict(history or {})
+        out = {child: list(pair) for child, pair in (history or {}).items()}
         child_kind = k.TOP_CHILD[parent_kind]
         for key, part in parts:
             child = dict(k.combo_entities(_combo_of(key))).get(child_kind)
-            human = sum(int(v) for name, v in part.items() if name.partition(b":")[2][:1] == b"h")
-            if child is not None and human:
-                out[child] = out.get(child, 0) + human
+            if child is None:
+                continue
+            human = impressions = 0
+            for name, v in part.items():
+                code = name.partition(b":")[2]
+                if code in _HUMAN_CLICK_CODES:
+                    human += int(v)
+                elif code == b"hi":
+                    impressions += int(v)
+            if human or impressions:
+                row = out.setdefault(child, [0, 0])
+                row[0] += human
+                row[1] += impressions
         return out
 
     async def uniques(self, kind: str, entity_id: int, start_s: int,
-                      end_s: int) -> tuple[int, dict[int, int]]:
+                      end_s: int, measure: str = "click") -> tuple[int, dict[int, int]]:
         """(unique human viewers over the days touched by [start_s, end_s), per day).
 
         PostgreSQL holds, per entity and day, the union of every HyperLogLog rolled up so far;
@@ -241,15 +261,17 @@ class CounterReader:
         `:proc` copy (a roll-up in progress). They are looked for in that order, and before
         PostgreSQL is read: a HyperLogLog that leaves `udirty` is in `:proc`, and one that leaves
         `:proc` is in PostgreSQL (committed first). Unions are idempotent, so seeing one twice is
-        harmless."""
+        harmless. `measure`: viewers who clicked ("click") or who were shown a card
+        ("impression", the `ui:` HyperLogLogs)."""
         day = self.buckets[2]
+        family = "ui:" if measure == "impression" else "u:"
         first_day = start_s - start_s % day
         pattern = k.combo_match(kind, entity_id)
         wanted_sets: list[tuple[str, str]] = []
         for shard in range(self.shards):
             prefix = k.shard_prefix(shard, self.ns)
             for set_key in (k.udirty(shard, self.ns), k.udirty(shard, self.ns) + ":proc"):
-                wanted_sets.append((set_key, prefix + "u:" + pattern))
+                wanted_sets.append((set_key, prefix + family + pattern))
         names = [name for found in await self._scan(wanted_sets, in_order=True) for name in found]
         wanted: list[tuple[int, bytes]] = []
         for name in set(names):
@@ -265,7 +287,7 @@ class CounterReader:
         history: list[tuple[int, bytes, int]] = []
         if self.pool is not None:
             async with self.pool.acquire() as con:
-                history = await repo.fetch_uniques(con, kind, entity_id, _dt(first_day), _dt(end_s))
+                history = await repo.fetch_uniques(con, kind, entity_id, _dt(first_day), _dt(end_s), measure)
         blobs_by_day: dict[int, list[bytes]] = {}
         per_day: dict[int, int] = {}
         for d, blob, viewers in history:

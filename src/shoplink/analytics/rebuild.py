@@ -1,4 +1,5 @@
-"""`shoplink count --rebuild`: recompute every counter from the events retained in the streams,
+"""`shoplink count --rebuild`: recompute every counter from the events retained in the streams
+(the click streams and the player's event streams),
 into a fresh namespace (`slarb:{n}:...`, never the live counters), and compare with the live
 counts (Redis + PostgreSQL) bucket by bucket.
 
@@ -22,6 +23,7 @@ from shoplink.analytics import keys as k
 from shoplink.analytics import repository as repo
 from shoplink.analytics.apply import Applier
 from shoplink.analytics.events import Malformed, Row, parse
+from shoplink.analytics.funnel_events import parse_one
 from shoplink.analytics.reader import CounterReader
 from shoplink.config import Settings
 from shoplink.redis import AnyRedis, RedisTopology, topology_of
@@ -85,8 +87,9 @@ async def rebuild(topology: Redis | RedisTopology, pool: asyncpg.Pool, settings:
     hi_ms = None if end_s is None else end_s * 1000
     first_ts: int | None = None
     last_ts: int | None = None
-    for shard in range(settings.click_shards):
-        stream = k.stream(shard)
+    families = ((k.stream, False), (k.event_stream, True))
+    for key_of, funnel, shard in ((f, funnel, s) for f, funnel in families for s in range(settings.click_shards)):
+        stream = key_of(shard)
         info_trimmed = await _trimmed(redis, stream)
         report.trimmed = report.trimmed or info_trimmed
         cursor = "-"
@@ -98,18 +101,20 @@ async def rebuild(topology: Redis | RedisTopology, pool: asyncpg.Pool, settings:
             for _, fields in rows:
                 try:
                     payload = fields.get(b"e") if fields else None
-                    ev = parse(payload if isinstance(payload, bytes) else None)
+                    raw = payload if isinstance(payload, bytes) else None
+                    ev = parse_one(raw) if funnel else parse(raw)
                 except Malformed:
                     report.malformed += 1
                     continue
-                if (lo_ms is not None and ev.ts_ms < lo_ms) or (hi_ms is not None and ev.ts_ms >= hi_ms):
+                ts_ms = ev[1]  # an event's or a batch's time
+                if (lo_ms is not None and ts_ms < lo_ms) or (hi_ms is not None and ts_ms >= hi_ms):
                     report.outside_range += 1
                     continue
                 events.append(ev)
-                first_ts = ev.ts_ms if first_ts is None else min(first_ts, ev.ts_ms)
-                last_ts = ev.ts_ms if last_ts is None else max(last_ts, ev.ts_ms)
+                first_ts = ts_ms if first_ts is None else min(first_ts, ts_ms)
+                last_ts = ts_ms if last_ts is None else max(last_ts, ts_ms)
             for i in range(0, len(events), settings.count_apply_chunk):
-                result = await applier.apply(shard, events[i:i + settings.count_apply_chunk])
+                result = await applier.apply(shard, events[i:i + settings.count_apply_chunk], funnel=funnel)
                 report.events += result.applied
                 report.duplicates += result.duplicates
             last_id = rows[-1][0]
@@ -183,13 +188,16 @@ async def _compare(redis: AnyRedis, pool: asyncpg.Pool, settings: Settings, repo
                 if x != y:
                     report.mismatches.append({"kind": kind, "id": eid, "granularity": gran,
                                               "bucket": bucket, "live": x, "rebuilt": y})
-            if gran == "day":
-                _, ua = await live.uniques(kind, eid, lo, hi)
-                _, ub = await rebuilt.uniques(kind, eid, lo, hi)
+            if gran != "day":
+                continue
+            for measure in ("click", "impression"):
+                _, ua = await live.uniques(kind, eid, lo, hi, measure)
+                _, ub = await rebuilt.uniques(kind, eid, lo, hi, measure)
                 for day in sorted(set(ua) | set(ub)):
                     if lo <= day < hi:
                         report.compared_days += 1
                         if ua.get(day, 0) != ub.get(day, 0):
                             report.mismatches.append({"kind": kind, "id": eid, "granularity": "day",
-                                                      "bucket": day, "live_unique_viewers": ua.get(day, 0),
+                                                      "bucket": day, "measure": measure,
+                                                      "live_unique_viewers": ua.get(day, 0),
                                                       "rebuilt_unique_viewers": ub.get(day, 0)})

@@ -94,52 +94,66 @@ async def add_heatmap(con: Conn, rows: Sequence[tuple[int, int, int]]) -> None:
             [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
 
 
-async def add_top(con: Conn, rows: Sequence[tuple[str, int, int, int]]) -> None:
+async def add_viewmap(con: Conn, rows: Sequence[tuple[int, int, int]]) -> None:
+    """Add human impressions per playback second (the view map) to the heatmap rows."""
     if rows:
         await con.execute(
-            """INSERT INTO click_top AS t (parent_kind, parent_id, child_id, clicks)
-               SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+            """INSERT INTO click_heatmap AS h (video_id, second, impressions)
+               SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[])
+               ON CONFLICT (video_id, second) DO UPDATE SET impressions = h.impressions + EXCLUDED.impressions""",
+            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+
+
+async def add_top(con: Conn, rows: Sequence[tuple[str, int, int, int, int]]) -> None:
+    """Add (parent kind, parent id, child id, human clicks, human impressions)."""
+    if rows:
+        await con.execute(
+            """INSERT INTO click_top AS t (parent_kind, parent_id, child_id, clicks, impressions)
+               SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
                ON CONFLICT (parent_kind, parent_id, child_id)
-               DO UPDATE SET clicks = t.clicks + EXCLUDED.clicks""",
-            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
+               DO UPDATE SET clicks = t.clicks + EXCLUDED.clicks,
+                             impressions = t.impressions + EXCLUDED.impressions""",
+            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+            [r[4] for r in rows])
 
 
-async def lock_uniques(con: Conn,
-                       wanted: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int, int], bytes]:
-    """Lock (in a transaction) the HyperLogLog rows of (kind, id, day_s); existing ones returned."""
+async def lock_uniques(con: Conn, wanted: Iterable[tuple[str, int, int, str]]
+                       ) -> dict[tuple[str, int, int, str], bytes]:
+    """Lock (in a transaction) the HyperLogLog rows of (kind, id, day_s, measure); existing ones
+    returned. measure: click or impression."""
     items = sorted(set(wanted))
     if not items:
         return {}
     rows = await con.fetch(
-        """SELECT entity_kind, entity_id, extract(epoch FROM day)::bigint AS day_s, hll
+        """SELECT entity_kind, entity_id, extract(epoch FROM day)::bigint AS day_s, measure, hll
            FROM click_uniques
-           WHERE (entity_kind, entity_id, day) IN
-                 (SELECT k, i, to_timestamp(d)
-                  FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(k, i, d))
-           ORDER BY 1, 2, 3 FOR UPDATE""",
-        [i[0] for i in items], [i[1] for i in items], [i[2] for i in items])
-    return {(r["entity_kind"], r["entity_id"], r["day_s"]): r["hll"] for r in rows}
+           WHERE (entity_kind, entity_id, day, measure) IN
+                 (SELECT k, i, to_timestamp(d), m
+                  FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS u(k, i, d, m))
+           ORDER BY 1, 2, 3, 4 FOR UPDATE""",
+        [i[0] for i in items], [i[1] for i in items], [i[2] for i in items], [i[3] for i in items])
+    return {(r["entity_kind"], r["entity_id"], r["day_s"], r["measure"]): r["hll"] for r in rows}
 
 
-async def put_uniques(con: Conn, rows: Sequence[tuple[str, int, int, bytes, int]]) -> None:
-    """Set (absolute) the union HyperLogLog and its count of (kind, id, day_s)."""
+async def put_uniques(con: Conn, rows: Sequence[tuple[str, int, int, str, bytes, int]]) -> None:
+    """Set (absolute) the union HyperLogLog and its count of (kind, id, day_s, measure)."""
     if rows:
         await con.execute(
-            """INSERT INTO click_uniques AS u (entity_kind, entity_id, day, hll, viewers)
-               SELECT k, i, to_timestamp(d), h, v
-               FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[], $5::bigint[])
-                    AS x(k, i, d, h, v)
-               ON CONFLICT (entity_kind, entity_id, day) DO UPDATE SET hll = EXCLUDED.hll,
-                                                                     viewers = EXCLUDED.viewers""",
+            """INSERT INTO click_uniques AS u (entity_kind, entity_id, day, measure, hll, viewers)
+               SELECT k, i, to_timestamp(d), m, h, v
+               FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bytea[], $6::bigint[])
+                    AS x(k, i, d, m, h, v)
+               ON CONFLICT (entity_kind, entity_id, day, measure) DO UPDATE SET hll = EXCLUDED.hll,
+                                                                              viewers = EXCLUDED.viewers""",
             [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
-            [r[4] for r in rows])
+            [r[4] for r in rows], [r[5] for r in rows])
 
 
 async def prune(con: Conn, granularity: str, before: datetime) -> int:
     result: str = await con.execute(
         "DELETE FROM click_counts WHERE granularity = $1 AND bucket < $2", granularity, before)
     removed = int(result.split()[-1])
-    if granularity == "day":
+    if granularity == "day":  # unique viewers of clicks and of impressions
         result = await con.execute("DELETE FROM click_uniques WHERE day < $1", before)
         removed += int(result.split()[-1])
     return removed
@@ -163,23 +177,28 @@ async def fetch_counts(con: Conn, kind: str, entity_id: int, granularity: str,
 
 
 async def fetch_uniques(con: Conn, kind: str, entity_id: int, start: datetime,
-                        end: datetime) -> list[tuple[int, bytes, int]]:
+                        end: datetime, measure: str = "click") -> list[tuple[int, bytes, int]]:
     rows = await con.fetch(
         """SELECT extract(epoch FROM day)::bigint AS d, hll, viewers FROM click_uniques
-           WHERE entity_kind = $1 AND entity_id = $2 AND day >= $3 AND day < $4""",
-        kind, entity_id, start, end)
+           WHERE entity_kind = $1 AND entity_id = $2 AND day >= $3 AND day < $4 AND measure = $5""",
+        kind, entity_id, start, end, measure)
     return [(r["d"], r["hll"], r["viewers"]) for r in rows]
 
 
-async def fetch_heatmap(con: Conn, video_id: int) -> dict[int, int]:
-    rows = await con.fetch("SELECT second, clicks FROM click_heatmap WHERE video_id = $1", video_id)
-    return {r["second"]: r["clicks"] for r in rows}
+async def fetch_heatmap(con: Conn, video_id: int, column: str = "clicks") -> dict[int, int]:
+    """second -> human clicks (`column` "clicks") or human impressions ("impressions")."""
+    sql = {"clicks": "SELECT second, clicks AS n FROM click_heatmap WHERE video_id = $1 AND clicks > 0",
+           "impressions": "SELECT second, impressions AS n FROM click_heatmap "
+                          "WHERE video_id = $1 AND impressions > 0"}[column]
+    rows = await con.fetch(sql, video_id)
+    return {r["second"]: r["n"] for r in rows}
 
 
-async def fetch_top(con: Conn, parent_kind: str, parent_id: int) -> dict[int, int]:
-    rows = await con.fetch("SELECT child_id, clicks FROM click_top WHERE parent_kind = $1 AND parent_id = $2",
-                           parent_kind, parent_id)
-    return {r["child_id"]: r["clicks"] for r in rows}
+async def fetch_top(con: Conn, parent_kind: str, parent_id: int) -> dict[int, tuple[int, int]]:
+    """child id -> (human clicks, human impressions)."""
+    rows = await con.fetch("SELECT child_id, clicks, impressions FROM click_top "
+                           "WHERE parent_kind = $1 AND parent_id = $2", parent_kind, parent_id)
+    return {r["child_id"]: (r["clicks"], r["impressions"]) for r in rows}
 
 
 # ---- ownership (read only) ----------------------------------------------------------------

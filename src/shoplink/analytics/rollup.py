@@ -115,6 +115,7 @@ def _fields(reply: Any) -> dict[bytes, bytes]:
 
 # top-N lists derived from combos: (parent kind, child kind)
 TOP_PAIRS = tuple(k.TOP_CHILD.items())
+CLICK_COLUMNS = len(k.CLICK_PAIRS)  # the click columns come first in keys.PAIRS
 
 
 @dataclass
@@ -123,11 +124,16 @@ class MoveContent:
     counts: dict[tuple[str, int, str, int], list[int]] = field(default_factory=dict)  # earlier layout
     combo_counts: dict[tuple[tuple[int | None, ...], str, int], list[int]] = field(default_factory=dict)
     heatmap: list[tuple[int, int, int]] = field(default_factory=list)
+    viewmap: list[tuple[int, int, int]] = field(default_factory=list)  # human impressions per second
     top_clicks: dict[tuple[str, int, int], int] = field(default_factory=dict)
+    top_impressions: dict[tuple[str, int, int], int] = field(default_factory=dict)
 
     @property
-    def top(self) -> list[tuple[str, int, int, int]]:
-        return [(*key, n) for key, n in self.top_clicks.items() if n]
+    def top(self) -> list[tuple[str, int, int, int, int]]:
+        """(parent kind, parent id, child id, human clicks, human impressions)."""
+        keys = set(self.top_clicks) | set(self.top_impressions)
+        return [(*key, self.top_clicks.get(key, 0), self.top_impressions.get(key, 0)) for key in keys
+                if self.top_clicks.get(key, 0) or self.top_impressions.get(key, 0)]
 
     def add_hash(self, parts: list[str], fields: dict[bytes, bytes]) -> None:
         """Add one hash (its logical key split on ':') to the content."""
@@ -135,13 +141,16 @@ class MoveContent:
             ids = k.combo_ids(parts[1])
             entities = dict(k.combo_entities(parts[1]))
             _, hour, day = self.buckets
-            human = 0
+            human = impressions = 0
             rows = self.combo_counts
             for name, value in fields.items():
                 minute_raw, _, code = name.decode().partition(":")
                 minute, n, index = int(minute_raw), int(value), k.PAIR_INDEX[code]
                 if code[0] == "h":
-                    human += n
+                    if index < CLICK_COLUMNS:
+                        human += n
+                    elif code == "hi":
+                        impressions += n
                 for gran, bucket in (("minute", minute), ("hour", minute - minute % hour),
                                      ("day", minute - minute % day)):
                     row = rows.get((ids, gran, bucket))
@@ -150,14 +159,20 @@ class MoveContent:
                     row[index] += n
             for parent_kind, child_kind in TOP_PAIRS:
                 parent, child = entities.get(parent_kind), entities.get(child_kind)
-                if human and parent is not None and child is not None:
+                if parent is not None and child is not None:
                     key = (parent_kind, parent, child)
-                    self.top_clicks[key] = self.top_clicks.get(key, 0) + human
+                    if human:
+                        self.top_clicks[key] = self.top_clicks.get(key, 0) + human
+                    if impressions:
+                        self.top_impressions[key] = self.top_impressions.get(key, 0) + impressions
         elif parts[0] == "c":  # the per-entity layout of earlier versions (left over by an upgrade)
             self._add_entity_counts(parts[1], int(parts[2]), fields)
         elif parts[0] == "hm":
             video = int(parts[1])
             self.heatmap.extend((video, int(name), int(value)) for name, value in fields.items())
+        elif parts[0] == "vm":
+            video = int(parts[1])
+            self.viewmap.extend((video, int(name), int(value)) for name, value in fields.items())
         elif parts[0] == "t":  # earlier versions' top-N hashes
             parent_kind, parent_id = parts[1], int(parts[2])
             for name, value in fields.items():
@@ -259,6 +274,7 @@ class Rollup:
                     await repo.add_combo_counts(con, [(*key, row) for key, row in content.combo_counts.items()])
                     await repo.add_counts(con, [(*key, row) for key, row in content.counts.items()])
                     await repo.add_heatmap(con, content.heatmap)
+                    await repo.add_viewmap(con, content.viewmap)
                     await repo.add_top(con, content.top)
                     await repo.set_shard_seq(con, shard, seq)
                     report.moves += 1
@@ -273,15 +289,16 @@ class Rollup:
         members = await self._take_udirty(keys=[k.udirty(shard, ns), proc])
         if not members:
             return
-        wanted: dict[tuple[str, int, int], list[str]] = {}
+        wanted: dict[tuple[str, int, int, str], list[str]] = {}
         for m in members:
             name = m.decode() if isinstance(m, bytes) else str(m)
             parts = k.parse_logical(name, shard, ns)
-            if len(parts) == 3:  # u, combo, day: a union for each entity of the combo
+            measure = "impression" if parts[0] == "ui" else "click"
+            if len(parts) == 3:  # u or ui, combo, day: a union for each entity of the combo
                 for kind, eid in k.combo_entities(parts[1]):
-                    wanted.setdefault((kind, eid, int(parts[2])), []).append(name)
+                    wanted.setdefault((kind, eid, int(parts[2]), measure), []).append(name)
             else:  # u, kind, id, day (earlier versions)
-                wanted.setdefault((parts[1], int(parts[2]), int(parts[3])), []).append(name)
+                wanted.setdefault((parts[1], int(parts[2]), int(parts[3]), measure), []).append(name)
         tmp = k.tmp(shard, secrets.token_hex(6), ns)
         async with self.pool.acquire() as con, con.transaction():
             existing = await repo.lock_uniques(con, wanted)
@@ -293,7 +310,7 @@ class Rollup:
                     await self._merge_hll(keys=[tmp, *names], args=[existing.get(key, b"")], client=pipe)
                 for (key, _), (blob, count) in zip(items[i:i + 500], await pipe.execute(), strict=True):
                     if blob is not None:
-                        rows.append((key[0], key[1], key[2], bytes(blob), int(count)))
+                        rows.append((key[0], key[1], key[2], key[3], bytes(blob), int(count)))
             await repo.put_uniques(con, rows)
         report.uniques += len(wanted)
         await self.redis.delete(proc)

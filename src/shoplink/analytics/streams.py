@@ -109,20 +109,23 @@ async def _count_after(redis: AnyRedis, stream: str, after: str, first_id: str |
 
 
 async def shard_state(redis: AnyRedis, shard: int, *, max_retention_s: int,
-                      now_ms: int | None = None) -> ShardState:
-    stream = k.stream(shard)
+                      now_ms: int | None = None, stream: str | None = None,
+                      dead: str | None = None) -> ShardState:
+    """The state of shard n's click stream (or of `stream`, with its dead-letter stream `dead`)."""
+    stream = k.stream(shard) if stream is None else stream
+    dead = k.dead_stream(shard) if dead is None else dead
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     try:
         info = await redis.xinfo_stream(stream)
     except ResponseError:  # no such stream yet
-        return ShardState(shard, stream, 0, 0, None, None, await redis.xlen(k.dead_stream(shard)))
+        return ShardState(shard, stream, 0, 0, None, None, await redis.xlen(dead))
     first = info.get("first-entry")
     last = info.get("last-entry")
     state = ShardState(
         shard=shard, stream=stream, length=int(info["length"]),
         entries_added=int(info.get("entries-added") or 0),
         first_id=_text(first[0]) if first else None, last_id=_text(last[0]) if last else None,
-        dead_letters=await redis.xlen(k.dead_stream(shard)))
+        dead_letters=await redis.xlen(dead))
     for g in await redis.xinfo_groups(stream):
         name = _text(g["name"])
         pending = int(g["pending"])
@@ -153,10 +156,14 @@ def _acked_below(state_group: GroupLag) -> StreamId:
 
 
 async def trim_shard(redis: AnyRedis, shard: int, *, retention_s: int, max_retention_s: int,
-                     now_ms: int | None = None) -> tuple[int, ShardState]:
-    """Trim entries older than the retention that every group acknowledged; returns (removed, state)."""
+                     now_ms: int | None = None, stream: str | None = None,
+                     dead: str | None = None) -> tuple[int, ShardState]:
+    """Trim entries older than the retention that every group acknowledged; returns (removed, state).
+    The click stream of the shard, or `stream` (with its dead-letter stream `dead`)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    state = await shard_state(redis, shard, max_retention_s=max_retention_s, now_ms=now_ms)
+    dead = k.dead_stream(shard) if dead is None else dead
+    state = await shard_state(redis, shard, max_retention_s=max_retention_s, now_ms=now_ms,
+                              stream=stream, dead=dead)
     removed = 0
     cutoff: StreamId = (now_ms - retention_s * 1000, 0)
     if state.groups and state.length:
@@ -164,5 +171,5 @@ async def trim_shard(redis: AnyRedis, shard: int, *, retention_s: int, max_reten
         if threshold > (0, 0):
             removed = int(await redis.xtrim(state.stream, minid=format_id(threshold), approximate=False))
     # The dead-letter stream has no consumer group of ours: retention only.
-    await redis.xtrim(k.dead_stream(shard), minid=format_id(cutoff), approximate=False)
+    await redis.xtrim(dead, minid=format_id(cutoff), approximate=False)
     return removed, state

@@ -20,7 +20,8 @@ from shoplink.times import parse_utc
 
 routes = web.RouteTableDef()
 
-SERIES_COLUMNS = ("t", "clicks", *k.CLASSES, *k.OUTCOMES)
+SERIES_COLUMNS = ("t", "clicks", *k.CLASSES, *k.OUTCOMES, "impressions", "human_impressions", "views",
+                  "human_views", "q25", "q50", "q75", "q100", "ctr")
 
 
 def _when(request: web.Request, name: str) -> int | None:
@@ -67,13 +68,13 @@ def _entity_view(segment: str, fmt: str) -> View:
             return json_response(doc)
         header = [*SERIES_COLUMNS, *(f"{c}_{o}" for c, o in k.PAIRS)]
         if rng.granularity == "day":
-            header.append("unique_viewers")
+            header.extend(("unique_viewers", "unique_impressions"))
         rows: list[list[Any]] = [header]
         for bucket, item in zip(range(rng.start_s, rng.end_s, rng.size_s), doc["series"], strict=True):
             row = [item[c] for c in SERIES_COLUMNS]
             row.extend(counts.get(bucket) or [0] * len(k.PAIRS))
             if rng.granularity == "day":
-                row.append(item["unique_viewers"])
+                row.extend((item["unique_viewers"], item["unique_impressions"]))
             rows.append(row)
         return _csv(rows, f"{segment}-{entity_id}-{rng.granularity}.csv")
 
@@ -87,7 +88,10 @@ def _heatmap_view(fmt: str) -> View:
         doc = await request.app[STATS].heatmap(principal(request), video_id)
         if fmt == "json":
             return json_response(doc)
-        return _csv([["second", "clicks"], *([c["second"], c["clicks"]] for c in doc["cells"])],
+        clicks = {c["second"]: c["clicks"] for c in doc["cells"]}
+        shown = {c["second"]: c["impressions"] for c in doc["view_map"]}
+        return _csv([["second", "clicks", "impressions"],
+                     *([s, clicks.get(s, 0), shown.get(s, 0)] for s in sorted(clicks.keys() | shown.keys()))],
                     f"video-{video_id}-heatmap.csv")
 
     view.__name__ = f"heatmap_{fmt}"
@@ -104,8 +108,9 @@ def _top_view(segment: str, fmt: str) -> View:
         if fmt == "json":
             return json_response(doc)
         child = doc["child_kind"]
-        return _csv([["rank", f"{child}_id", "clicks"],
-                     *([i["rank"], i[f"{child}_id"], i["clicks"]] for i in doc["items"])],
+        return _csv([["rank", f"{child}_id", "clicks", "impressions", "ctr"],
+                     *([i["rank"], i[f"{child}_id"], i["clicks"], i["impressions"], i["ctr"]]
+                       for i in doc["items"])],
                     f"{segment}-{parent_id}-top-{child}s.csv")
 
     view.__name__ = f"top_{segment}_{fmt}"

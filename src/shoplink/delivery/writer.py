@@ -52,6 +52,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import hiredis
@@ -126,7 +127,10 @@ class ClickWriter:
     def __init__(self, redis_url: str, spool_dir: Path, *, flush_interval_s: float = 0.005,
                  batch_size: int = 1000, buffer_max: int = 100_000, timeout_s: float = 1.0,
                  fsync_interval_s: float = 1.0, spool_max_bytes: int = 0,
-                 router: RedisTopology | None = None, orphan_scan_s: float | None = None) -> None:
+                 router: RedisTopology | None = None, orphan_scan_s: float | None = None,
+                 stream: Callable[[int], str] = stream_key) -> None:
+        """`stream(shard)`: the stream key of a shard (the click streams by default; the player's
+        events have their own family and their own `spool_dir`)."""
         self._conn = RespConnection(redis_url)
         self._router = router if router is not None and router.cluster else None
         self._conns: dict[str, RespConnection] = {}  # per cluster node URL
@@ -141,7 +145,8 @@ class ClickWriter:
         self._volatile: list[tuple[Record, str]] = []  # events the file could not take
         self._wake = asyncio.Event()  # the buffer is no longer empty
         self._full = asyncio.Event()  # a batch is ready now
-        self._heads = _XaddPrefixes()  # shard -> packed XADD up to its last argument
+        self._stream = stream
+        self._heads = _XaddPrefixes(stream)  # shard -> packed XADD up to its last argument
         self._own: SpoolFile | None = None  # the journal recorded events go to (created on use)
         self._backlog = False  # the own file is shipped from the file (Redis failed)
         self._orphans: list[SpoolFile] = []  # left by dead processes (and own rotated files that
@@ -499,7 +504,7 @@ class ClickWriter:
                         # old connection sent and Redis has not read yet is never applied.
                         await conn.call(pack([b"CLIENT", b"KILL", b"ID", uncertain.client_id]), 1)
                     uncertain.client_id = 0
-                    found |= await self._lookup(conn, stream_key(shard), since, keys)
+                    found |= await self._lookup(conn, self._stream(shard), since, keys)
         except (OSError, TimeoutError, RespError, RedisError) as exc:
             self._conn.close()
             for conn in self._conns.values():
@@ -742,8 +747,12 @@ def _start_of(lines: list[tuple[int, bytes, int]], first: tuple[int, bytes, int]
 class _XaddPrefixes(dict[int, bytes]):
     """Shard -> `XADD <its stream key> * e`, packed once (the event is the last argument)."""
 
+    def __init__(self, stream: Callable[[int], str]) -> None:
+        super().__init__()
+        self._stream = stream
+
     def __missing__(self, shard: int) -> bytes:
-        head = self[shard] = prefix(b"XADD", stream_key(shard), b"*", b"e")
+        head = self[shard] = prefix(b"XADD", self._stream(shard), b"*", b"e")
         return head
 
 

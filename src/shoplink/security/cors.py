@@ -29,6 +29,10 @@ PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Headers": "Accept, Cache-Control, If-None-Match, Last-Event-ID",
     "Access-Control-Max-Age": "86400",
 }
+# POST /v1/events (the player's beacons): sendBeacon sends text/plain without a preflight; a
+# fetch fallback with Content-Type: application/json asks first.
+PREFLIGHT_POST_HEADERS = {**PREFLIGHT_HEADERS, "Access-Control-Allow-Methods": "POST",
+                          "Access-Control-Allow-Headers": "Content-Type"}
 
 
 def allow_cross_origin(headers: MutableMapping[str, str]) -> None:
@@ -64,6 +68,8 @@ def _preflight(request: web.Request) -> web.Response | None:
     refused = request.match_info.http_exception
     if isinstance(refused, web.HTTPMethodNotAllowed) and "GET" in refused.allowed_methods:
         return web.Response(status=204, headers=PREFLIGHT_HEADERS)
+    if isinstance(refused, web.HTTPMethodNotAllowed) and "POST" in refused.allowed_methods:
+        return web.Response(status=204, headers=PREFLIGHT_POST_HEADERS)
     return None
 
 

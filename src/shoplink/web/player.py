@@ -25,7 +25,8 @@ routes = web.RouteTableDef()
 # `npm ci` in web/ installs hls.js (web/package.json); the watch page loads it from /vendor/hls.js/.
 HLS_JS_DIR = PROJECT_DIR / "web" / "node_modules" / "hls.js" / "dist"
 HLS_JS_URL = "/vendor/hls.js/hls.min.js"
-_SCRIPT = (STATIC_DIR / "player.js").read_bytes()
+# The player's events (player_events.js) first: the widget finds its hooks when it starts.
+_SCRIPT = (STATIC_DIR / "player_events.js").read_bytes() + b"\n" + (STATIC_DIR / "player.js").read_bytes()
 _ETAG = '"' + hashlib.sha256(_SCRIPT).hexdigest()[:16] + '"'
 
 

@@ -16,6 +16,7 @@
   const script = document.currentScript;
   const BASE = script && script.src ? script.src.replace(/\/v1\/player\.js(?:[?#].*)?$/, '') : location.origin;
   const mounted = new WeakMap();
+  const events = window.__shoplinkEvents || null;  // player_events.js (view, impression, progress)
 
   // Nothing of the host page reaches in: its selectors do not cross the shadow boundary, and what
   // would be inherited through the <shoplink-overlay> element (`* {font-size: 22px}` matches it) is
@@ -185,6 +186,7 @@
         el('span', { class: 'price' }, item.price)), el('span', { class: 'cta' }, 'Shop'));
       a._pos = item.position;
       a._item = item;
+      if (events && !this.isPreview) events.card(this.video, a, item.code);  // no beacons for the studio preview
       // The link carries the playback second at the moment of the click (keyboard or pointer).
       const stamp = (e) => {
         const current = a._item;
@@ -235,6 +237,11 @@
       this.anchors = [];
       const update = () => this.update();
       for (const type of ['timeupdate', 'seeked', 'seeking', 'play', 'loadedmetadata']) video.addEventListener(type, update);
+      if (events) {
+        const ref = { video: videoId };
+        video.addEventListener('play', () => events.play(video, ref));
+        for (const type of ['timeupdate', 'ended']) video.addEventListener(type, () => events.time(video, ref));
+      }
       this.load();
     }
 
@@ -289,6 +296,7 @@
         this.render();
       });
       on('state', (s) => {
+        if (events) events.joined(this.video, this.liveId);
         this.status = s.status;
         this.replayVideoId = s.replay_video_id;
         this.pins = new Map((s.pins || []).map((p) => [p.product_id, p]));
@@ -360,8 +368,11 @@
     }
   }
 
-  /** The studio's preview: the same card, not a link, wherever the editor puts it. */
+  /** The studio's preview: the same card, not a link, wherever the editor puts it. It shows no
+   *  real anchor: viewer beacons (views, impressions) must skip overlays whose `isPreview` is true. */
   class PreviewOverlay extends Overlay {
+    get isPreview() { return true; }
+
     preview(item) {
       this.show([]);
       if (!item) return;

@@ -1,0 +1,125 @@
+"""POST /v1/events: what lands on the event streams (checked against
+schemas/events/stream_batch.schema.json), CORS, bad bodies, and the forged-event limits."""
+
+from __future__ import annotations
+
+import asyncpg
+import orjson
+from aiohttp import ClientSession
+from redis.asyncio import Redis
+
+from support.api import METRICS_AUTH, AccountFactory, Api, ServerFactory
+from support.click_data import insert_anchor, insert_live, make_shop, stream_events, video_anchor
+from support.funnel_data import beacon, event_batches, page_view, wait_for_player_events
+
+
+async def test_impression_view_and_progress_reach_the_event_streams(
+        make_account: AccountFactory, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
+    shop = await make_shop(await make_account("seller"))
+    anchor_id, code, video_id = await video_anchor(pool, shop, duration_s=40)
+    reply = await beacon(anon, [
+        {"type": "view", "video": video_id, "t": 0},
+        {"type": "impression", "code": code, "t": 2.5},
+        {"type": "progress", "video": video_id, "q": 25, "t": 10.1},
+    ], headers={"Origin": "https://shop.example", "Referer": "https://shop.example/p"})
+    assert reply.status == 204, reply.body
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    events = await wait_for_player_events(redis, 3)
+    by_type = {e["type"]: e for e in events}
+    imp = by_type["impression"]
+    assert (imp["anchor_id"], imp["video_id"], imp["product_id"], imp["shop_id"], imp["creator_id"]) == (
+        anchor_id, video_id, shop.product_ids[0], shop.shop_id, shop.seller.account_id)
+    assert imp["playback_s"] == 2.5 and imp["code"] == code
+    view = by_type["view"]
+    assert view["video_id"] == video_id and view["anchor_id"] is None
+    assert view["creator_id"] == shop.seller.account_id
+    assert by_type["progress"]["quartile"] == 25 and by_type["progress"]["playback_s"] == 10.1
+    for e in events:
+        batch = e["_batch"]
+        assert batch["ua_class"] == "human" and batch["referrer_host"] == "shop.example"
+        assert len(batch["viewer"]) == 32 and "127.0.0" not in orjson.dumps(batch).decode()
+    assert await stream_events(redis) == []  # the click streams hold clicks only
+
+
+async def test_live_view_and_card_impression(make_account: AccountFactory, anon: Api, pool: asyncpg.Pool,
+                                             redis: Redis) -> None:
+    seller = await make_account("seller")
+    shop = await make_shop(seller)
+    assert seller.account_id is not None
+    live_id = await insert_live(pool, seller.account_id)
+    anchor_id, code = await insert_anchor(pool, product_id=shop.product_ids[0],
+                                          publisher_id=seller.account_id, live_session_id=live_id)
+    assert (await beacon(anon, [{"type": "view", "live": live_id},
+                                {"type": "impression", "code": code}])).status == 204
+    events = await wait_for_player_events(redis, 2)
+    assert {(e["type"], e["live_session_id"]) for e in events} == {("view", live_id), ("impression", live_id)}
+    assert [e["anchor_id"] for e in events if e["type"] == "impression"] == [anchor_id]
+    assert all(e["playback_s"] is not None and e["playback_s"] >= 0 for e in events)  # offset from the start
+
+
+async def test_unknown_codes_repeats_and_limits_are_dropped_and_counted(
+        make_account: AccountFactory, start_server: ServerFactory, http: ClientSession, pool: asyncpg.Pool,
+        redis: Redis) -> None:
+    server = await start_server(events_client_per_s=0.001, events_client_burst=30, events_max_per_page_view=5)
+    anon = Api(http, str(server.make_url("/")), None)
+    shop = await make_shop(Api.of(await make_account("seller"), str(server.make_url("/"))))
+    _, code, video_id = await video_anchor(pool, shop)
+    pv = page_view()
+    assert (await beacon(anon, [{"type": "impression", "code": "Zzunknown1"},
+                                {"type": "view", "video": 999_999},
+                                {"type": "impression", "code": code},
+                                {"type": "impression", "code": code}], pv=pv)).status == 204
+    # the same page view again: repeats; then beyond the page view's 5 events
+    assert (await beacon(anon, [{"type": "impression", "code": code},
+                                {"type": "progress", "video": video_id, "q": 50},
+                                {"type": "progress", "video": video_id, "q": 75}], pv=pv)).status == 204
+    # 30 events of budget per client: 7 used; 23 more allowed, the rest dropped
+    other = [{"type": "progress", "video": video_id, "q": q} for q in (25, 50, 75, 100)]
+    for _ in range(8):
+        assert (await beacon(anon, other)).status == 204
+    events = await wait_for_player_events(redis, 24)
+    metrics = (await anon.get("/metrics", headers=METRICS_AUTH)).body
+    assert 'shoplink_player_events_dropped_total{reason="unknown"} 2' in metrics
+    assert 'shoplink_player_events_dropped_total{reason="repeat"} 2' in metrics
+    assert 'shoplink_player_events_dropped_total{reason="page_view_limit"} 2' in metrics
+    assert 'shoplink_player_events_dropped_total{reason="client_limit"} 9' in metrics
+    # streamed: one impression (first page view: the second request's one room went to a repeat),
+    # then the 23 granted of the other page views
+    assert "shoplink_player_events_total 24" in metrics
+    total = sum(len(b["events"]) for b in await event_batches(redis))
+    assert total == 24 and len(events) >= 1
+
+
+async def test_bad_bodies_get_clear_errors_and_nothing_is_streamed(anon: Api, redis: Redis) -> None:
+    not_json = await anon.request("POST", "/v1/events", data=b"{nope")
+    assert not_json.status == 400 and not_json.error_code == "invalid_json"
+    assert not_json.headers["Access-Control-Allow-Origin"] == "*"
+    bad = await beacon(anon, [{"type": "impression"}, {"type": "progress", "video": 3, "q": 30}])
+    assert bad.status == 422 and bad.error_code == "invalid_events"
+    assert {d["field"] for d in bad.body["error"]["details"]} == {"events/0", "events/1"}
+    too_many = await beacon(anon, [{"type": "view", "video": 1}] * 101)
+    assert too_many.status == 422
+    huge = await anon.request("POST", "/v1/events", data=b" " * (64 * 1024 + 1))
+    assert huge.status == 413 and huge.error_code == "payload_too_large"
+    assert await event_batches(redis) == []
+
+
+async def test_preflight_allows_any_origin_to_post(anon: Api) -> None:
+    reply = await anon.request("OPTIONS", "/v1/events", headers={
+        "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert reply.status == 204
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in reply.headers["Access-Control-Allow-Methods"]
+    assert "Content-Type" in reply.headers["Access-Control-Allow-Headers"]
+
+
+async def test_bots_and_link_previews_are_classified(make_account: AccountFactory, anon: Api,
+                                                     pool: asyncpg.Pool, redis: Redis) -> None:
+    shop = await make_shop(await make_account("seller"))
+    _, code, _ = await video_anchor(pool, shop)
+    await beacon(anon, [{"type": "impression", "code": code}], headers={"User-Agent": "Googlebot/2.1"})
+    await beacon(anon, [{"type": "impression", "code": code}],
+                 headers={"User-Agent": "facebookexternalhit/1.1"})
+    events = await wait_for_player_events(redis, 2)
+    assert sorted(e["_batch"]["ua_class"] for e in events) == ["bot", "link_preview"]
