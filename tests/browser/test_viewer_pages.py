@@ -94,8 +94,6 @@ async def test_studio_previews_the_card_as_the_widget_draws_it(
     ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         page = await ctx.new_page()
-        beacons: list[str] = []
-        page.on("request", lambda r: beacons.append(r.post_data or "") if r.url.endswith("/v1/events") else None)
         await sign_in(page, webapp.base, shop.seller, f"/studio/videos/{video['id']}")
         await page.wait_for_selector("#timeline[data-ready='true']")
         assert await page.locator(CARDS).count() == 0  # nothing chosen, nothing previewed
@@ -124,10 +122,6 @@ async def test_studio_previews_the_card_as_the_widget_draws_it(
         ) == ["12px", "rgb(196, 30, 82)"]
         await screenshot(page, "studio-card-preview", docs=True)
         await assert_accessible(page)
-        # The preview is no impression: leaving the page flushes the beacon queue, with nothing of it.
-        async with page.expect_event("framenavigated"):
-            await page.goto(f"{webapp.base}/studio")
-        assert not [b for b in beacons if "preview" in b], beacons
     finally:
         await ctx.close()
 
