@@ -38,7 +38,10 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/marketplace", "Marketplace", frozenset({"creator"})),
     ("/me/plans", "My plans", frozenset({"creator"})),
     ("/links", "Links", frozenset({"creator"})),
+    ("/sales", "Sales", frozenset({"seller", "admin"})),
+    ("/payouts", "Payouts", frozenset({"seller", "admin"})),
     ("/earnings", "Earnings", frozenset({"creator", "seller", "admin", "analyst"})),
+    ("/statement", "Statement", frozenset({"creator"})),
     ("/dashboard", "Dashboard", frozenset()),
 )
 
