@@ -65,8 +65,12 @@ async def _conversion(con: Conn, s: Seed, *, click: str | None, given: str | Non
     await con.execute(
         """INSERT INTO conversions (shop_id, order_id, amount_minor, currency, occurred_at, reported_at,
                                     given_click_id, click_id, plan_id, creator_id, product_id,
-                                    commission_minor, reason, status)
-           VALUES ($1, $2, $3, $4, $5, now(), $6, $7, $8, $9, $10, $11, 'test', $12)""",
+                                    commission_minor, reason, status, refunded_minor,
+                                    commission_refunded_minor, refunded_at)
+           VALUES ($1, $2, $3::bigint, $4, $5, now(), $6, $7, $8, $9, $10, $11::bigint, 'test', $12::text,
+                   CASE WHEN $12 = 'refunded' THEN $3::bigint ELSE 0 END,
+                   CASE WHEN $12 = 'refunded' THEN $11::bigint ELSE 0 END,
+                   CASE WHEN $12 = 'refunded' THEN now() END)""",
         s.shop_id, f"order-{time.monotonic_ns()}", amount, currency, occurred or datetime.now(UTC),
         given, click, plan, s.creator_id if click else None, s.product_ids[0], commission, status)
 
