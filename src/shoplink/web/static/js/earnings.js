@@ -93,52 +93,16 @@ async function load() {
       columns.map(([key, text, value]) => h('td', { 'data-label': text || label(group), class: key === 'name' ? '' : 'num', dataset: { col: key } }, String(value(l, group))))))))));
 }
 
-// ---- settlement (statements): pending -> payable -> paid, frozen; payouts ----
-const STATES = [['pending', 'Pending (return window)'], ['payable', 'Payable'], ['frozen', 'Frozen'], ['paid', 'Paid']];
-
-function stateTable(id, first, lines) {
-  return scrollBox(h('table', { class: 'list stack', id, 'aria-label': 'By settlement state' },
-    h('thead', {}, h('tr', {}, h('th', {}, first[0]), h('th', {}, 'Currency'), h('th', {}, 'Commission owed'),
-      STATES.map(([key, text]) => h('th', { dataset: { col: key } }, text)))),
-    h('tbody', {}, lines.map((l) => h('tr', { dataset: { id: first[1](l)[0] } },
-      h('td', { 'data-label': first[0] }, first[1](l)[1]), h('td', { 'data-label': 'Currency' }, l.currency),
-      h('td', { class: 'num', 'data-label': 'Commission owed' }, l.commission_owed),
-      STATES.map(([key, text]) => h('td', { class: 'num', 'data-label': text, dataset: { col: key } }, l[key])))))));
+// Settlement states and payouts have their own pages (/statement for creators, /payouts for sellers).
+function settlementLink() {
+  const creator = who.roles.includes('creator');
+  document.getElementById('settlement-link').replaceChildren(creator
+    ? h('a', { href: '/statement' }, 'Your statement: pending, payable, frozen and paid commission, and payouts received')
+    : h('a', { href: '/payouts' }, 'Payouts: what you owe each creator, and recording a payout'));
 }
 
-async function loadSettlement() {
-  const section = document.getElementById('settlement-section');
-  const box = document.getElementById('settlement');
-  const payouts = document.getElementById('payouts');
-  let doc;
-  if (who.roles.includes('creator')) {
-    const q = query();
-    q.delete('group_by');
-    doc = await api('GET', `/api/v1/statements/earnings?${q}`).catch(() => null);
-    if (!doc) { section.hidden = true; return; }
-    document.getElementById('settlement-intro').textContent = `Commission on the period's sales, as of ${new Date(doc.as_of).toLocaleString()}: pending while the shop's return window is open, then payable until the seller pays it.`;
-    box.replaceChildren(doc.items.length ? stateTable('settlement-table', ['Plan', (l) => [l.plan_id, nameOf('plan', l.plan_id)]], doc.items)
-      : emptyState('No sales in this period yet.'));
-    payouts.replaceChildren(doc.payouts.length ? scrollBox(h('table', { class: 'list stack', id: 'payout-table', 'aria-label': 'Payouts received' },
-      h('caption', {}, 'Payouts received'),
-      h('thead', {}, h('tr', {}, h('th', {}, 'Paid'), h('th', {}, 'Amount'), h('th', {}, 'Sales'), h('th', {}, 'Reference'))),
-      h('tbody', {}, doc.payouts.map((x) => h('tr', {}, h('td', { 'data-label': 'Paid' }, new Date(x.paid_at).toLocaleString()),
-        h('td', { class: 'num', 'data-label': 'Amount' }, `${x.currency} ${x.amount}`), h('td', { class: 'num', 'data-label': 'Sales' }, x.conversions),
-        h('td', { 'data-label': 'Reference' }, x.reference)))))) : '');
-  } else {
-    doc = await api('GET', '/api/v1/statements/payouts-due').catch(() => null);
-    if (!doc) { section.hidden = true; return; }
-    document.getElementById('settlement-title').textContent = 'What you owe creators';
-    document.getElementById('settlement-intro').textContent = `As of ${new Date(doc.as_of).toLocaleString()}: payable once the return window is over; pending until then.`;
-    box.replaceChildren(doc.items.length ? stateTable('settlement-table', ['Creator', (l) => [l.creator_id, nameOf('creator', l.creator_id)]], doc.items)
-      : emptyState('Nothing owed to creators right now.'));
-    payouts.replaceChildren();
-  }
-  section.hidden = false;
-}
-
-form.addEventListener('submit', (e) => { e.preventDefault(); load().then(loadSettlement).catch((err) => { errorBox.textContent = err.message; }); });
-form.period.addEventListener('change', () => load().then(loadSettlement).catch((err) => { errorBox.textContent = err.message; }));
+form.addEventListener('submit', (e) => { e.preventDefault(); load().catch((err) => { errorBox.textContent = err.message; }); });
+form.period.addEventListener('change', () => load().catch((err) => { errorBox.textContent = err.message; }));
 form.group_by.addEventListener('change', () => load().catch((err) => { errorBox.textContent = err.message; }));
 
 mountNav().then(async (session) => {
@@ -148,6 +112,6 @@ mountNav().then(async (session) => {
     document.getElementById('earnings-intro').textContent = 'Clicks on creators\u2019 links to your products, the sales they led to, and the commission you owe, per plan or creator.';
   }
   await loadNames();
+  settlementLink();
   await load();
-  await loadSettlement();
 }).catch((err) => { errorBox.textContent = err.message; });
