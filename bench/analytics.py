@@ -194,31 +194,100 @@ async def preload(redis_url: str, n: int) -> float:
     return time.perf_counter() - t0
 
 
+def make_batch(rng: random.Random, ts_ms: int, impressions: int = 20) -> dict[str, Any]:
+    """One page view's beacon as the event stream holds it: `impressions` card impressions (of
+    distinct anchors, entities as make_event's) and one video view."""
+    events = []
+    for anchor in rng.sample(range(1, 2001), impressions):
+        video = 1000 + anchor % 200
+        product = 1 + anchor % 500
+        events.append({"type": "impression", "code": f"c{anchor:07d}", "anchor_id": anchor, "video_id": video,
+                       "live_session_id": None, "product_id": product, "shop_id": 1 + product % 50,
+                       "creator_id": 1 + video % 100, "plan_id": (1 + anchor % 20) if anchor % 5 == 0 else None,
+                       "playback_s": round(rng.uniform(0, 60), 2), "quartile": None})
+    video = events[0]["video_id"]
+    events.append({"type": "view", "code": None, "anchor_id": None, "video_id": video, "live_session_id": None,
+                   "product_id": None, "shop_id": None, "creator_id": 1 + video % 100, "plan_id": None,
+                   "playback_s": 0.0, "quartile": None})
+    return {"schema_version": 1, "batch_id": new_ulid(ts_ms), "ts_ms": ts_ms,
+            "viewer": f"{rng.getrandbits(128):032x}"[:32], "ua_class": rng.choice(CLASSES),
+            "page_view": f"{rng.getrandbits(64):016x}", "referrer_host": "shop.example", "events": events}
+
+
+async def preload_mixed(redis_url: str, n: int) -> tuple[float, int]:
+    """n events as 20 impressions : 1 view : 1 click: n // 22 clicks on the click streams and as
+    many page-view batches (20 impressions + 1 view) on the event streams. (seconds, events)."""
+    from shoplink.resp import pack
+
+    rng = random.Random(11)
+    now = int(time.time() * 1000)
+    pages = n // 22
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    t0 = time.perf_counter()
+    chunk = 2000
+    try:
+        for start in range(0, pages, chunk):
+            count = min(pages, start + chunk) - start
+            buf = []
+            for i in range(start, start + count):
+                ts = now - 3_600_000 + i * 3_600_000 // pages
+                ev = make_event(rng, ts)
+                buf.append(pack(["XADD", f"shoplink:clicks:{{{ev['anchor_id'] % SHARDS}}}", "*", "e",
+                                 orjson.dumps(ev)]))
+                buf.append(pack(["XADD", f"shoplink:events:{{{i % SHARDS}}}", "*", "e",
+                                 orjson.dumps(make_batch(rng, ts))]))
+            writer.write(b"".join(buf))
+            await writer.drain()
+            need, seen, tail = 4 * count, 0, b""
+            while seen < need:
+                data = await reader.read(1 << 20)
+                if not data:
+                    raise RuntimeError("redis closed the connection")
+                if data.startswith(b"-") or b"\r\n-" in data:
+                    raise RuntimeError(data[:200].decode(errors="replace"))
+                seen += (tail + data).count(b"\r\n") - tail.count(b"\r\n")
+                tail = data[-1:]
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return time.perf_counter() - t0, pages * 22
+
+
 NAIVE = """
 import sys, time, orjson, redis
 r = redis.Redis.from_url(sys.argv[1])
 shards, n = int(sys.argv[2]), 0
-for s in range(shards):
-    try:
-        r.xgroup_create(f"shoplink:clicks:{{{s}}}", "naive", id="0")
-    except redis.ResponseError:
-        pass
+families = ("clicks", "events")
+for f in families:
+    for s in range(shards):
+        try:
+            r.xgroup_create(f"shoplink:{f}:{{{s}}}", "naive", id="0", mkstream=True)
+        except redis.ResponseError:
+            pass
 t0 = time.perf_counter()
 while True:
     got = 0
-    for s in range(shards):
-        stream = f"shoplink:clicks:{{{s}}}"
-        reply = r.xreadgroup("naive", "c", {stream: ">"}, count=1000)
-        entries = reply[0][1] if reply else []
-        if not entries:
-            continue
-        got += len(entries)
-        pipe = r.pipeline(transaction=False)
-        for sid, fields in entries:
-            ev = orjson.loads(fields[b"e"])
-            pipe.hincrby(f"naive:{{{s}}}:{ev['anchor_id']}", f"{ev['ts_ms'] // 60000}:{ev['ua_class']}", 1)
-        pipe.xack(stream, "naive", *[e[0] for e in entries])
-        pipe.execute()
+    for f in families:
+        for s in range(shards):
+            stream = f"shoplink:{f}:{{{s}}}"
+            reply = r.xreadgroup("naive", "c", {stream: ">"}, count=1000)
+            entries = reply[0][1] if reply else []
+            if not entries:
+                continue
+            pipe = r.pipeline(transaction=False)
+            for sid, fields in entries:
+                ev = orjson.loads(fields[b"e"])
+                if f == "clicks":
+                    got += 1
+                    pipe.hincrby(f"naive:{{{s}}}:{ev['anchor_id']}", f"{ev['ts_ms'] // 60000}:{ev['ua_class']}", 1)
+                    continue
+                for e in ev["events"]:  # one HINCRBY per player event
+                    got += 1
+                    pipe.hincrby(f"naive:{{{s}}}:{e['anchor_id'] or e['video_id']}",
+                                 f"{ev['ts_ms'] // 60000}:{ev['ua_class']}:{e['type']}", 1)
+            pipe.xack(stream, "naive", *[e[0] for e in entries])
+            pipe.execute()
     n += got
     if not got:
         break
@@ -280,12 +349,16 @@ async def union_pass(stack: Stack, redis: Redis) -> dict[str, Any]:
 
 
 async def throughput(stack: Stack, redis: Redis, n: int, batch: int, workers: int = 1,
-                     chunk: int | None = None) -> dict[str, Any]:
+                     chunk: int | None = None, mixed: bool = False) -> dict[str, Any]:
     for shard in range(SHARDS):  # the group exists before the load, as with a running deployment
-        await redis.xgroup_create(f"shoplink:clicks:{{{shard}}}", "counters", id="0", mkstream=True)
+        for family in ("clicks", "events"):
+            await redis.xgroup_create(f"shoplink:{family}:{{{shard}}}", "counters", id="0", mkstream=True)
     # process start-up + one idle pass, measured alone
     empty_s, empty = await asyncio.to_thread(run_worker, stack, batch=batch, chunk=chunk)
-    load_s = await preload(stack.redis_url, n)
+    if mixed:
+        load_s, n = await preload_mixed(stack.redis_url, n)
+    else:
+        load_s = await preload(stack.redis_url, n)
     memory_before = (await redis.info("memory"))["used_memory"]
     cpu = await redis.info("cpu")
     redis_cpu_before = cpu["used_cpu_user"] + cpu["used_cpu_sys"]
@@ -487,6 +560,8 @@ async def main() -> int:
     parser.add_argument("--chunk", type=int, default=5000,
                         help="SHOPLINK_COUNT_APPLY_CHUNK of the worker (default: the setting's default)")
     parser.add_argument("--only-throughput", action="store_true")
+    parser.add_argument("--mixed", action="store_true",
+                        help="count 20 impressions : 1 view : 1 click (the player's event streams beside the clicks)")
     parser.add_argument("--only-queries", action="store_true", help="section 3 (stats query latency) only")
     parser.add_argument("--workers", type=int, default=1, help="count worker processes (1 is pinned to cpu 1)")
     parser.add_argument("--dense-hll", action="store_true",
@@ -506,7 +581,10 @@ async def main() -> int:
             await stack.serve()
             await print_queries(stack, pool, redis, token, video)
             return 0
-        t = await throughput(stack, redis, args.events, args.batch, args.workers, args.chunk)
+        t = await throughput(stack, redis, args.events, args.batch, args.workers, args.chunk, args.mixed)
+        if args.mixed:
+            print("mix: 20 impressions : 1 view : 1 click (one 21-event batch per page view on "
+                  "shoplink:events:{n}, clicks on shoplink:clicks:{n})")
         print(f"\n## Counting throughput ({args.workers} worker process(es))")
         print(f"pre-load: {t['events']:,} events in {t['preload_s']:.1f} s ({t['preload_rate']:,.0f}/s)")
         print("| events | batch | worker wall time | start-up (empty run) | counting time | "
@@ -523,6 +601,8 @@ async def main() -> int:
         print("\nRedis time per event by command (commandstats; EVALSHA includes the commands it calls):")
         print(", ".join(f"{name} {us:.2f} µs ({calls:,} calls)" for name, us, calls in t["redis_commands"]))
         print(f"Naive consumer: Redis CPU {t['naive_redis_us']:.1f} µs per event.")
+        print(f"Ratio, exactly-once worker / naive consumer (events/s, wall): "
+              f"**{t['rate'] / t['naive_rate']:.2f}x**; per CPU-second: {t['cpu_rate'] / t['naive_cpu_rate']:.2f}x")
         u = t["union"]
         print(f"Uniques union pass afterwards (`shoplink count --rollup`, the work of one "
               f"SHOPLINK_COUNT_UNIQUES_INTERVAL_S): {u['hlls']:,} combo HyperLogLogs into "
