@@ -1,4 +1,4 @@
-"""Export shoplink click events to hourly JSON-lines files (for a warehouse load).
+"""Export shoplink click events and the player's events to hourly JSON-lines files (for a warehouse load).
 
 A minimal, independent consumer of the click streams, using only redis-py and the standard
 library: it has its own consumer group (default `jsonl_export`), so it neither sees nor disturbs
@@ -17,6 +17,12 @@ Each event (schema_version 1, see schemas/click_event.schema.json) is appended t
 another schema_version) go to `<out>/rejected.jsonl` with the reason. Delivery is at-least-once:
 an entry is acknowledged after its line is written and flushed, so after a crash a few lines may
 appear twice: load with `event_id` as the unique key (it is the idempotency key of a click).
+
+The player's events (views, card impressions, view-through quartiles) are on their own streams,
+`shoplink:events:{n}`, one entry per beacon batch (schemas/events/stream_batch.schema.json). Each
+event becomes one line of `<out>/player-events-YYYYMMDDHH.jsonl`: the event's fields with its
+batch's (`batch_id`, `index` in the batch, `ts_ms`, `viewer`, `ua_class`, `page_view`,
+`referrer_host`); load with (`batch_id`, `index`) as the unique key.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ SUPPORTED_VERSIONS = {1}
 
 def stream_key(shard: int) -> str:
     return f"shoplink:clicks:{{{shard}}}"
+
+
+def event_stream_key(shard: int) -> str:
+    return f"shoplink:events:{{{shard}}}"
 
 
 def ensure_group(client: redis.Redis | RedisCluster, stream: str, group: str) -> None:
@@ -76,8 +86,16 @@ def _hour_file(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("clicks-%Y%m%d%H.jsonl")
 
 
-def handle_entries(files: HourlyFiles, entries: list[Any]) -> int:
-    """Write one batch; returns how many events were exported."""
+def _player_lines(batch: dict[str, Any]) -> list[bytes]:
+    """One line per event of a player-event batch, with the batch's fields."""
+    head = {name: batch.get(name) for name in ("batch_id", "ts_ms", "viewer", "ua_class", "page_view",
+                                               "referrer_host")}
+    return [json.dumps({**head, "index": i, **event}).encode() for i, event in enumerate(batch["events"])]
+
+
+def handle_entries(files: HourlyFiles, entries: list[Any], *, player: bool = False) -> int:
+    """Write one read of a click stream (or, `player`, of an event stream); returns how many
+    events were exported."""
     exported = 0
     for entry_id, fields in entries:
         if fields is None:  # trimmed while pending
@@ -93,6 +111,16 @@ def handle_entries(files: HourlyFiles, entries: list[Any]) -> int:
                 {"id": entry_id.decode(), "reason": reason,
                  "e": raw.decode("utf-8", "replace") if raw else None}).encode())
             continue
+        if player:
+            if not isinstance(event.get("events"), list):
+                files.write("rejected.jsonl", json.dumps({"id": entry_id.decode(), "reason": "unreadable",
+                                                          "e": raw.decode("utf-8", "replace")}).encode())
+                continue
+            name = "player-events-" + _hour_file(int(event["ts_ms"])).removeprefix("clicks-")
+            for line in _player_lines(event):
+                files.write(name, line)
+                exported += 1
+            continue
         files.write(_hour_file(int(event["ts_ms"])), raw)
         exported += 1
     return exported
@@ -103,7 +131,7 @@ def export(client: redis.Redis | RedisCluster, out: Path, *, shards: int, group:
            claim_idle_ms: int = 60_000) -> int:
     """Export until every shard is drained (once=True) or forever; returns events exported."""
     consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
-    streams = [stream_key(n) for n in range(shards)]
+    streams = [stream_key(n) for n in range(shards)] + [event_stream_key(n) for n in range(shards)]
     for stream in streams:
         ensure_group(client, stream, group)
     files = HourlyFiles(out)
@@ -116,7 +144,7 @@ def export(client: redis.Redis | RedisCluster, out: Path, *, shards: int, group:
                 cursor, entries, *_ = client.xautoclaim(stream, group, consumer, claim_idle_ms,
                                                         cursor, count=batch)
                 if entries:
-                    total += handle_entries(files, entries)
+                    total += handle_entries(files, entries, player=stream.startswith("shoplink:events:"))
                     files.flush()
                     client.xack(stream, group, *[e[0] for e in entries])
                 if cursor in (b"0-0", "0-0"):
@@ -132,7 +160,7 @@ def export(client: redis.Redis | RedisCluster, out: Path, *, shards: int, group:
                 if not entries:
                     continue
                 idle = False
-                total += handle_entries(files, entries)
+                total += handle_entries(files, entries, player=stream.startswith("shoplink:events:"))
                 files.flush()
                 client.xack(stream, group, *[e[0] for e in entries])
             if idle:
