@@ -1,6 +1,8 @@
 """Analytics benchmark: counting throughput, end-to-end freshness, and stats query latency.
 
     .venv/bin/python bench/analytics.py [--events 1000000] [--rate 5000] [--seconds 20]
+    .venv/bin/python bench/analytics.py --only-throughput --mixed --events 440000   (issue 15)
+    .venv/bin/python bench/analytics.py --events-freshness --rate 50000 --seconds 15  (issue 15)
 
 Self-contained: starts its own redis-server and `shoplink serve`, creates (and drops) a fresh
 PostgreSQL database on 127.0.0.1:5432. Three measurements:
@@ -469,6 +471,79 @@ async def freshness(stack: Stack, redis: Redis, token: str, probe_anchor: int, r
             "max_ms": 1000 * latencies[-1]}
 
 
+async def beacon_freshness(stack: Stack, redis: Redis, token: str, probe_anchor: int, rate: int,
+                           seconds: float) -> dict[str, Any]:
+    """The player's events: a steady `rate` events/s of page-view batches (20 impressions + 1
+    view, XADD straight to shoplink:events:{n}: a 2-core machine cannot also run the HTTP load)
+    while a worker counts; ~5 times a second a probe beacon (one impression of the probe anchor's
+    card, a new page view) is POSTed to /v1/events, and the time from its 204 until the stats API
+    counts it is measured."""
+    worker = await asyncio.create_subprocess_exec(
+        *pinned(1, [sys.executable, "-m", "shoplink", "count"]),
+        env=stack.env(SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5"), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    stack.procs.append(worker)
+    await asyncio.sleep(1.0)
+    rng = random.Random(13)
+    stop = time.perf_counter() + seconds
+    written = 0
+
+    async def background() -> None:
+        nonlocal written
+        tick = 0.02
+        per_tick = max(1, int(rate * tick / 21))
+        next_t = time.perf_counter()
+        n = 0
+        while time.perf_counter() < stop:
+            pipe = redis.pipeline(transaction=False)
+            now = int(time.time() * 1000)
+            for _ in range(per_tick):
+                n += 1
+                pipe.xadd(f"shoplink:events:{{{n % SHARDS}}}", {"e": orjson.dumps(make_batch(rng, now))})
+            await pipe.execute()
+            written += per_tick * 21
+            next_t += tick
+            await asyncio.sleep(max(0.0, next_t - time.perf_counter()))
+
+    latencies: list[float] = []
+    url = (f"http://127.0.0.1:{stack.http_port}/api/v1/stats/anchors/{probe_anchor}"
+           f"?granularity=hour&from={int(time.time()) - 7200}")
+    headers = {"Authorization": f"Bearer {token}"}
+    beacon_headers = {"Content-Type": "text/plain", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120"}
+
+    async def probes(http: aiohttp.ClientSession) -> None:
+        sent = 0
+        while time.perf_counter() < stop:
+            slot = time.perf_counter() + 0.2
+            body = orjson.dumps({"pv": f"probe{rng.getrandbits(64):016x}",
+                                 "events": [{"type": "impression", "code": "probe0001", "t": 1.0}]})
+            async with http.post(f"http://127.0.0.1:{stack.http_port}/v1/events", data=body,
+                                 headers=beacon_headers) as resp:
+                assert resp.status == 204, resp.status
+            t0 = time.perf_counter()
+            sent += 1
+            while True:
+                async with http.get(url, headers=headers) as resp:
+                    doc = await resp.json()
+                if doc["funnel"]["impressions"]["total"] >= sent:
+                    break
+                await asyncio.sleep(0.005)
+            latencies.append(time.perf_counter() - t0)
+            await asyncio.sleep(max(0.0, slot - time.perf_counter()))
+
+    async with aiohttp.ClientSession() as http:
+        t_start = time.perf_counter()
+        await asyncio.gather(background(), probes(http))
+        elapsed = time.perf_counter() - t_start
+    worker.terminate()
+    await asyncio.wait_for(worker.wait(), timeout=20)
+    latencies.sort()
+    return {"rate_target": rate, "rate_achieved": written / elapsed, "seconds": elapsed,
+            "probes": len(latencies), "p50_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+            "max_ms": 1000 * latencies[-1]}
+
+
 async def seed_history(pool: asyncpg.Pool, redis: Redis, video: int) -> dict[str, int]:
     """A year of day rows, 90 days of hours, 48 h of minutes for the video and 200 others."""
     rng = random.Random(3)
@@ -560,6 +635,8 @@ async def main() -> int:
     parser.add_argument("--chunk", type=int, default=5000,
                         help="SHOPLINK_COUNT_APPLY_CHUNK of the worker (default: the setting's default)")
     parser.add_argument("--only-throughput", action="store_true")
+    parser.add_argument("--events-freshness", action="store_true",
+                        help="only: the player's events, beacon 204 -> stats API, at --rate events/s")
     parser.add_argument("--mixed", action="store_true",
                         help="count 20 impressions : 1 view : 1 click (the player's event streams beside the clicks)")
     parser.add_argument("--only-queries", action="store_true", help="section 3 (stats query latency) only")
@@ -576,6 +653,16 @@ async def main() -> int:
             await redis.config_set("hll-sparse-max-bytes", 0)
             print("redis-server: hll-sparse-max-bytes 0 (every HyperLogLog dense, 12 KB)")
         print(f"taskset pinning: {'yes (redis-server: cpu 0, worker: cpu 1)' if HAS_TASKSET else 'no'}")
+        if args.events_freshness:
+            token, probe_anchor, _ = await seed_accounts(pool)
+            await stack.serve()
+            f = await beacon_freshness(stack, redis, token, probe_anchor, args.rate, args.seconds)
+            print("\n## Freshness of the player's events (beacon 204 -> visible in the stats API)")
+            print("| load | duration | probes | p50 | p99 | max |")
+            print("|---:|---:|---:|---:|---:|---:|")
+            print(f"| {f['rate_achieved']:,.0f} events/s (target {f['rate_target']:,}) | {f['seconds']:.1f} s | "
+                  f"{f['probes']} | {f['p50_ms']:.1f} ms | {f['p99_ms']:.1f} ms | {f['max_ms']:.1f} ms |")
+            return 0
         if args.only_queries:
             token, _, video = await seed_accounts(pool)
             await stack.serve()
