@@ -1,5 +1,5 @@
-"""The one entry point: `shoplink serve | migrate | accounts | demo | count | domains | settings`
-(also `python -m shoplink`). COMMANDS is the table of commands; no command module imports this one."""
+"""The one entry point: `shoplink serve | migrate | accounts | demo | count | domains | reconcile |
+settings` (also `python -m shoplink`). COMMANDS is the table of commands; no command module imports this one."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from shoplink import db, demo, logs, server
+from shoplink.affiliates import reconcile
 from shoplink.analytics import command as count
 from shoplink.auth.service import AuthService
 from shoplink.config import MAX_WORKERS, ConfigError, Settings, documented_variables, markdown_table, parse_workers
@@ -81,6 +82,7 @@ COMMANDS: dict[str, Command] = {
     "demo": demo.seed_demo,
     "count": count.count_command,
     "domains": domains.domains_command,
+    "reconcile": reconcile.reconcile_command,
 }
 
 
@@ -151,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     count.add_parser(sub)
     domains.add_parser(sub)
+    reconcile.add_parser(sub)
     return parser
 
 

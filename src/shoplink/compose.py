@@ -21,9 +21,12 @@ from aiohttp import web
 
 from shoplink import db
 from shoplink.affiliates.attribution import AttributionConsumer
-from shoplink.affiliates.conversions import ConversionService
+from shoplink.affiliates.conversions import ConversionService, MoneyRules
+from shoplink.affiliates.pending import PendingSales
 from shoplink.affiliates.reports import ReportService
 from shoplink.affiliates.service import AffiliateService, RateRules
+from shoplink.affiliates.settlement import SettlementService
+from shoplink.affiliates.statements import StatementService
 from shoplink.analytics import status as analytics_status
 from shoplink.analytics.service import StatsService
 from shoplink.anchors.rights import PromotionRights
@@ -60,6 +63,8 @@ from shoplink.keys import (
     REDIS,
     SESSIONS,
     SETTINGS,
+    SETTLEMENT,
+    STATEMENTS,
     STATS,
     TIMELINES,
     VIDEOS,
@@ -115,12 +120,18 @@ async def services(app: web.Application) -> AsyncIterator[None]:
             notice=timedelta(days=settings.rate_cut_notice_days)), changes=changes)
         changes.subscribe(plans.on_change)
         app[AFFILIATES] = plans
-        app[CONVERSIONS] = ConversionService(pool, catalog=catalog, plans=plans,
-                                             window=timedelta(days=settings.attribution_window_days))
+        money = MoneyRules(window=timedelta(days=settings.attribution_window_days),
+                           pending=timedelta(seconds=settings.attribution_pending_s),
+                           return_window=timedelta(days=settings.return_window_days))
+        app[CONVERSIONS] = ConversionService(pool, catalog=catalog, plans=plans, rules=money)
         app[AFFILIATE_REPORTS] = ReportService(pool)
-        attribution = AttributionConsumer(redis, pool, shards=settings.click_shards,
-                                          reclaim_idle_ms=settings.attribution_reclaim_idle_s * 1000,
-                                          metrics=metrics)
+        app[SETTLEMENT] = SettlementService(pool, conversions=app[CONVERSIONS])
+        app[STATEMENTS] = StatementService(pool, conversions=app[CONVERSIONS])
+        attribution = AttributionConsumer(
+            redis, pool, shards=settings.click_shards,
+            reclaim_idle_ms=settings.attribution_reclaim_idle_s * 1000, metrics=metrics,
+            pending=PendingSales(pool, window=money.window, clock=plans.now, metrics=metrics),
+            sweep_s=settings.attribution_sweep_s)
         app[ATTRIBUTION] = attribution
         if settings.attribution_consumer:  # off by default: `shoplink count` runs it
             await stack.enter_async_context(_task(attribution.run(), "attribution"))

@@ -291,6 +291,15 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("attribution_reclaim_idle_s", "SHOPLINK_ATTRIBUTION_RECLAIM_IDLE_S", "60",
            _parse_int(1, 86_400),
            "Click entries pending this long with another consumer are reclaimed (XAUTOCLAIM)."),
+    _Field("attribution_pending_s", "SHOPLINK_ATTRIBUTION_PENDING_S", "604800",
+           _parse_int(1, 10 * 365 * 86400),
+           "A sale whose click (or viewer) is not stored yet waits this long for it "
+           "(pending_attribution) before it is recorded unattributed; keep it at least "
+           "SHOPLINK_STREAM_RETENTION_S, the longest a click can wait in the streams."),
+    _Field("attribution_sweep_s", "SHOPLINK_ATTRIBUTION_SWEEP_S", "5", _parse_float(0.05, 3600),
+           "How often the attribution consumer retries pending sales and resolves the expired ones."),
+    _Field("return_window_days", "SHOPLINK_RETURN_WINDOW_DAYS", "14", _parse_int(0, 365),
+           "A credited sale's commission is `pending` this many days after the sale, then `payable`."),
     _Field("media_workers", "SHOPLINK_MEDIA_WORKERS", "2", _parse_int(1, 64),
            "Threads for OpenCV work (probing, scene cuts, thumbnails, QR codes)."),
     _Field("snap_tolerance_s", "SHOPLINK_SNAP_TOLERANCE_S", "0.5", _parse_float(0.0, 60.0),
@@ -453,6 +462,9 @@ class Settings:
     attribution_window_days: int
     attribution_consumer: bool
     attribution_reclaim_idle_s: int
+    attribution_pending_s: int
+    attribution_sweep_s: float
+    return_window_days: int
     media_workers: int
     snap_tolerance_s: float
     timeline_max_age_s: int

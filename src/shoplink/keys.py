@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from shoplink.affiliates.conversions import ConversionService
     from shoplink.affiliates.reports import ReportService
     from shoplink.affiliates.service import AffiliateService
+    from shoplink.affiliates.settlement import SettlementService
+    from shoplink.affiliates.statements import StatementService
     from shoplink.analytics.service import StatsService
     from shoplink.anchors.rights import PromotionRights
     from shoplink.anchors.service import AnchorService
@@ -53,6 +55,8 @@ SESSIONS: web.AppKey[SessionService] = web.AppKey("web_sessions")
 AFFILIATES: web.AppKey[AffiliateService] = web.AppKey("affiliate_service")
 CONVERSIONS: web.AppKey[ConversionService] = web.AppKey("conversion_service")
 AFFILIATE_REPORTS: web.AppKey[ReportService] = web.AppKey("affiliate_report_service")
+SETTLEMENT: web.AppKey[SettlementService] = web.AppKey("settlement_service")
+STATEMENTS: web.AppKey[StatementService] = web.AppKey("statement_service")
 ATTRIBUTION: web.AppKey[AttributionConsumer] = web.AppKey("attribution_consumer")
 VIDEOS: web.AppKey[VideoService] = web.AppKey("video_service")
 ANCHORS: web.AppKey[AnchorService] = web.AppKey("anchor_service")

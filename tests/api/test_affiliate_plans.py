@@ -149,6 +149,8 @@ async def test_enrolment_and_promotion_rights(server: TestServer, make_account: 
     enrolments = (await seller.get(f"/api/v1/plans/{targeted['id']}/enrolments")).body["items"]
     assert {(e["creator_id"], e["status"]) for e in enrolments} == {
         (alice.account_id, "declined"), (bob.account_id, "enrolled")}
+    names = {e["creator_id"]: e["creator_name"] for e in enrolments}  # the seller sees them by name
+    assert names[alice.account_id] == (await alice.get("/api/v1/me")).body["name"]
     assert [p["plan_id"] for p in (await bob.get("/api/v1/me/plans")).body["items"]] == [
         targeted["id"]]
 

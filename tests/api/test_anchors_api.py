@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import asyncpg
+import numpy as np
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
@@ -353,3 +355,29 @@ async def test_qr_code_decodes_to_the_link(make_account: AccountFactory, clip: G
     assert (await anon.get("/v1/anchors/zzzzzzzz/qr.png")).status == 404
     assert (await anon.get("/v1/anchors/bad!code/qr.png")).status == 404
     assert (await anon.get(f"/v1/anchors/{anchor['code']}/qr.png?scale=1000")).status == 400
+
+
+def _raster_svg(svg: str, px: int = 8) -> Any:
+    """The SVG's module grid (its path of unit squares) drawn at `px` pixels per module."""
+    side = int(re.search(r'viewBox="0 0 (\d+) \d+"', svg).group(1))  # type: ignore[union-attr]
+    grid = np.full((side, side), 255, dtype=np.uint8)
+    for x, y, w in re.findall(r"M(\d+) (\d+)h(\d+)v1h-\d+z", svg):
+        grid[int(y), int(x):int(x) + int(w)] = 0
+    return np.kron(grid, np.ones((px, px), dtype=np.uint8))
+
+
+async def test_qr_code_as_svg_decodes_to_the_link(make_account: AccountFactory, clip: GeneratedVideo,
+                                                  anon: Api) -> None:
+    seller, video_id, products = await _setup(make_account, clip)
+    anchor = (await seller.post(f"/api/v1/videos/{video_id}/anchors",
+                                {"product_id": products[0]["id"], "start_s": 0, "end_s": 1})).body
+    reply = await anon.get(f"/v1/anchors/{anchor['code']}/qr.svg?scale=4")
+    assert reply.status == 200 and reply.headers["Content-Type"] == "image/svg+xml"
+    svg = reply.body if isinstance(reply.body, str) else reply.body.decode()
+    assert read_qr(_raster_svg(svg)) == anchor["link"]
+    big = await anon.get(f"/v1/anchors/{anchor['code']}/qr.svg?scale=16")
+    big_svg = big.body if isinstance(big.body, str) else big.body.decode()
+    width = int(big_svg.split('width="', 1)[1].split('"', 1)[0])
+    assert width == 4 * int(svg.split('width="', 1)[1].split('"', 1)[0])  # the declared size follows scale
+    assert (await anon.get("/v1/anchors/zzzzzzzz/qr.svg")).status == 404
+    assert (await anon.get(f"/v1/anchors/{anchor['code']}/qr.svg?scale=1")).status == 400

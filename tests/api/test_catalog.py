@@ -161,6 +161,38 @@ async def test_bulk_import_csv(make_account: AccountFactory) -> None:
     assert len((await seller.get(f"/api/v1/shops/{shop['id']}/products")).body["items"]) == 2
 
 
+async def test_bulk_import_dry_run_checks_every_row_and_stores_nothing(make_account: AccountFactory) -> None:
+    seller = await make_account("seller")
+    shop = await _shop(seller)
+    path = f"/api/v1/shops/{shop['id']}/products/bulk"
+    stored = await seller.post(path, [{"title": "Old", "url": "https://acme.example/old", "sku": "OLD"}])
+    assert stored.status == 201
+    csv_bad = ("title,url,price,currency,sku\nA,https://evil.example/a,1,USD,A1\n"
+               "B,https://acme.example/b,1,XXX,OLD\nC,https://acme.example/c,2.50,EUR,C1\n")
+    bad = await seller.post(f"{path}?dry_run=true", data=csv_bad, headers={"Content-Type": "text/csv"})
+    assert bad.status == 200 and bad.body["valid"] is False and bad.body["count"] == 0, bad.body
+    problems = [(d["row"], d["field"]) for d in bad.body["errors"]]
+    assert problems == [(0, "url"), (1, "currency")]  # each bad row, in order, the good one not listed
+    # The row numbers stay the rows' own even when an earlier row failed: a duplicate SKU after a bad row.
+    dup = [{"title": "X", "url": "https://evil.example/x"},
+           {"title": "Y", "url": "https://acme.example/y", "sku": "OLD"}]
+    dup_reply = await seller.post(f"{path}?dry_run=true", dup)
+    assert [(d["row"], d["field"]) for d in dup_reply.body["errors"]] == [(0, "url"), (1, "sku")]
+    real_bad = await seller.post(path, dup)  # the same rows without dry_run: the same problems, a 422
+    assert real_bad.status == 422 and real_bad.body["error"]["details"] == dup_reply.body["errors"]
+    csv_ok = "title,url,price,currency,sku\nC,https://acme.example/c,2.50,EUR,C1\nD,https://acme.example/d,,,\n"
+    ok = await seller.post(f"{path}?dry_run=true", data=csv_ok, headers={"Content-Type": "text/csv"})
+    assert ok.status == 200, ok.body
+    assert ok.body["dry_run"] is True and ok.body["valid"] is True and ok.body["count"] == 2
+    assert ok.body["items"][0] == {"title": "C", "url": "https://acme.example/c", "sku": "C1", "image_url": None,
+                                   "currency": "EUR", "price_minor": 250}
+    listed = (await seller.get(f"/api/v1/shops/{shop['id']}/products")).body["items"]
+    assert [p["title"] for p in listed] == ["Old"]  # the dry runs stored nothing
+    assert (await seller.post(f"{path}?dry_run=maybe", dup)).status == 400
+    real = await seller.post(path, data=csv_ok, headers={"Content-Type": "text/csv"})
+    assert real.status == 201 and len(real.body["items"]) == 2
+
+
 async def test_fallback_url_must_be_on_shop_domain(make_account: AccountFactory) -> None:
     seller = await make_account("seller")
     reply = await seller.post("/api/v1/shops", {"name": "A", "domains": ["acme.example"],

@@ -18,7 +18,6 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from shoplink.changes import Change
-from shoplink.clicks.events import shard_for
 from shoplink.clicks.models import CommissionTerms
 from shoplink.keys import CHANGES, CLICK_RESOLVER
 from shoplink.paths import SCHEMAS_DIR
@@ -154,7 +153,8 @@ async def test_head_answers_the_redirect_without_counting(make_account: AccountF
     assert len(events) == 1 and events[0]["event_id"] in get.headers["Location"]
 
 
-async def test_unknown_code_is_404_and_recorded(anon: Api, redis: Redis, pool: asyncpg.Pool) -> None:
+async def test_unknown_code_is_404_and_counted_not_streamed(
+        make_account: AccountFactory, anon: Api, redis: Redis, pool: asyncpg.Pool) -> None:
     html = await anon.get("/r/NoSuchCode1")
     assert html.status == 404 and html.headers["Content-Type"].startswith("text/html")
     assert "Location" not in html.headers and "Link not found" in html.body
@@ -163,14 +163,13 @@ async def test_unknown_code_is_404_and_recorded(anon: Api, redis: Redis, pool: a
     assert js.status == 404 and js.body["error"]["code"] == "not_found"
     bogus = await anon.get("/r/" + "x" * 100)
     assert bogus.status == 404
-    entries = await _entries(redis, 3)
-    assert len(entries) == 3
-    for key, event in entries:
-        valid(event)
-        assert event["outcome"] == "not_found" and event["surface"] == "unknown"
-        assert event["anchor_id"] is None and event["t_status"] == "not_applicable"
-        assert key == f"shoplink:clicks:{{{shard_for(None, event['code'], 4)}}}"
-    assert max(len(e["code"]) for _, e in entries) == 64  # long codes are cut to the schema's limit
+    shop = await make_shop(await make_account("seller"))
+    _, code, _ = await video_anchor(pool, shop)
+    assert (await anon.get(f"/r/{code}")).status == 302  # flushed after the unknown ones
+    entries = await _entries(redis, 1)
+    assert [e["code"] for _, e in entries] == [code]  # junk wrote nothing (docs/security.md)
+    text = (await anon.get("/metrics", headers=METRICS_AUTH)).body
+    assert 'shoplink_click_redirects_total{outcome="not_found"} 3' in text
 
 
 async def test_archived_anchor_goes_to_the_shop_fallback_or_410(
@@ -278,11 +277,11 @@ async def test_metrics_count_redirects_and_writes(make_account: AccountFactory, 
     for _ in range(5):
         await anon.get(f"/r/{code}")
     await anon.get("/r/Unknown123")
-    await _entries(redis, 6)
+    await _entries(redis, 5)
     text = (await anon.get("/metrics", headers=METRICS_AUTH)).body
     assert 'shoplink_click_redirects_total{outcome="redirected"} 5' in text
     assert 'shoplink_click_redirects_total{outcome="not_found"} 1' in text
-    assert "shoplink_click_events_written_total 6" in text
+    assert "shoplink_click_events_written_total 5" in text
     assert "shoplink_click_events_buffered 0" in text
     assert 'shoplink_click_cache_total{result="hit"} 4' in text
     assert "shoplink_click_flush_seconds_count" in text

@@ -15,6 +15,7 @@ from shoplink.config import Settings
 from support.api import AccountFactory, Api, ServerFactory
 from support.hostile_media import mjpg_avi
 from support.video_data import GeneratedVideo, form, make_video, media_files, upload
+from support.web_media import make_webm
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,9 @@ async def test_upload_probes_and_lists(make_account: AccountFactory, clip: Gener
     assert video["duration_s"] == pytest.approx(4.0)
     assert (video["width"], video["height"]) == (320, 240)
     assert video["codec"] in ("FMP4", "mp4v") and video["size_bytes"] == clip.path.stat().st_size
+    # MPEG-4 Part 2: accepted, but flagged as unplayable in browsers, with what to do instead.
+    assert video["playable"] is False
+    assert "MPEG-4 Part 2" in video["playback_warning"] and "H.264" in video["playback_warning"]
     assert video["scene_cuts"] is None
     stored = [p for p in media_files(settings.media_dir) if ".incoming" not in p.parts]
     assert len(stored) == 1 and stored[0].read_bytes() == clip.path.read_bytes()
@@ -183,3 +187,13 @@ async def test_delete_removes_the_upload(
     assert media_files(settings.media_dir / "videos") == []
     assert (await creator.get(f"/api/v1/videos/{video_id}")).status == 404
     assert (await creator.delete(f"/api/v1/videos/{video_id}")).status == 404
+
+
+async def test_a_webm_upload_is_playable(make_account: AccountFactory, tmp_path: Path) -> None:
+    creator = await make_account("creator")
+    webm = make_webm(tmp_path / "ok.webm")
+    reply = await upload(creator, webm.read_bytes(), filename="ok.webm")
+    assert reply.status == 201, reply.body
+    assert reply.body["codec"] == "VP80" and reply.body["playable"] is True and reply.body["playback_warning"] is None
+    got = await creator.get(f"/api/v1/videos/{reply.body['id']}")
+    assert got.body["playable"] is True

@@ -164,7 +164,7 @@ def test_every_error_response_is_the_error_schema() -> None:
 # Operations that touch neither PostgreSQL nor Redis (or, /readyz, document their own 503).
 NO_STORE = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/signin"),
             ("GET", "/v1/player.js"), ("GET", "/demo/shop/products/{number}"),
-            ("GET", "/media/thumbnails/{name}"), ("GET", "/watch/live/{live_id}")}
+            ("GET", "/media/thumbnails/{name}"), ("GET", "/watch/live/{live_id}"), ("GET", "/favicon.ico")}
 
 
 def test_every_operation_touching_a_store_documents_503_with_retry_after() -> None:

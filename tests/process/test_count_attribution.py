@@ -82,7 +82,8 @@ async def test_the_count_worker_stores_plan_clicks_the_web_instance_left_alone(
     assert exit_code == 0, err
     report = orjson.loads(out)
     assert report["applied"] == 5  # counted too
-    assert report["attribution"] == {"stored": 5, "duplicates": 0, "skipped": 0, "malformed": 0}
+    assert report["attribution"] == {"stored": 5, "duplicates": 0, "skipped": 0, "malformed": 0,
+                                     "credited": 0, "expired": 0}
     await wait_for_clicks(pool, ids, timeout=1)
 
     # everything was acknowledged: a second run finds nothing to store again

@@ -76,6 +76,31 @@ async def test_exports_hourly_files_with_its_own_group(redis: Redis, settings: S
     assert proc.returncode == 0 and json.loads(out) == {"exported": 0}
 
 
+async def test_copies_of_an_event_are_exported_once(redis: Redis, settings: Settings, tmp_path: Path) -> None:
+    """At-least-once streams: the same event_id twice (a replayed copy, later in the stream) and
+    an exporter restarted after writing part of it: every event_id is in the files once."""
+    example = load_example()
+    hour = (int(time.time()) // 3600 - 1) * 3600
+    docs = [event(ts_ms=hour * 1000 + i, anchor_id=i, viewer_id=i) for i in range(20)]
+    await write_events(redis, docs)
+    await write_events(redis, [{**d, "replayed": True} for d in docs[5:10]])  # copies after an outage
+
+    def run() -> int:
+        client = sync_redis.Redis.from_url(settings.redis_url)
+        try:
+            exported: int = example.export(client, tmp_path, shards=4, once=True)
+            return exported
+        finally:
+            client.close()
+
+    assert await asyncio.to_thread(run) == 20
+    await write_events(redis, docs[:3])  # seen again (as after the exporter's own crash)
+    assert await asyncio.to_thread(run) == 0  # the restarted exporter read its files back
+    name = datetime.fromtimestamp(hour, UTC).strftime("clicks-%Y%m%d%H.jsonl")
+    ids = [json.loads(line)["event_id"] for line in (tmp_path / name).read_text().splitlines()]
+    assert sorted(ids) == sorted(d["event_id"] for d in docs)
+
+
 async def test_exports_the_players_events_one_line_each(redis: Redis, settings: Settings, tmp_path: Path,
                                                         pool: asyncpg.Pool, make_account: AccountFactory) -> None:
     example = load_example()

@@ -48,15 +48,27 @@ def count_argv(*args: str, crash_at: str | None = None, crash_after: int = 1) ->
 async def run_count(settings: Settings, *args: str, timeout: float = 90, crash_at: str | None = None,
                     crash_after: int = 1, **env: Any) -> tuple[int, str, str]:
     """Run `shoplink count ARGS` to its end; (exit code, stdout, stderr)."""
+    return await _run(count_argv(*args, crash_at=crash_at, crash_after=crash_after), settings,
+                      timeout, env)
+
+
+async def run_shoplink(settings: Settings, *args: str, timeout: float = 90,
+                       **env: Any) -> tuple[int, str, str]:
+    """Run another command, `shoplink ARGS` (e.g. `reconcile`), the same way."""
+    return await _run([sys.executable, "-m", "shoplink", *args], settings, timeout, env)
+
+
+async def _run(argv: list[str], settings: Settings, timeout: float,
+               env: dict[str, Any]) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        *count_argv(*args, crash_at=crash_at, crash_after=crash_after), env=worker_env(settings, **env),
+        *argv, env=worker_env(settings, **env),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
     except TimeoutError:
         proc.kill()
         out, err = await proc.communicate()
-        raise AssertionError(f"`shoplink count {' '.join(args)}` did not finish in {timeout} s:\n"
+        raise AssertionError(f"`{' '.join(argv[1:])}` did not finish in {timeout} s:\n"
                              f"{err.decode()[-3000:]}") from None
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()

@@ -11,6 +11,9 @@ again (to this consumer on restart of the loop, or to another one through XAUTOC
 long enough) and the second insert is a no-op. The same event written twice (a spool replay) is
 also a no-op. Events without a plan are acknowledged and not stored; malformed ones are logged,
 counted and acknowledged so that they cannot block the stream.
+
+After each stored batch, and every `sweep_s` seconds, the sales that were reported before their
+click was stored are settled (pending.py).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from shoplink.affiliates import repository as repo
 from shoplink.affiliates.models import AttributedClick
+from shoplink.affiliates.pending import PendingSales
 from shoplink.metrics import Registry
 from shoplink.redis import RedisTopology, raise_if_cancelled, topology_of
 from shoplink.resp import call, pack_ids
@@ -119,13 +123,16 @@ class BatchResult:
     duplicates: int = 0
     skipped: int = 0
     malformed: int = 0
+    credited: int = 0  # sales that were waiting for these clicks
+    expired: int = 0  # pending sales past their bound, recorded unattributed (drain only)
 
 
 class AttributionConsumer:
     def __init__(self, redis: Redis | RedisTopology, pool: asyncpg.Pool, *, shards: int,
                  reclaim_idle_ms: int = 60_000, name: str | None = None,
                  metrics: Registry | None = None, batch: int = BATCH,
-                 block_ms: int = BLOCK_MS, pause_s: float = PAUSE_S) -> None:
+                 block_ms: int = BLOCK_MS, pause_s: float = PAUSE_S,
+                 pending: PendingSales | None = None, sweep_s: float = 5.0) -> None:
         self._topology = topology_of(redis)
         self._redis = self._topology.client  # key-routed (one node, or a Redis Cluster)
         # XREADGROUP goes through `stream_reader` (replies as hiredis returns them, per node).
@@ -136,6 +143,8 @@ class AttributionConsumer:
         self.batch = batch
         self.block_ms = block_ms
         self.pause_s = pause_s
+        self.pending = pending  # sales waiting for their click (settled after each stored batch)
+        self.sweep_s = sweep_s
         registry = metrics or Registry()
         self._events = registry.counter("shoplink_attribution_events_total",
                                         "Click events handled by the attribution consumer, by result.")
@@ -208,6 +217,9 @@ class AttributionConsumer:
         if clicks:
             async with self._pool.acquire() as con, con.transaction():
                 result.stored = await repo.insert_clicks(con, list(clicks.values()))
+            if self.pending is not None:  # after the commit: the sales waiting for these clicks
+                settled = await self.pending.on_clicks(list(clicks.values()))
+                result.credited = settled.credited
         result.duplicates = len(entries) - result.malformed - result.skipped - result.stored
         for label, count in (("stored", result.stored), ("duplicate", result.duplicates),
                              ("skipped", result.skipped), ("malformed", result.malformed)):
@@ -273,7 +285,7 @@ class AttributionConsumer:
 
         async def consume(shard: int, entries: list[Entry]) -> bool:
             result = await self.process(shard, entries)
-            for field in ("stored", "duplicates", "skipped", "malformed"):
+            for field in ("stored", "duplicates", "skipped", "malformed", "credited"):
                 setattr(total, field, getattr(total, field) + getattr(result, field))
             return bool(entries)
 
@@ -285,11 +297,17 @@ class AttributionConsumer:
                 pass
             while await consume(shard, await self.read(shard, wait=False)):
                 pass
+        if self.pending is not None:
+            swept = await self.pending.sweep()
+            total.credited += swept.credited
+            total.expired += swept.expired
         return total
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self.run_shard(n), name=f"attribution-{n}")
                  for n in range(self.shards)]
+        if self.pending is not None:
+            tasks.append(asyncio.create_task(self.pending.run(self.sweep_s), name="pending-sales"))
         try:
             await asyncio.gather(*tasks)
         finally:

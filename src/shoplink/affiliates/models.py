@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shoplink.money import to_decimal_string
@@ -134,8 +135,18 @@ class AttributedClick:
     rate_source: str | None
 
 
+PENDING_ATTRIBUTION = "pending_attribution"
+
+
 @dataclass(frozen=True)
 class Conversion:
+    """A reported sale. Amounts in minor units of `currency`.
+
+    `commission_minor` is the commission on the whole sale at the credited click's rate;
+    `commission_refunded_minor` the part of it that refunds took back, so the commission owed is
+    their difference (docs/affiliates.md, "Money rules").
+    """
+
     id: int
     shop_id: int
     order_id: str
@@ -153,26 +164,91 @@ class Conversion:
     rate_source: str | None
     commission_minor: int
     reason: str
-    status: str  # confirmed | refunded
+    status: str  # confirmed | refunded (wholly)
     refunded_at: datetime | None
+    refunded_minor: int
+    commission_refunded_minor: int
+    pending_until: datetime | None
+    attributed_at: datetime | None
+    frozen_at: datetime | None
+    frozen_reason: str | None
+    payout_id: int | None
+
+    @property
+    def net_amount_minor(self) -> int:
+        return self.amount_minor - self.refunded_minor
 
     @property
     def commission_owed_minor(self) -> int:
-        return self.commission_minor if self.status == "confirmed" else 0
+        return self.commission_minor - self.commission_refunded_minor
 
-    def to_json(self) -> dict[str, Any]:
+    @property
+    def attribution(self) -> str:
+        if self.click_id is not None:
+            return "attributed"
+        return "pending" if self.reason == PENDING_ATTRIBUTION else "unattributed"
+
+    def settlement_state(self, now: datetime, return_window: timedelta) -> str | None:
+        """None for a sale credited to nobody (yet); else paid | refunded | frozen | pending |
+        payable (the same rule as repository.SETTLEMENT_STATE_SQL)."""
+        if self.click_id is None:
+            return None
+        if self.payout_id is not None:
+            return "paid"
+        if self.status == "refunded":
+            return "refunded"
+        if self.frozen_at is not None:
+            return "frozen"
+        if now < self.occurred_at + return_window:
+            return "pending"
+        return "payable"
+
+    def to_json(self, now: datetime, return_window: timedelta) -> dict[str, Any]:
+        money = functools.partial(to_decimal_string, currency=self.currency)
+        state = self.settlement_state(now, return_window)
         return {
             "id": self.id, "shop_id": self.shop_id, "order_id": self.order_id,
-            "amount": to_decimal_string(self.amount_minor, self.currency),
-            "amount_minor": self.amount_minor, "currency": self.currency,
+            "amount": money(self.amount_minor), "amount_minor": self.amount_minor,
+            "currency": self.currency,
             "occurred_at": self.occurred_at.isoformat(), "reported_at": self.reported_at.isoformat(),
-            "attributed": self.click_id is not None, "reason": self.reason,
+            "attributed": self.click_id is not None, "attribution": self.attribution,
+            "reason": self.reason, "pending_until": _iso(self.pending_until),
+            "attributed_at": _iso(self.attributed_at),
             "click_id": self.click_id, "plan_id": self.plan_id, "creator_id": self.creator_id,
             "product_id": self.product_id,
             "commission": ({"rate_bp": self.rate_bp, "rate": rate_string(self.rate_bp),
                             "source": self.rate_source} if self.click_id else None),
             "commission_minor": self.commission_minor,
-            "commission_amount": to_decimal_string(self.commission_minor, self.currency),
+            "commission_amount": money(self.commission_minor),
+            "refunded_minor": self.refunded_minor, "refunded_amount": money(self.refunded_minor),
+            "net_amount_minor": self.net_amount_minor,
+            "net_amount": money(self.net_amount_minor),
+            "commission_refunded_minor": self.commission_refunded_minor,
             "commission_owed_minor": self.commission_owed_minor,
+            "commission_owed": money(self.commission_owed_minor),
             "status": self.status, "refunded_at": _iso(self.refunded_at),
+            "settlement": None if state is None else {
+                "state": state, "payable_at": (self.occurred_at + return_window).isoformat(),
+                "frozen_at": _iso(self.frozen_at), "frozen_reason": self.frozen_reason,
+                "payout_id": self.payout_id},
         }
+
+
+@dataclass(frozen=True)
+class Payout:
+    id: int
+    seller_id: int
+    creator_id: int
+    currency: str
+    amount_minor: int
+    conversions: int
+    reference: str
+    paid_at: datetime
+    recorded_by: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "seller_id": self.seller_id, "creator_id": self.creator_id,
+                "currency": self.currency, "amount_minor": self.amount_minor,
+                "amount": to_decimal_string(self.amount_minor, self.currency),
+                "conversions": self.conversions, "reference": self.reference,
+                "paid_at": self.paid_at.isoformat()}

@@ -4,7 +4,7 @@ and the report aggregates."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -13,6 +13,7 @@ from shoplink.affiliates.models import (
     AttributedClick,
     Conversion,
     Enrolment,
+    Payout,
     Plan,
     PlanDetail,
     PlanProduct,
@@ -252,10 +253,233 @@ async def get_conversion_by_order(con: Conn, shop_id: int, order_id: str) -> Con
     return _conversion(row) if row else None
 
 
-async def mark_refunded(con: Conn, conversion_id: int, now: datetime) -> None:
+async def viewer_has_clicks(con: Conn, *, viewer: str, shop_id: int) -> bool:
+    found: bool = await con.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM attributed_clicks WHERE viewer = $1 AND shop_id = $2)",
+        viewer, shop_id)
+    return found
+
+
+async def update_conversion(con: Conn, conversion_id: int, values: dict[str, Any]) -> None:
+    columns = list(values)
+    assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
+    await con.execute(f"UPDATE conversions SET {assignments} WHERE id = $1",
+                      conversion_id, *[values[c] for c in columns])
+
+
+async def pending_for_clicks(con: Conn, click_ids: Sequence[str],
+                             viewers: Sequence[str]) -> list[int]:
+    """Sales waiting for their click that these clicks (by id, or by viewer) may settle."""
+    rows = await con.fetch(
+        """SELECT id FROM conversions WHERE reason = 'pending_attribution'
+              AND (given_click_id = ANY($1::text[]) OR given_viewer = ANY($2::text[]))
+            ORDER BY id""", list(click_ids), list(viewers))
+    return [r["id"] for r in rows]
+
+
+async def pending_ids(con: Conn, *, after_id: int, limit: int) -> list[int]:
+    rows = await con.fetch(
+        """SELECT id FROM conversions WHERE reason = 'pending_attribution' AND id > $1
+            ORDER BY id LIMIT $2""", after_id, limit)
+    return [r["id"] for r in rows]
+
+
+async def get_refund_by_key(con: Conn, conversion_id: int, key: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await con.fetchrow(
+        "SELECT * FROM conversion_refunds WHERE conversion_id = $1 AND refund_key = $2",
+        conversion_id, key)
+    return row
+
+
+async def insert_refund(con: Conn, *, conversion_id: int, key: str | None, amount_minor: int,
+                        at: datetime, by: int | None) -> None:
     await con.execute(
-        "UPDATE conversions SET status = 'refunded', refunded_at = $2 WHERE id = $1",
-        conversion_id, now)
+        """INSERT INTO conversion_refunds
+               (conversion_id, refund_key, amount_minor, refunded_at, refunded_by)
+           VALUES ($1, $2, $3, $4, $5)""", conversion_id, key, amount_minor, at, by)
+
+
+async def insert_hold(con: Conn, *, conversion_id: int, action: str, reason: str, at: datetime,
+                      by: int | None) -> None:
+    await con.execute(
+        """INSERT INTO conversion_holds (conversion_id, action, reason, at, by_account)
+           VALUES ($1, $2, $3, $4, $5)""", conversion_id, action, reason, at, by)
+
+
+async def list_conversions(con: Conn, *, shop_ids: Sequence[int] | None, creator_id: int | None,
+                           plan_id: int | None, attribution: str | None, after_id: int,
+                           limit: int) -> list[Conversion]:
+    """A page of conversions, oldest first. Visible: those of `shop_ids` or credited to
+    `creator_id` (both None: all); `plan_id` and `attribution` narrow further."""
+    rows = await con.fetch(
+        """SELECT * FROM conversions
+            WHERE (($1::bigint[] IS NULL AND $2::bigint IS NULL)
+                   OR shop_id = ANY($1::bigint[]) OR creator_id = $2)
+              AND ($3::bigint IS NULL OR plan_id = $3)
+              AND ($4::text IS NULL
+                   OR ($4 = 'attributed' AND click_id IS NOT NULL)
+                   OR ($4 = 'pending' AND reason = 'pending_attribution')
+                   OR ($4 = 'unattributed' AND click_id IS NULL
+                       AND reason <> 'pending_attribution'))
+              AND id > $5
+            ORDER BY id LIMIT $6""",
+        None if shop_ids is None else list(shop_ids), creator_id, plan_id, attribution, after_id,
+        limit)
+    return [_conversion(r) for r in rows]
+
+
+async def list_conversions_of_payout(con: Conn, payout_id: int) -> list[Conversion]:
+    rows = await con.fetch("SELECT * FROM conversions WHERE payout_id = $1 ORDER BY id", payout_id)
+    return [_conversion(r) for r in rows]
+
+
+# ---- settlement ------------------------------------------------------------------------------
+
+# The money of one conversion, as SQL over `conversions v` (the stats read these too):
+NET_AMOUNT_SQL = "(v.amount_minor - v.refunded_minor)"
+NET_COMMISSION_SQL = "(v.commission_minor - v.commission_refunded_minor)"
+COUNTS_AS_ORDER_SQL = "(v.click_id IS NOT NULL AND v.status = 'confirmed')"
+
+
+def settlement_state_sql(now: str, window: str) -> str:
+    """models.Conversion.settlement_state in SQL, for attributed rows; `now` a timestamptz and
+    `window` an interval expression (placeholders)."""
+    return (f"""(CASE WHEN v.payout_id IS NOT NULL THEN 'paid'
+                     WHEN v.status = 'refunded' THEN 'refunded'
+                     WHEN v.frozen_at IS NOT NULL THEN 'frozen'
+                     WHEN v.occurred_at + {window} > {now} THEN 'pending'
+                     ELSE 'payable' END)""")
+
+
+def _payout(row: asyncpg.Record) -> Payout:
+    values = {k: row[k] for k in Payout.__dataclass_fields__}
+    values["currency"] = values["currency"].strip()
+    return Payout(**values)
+
+
+async def lock_payable(con: Conn, *, seller_id: int, creator_id: int, currency: str,
+                       due_before: datetime) -> list[tuple[int, int]]:
+    """(conversion id, commission owed) of what the seller owes the creator now, locked."""
+    rows = await con.fetch(
+        f"""SELECT v.id, {NET_COMMISSION_SQL} AS owed FROM conversions v
+              JOIN plans pl ON pl.id = v.plan_id
+             WHERE pl.seller_id = $1 AND v.creator_id = $2 AND v.currency = $3
+               AND v.click_id IS NOT NULL AND v.payout_id IS NULL AND v.frozen_at IS NULL
+               AND v.status = 'confirmed' AND v.occurred_at <= $4
+             ORDER BY v.id FOR UPDATE OF v""", seller_id, creator_id, currency, due_before)
+    return [(r["id"], r["owed"]) for r in rows]
+
+
+async def insert_payout(con: Conn, *, seller_id: int, creator_id: int, currency: str,
+                        amount_minor: int, conversions: int, reference: str, paid_at: datetime,
+                        recorded_by: int | None) -> int | None:
+    """The new id, or None when the seller already recorded a payout with this reference."""
+    payout_id: int | None = await con.fetchval(
+        """INSERT INTO payouts (seller_id, creator_id, currency, amount_minor, conversions,
+                                reference, paid_at, recorded_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (seller_id, reference) DO NOTHING RETURNING id""",
+        seller_id, creator_id, currency, amount_minor, conversions, reference, paid_at, recorded_by)
+    return payout_id
+
+
+async def mark_paid(con: Conn, conversion_ids: Sequence[int], payout_id: int) -> None:
+    await con.execute(
+        "UPDATE conversions SET payout_id = $2 WHERE id = ANY($1::bigint[]) AND payout_id IS NULL",
+        list(conversion_ids), payout_id)
+
+
+async def get_payout(con: Conn, payout_id: int) -> Payout | None:
+    row = await con.fetchrow("SELECT * FROM payouts WHERE id = $1", payout_id)
+    return _payout(row) if row else None
+
+
+async def get_payout_by_reference(con: Conn, seller_id: int, reference: str) -> Payout | None:
+    row = await con.fetchrow("SELECT * FROM payouts WHERE seller_id = $1 AND reference = $2",
+                             seller_id, reference)
+    return _payout(row) if row else None
+
+
+async def list_payouts(con: Conn, *, seller_id: int | None, creator_id: int | None,
+                       start: datetime, end: datetime) -> list[Payout]:
+    rows = await con.fetch(
+        """SELECT * FROM payouts
+            WHERE ($1::bigint IS NULL OR seller_id = $1) AND ($2::bigint IS NULL OR creator_id = $2)
+              AND paid_at >= $3 AND paid_at < $4
+            ORDER BY paid_at, id""", seller_id, creator_id, start, end)
+    return [_payout(r) for r in rows]
+
+
+async def payout_sum(con: Conn, payout_id: int) -> tuple[int, int]:
+    """(conversions, commission owed) marked with this payout."""
+    row = await con.fetchrow(
+        f"""SELECT count(*) AS n, coalesce(sum({NET_COMMISSION_SQL}), 0)::bigint AS owed
+              FROM conversions v WHERE v.payout_id = $1""", payout_id)
+    assert row is not None
+    return row["n"], row["owed"]
+
+
+# ---- statements ------------------------------------------------------------------------------
+
+async def earnings(con: Conn, *, creator_id: int | None, seller_id: int | None,
+                   plan_id: int | None, start: datetime | None, end: datetime | None,
+                   now: datetime, window: timedelta) -> list[asyncpg.Record]:
+    """Attributed sales over [start, end) (occurred_at; None: unbounded) by (plan, creator,
+    currency, settlement state): counts, gross and refunded amounts and commissions."""
+    state = settlement_state_sql("$6", "$7::interval")
+    return await con.fetch(
+        f"""SELECT v.plan_id, v.creator_id, v.currency, {state} AS state,
+                   count(*) AS sales,
+                   coalesce(sum(v.amount_minor), 0)::bigint AS amount_minor,
+                   coalesce(sum(v.refunded_minor), 0)::bigint AS refunded_minor,
+                   coalesce(sum(v.commission_minor), 0)::bigint AS commission_minor,
+                   coalesce(sum(v.commission_refunded_minor), 0)::bigint AS commission_refunded_minor
+              FROM conversions v JOIN plans pl ON pl.id = v.plan_id
+             WHERE v.click_id IS NOT NULL
+               AND ($1::bigint IS NULL OR v.creator_id = $1)
+               AND ($2::bigint IS NULL OR pl.seller_id = $2)
+               AND ($3::bigint IS NULL OR v.plan_id = $3)
+               AND ($4::timestamptz IS NULL OR v.occurred_at >= $4)
+               AND ($5::timestamptz IS NULL OR v.occurred_at < $5)
+             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4""",
+        creator_id, seller_id, plan_id, start, end, now, window)
+
+
+# ---- reconciliation --------------------------------------------------------------------------
+
+async def commission_by_plan(con: Conn) -> list[asyncpg.Record]:
+    """Per (plan, currency): attributed sales, and their net amount and commission owed."""
+    return await con.fetch(
+        f"""SELECT v.plan_id, v.currency, count(*) AS sales,
+                   sum({NET_AMOUNT_SQL})::bigint AS net_amount_minor,
+                   sum({NET_COMMISSION_SQL})::bigint AS commission_owed_minor
+              FROM conversions v WHERE v.click_id IS NOT NULL
+             GROUP BY 1, 2 ORDER BY 1, 2""")
+
+
+async def conversion_rows(con: Conn, *, after_id: int, limit: int) -> list[Conversion]:
+    rows = await con.fetch("SELECT * FROM conversions WHERE id > $1 ORDER BY id LIMIT $2",
+                           after_id, limit)
+    return [_conversion(r) for r in rows]
+
+
+async def refund_sums(con: Conn) -> dict[int, int]:
+    rows = await con.fetch(
+        "SELECT conversion_id, sum(amount_minor)::bigint AS s FROM conversion_refunds GROUP BY 1")
+    return {r["conversion_id"]: r["s"] for r in rows}
+
+
+async def payout_mismatches(con: Conn) -> list[asyncpg.Record]:
+    """Payouts whose amount or count differs from the conversions marked with them."""
+    return await con.fetch(
+        f"""SELECT p.id, p.amount_minor, p.conversions,
+                   coalesce(sum({NET_COMMISSION_SQL}), 0)::bigint AS marked_minor,
+                   count(v.id) AS marked
+              FROM payouts p LEFT JOIN conversions v ON v.payout_id = p.id
+             GROUP BY p.id
+            HAVING p.amount_minor <> coalesce(sum({NET_COMMISSION_SQL}), 0)
+                OR p.conversions <> count(v.id)
+                OR bool_or(v.currency <> p.currency OR v.creator_id <> p.creator_id)""")
 
 
 # ---- reports ---------------------------------------------------------------------------------
@@ -282,16 +506,14 @@ async def click_counts(con: Conn, *, group_by: str, start: datetime, end: dateti
 async def conversion_sums(con: Conn, *, group_by: str, start: datetime, end: datetime,
                           scope_account: int | None, plan_id: int | None,
                           creator_id: int | None) -> list[asyncpg.Record]:
-    """Attributed conversions over [start, end) by (key, currency)."""
+    """Attributed conversions over [start, end) by (key, currency): net of refunds."""
     key = _GROUP_COLUMN[group_by]
     return await con.fetch(
         f"""SELECT v.{key} AS key, v.currency,
                    count(*) FILTER (WHERE v.status = 'confirmed') AS conversions,
                    count(*) FILTER (WHERE v.status = 'refunded') AS refunded,
-                   coalesce(sum(v.amount_minor) FILTER (WHERE v.status = 'confirmed'), 0)::bigint
-                       AS sales_minor,
-                   coalesce(sum(v.commission_minor) FILTER (WHERE v.status = 'confirmed'), 0)::bigint
-                       AS commission_minor
+                   coalesce(sum({NET_AMOUNT_SQL}), 0)::bigint AS sales_minor,
+                   coalesce(sum({NET_COMMISSION_SQL}), 0)::bigint AS commission_minor
               FROM conversions v LEFT JOIN plans pl ON pl.id = v.plan_id
              WHERE v.click_id IS NOT NULL AND v.occurred_at >= $1 AND v.occurred_at < $2
                AND ($3::bigint IS NULL OR pl.seller_id = $3 OR v.creator_id = $3)
@@ -314,7 +536,9 @@ async def sales_totals(con: Conn, kind: str, entity_id: int, start: datetime,
     """Orders, GMV and commission of one entity per currency: (currency, orders, gmv_minor,
     commission_minor) over conversions that occurred in [start, end).
 
-    Counted: `confirmed` conversions (refunded ones are not). Which ones belong to the entity:
+    Counted: `confirmed` conversions (wholly refunded ones are not), net of partial refunds
+    (schemas/sql/0012_affiliate_money.sql: net GMV = amount - refunded, net commission =
+    commission - commission refunded). Which ones belong to the entity:
     - plan, creator, anchor, video, live: conversions credited to a click (`click_id`), through
       that click's anchor for anchor / video / live;
     - shop, product: conversions the shop reported with a shoplink click id (`given_click_id`),
@@ -324,8 +548,8 @@ async def sales_totals(con: Conn, kind: str, entity_id: int, start: datetime,
     via_click = "v.given_click_id IS NOT NULL" if kind in ("shop", "product") else "v.click_id IS NOT NULL"
     return await con.fetch(
         f"""SELECT v.currency, count(*) AS orders,
-                   coalesce(sum(v.amount_minor), 0)::bigint AS gmv_minor,
-                   coalesce(sum(v.commission_minor), 0)::bigint AS commission_minor
+                   coalesce(sum(v.amount_minor - v.refunded_minor), 0)::bigint AS gmv_minor,
+                   coalesce(sum(v.commission_minor - v.commission_refunded_minor), 0)::bigint AS commission_minor
               FROM conversions v
               LEFT JOIN attributed_clicks c ON c.event_id = v.click_id
               LEFT JOIN anchors a ON a.id = c.anchor_id

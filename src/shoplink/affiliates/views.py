@@ -10,9 +10,19 @@ from typing import Any
 from aiohttp import web
 
 from shoplink.affiliates.reports import Period, to_csv
+from shoplink.affiliates.statements import DUE_CSV, EARNINGS_CSV
+from shoplink.affiliates.statements import to_csv as statements_csv
 from shoplink.errors import BadRequest, field_error
-from shoplink.http import json_response, page_params, path_id, principal, query_int
-from shoplink.keys import AFFILIATE_REPORTS, AFFILIATES, CONVERSIONS, SETTINGS
+from shoplink.http import json_response, page, page_params, path_id, principal, query_int
+from shoplink.keys import (
+    AFFILIATE_REPORTS,
+    AFFILIATES,
+    AUTH,
+    CONVERSIONS,
+    SETTINGS,
+    SETTLEMENT,
+    STATEMENTS,
+)
 from shoplink.times import parse_utc
 from shoplink.validation import read_json
 
@@ -20,6 +30,7 @@ routes = web.RouteTableDef()
 _MAX_ID = 2**63 - 1
 DEFAULT_REPORT_DAYS = 30
 MAX_REPORT_DAYS = 731
+ATTRIBUTIONS = ("pending", "attributed", "unattributed")
 
 
 def _limit(request: web.Request) -> int:
@@ -118,7 +129,9 @@ async def invite(request: web.Request) -> web.Response:
 async def list_enrolments(request: web.Request) -> web.Response:
     enrolments = await request.app[AFFILIATES].list_enrolments(principal(request),
                                                                path_id(request, "plan_id"))
-    return json_response({"items": [e.to_json() for e in enrolments]})
+    names = await request.app[AUTH].account_names([e.creator_id for e in enrolments])
+    return json_response({"items": [{**e.to_json(), "creator_name": names.get(e.creator_id)}
+                                    for e in enrolments]})
 
 
 # ---- marketplace and enrolment (creators) ----------------------------------------------------
@@ -186,22 +199,110 @@ async def my_invitations(request: web.Request) -> web.Response:
 @routes.post("/api/v1/conversions")
 async def report_conversion(request: web.Request) -> web.Response:
     body = await read_json(request, "conversion_create", _limit(request))
-    conversion, created = await request.app[CONVERSIONS].report(principal(request), body)
-    return json_response(conversion.to_json(), status=201 if created else 200)
+    service = request.app[CONVERSIONS]
+    conversion, created = await service.report(principal(request), body)
+    return json_response(service.to_json(conversion), status=201 if created else 200)
+
+
+@routes.get("/api/v1/conversions")
+async def list_conversions(request: web.Request) -> web.Response:
+    limit, after = page_params(request)
+    attribution = request.query.get("attribution")
+    if attribution is not None and attribution not in ATTRIBUTIONS:
+        raise BadRequest(f"attribution must be one of {', '.join(ATTRIBUTIONS)}",
+                         code="invalid_query")
+    service = request.app[CONVERSIONS]
+    items = await service.list_visible(principal(request), plan_id=_optional_id(request, "plan_id"),
+                               attribution=attribution, after_id=after, limit=limit)
+    return json_response(page([service.to_json(c) for c in items], limit))
 
 
 @routes.get("/api/v1/conversions/{conversion_id}")
 async def get_conversion(request: web.Request) -> web.Response:
-    conversion = await request.app[CONVERSIONS].get(principal(request),
-                                                    path_id(request, "conversion_id"))
-    return json_response(conversion.to_json())
+    service = request.app[CONVERSIONS]
+    conversion = await service.get(principal(request), path_id(request, "conversion_id"))
+    return json_response(service.to_json(conversion))
 
 
 @routes.post("/api/v1/conversions/{conversion_id}/refund")
 async def refund_conversion(request: web.Request) -> web.Response:
-    conversion = await request.app[CONVERSIONS].refund(principal(request),
-                                                       path_id(request, "conversion_id"))
-    return json_response(conversion.to_json())
+    body: dict[str, Any] = {}  # no body at all: a whole refund (as before partial refunds)
+    if request.body_exists:
+        body = await read_json(request, "conversion_refund", _limit(request))
+    service = request.app[CONVERSIONS]
+    conversion, _ = await service.refund(principal(request), path_id(request, "conversion_id"),
+                                         body)
+    return json_response(service.to_json(conversion))
+
+
+@routes.post("/api/v1/conversions/{conversion_id}/freeze")
+async def freeze_conversion(request: web.Request) -> web.Response:
+    body = await read_json(request, "conversion_hold", _limit(request))
+    conversion = await request.app[SETTLEMENT].freeze(
+        principal(request), path_id(request, "conversion_id"), body["reason"])
+    return json_response(request.app[CONVERSIONS].to_json(conversion))
+
+
+@routes.post("/api/v1/conversions/{conversion_id}/unfreeze")
+async def unfreeze_conversion(request: web.Request) -> web.Response:
+    body = await read_json(request, "conversion_hold", _limit(request))
+    conversion = await request.app[SETTLEMENT].unfreeze(
+        principal(request), path_id(request, "conversion_id"), body["reason"])
+    return json_response(request.app[CONVERSIONS].to_json(conversion))
+
+
+# ---- payouts and statements ------------------------------------------------------------------
+
+@routes.post("/api/v1/payouts")
+async def record_payout(request: web.Request) -> web.Response:
+    body = await read_json(request, "payout_create", _limit(request))
+    payout, created = await request.app[SETTLEMENT].pay(principal(request), body)
+    return json_response(payout.to_json(), status=201 if created else 200)
+
+
+@routes.get("/api/v1/payouts/{payout_id}")
+async def get_payout(request: web.Request) -> web.Response:
+    payout = await request.app[SETTLEMENT].get_payout(principal(request),
+                                                      path_id(request, "payout_id"))
+    return json_response(payout.to_json())
+
+
+async def _earnings(request: web.Request) -> dict[str, Any]:
+    return await request.app[STATEMENTS].earnings(
+        principal(request), period=_period(request),
+        creator_id=_optional_id(request, "creator_id"), plan_id=_optional_id(request, "plan_id"))
+
+
+def _csv(text: str, name: str) -> web.Response:
+    return web.Response(text=text, content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@routes.get("/api/v1/statements/earnings")
+async def earnings_statement(request: web.Request) -> web.Response:
+    return json_response(await _earnings(request))
+
+
+@routes.get("/api/v1/statements/earnings.csv")
+async def earnings_statement_csv(request: web.Request) -> web.Response:
+    """One line per plan and currency (RFC 4180: CRLF line ends)."""
+    statement = await _earnings(request)
+    start, end = (datetime.fromisoformat(statement[k]) for k in ("from", "to"))
+    return _csv(statements_csv(statement["items"], EARNINGS_CSV),
+                f"earnings-{statement['creator_id']}-{start:%Y%m%d}-{end:%Y%m%d}.csv")
+
+
+@routes.get("/api/v1/statements/payouts-due")
+async def payouts_due(request: web.Request) -> web.Response:
+    return json_response(await request.app[STATEMENTS].payouts_due(principal(request)))
+
+
+@routes.get("/api/v1/statements/payouts-due.csv")
+async def payouts_due_csv(request: web.Request) -> web.Response:
+    """One line per creator and currency (RFC 4180: CRLF line ends)."""
+    statement = await request.app[STATEMENTS].payouts_due(principal(request))
+    return _csv(statements_csv(statement["items"], DUE_CSV),
+                f"payouts-due-{statement['seller_id']}.csv")
 
 
 # ---- reports ---------------------------------------------------------------------------------
@@ -252,8 +353,7 @@ async def affiliate_report_csv(request: web.Request) -> web.Response:
     """The same report as CSV (RFC 4180: CRLF line ends), one line per plan or creator and currency."""
     group_by, period, items = await _report(request)
     name = f"affiliates-by-{group_by}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
-    return web.Response(text=to_csv(items, group_by), content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return _csv(to_csv(items, group_by), name)
 
 
 def setup_routes(app: web.Application) -> None:

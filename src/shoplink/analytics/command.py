@@ -13,7 +13,7 @@ import gc
 import signal
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -21,6 +21,7 @@ from aiohttp import web
 
 from shoplink import db, metrics
 from shoplink.affiliates.attribution import AttributionConsumer
+from shoplink.affiliates.pending import PendingSales
 from shoplink.analytics.consumer import CountWorker
 from shoplink.analytics.rebuild import rebuild
 from shoplink.analytics.rollup import Rollup
@@ -111,7 +112,10 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
         worker.register_metrics(registry)
         attribution = None if args.no_attribution else AttributionConsumer(
             topology, pool, shards=settings.click_shards,
-            reclaim_idle_ms=settings.attribution_reclaim_idle_s * 1000, metrics=registry)
+            reclaim_idle_ms=settings.attribution_reclaim_idle_s * 1000, metrics=registry,
+            pending=PendingSales(pool, window=timedelta(days=settings.attribution_window_days),
+                                 metrics=registry),
+            sweep_s=settings.attribution_sweep_s)
         try:
             metrics_runner = await _serve_metrics(registry, settings)
         except OSError as exc:

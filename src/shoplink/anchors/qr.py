@@ -42,3 +42,27 @@ def render_png(text: str, scale: int = DEFAULT_SCALE) -> bytes:
     if not ok:
         raise QrError("the QR code cannot be encoded as PNG")
     return bytes(encoded.tobytes())
+
+
+def render_svg(text: str, scale: int = DEFAULT_SCALE) -> bytes:
+    """The same symbol as an SVG: one path of unit squares (crisp at any print size), the quiet
+    zone included; `scale` sets the width and height it declares (modules x scale pixels)."""
+    symbol = _symbol(text)
+    modules = symbol.shape[0] + 2 * QUIET_ZONE_MODULES
+    runs = []
+    for y, line in enumerate(symbol):
+        x = 0
+        width = line.shape[0]
+        while x < width:
+            if line[x] == 0:
+                start = x
+                while x < width and line[x] == 0:
+                    x += 1
+                runs.append(f"M{start + QUIET_ZONE_MODULES} {y + QUIET_ZONE_MODULES}h{x - start}v1h-{x - start}z")
+            else:
+                x += 1
+    size = modules * scale
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
+            f'viewBox="0 0 {modules} {modules}" shape-rendering="crispEdges">'
+            f'<rect width="{modules}" height="{modules}" fill="#fff"/>'
+            f'<path fill="#000" d="{"".join(runs)}"/></svg>').encode()

@@ -63,7 +63,7 @@ class AnchorService:
         self.max_per_video = max_per_video
         self.base_url = public_base_url
         self.snap_tolerance_s = snap_tolerance_s
-        self._qr_cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._qr_cache: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
 
     def to_json(self, anchor: Anchor) -> dict[str, Any]:
         return anchor.to_json(self.base_url)
@@ -324,13 +324,21 @@ class AnchorService:
 
     async def qr_png(self, code: str, scale: int) -> bytes | None:
         """The PNG QR code of an anchor's link (any status: printed codes keep working); LRU-cached."""
-        key = (code, scale)
+        return await self._qr(code, scale, "png")
+
+    async def qr_svg(self, code: str, scale: int) -> bytes | None:
+        """The same QR code as SVG (vector: for print at any size); LRU-cached."""
+        return await self._qr(code, scale, "svg")
+
+    async def _qr(self, code: str, scale: int, kind: str) -> bytes | None:
+        key = (code, scale, kind)
         png = self._qr_cache.get(key)
         if png is not None:
             return png
         if not CODE_PATTERN.match(code) or await self.by_code(code) is None:
             return None
-        png = await self._videos.workers.run(qr.render_png, link(self.base_url, code), scale)
+        render = qr.render_png if kind == "png" else qr.render_svg
+        png = await self._videos.workers.run(render, link(self.base_url, code), scale)
         self._qr_cache[key] = png
         while len(self._qr_cache) > QR_CACHE_ENTRIES:
             self._qr_cache.popitem(last=False)

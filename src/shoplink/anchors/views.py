@@ -125,5 +125,16 @@ async def qr_code(request: web.Request) -> web.Response:
                         headers={"Cache-Control": QR_CACHE_CONTROL})
 
 
+@routes.get("/v1/anchors/{code}/qr.svg")
+async def qr_code_svg(request: web.Request) -> web.Response:
+    """Public: the same QR code as SVG (?scale=2..32: the declared size, pixels per module)."""
+    scale = query_int(request, "scale", qr.DEFAULT_SCALE, qr.MIN_SCALE, qr.MAX_SCALE)
+    svg = await request.app[ANCHORS].qr_svg(request.match_info["code"], scale)
+    if svg is None:
+        raise NotFound("anchor not found")
+    return web.Response(body=svg, content_type="image/svg+xml",
+                        headers={"Cache-Control": QR_CACHE_CONTROL})
+
+
 def setup_routes(app: web.Application) -> None:
     app.add_routes(routes)

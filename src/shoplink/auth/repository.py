@@ -25,6 +25,11 @@ async def get_account(con: Conn, account_id: int) -> Account | None:
     return _account(row) if row else None
 
 
+async def account_names(con: Conn, account_ids: list[int]) -> dict[int, str]:
+    rows = await con.fetch("SELECT id, name FROM accounts WHERE id = ANY($1::bigint[])", account_ids)
+    return {r["id"]: r["name"] for r in rows}
+
+
 async def list_accounts(con: Conn, limit: int, after_id: int) -> list[Account]:
     rows = await con.fetch("SELECT * FROM accounts WHERE id > $1 ORDER BY id LIMIT $2",
                            after_id, limit)

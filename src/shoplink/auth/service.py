@@ -103,6 +103,14 @@ class AuthService:
                 raise NotFound("token not found")
             await repo.revoke_token(con, token_id)
 
+    async def account_names(self, account_ids: list[int]) -> dict[int, str]:
+        """Display names of accounts (for callers that already may see those accounts, e.g. a
+        plan's seller its creators); unknown ids are left out."""
+        if not account_ids:
+            return {}
+        async with self._pool.acquire() as con:
+            return await repo.account_names(con, sorted(set(account_ids)))
+
     async def find_account_by_name(self, name: str) -> Account | None:
         async with self._pool.acquire() as con:
             return await repo.find_account_by_name(con, name)

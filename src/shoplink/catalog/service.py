@@ -251,36 +251,57 @@ class CatalogService:
                 out["currency"] = currency
         return out
 
-    async def create_products(self, who: Principal, shop_id: int,
-                              rows: list[dict[str, Any]]) -> list[Product]:
-        """Insert every row or none; a 422 lists each bad row."""
+    async def create_products(self, who: Principal, shop_id: int, rows: list[dict[str, Any]],
+                              found: list[dict[str, Any]] | None = None) -> list[Product]:
+        """Insert every row or none; a 422 lists each bad row (with `found`: problems the caller
+        already found, e.g. by JSON Schema; their rows are not checked again)."""
         policy.require(who, "catalog.manage")
         if len(rows) > MAX_BULK_ROWS:
             raise ValidationFailed(f"at most {MAX_BULK_ROWS} products per request")
         async with self._pool.acquire() as con, con.transaction():
             shop = await self._owned_shop(con, who, shop_id)
-            clean: list[dict[str, Any]] = []
-            errors: list[dict[str, Any]] = []
-            for n, row in enumerate(rows):
-                try:
-                    clean.append(self._product_fields(row, shop))
-                except ValidationFailed as exc:
-                    errors.extend({"row": n, **d} for d in exc.details)
-            skus = [r["sku"] for r in clean if r.get("sku")]
-            seen: set[str] = set()
-            taken = await repo.existing_skus(con, shop_id, skus) if skus else set()
-            for n, row in enumerate(clean):
-                sku = row.get("sku")
-                if sku and (sku in seen or sku in taken):
-                    errors.append({"row": n, "field": "sku", "code": "duplicate",
-                                   "message": f"sku {sku!r} already exists in this shop"})
-                if sku:
-                    seen.add(sku)
-            if errors:
-                raise ValidationFailed(f"{len(errors)} problem(s) in the products; nothing was stored",
-                                       details=errors[:200])
+            clean = await self._checked_rows(con, shop, rows, found or [])
             ids = await repo.insert_products(con, shop_id, clean)
             return await repo.get_products(con, ids)
+
+    async def check_products(self, who: Principal, shop_id: int, rows: list[dict[str, Any]],
+                             found: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """The same checks as `create_products` (a 422 lists each bad row), storing nothing:
+        the products' fields as they would be stored."""
+        policy.require(who, "catalog.manage")
+        if len(rows) > MAX_BULK_ROWS:
+            raise ValidationFailed(f"at most {MAX_BULK_ROWS} products per request")
+        async with self._pool.acquire() as con:
+            shop = await self._owned_shop(con, who, shop_id)
+            return await self._checked_rows(con, shop, rows, found or [])
+
+    async def _checked_rows(self, con: Conn, shop: Shop, rows: list[dict[str, Any]],
+                            found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        clean: list[tuple[int, dict[str, Any]]] = []
+        errors: list[dict[str, Any]] = list(found)
+        known_bad = {e.get("row") for e in found}
+        for n, row in enumerate(rows):
+            if n in known_bad:
+                continue
+            try:
+                clean.append((n, self._product_fields(row, shop)))
+            except ValidationFailed as exc:
+                errors.extend({"row": n, **d} for d in exc.details)
+        skus = [r["sku"] for _, r in clean if r.get("sku")]
+        seen: set[str] = set()
+        taken = await repo.existing_skus(con, shop.id, skus) if skus else set()
+        for n, row in clean:
+            sku = row.get("sku")
+            if sku and (sku in seen or sku in taken):
+                errors.append({"row": n, "field": "sku", "code": "duplicate",
+                               "message": f"sku {sku!r} already exists in this shop"})
+            if sku:
+                seen.add(sku)
+        if errors:
+            errors.sort(key=lambda e: int(e.get("row", -1)))
+            raise ValidationFailed(f"{len(errors)} problem(s) in the products; nothing was stored",
+                                   details=errors[:200])
+        return [r for _, r in clean]
 
     async def get_product(self, who: Principal, product_id: int) -> Product:
         product = await self.product_by_id(product_id)

@@ -110,8 +110,19 @@ def _csv_rows(raw: bytes) -> list[dict[str, Any]]:
     return rows
 
 
+def _dry_run(request: web.Request) -> bool:
+    raw = request.query.get("dry_run", "false")
+    if raw not in ("true", "false", "1", "0"):
+        raise BadRequest("dry_run must be true or false", code="invalid_query")
+    return raw in ("true", "1")
+
+
 @routes.post("/api/v1/shops/{shop_id}/products/bulk")
 async def bulk_create(request: web.Request) -> web.Response:
+    """Every row stored, or none (a 422 lists each bad row); `?dry_run=true` checks the same
+    and stores nothing: 200 with the report (`valid`, the rows as they would be stored, or
+    `errors` as the 422 would list them)."""
+    dry_run = _dry_run(request)
     raw = await read_body(request, _limit(request))
     if request.content_type == "text/csv":
         rows = _csv_rows(raw)
@@ -127,12 +138,27 @@ async def bulk_create(request: web.Request) -> web.Response:
             validate(row, "product_create")
         except ValidationFailed as exc:
             errors.extend({"row": n, **d} for d in exc.details)
-    if errors:
-        raise ValidationFailed(f"{len(errors)} problem(s) in the products; nothing was stored",
-                               details=errors[:200])
+    # Rows the schema refused are reported with the others' problems (the service checks those).
+    if dry_run:  # the answer is the check's report, good or bad: 200 either way
+        try:
+            checked = await request.app[CATALOG].check_products(
+                principal(request), path_id(request, "shop_id"), rows, errors)
+        except ValidationFailed as exc:
+            problems = exc.details if isinstance(exc.details, list) and exc.details else [{"message": exc.message}]
+            return json_response({"dry_run": True, "valid": False, "message": exc.message, "count": 0,
+                                  "items": [], "errors": problems})
+        return json_response({"dry_run": True, "valid": True, "message": f"{len(checked)} product(s) ready",
+                              "count": len(checked), "items": [_preview(row) for row in checked], "errors": []})
     products = await request.app[CATALOG].create_products(
-        principal(request), path_id(request, "shop_id"), rows)
+        principal(request), path_id(request, "shop_id"), rows, errors)
     return json_response({"items": [p.to_json() for p in products]}, status=201)
+
+
+def _preview(fields: dict[str, Any]) -> dict[str, Any]:
+    """A checked row as the product would be stored (no id: nothing was)."""
+    return {"title": fields.get("title"), "url": fields.get("url"), "sku": fields.get("sku"),
+            "image_url": fields.get("image_url"), "currency": fields.get("currency"),
+            "price_minor": fields.get("price_minor")}
 
 
 @routes.get("/api/v1/products")

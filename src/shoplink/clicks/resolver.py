@@ -4,7 +4,13 @@ In steady state a click is a dictionary lookup: each cached `Target` carries the
 Location already built up to `sl_click=` and the event's anchor-dependent fields. Misses are
 coalesced (one lookup per code however many clicks wait for it) and batched (one query for
 all codes missed meanwhile), and unknown codes are remembered for a while (negative entries),
-so a flood of clicks on a new or a bogus code reaches PostgreSQL once, not once per click.
+so a flood of clicks on a new or a bogus code reaches PostgreSQL once, not once per click. A
+flood of *distinct* bogus codes (each one new) is paced: while the last batch read found fewer
+than half of its codes, the next one starts at least MISS_LOAD_GAP_S after it unless LOAD_BATCH
+codes wait already, so PostgreSQL sees at most 1 + T / MISS_LOAD_GAP_S + N / LOAD_BATCH queries
+for N unknown codes over T seconds (20 per second under any junk flood, against one per handful
+of requests before). Misses of real codes (a cold start) are not paced; during a junk flood a
+real code's first click waits at most MISS_LOAD_GAP_S more.
 
 Correctness across instances comes from the change bus: `on_change` drops every cached code a
 change touches, through reverse indexes (product -> codes, shop -> codes, ...). A change that
@@ -54,6 +60,7 @@ CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,32}$")  # the anchors.code CHECK co
 _UNSAFE_IN_HEADER = re.compile(r"[\x00-\x20\x7f]")
 ATTRIBUTION_PARAMS = frozenset({"utm_source", "utm_medium", "utm_campaign", "utm_content", "sl_click"})
 LOAD_BATCH = 500
+MISS_LOAD_GAP_S = 0.05  # back-to-back loads start at least this far apart (unless a batch is full)
 TERMS_ERROR_TTL_S = 1.0
 # An entry lives this fraction of SHOPLINK_CLICK_CACHE_TTL_S, drawn at random: entries cached
 # together (a start-up, a bulk fill) are re-read spread over time, not in one burst.
@@ -70,7 +77,7 @@ class Target:
     """What one code resolves to. Immutable once built; shared by every click on the code."""
 
     __slots__ = ("code", "commission", "expires", "head", "keys", "live_started_s", "outcome", "page",
-                 "prefix", "refresh_at", "row", "shard", "status", "tail", "video_duration_s")
+                 "prefix", "refresh_at", "row", "shard", "status", "tail", "unknown", "video_duration_s")
 
     def __init__(self, *, code: str, outcome: str, status: int, shard: int, base: dict[str, Any],
                  head: str | None = None, tail: str = "", keys: tuple[Key, ...] = (),
@@ -79,6 +86,7 @@ class Target:
                  row: AnchorTarget | None = None, page: str | None = None) -> None:
         self.code = code
         self.outcome = outcome  # redirected | fallback | gone | not_found
+        self.unknown = outcome == "not_found"  # no such anchor: no event is recorded
         self.status = status  # 302 | 410 | 404
         # The page a non-redirect shows: not_found (unknown code), gone (410: archived, delisted,
         # its domain lapsed or revoked), not_active (404: its domain is not verified yet).
@@ -142,6 +150,8 @@ class Resolver:
         self._refresh_queue: dict[str, None] = {}  # due entries, moved to _queue by _refresh_timer
         self._refresh_timer: asyncio.TimerHandle | None = None
         self._loader: asyncio.Task[None] | None = None
+        self._last_load = 0.0  # time.monotonic() when the last batch was read
+        self._junk = False  # the last batch found less than half its codes: loads are paced
         self.hits = 0
         self.negative_hits = 0
         self.misses = 0
@@ -252,6 +262,10 @@ class Resolver:
 
     async def _load_loop(self) -> None:
         while self._queue:
+            wait = self._last_load + MISS_LOAD_GAP_S - time.monotonic()
+            if self._junk and wait > 0 and len(self._queue) < LOAD_BATCH:  # fewer, fuller batches
+                await asyncio.sleep(wait)
+            self._last_load = time.monotonic()
             codes, self._queue = self._queue[:LOAD_BATCH], self._queue[LOAD_BATCH:]
             # A change that arrives while the batch is read keeps the answers it touches out.
             with self._cache.loading() as load, self._unknown.loading() as load_unknown:
@@ -272,6 +286,8 @@ class Resolver:
                 if self.degraded:
                     self.degraded = False
                     log.warning("click resolver reads PostgreSQL again")
+                # Mostly unknown codes: a junk flood (or a broken link going round): pace the next.
+                self._junk = len(targets) * 2 < len(codes)
                 for code in codes:
                     entry = targets.get(code) or self._not_found(
                         code, expires=time.monotonic() + self._negative_ttl_s)

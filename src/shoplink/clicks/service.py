@@ -5,6 +5,10 @@ when the viewer has none), three LRU lookups (user agent class, network hash, re
 orjson of the click's own fields appended to the anchor's prebuilt prefix, a list append, and the
 302 as one preformatted message (redirect.py). Nothing per click touches PostgreSQL or waits on
 Redis; bench/results/clicks.md has the measurements.
+
+A request for an unknown code (no such anchor) is answered 404 and only counted
+(`shoplink_click_redirects_total{outcome="not_found"}`): it writes no event, so a flood of junk
+codes costs Redis nothing (docs/security.md, "Junk codes").
 """
 
 from __future__ import annotations
@@ -89,6 +93,8 @@ class ClickService:
         method = request.method
         if method == "HEAD":  # link checkers and previews: answered, not counted
             self.head_requests += 1
+        elif target.unknown:  # junk: counted here (/metrics), never one stream entry per request
+            self.outcomes["not_found"] += 1
         else:
             ua_class, ua_family = self._classify(headers.get("User-Agent", ""))
             if target.video_duration_s is not None:
@@ -141,6 +147,12 @@ class ClickService:
         dropped = registry.counter("shoplink_click_events_dropped_total",
                                    "Click events lost because Redis was down and the spool full "
                                    "(reason=spool_full) or unwritable (reason=spool_error). Alert on it.")
+        unjournaled = registry.counter("shoplink_click_events_unjournaled_total",
+                                       "Click events the spool file could not take (full or unwritable): "
+                                       "shipped from memory only, not safe from a crash.")
+        settled = registry.counter("shoplink_click_events_settled_total",
+                                   "Events of a batch sent without an answer found in Redis already "
+                                   "(not sent again).")
         redis_up = registry.gauge("shoplink_click_redis_up", "1 when the last click flush reached Redis.")
         flush = registry.summary("shoplink_click_flush_seconds",
                                  "Duration of one pipelined write of a batch of click events.")
@@ -163,6 +175,8 @@ class ClickService:
             spool_bytes.set(w.spool_bytes)
             for reason, count in w.dropped.items():
                 dropped.set(count, reason=reason)
+            unjournaled.set(w.unjournaled)
+            settled.set(w.settled)
             redis_up.set(1 if w.redis_ok else 0)
             flush.values[(("__part", "count"),)] = w.flushes
             flush.values[(("__part", "sum"),)] = w.flush_seconds

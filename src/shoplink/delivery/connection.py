@@ -4,11 +4,19 @@ It writes one buffer of packed commands (`shoplink.resp`) and counts N replies w
 parser, keeping partial progress when it breaks (what the writer spools then). Connection
 parameters (host, port, unix socket, TLS, user/password, db) come from the same URL redis-py
 reads.
+
+At connect it asks for its CLIENT ID, the server's TIME and uptime: after a send whose replies
+never came, the writer kills that client (`CLIENT KILL ID`, so that nothing it sent can still be
+applied later; only within the same server run, as ids start again at a restart) and looks for
+the batch in the streams from a Redis-clock time no later than the send (`since_ms`: the connect
+time, then the stream id of each last reply). A server that refuses these commands (an ACL)
+gives 0: no kill, and a lookup from the start of the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from typing import Any
 
@@ -16,6 +24,8 @@ import hiredis
 from redis.asyncio.connection import SSLConnection, parse_url
 
 from shoplink.resp import pack
+
+_UPTIME = re.compile(rb"^uptime_in_seconds:(\d+)", re.MULTILINE)
 
 
 class RespError(Exception):
@@ -29,6 +39,9 @@ class RespConnection:
         self._writer: asyncio.StreamWriter | None = None
         self._parser = hiredis.Reader()
         self.received: list[Any] = []  # replies of the current call so far
+        self.client_id = 0  # CLIENT ID of the current connection (0: unknown)
+        self.since_ms = 0  # a Redis-clock ms no later than anything sent from now on applies
+        self.started_ms = 0  # when the server's current run started (Redis clock; 0: unknown)
 
     @property
     def connected(self) -> bool:
@@ -52,12 +65,20 @@ class RespConnection:
             handshake.append(pack(args))
         if params.get("db"):
             handshake.append(pack([b"SELECT", params["db"]]))
+        required = len(handshake)
+        handshake += [pack([b"CLIENT", b"ID"]), pack([b"TIME"]), pack([b"INFO", b"server"])]
         try:
-            if handshake:
-                for reply in await self.call(b"".join(handshake), len(handshake)):
-                    if isinstance(reply, hiredis.ReplyError):
-                        self.close()
-                        raise RespError(f"redis refused the handshake: {reply}")
+            replies = await self.call(b"".join(handshake), len(handshake))
+            for reply in replies[:required]:
+                if isinstance(reply, hiredis.ReplyError):
+                    self.close()
+                    raise RespError(f"redis refused the handshake: {reply}")
+            client_id, now, info = replies[required:]
+            self.client_id = client_id if isinstance(client_id, int) else 0
+            self.since_ms = (int(now[0]) * 1000 + int(now[1]) // 1000
+                             if isinstance(now, list) and len(now) == 2 else 0)
+            uptime = _UPTIME.search(info) if isinstance(info, bytes) else None
+            self.started_ms = self.since_ms - int(uptime[1]) * 1000 if uptime and self.since_ms else 0
         finally:
             self.received = []  # the handshake's replies answer none of the caller's commands
 

@@ -11,6 +11,8 @@ from shoplink.web.pages import shell, signed_in
 routes = web.RouteTableDef()
 # `npm ci` in web/ (scripts/lib/env.sh does it) installs the UMD build served under /vendor/chart.js/.
 CHART_JS_DIR = PROJECT_DIR / "web" / "node_modules" / "chart.js" / "dist"
+# axe-core (accessibility rules) from the same npm install: the browser tests inject it into every page.
+AXE_DIR = PROJECT_DIR / "web" / "node_modules" / "axe-core"
 KINDS = {"videos": "Video", "live": "Live session", "products": "Product", "shops": "Shop",
          "creators": "Creator", "plans": "Plan", "anchors": "Anchor"}
 
@@ -37,3 +39,5 @@ def setup_routes(app: web.Application) -> None:
     app.add_routes(routes)
     if CHART_JS_DIR.is_dir():
         app.router.add_static("/vendor/chart.js/", CHART_JS_DIR, name="vendor-chartjs")
+    if (AXE_DIR / "axe.min.js").is_file():
+        app.router.add_static("/vendor/axe-core/", AXE_DIR, name="vendor-axe")

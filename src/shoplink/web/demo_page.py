@@ -13,7 +13,7 @@ from shoplink.auth.models import Principal, Role
 from shoplink.keys import AUTH, SETTINGS, VIDEOS
 from shoplink.videos.models import Video
 from shoplink.web.demo_content import DEMO_SELLER, DEMO_VIDEO_TITLE
-from shoplink.web.pages import viewer_page
+from shoplink.web.pages import not_found_page, viewer_page
 
 routes = web.RouteTableDef()
 
@@ -33,7 +33,8 @@ async def demo(request: web.Request) -> web.Response:
     video = await demo_video(request.app)
     base = request.app[SETTINGS].public_base_url
     if video is None:
-        raise web.HTTPNotFound(text="No demo video yet: run `shoplink demo` (scripts/serve does) and reload.")
+        return not_found_page(request, heading="No demo yet",
+                              message="No demo video yet: run `shoplink demo` (scripts/serve does) and reload.")
     snippet = (f'<script src="{base}/v1/player.js" defer></script>\n'
                f'<video src="your-video.webm" controls playsinline data-shoplink-video="{video.id}"></video>')
     return viewer_page(

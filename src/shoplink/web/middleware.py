@@ -24,7 +24,7 @@ def same_origin(request: web.Request) -> bool:
 
 # Public resources never act for a signed-in user: no session lookup there, so a PostgreSQL
 # outage (or a slow lookup) cannot reach the player script, viewer API, thumbnails or assets.
-_SESSIONLESS = ("/v1/", "/media/thumbnails/", "/static/", "/vendor/", "/healthz", "/readyz")
+_SESSIONLESS = ("/v1/", "/media/thumbnails/", "/static/", "/vendor/", "/healthz", "/readyz", "/favicon.ico")
 
 
 @web.middleware

@@ -29,10 +29,38 @@ def static_url(request: web.Request, path: str) -> str:
     return str(request.app.router["static"].url_for(filename=path))
 
 
+# The header's links, by role: (path, label, roles that see it; empty: everyone signed in).
+NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("/shops", "Shops", frozenset({"seller", "admin"})),
+    ("/plans", "Plans", frozenset({"seller", "admin"})),
+    ("/studio", "Videos", frozenset({"creator", "seller", "admin"})),
+    ("/studio/live", "Live", frozenset({"creator", "seller", "admin"})),
+    ("/marketplace", "Marketplace", frozenset({"creator"})),
+    ("/me/plans", "My plans", frozenset({"creator"})),
+    ("/links", "Links", frozenset({"creator"})),
+    ("/earnings", "Earnings", frozenset({"creator", "seller", "admin", "analyst"})),
+    ("/dashboard", "Dashboard", frozenset()),
+)
+
+
+def nav_html(request: web.Request) -> str:
+    """The header's links for the signed-in account's roles (the current page marked for AT)."""
+    session: WebSession | None = request.get(WEB_SESSION)
+    roles = {str(r) for r in session.principal.roles} if session else set()
+    links = []
+    for path, label, allowed in NAV:
+        if allowed and not roles & allowed:
+            continue
+        current = ' aria-current="page"' if request.path == path else ""
+        links.append(f'<a href="{html.escape(path)}"{current}>{html.escape(label)}</a>')
+    return "\n    ".join(links)
+
+
 def shell(request: web.Request, template: str, *, title: str, script: str, **values: str) -> web.Response:
     """The layout around `template`; `{{key}}` values in both are HTML-escaped."""
     body = (TEMPLATES_DIR / template).read_text(encoding="utf-8")
     text = (TEMPLATES_DIR / "layout.html").read_text(encoding="utf-8").replace("{{body}}", body)
+    text = text.replace("{{nav}}", nav_html(request))
     values = {"title": title, "css": static_url(request, "app.css"),
               "script": static_url(request, f"js/{script}"), **values}
     for key, value in values.items():
@@ -41,18 +69,40 @@ def shell(request: web.Request, template: str, *, title: str, script: str, **val
 
 
 def viewer_page(request: web.Request, *, title: str, heading: str, intro: str, attr: str, entity_id: int,
-                video_src: str | None, snippet: str, footer: str = "") -> web.Response:
-    """A public page with a 9:16 video made shoppable by the widget, as a shop would embed it."""
+                video_src: str | None, snippet: str, footer: str = "", extra: str = "",
+                script: str | None = None, data: dict[str, str] | None = None,
+                csp: str | None = None) -> web.Response:
+    """A public page with a 9:16 video made shoppable by the widget, as a shop would embed it.
+
+    `extra` is trusted HTML put under the intro; `script` a module under /static/js/; `data` the
+    video element's extra data-* attributes; `csp` replaces the default Content-Security-Policy."""
     e = html.escape
     src = f' src="{e(video_src)}"' if video_src else ""
+    attrs = "".join(f' data-{e(k)}="{e(v)}"' for k, v in (data or {}).items())
+    module = f'\n<script type="module" src="{e(static_url(request, f"js/{script}"))}"></script>' if script else ""
     text = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(title)} · shoplink</title><link rel="stylesheet" href="{e(static_url(request, "app.css"))}">
-<script src="/v1/player.js" defer></script></head>
+<script src="/v1/player.js" defer></script>{module}</head>
 <body class="viewer"><main class="viewer-main">
 <div class="phone"><video id="viewer-video" controls playsinline muted preload="auto"{src}
- {e(attr)}="{entity_id}"></video></div>
-<div><h1>{e(heading)}</h1><p>{e(intro)}</p><p>Add the same to any page, on any site:</p>
-<pre><code id="embed-snippet">{e(snippet)}</code></pre><p class="small">{footer}</p></div>
+ {e(attr)}="{entity_id}"{attrs}></video></div>
+<div><h1>{e(heading)}</h1><p>{e(intro)}</p>{extra}<p>Add the same to any page, on any site:</p>
+<pre tabindex="0" aria-label="Embed code"><code id="embed-snippet">{e(snippet)}</code></pre>
+<p class="small">{footer}</p></div>
 </main></body></html>"""
-    return page(text)
+    response = page(text)
+    if csp is not None:
+        response.headers["Content-Security-Policy"] = csp
+    return response
+
+
+def not_found_page(request: web.Request, *, heading: str, message: str) -> web.Response:
+    """A real 404 page (HTML, status 404), with somewhere to go next; nothing to retry."""
+    e = html.escape
+    text = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(heading)} · shoplink</title><link rel="stylesheet" href="{e(static_url(request, "app.css"))}"></head>
+<body><main class="card narrow not-found"><p class="muted">404 · not found</p><h1 id="not-found">{e(heading)}</h1>
+<p>{e(message)}</p><p><a href="/studio">Your studio</a> · <a href="/demo">The demo</a></p></main></body></html>"""
+    return page(text, status=404)

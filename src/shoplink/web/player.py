@@ -11,9 +11,12 @@ import hashlib
 
 from aiohttp import web
 
+from shoplink.errors import NotFound
 from shoplink.http import path_id
-from shoplink.keys import SETTINGS
-from shoplink.web.pages import viewer_page
+from shoplink.keys import LIVE, SETTINGS, VIDEOS
+from shoplink.live.models import ENDED, LiveState
+from shoplink.videos.models import Video
+from shoplink.web.pages import not_found_page, viewer_page
 from shoplink.web.views import STATIC_DIR
 
 routes = web.RouteTableDef()
@@ -30,16 +33,70 @@ async def player_script(request: web.Request) -> web.Response:
     return web.Response(body=_SCRIPT, content_type="text/javascript", charset="utf-8", headers=headers)
 
 
+def _missing_live(request: web.Request) -> web.Response:
+    return not_found_page(request, heading="No such live",
+                          message="This live session does not exist, or it was removed. Check the link you were given.")
+
+
 @routes.get("/watch/live/{live_id}")
 async def watch_live(request: web.Request) -> web.Response:
-    """A public viewer page for a live session: the pinned products appear as the host pins them."""
+    """A public viewer page for a live session: the pinned products appear as the host pins them;
+    once it has ended, the replay is offered (when the host attached one)."""
     live_id = path_id(request, "live_id")
+    try:
+        state = await request.app[LIVE].public_state(live_id)
+    except NotFound:
+        return _missing_live(request)
     base = request.app[SETTINGS].public_base_url
     snippet = (f'<script src="{base}/v1/player.js" defer></script>\n'
                f'<video src="(your stream)" controls playsinline data-shoplink-live="{live_id}"></video>')
-    return viewer_page(request, title=f"Live {live_id}", heading="Live shopping",
-                       intro="Products the host pins show up on the video at once.",
-                       attr="data-shoplink-live", entity_id=live_id, video_src=None, snippet=snippet)
+    extra = ""
+    if state.status == ENDED:
+        extra = ('<p class="replay-offer" id="replay-offer">This live has ended. '
+                 + (f'<a class="button-link" href="/watch/live/{live_id}/replay">Watch the replay</a>'
+                    if state.replay_video_id is not None else "The replay shows here once the host publishes it.")
+                 + "</p>")
+    return viewer_page(request, title=state.title, heading=state.title,
+                       intro="Live shopping: products the host pins show up on the video at once.",
+                       attr="data-shoplink-live", entity_id=live_id, video_src=None, snippet=snippet,
+                       extra=extra)
+
+
+async def _replay(request: web.Request) -> tuple[LiveState, Video] | None:
+    try:
+        state = await request.app[LIVE].public_state(path_id(request, "live_id"))
+    except NotFound:
+        return None
+    if state.status != ENDED or state.replay_video_id is None:
+        return None
+    video = await request.app[VIDEOS].public(state.replay_video_id)
+    return None if video is None or not video.active else (state, video)
+
+
+@routes.get("/watch/live/{live_id}/replay")
+async def watch_replay(request: web.Request) -> web.Response:
+    """The recording the host attached to an ended live, with its replay anchors (public, like the live)."""
+    found = await _replay(request)
+    if found is None:
+        return not_found_page(request, heading="No replay",
+                              message="This live has no replay (yet): the host publishes it after the live ends.")
+    state, video = found
+    base = request.app[SETTINGS].public_base_url
+    snippet = (f'<script src="{base}/v1/player.js" defer></script>\n'
+               f'<video src="your-recording.webm" controls playsinline data-shoplink-video="{video.id}"></video>')
+    return viewer_page(request, title=f"{state.title} (replay)", heading=f"{state.title}: the replay",
+                       intro="The live's products show up again at the moments the host pinned them.",
+                       attr="data-shoplink-video", entity_id=video.id,
+                       video_src=f"/watch/live/{state.session_id}/replay/media", snippet=snippet)
+
+
+@routes.get("/watch/live/{live_id}/replay/media")
+async def replay_media(request: web.Request) -> web.StreamResponse:
+    """The replay's file: public once attached to an ended live (other videos stay private)."""
+    found = await _replay(request)
+    if found is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(found[1].file_path, headers={"Cache-Control": "public, max-age=300"})
 
 
 def setup_routes(app: web.Application) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from shoplink.errors import NotFound
 from shoplink.http import path_id, principal
 from shoplink.keys import VIDEOS
-from shoplink.web.pages import shell, signed_in
+from shoplink.web.pages import not_found_page, shell, signed_in
 
 routes = web.RouteTableDef()
 
@@ -20,7 +21,12 @@ async def studio(request: web.Request) -> web.Response:
 @routes.get("/studio/videos/{video_id}")
 async def studio_video(request: web.Request) -> web.Response:
     video_id = path_id(request, "video_id")  # a malformed URL is a 400, signed in or not
-    signed_in(request)
+    session = signed_in(request)
+    try:  # another account's video is a 404 page, like a missing one (existence must not leak)
+        await request.app[VIDEOS].get(session.principal, video_id)
+    except NotFound:
+        return not_found_page(request, heading="No such video",
+                              message="There is no video with this number among yours.")
     return shell(request, "studio_video.html", title=f"Video {video_id}", script="studio_video.js",
                  video_id=str(video_id), media_url=f"/studio/videos/{video_id}/media")
 

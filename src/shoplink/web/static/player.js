@@ -4,7 +4,8 @@
  *   <video src="..." controls data-shoplink-video="12"></video>     (a video's anchor timeline)
  *   <video src="..." controls data-shoplink-live="3"></video>       (a live session's pinned products)
  *
- * Optional: data-shoplink-target="_self" to open products in the same tab (default: a new tab).
+ * Optional: data-shoplink-target="_self" to open products in the same tab (default: a new tab);
+ * data-shoplink-poll="30": seconds between checks for the replay after a live ended (min 2).
  * The overlay lives in a shadow root next to the video, so the host page's styles do not reach it
  * and its styles do not leak out. Public endpoints only, no cookies (CORS without credentials).
  */
@@ -17,29 +18,41 @@
   const mounted = new WeakMap();
   const events = window.__shoplinkEvents || null;  // player_events.js (view, impression, progress)
 
+  // Nothing of the host page reaches in: its selectors do not cross the shadow boundary, and what
+  // would be inherited through the <shoplink-overlay> element (`* {font-size: 22px}` matches it) is
+  // reset by `all: initial` on the two top-level boxes, which then set every inherited value.
   const CSS = `
-    :host { all: initial; position: absolute; pointer-events: none; z-index: 2147483000;
-            font: 14px/1.3 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+    :host { all: initial; position: absolute; pointer-events: none; z-index: 2147483000; }
+    .layer, .sr { all: initial; display: block; font: 14px/1.3 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+                  color: #16181d; text-align: left; direction: ltr; visibility: visible; cursor: auto;
+                  pointer-events: none; }
     .layer { position: absolute; inset: 0; overflow: hidden; }
     .stack { position: absolute; left: 8px; right: 8px; bottom: 60px; display: flex; flex-direction: column;
              align-items: flex-start; gap: 6px; }
     .card { pointer-events: auto; display: flex; align-items: center; gap: 8px; box-sizing: border-box;
             max-width: min(320px, 100%); padding: 6px 10px 6px 6px; border-radius: 12px; color: #16181d;
             background: rgba(255,255,255,.94); box-shadow: 0 2px 10px rgba(0,0,0,.28); text-decoration: none;
-            animation: pop .18s ease-out; }
+            animation: pop .18s ease-out; font: inherit; }
     .card.placed { position: absolute; }
     .card:hover { background: #fff; }
     .card:focus-visible { outline: 3px solid #7aa7ff; outline-offset: 2px; }
     .card img { width: 44px; height: 44px; object-fit: cover; border-radius: 8px; flex: none; background: #eee; }
     .text { display: flex; flex-direction: column; min-width: 0; }
     .title { font-weight: 600; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-    .price { color: #5b6170; font-size: 13px; }
-    .cta { margin-left: auto; padding: 4px 10px; border-radius: 999px; background: #e0245e; color: #fff;
+    .price { color: #4a4f5c; font-size: 13px; }
+    .cta { margin-left: auto; padding: 4px 10px; border-radius: 999px; background: #c41e52; color: #fff;
            font-weight: 700; font-size: 12px; flex: none; }
-    .card.sold-out .cta { background: #5b6170; }
+    .card.sold-out { cursor: not-allowed; background: rgba(236,238,242,.94); }
+    .card.sold-out .cta { background: #4a4f5c; }
+    .card.sold-out .title, .card.sold-out .price { text-decoration: line-through; }
+    .card.preview { pointer-events: none; }
     .badge { position: absolute; top: 8px; left: 8px; padding: 2px 8px; border-radius: 6px; font-size: 12px;
-             font-weight: 700; color: #fff; background: #e0245e; letter-spacing: .04em; }
-    .badge.ended { background: #5b6170; }
+             font-weight: 700; color: #fff; background: #c41e52; letter-spacing: .04em; }
+    .badge.ended { background: #4a4f5c; }
+    .offer { pointer-events: auto; position: absolute; left: 50%; top: 40%; transform: translateX(-50%);
+             padding: 10px 16px; border-radius: 999px; background: #fff; color: #16181d; font-weight: 700;
+             text-decoration: none; box-shadow: 0 2px 10px rgba(0,0,0,.35); white-space: nowrap; }
+    .offer:focus-visible { outline: 3px solid #7aa7ff; outline-offset: 2px; }
     .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
     @media (max-width: 480px) { .card { max-width: 88%; font-size: 13px; } .card img { width: 36px; height: 36px; } }
     @keyframes pop { from { transform: translateY(6px); opacity: 0; } to { transform: none; opacity: 1; } }
@@ -123,13 +136,23 @@
       return { x: (W - w) / 2, y: (H - h) / 2, w, h };
     }
 
+    /** At its stored place (fractions of the picture), moved and narrowed as needed so that the
+     *  whole card stays inside the picture, whatever position was chosen and however small the player. */
     position(card) {
       const pos = card._pos;
       if (!pos || !this.frame) return;
       const f = this.frame;
-      card.style.left = `${Math.round(f.x + pos.x * f.w)}px`;
-      card.style.top = `${Math.round(f.y + pos.y * f.h)}px`;
-      if (pos.w) card.style.maxWidth = `${Math.max(120, Math.round(pos.w * f.w))}px`;
+      const pad = Math.min(8, f.w / 20);
+      const room = Math.max(0, f.w - 2 * pad);
+      const wanted = pos.w ? Math.max(120, Math.round(pos.w * f.w)) : 320;
+      card.style.maxWidth = `${Math.floor(Math.min(wanted, room))}px`;
+      card.style.left = `${Math.round(f.x + pad)}px`;  // measure at full width first
+      card.style.top = `${Math.round(f.y + pad)}px`;
+      const w = card.offsetWidth;
+      const h = card.offsetHeight;
+      const clamp = (v, lo, hi) => Math.max(lo, Math.min(v, hi));
+      card.style.left = `${Math.round(clamp(f.x + pos.x * f.w, f.x + pad, f.x + f.w - pad - w))}px`;
+      card.style.top = `${Math.round(clamp(f.y + pos.y * f.h, f.y + pad, f.y + f.h - pad - h))}px`;
     }
 
     /** Show exactly these items: [{key, code, link, title, price, image, position, soldOut}]. */
@@ -147,29 +170,50 @@
           (item.position ? this.layer : this.stack).append(card);
           added.push(item.title);
         }
-        card.classList.toggle('sold-out', Boolean(item.soldOut));
-        card.querySelector('.cta').textContent = item.soldOut ? 'Sold out' : 'Shop';
-        card.setAttribute('aria-label', `${item.soldOut ? 'Sold out: ' : 'Shop '}${item.title}${item.price ? `, ${item.price}` : ''}`);
+        this.state(card, item);
         this.position(card);
       }
       if (added.length) this.live.textContent = `Now showing: ${added.join(', ')}`;
       this.video.dispatchEvent(new CustomEvent('shoplink:cards', { detail: { codes: items.map((i) => i.code) } }));
     }
 
+    /** The one place a product card is made (the studio's preview uses it too). */
     card(item) {
-      const a = el('a', { class: `card${item.position ? ' placed' : ''}`, href: item.link, target: this.target,
+      const a = el('a', { class: `card${item.position ? ' placed' : ''}`, target: this.target,
         rel: 'noopener', 'data-code': item.code, part: 'card' });
       if (item.image) a.append(el('img', { src: item.image, alt: '', loading: 'lazy', referrerpolicy: 'no-referrer' }));
       a.append(el('span', { class: 'text' }, el('span', { class: 'title' }, item.title),
-        el('span', { class: 'price' }, item.price)), el('span', { class: 'cta', 'aria-hidden': 'true' }, 'Shop'));
+        el('span', { class: 'price' }, item.price)), el('span', { class: 'cta' }, 'Shop'));
       a._pos = item.position;
+      a._item = item;
       if (events) events.card(this.video, a, item.code);
       // The link carries the playback second at the moment of the click (keyboard or pointer).
-      const stamp = () => { a.href = this.hrefFor(item); };
+      const stamp = (e) => {
+        const current = a._item;
+        if (current.soldOut || !current.link) { if (e.type === 'click') e.preventDefault(); return; }
+        a.href = this.hrefFor(current);
+      };
       a.addEventListener('pointerdown', stamp);
-      a.addEventListener('keydown', (e) => { if (e.key === 'Enter') stamp(); });
+      a.addEventListener('keydown', (e) => { if (e.key === 'Enter') stamp(e); });
       a.addEventListener('click', stamp);
       return a;
+    }
+
+    /** A sold-out card is disabled: no link (nothing to click, not in the tab order), says so. */
+    state(card, item) {
+      card._item = item;
+      const soldOut = Boolean(item.soldOut);
+      card.classList.toggle('sold-out', soldOut);
+      card.querySelector('.cta').textContent = soldOut ? 'Sold out' : 'Shop';
+      if (soldOut || !item.link) {
+        card.removeAttribute('href');
+        card.setAttribute('role', 'link');
+        card.setAttribute('aria-disabled', 'true');
+      } else {
+        card.href = item.link;
+        card.removeAttribute('role');
+        card.removeAttribute('aria-disabled');
+      }
     }
 
     hrefFor(item) {
@@ -232,22 +276,29 @@
       this.liveId = liveId;
       this.seq = null;
       this.pins = new Map();
+      this.retries = 0;
       this.connect();
+    }
+
+    url(path) {
+      return `${BASE}/v1/live/${encodeURIComponent(this.liveId)}${path}`;
     }
 
     connect() {
       const resume = this.seq != null ? `?last_event_id=${this.seq}` : '';
-      const es = new EventSource(`${BASE}/v1/live/${encodeURIComponent(this.liveId)}/events${resume}`);
+      const es = new EventSource(this.url(`/events${resume}`));
       this.es = es;
       const on = (type, fn) => es.addEventListener(type, (e) => {
         const data = JSON.parse(e.data);
         if (e.lastEventId) this.seq = Number(e.lastEventId);
+        this.retries = 0;
         fn(data);
         this.render();
       });
       on('state', (s) => {
         if (events) events.joined(this.video, this.liveId);
         this.status = s.status;
+        this.replayVideoId = s.replay_video_id;
         this.pins = new Map((s.pins || []).map((p) => [p.product_id, p]));
       });
       on('pin', (e) => { this.pins.delete(e.pin.product_id); this.pins.set(e.pin.product_id, e.pin); });
@@ -257,22 +308,74 @@
         if (p) this.pins.set(e.product_id, { ...p, sold_out: e.sold_out });
       });
       on('start', () => { this.status = 'live'; });
-      on('end', () => { this.status = 'ended'; this.pins.clear(); es.close(); });
-      // Reconnect ourselves with ?last_event_id (no custom header, so no CORS preflight).
+      on('end', () => { this.status = 'ended'; this.pins.clear(); es.close(); this.awaitReplay(); });
+      // Reconnect ourselves with ?last_event_id (no custom header, so no CORS preflight), backing
+      // off; a live that does not exist (404) is said so once, never retried.
       es.addEventListener('error', () => {
         if (this.status === 'ended') return;
         es.close();
-        setTimeout(() => this.connect(), 2000);
+        this.retry();
       });
+    }
+
+    async retry() {
+      let status = 0;
+      try { status = (await fetch(this.url(''), { mode: 'cors', credentials: 'omit', cache: 'no-store' })).status; }
+      catch { /* offline: try again later */ }
+      if (status === 404) {
+        this.status = 'missing';
+        this.render();
+        return;
+      }
+      const delay = Math.min(30000, 2000 * 2 ** Math.min(this.retries, 4));
+      this.retries += 1;
+      setTimeout(() => this.connect(), delay);
+    }
+
+    /** After the end: ask now and then whether the host attached the replay (for up to an hour). */
+    async awaitReplay(attempt = 0) {
+      const every = Math.max(2, Number(this.video.dataset.shoplinkPoll) || 30) * 1000;
+      if (this.replayVideoId || attempt * every > 3600 * 1000) return;
+      try {
+        const r = await fetch(this.url(''), { mode: 'cors', credentials: 'omit', cache: 'no-store' });
+        if (r.ok) this.replayVideoId = (await r.json()).replay_video_id;
+      } catch { /* try again later */ }
+      if (this.replayVideoId) this.render();
+      else setTimeout(() => this.awaitReplay(attempt + 1), every * (0.75 + Math.random() / 2));
     }
 
     render() {
       this.video.dataset.shoplinkReady = 'true';
-      this.badge(this.status === 'live' ? 'LIVE' : this.status === 'ended' ? 'Live ended' : 'Starting soon',
-        this.status !== 'live');
+      this.video.dataset.shoplinkStatus = this.status || '';
+      const labels = { live: 'LIVE', ended: 'Live ended', missing: 'Live not found' };
+      this.badge(labels[this.status] || 'Starting soon', this.status !== 'live');
+      this.offer(this.status === 'ended' && this.replayVideoId
+        ? `${BASE}/watch/live/${encodeURIComponent(this.liveId)}/replay` : null);
       this.show([...this.pins.values()].reverse().map((p) => ({
         key: `p${p.product_id}`, code: p.code, link: p.link, title: p.title, price: price(p),
         image: p.image_url, position: null, soldOut: p.sold_out })));
+    }
+
+    /** "Watch the replay": a link to the live's replay page, once the host attached one. */
+    offer(href) {
+      if (!href) { if (this.offerEl) this.offerEl.remove(); this.offerEl = null; return; }
+      if (!this.offerEl) {
+        this.offerEl = el('a', { class: 'offer', target: this.target, rel: 'noopener', part: 'replay' }, 'Watch the replay');
+        this.layer.append(this.offerEl);
+        this.video.dispatchEvent(new CustomEvent('shoplink:replay', { detail: { href } }));
+      }
+      this.offerEl.href = href;
+    }
+  }
+
+  /** The studio's preview: the same card, not a link, wherever the editor puts it. */
+  class PreviewOverlay extends Overlay {
+    preview(item) {
+      this.show([]);
+      if (!item) return;
+      this.show([{ key: 'preview', code: 'preview', ...item, link: null }]);
+      const card = this.cards.get('preview');
+      card.classList.add('preview');
     }
   }
 
@@ -289,7 +392,12 @@
     for (const v of (root || document).querySelectorAll('video[data-shoplink-video], video[data-shoplink-live]')) mount(v);
   }
 
-  window.shoplink = { version: 1, base: BASE, scan, mount };
+  function preview(video) {
+    if (!mounted.has(video)) mounted.set(video, new PreviewOverlay(video));
+    return mounted.get(video);
+  }
+
+  window.shoplink = { version: 1, base: BASE, scan, mount, preview };
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', () => scan());
   else scan();
 })();

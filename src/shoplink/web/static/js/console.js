@@ -33,8 +33,12 @@ function render() {
   status.textContent = s.status === 'live' ? 'LIVE' : s.status;
   status.className = `status ${s.status}`;
   document.getElementById('viewers').textContent = s.viewers ?? 0;
+  const ended = s.status === 'ended';
   document.getElementById('start-live').disabled = s.status !== 'scheduled';
   document.getElementById('end-live').disabled = s.status !== 'live';
+  // An ended live's set is final: no Add, no Remove (the API would answer 409); the replay instead.
+  document.getElementById('add-section').hidden = ended;
+  renderReplay(s);
   const pinned = new Map((s.pins || []).map((p) => [p.product_id, p]));
   let total = 0;
   for (const n of clicksByAnchor.values()) total += n;
@@ -52,8 +56,9 @@ function render() {
     pin && pin.sold_out ? 'Back in stock' : 'Sold out');
     soldBtn.addEventListener('click', () => act(() => api('PATCH', `/api/v1/live/${LIVE_ID}/pins/${p.product_id}`,
       { sold_out: !(pin && pin.sold_out) })));
-    const remove = h('button', { type: 'button', class: 'link small', disabled: Boolean(pin), title: 'Remove from the set' }, 'Remove');
-    remove.addEventListener('click', () => act(() => api('DELETE', `/api/v1/live/${LIVE_ID}/products/${p.product_id}`)));
+    const remove = ended ? null
+      : h('button', { type: 'button', class: 'link small', disabled: Boolean(pin), title: 'Remove from the set', dataset: { action: 'remove' } }, 'Remove');
+    remove?.addEventListener('click', () => act(() => api('DELETE', `/api/v1/live/${LIVE_ID}/products/${p.product_id}`)));
     return h('li', { class: `set-item${pin ? ' pinned' : ''}`, dataset: { productId: p.product_id, anchorId: p.anchor_id } },
       p.image_url ? h('img', { src: p.image_url, alt: '' }) : h('span', { class: 'noimg' }),
       h('span', { class: 'set-text' }, h('strong', {}, p.title), h('span', { class: 'muted small' }, fmtPrice(p)),
@@ -84,6 +89,43 @@ function act(fn) {
 document.getElementById('start-live').addEventListener('click', () => act(() => api('POST', `/api/v1/live/${LIVE_ID}/start`)));
 document.getElementById('end-live').addEventListener('click', () => {
   if (window.confirm('End the live for every viewer?')) act(() => api('POST', `/api/v1/live/${LIVE_ID}/end`));
+});
+
+// ---- the replay (after the end) ---------------------------------------------------------------
+let videosLoaded = false;
+async function renderReplay(s) {
+  const section = document.getElementById('replay-section');
+  section.hidden = s.status !== 'ended';
+  if (section.hidden) return;
+  const attached = s.replay_video_id != null;
+  document.getElementById('replay-form').hidden = attached;
+  document.getElementById('replay-help').hidden = attached;
+  document.getElementById('replay-done').hidden = !attached;
+  document.getElementById('replay-link').href = `/watch/live/${LIVE_ID}/replay`;
+  if (attached || videosLoaded) return;
+  videosLoaded = true;
+  const videos = (await api('GET', '/api/v1/videos?limit=200')).items.filter((v) => v.status === 'active');
+  const select = document.getElementById('replay-video');
+  select.replaceChildren(...videos.map((v) => h('option', { value: v.id }, `${v.title || `Video ${v.id}`} (${Math.round(v.duration_s)} s)`)));
+  if (!videos.length) {
+    document.getElementById('replay-error').textContent = 'Upload the recording in the studio (Videos) first, then attach it here.';
+    document.getElementById('replay-submit').disabled = true;
+  }
+}
+
+document.getElementById('replay-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const replayError = document.getElementById('replay-error');
+  replayError.textContent = '';
+  const body = { video_id: Number(document.getElementById('replay-video').value),
+    offset_s: Number(document.getElementById('replay-offset').value || 0) };
+  act(async () => {
+    try {
+      await api('POST', `/api/v1/live/${LIVE_ID}/replay`, body);
+    } catch (err) {
+      replayError.textContent = err.message;
+    }
+  });
 });
 
 const results = document.getElementById('product-results');
@@ -120,5 +162,5 @@ async function poll() {
 mountNav().then(async () => {
   await poll();
   root.dataset.ready = 'true';
-  showResults();
+  if (session.status !== 'ended') showResults();
 }).catch(fail);

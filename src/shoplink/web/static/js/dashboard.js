@@ -1,6 +1,6 @@
 // /dashboard/{kind}/{id}: totals by class, unique viewers, a time series, the video's click
 // heatmap, top anchors/products, period selection and CSV downloads (Chart.js from /vendor/).
-import { api, fmtTime, h } from './api.js';
+import { api, fmtTime, h, session } from './api.js';
 import { mountNav } from './nav.js';
 
 const root = document.getElementById('dashboard');
@@ -62,8 +62,25 @@ async function loadNames() {
       const live = await api('GET', `/api/v1/live/${ID}`);
       for (const p of live.products) names.set(`anchor:${p.anchor_id}`, p.title);
       document.getElementById('dash-title').textContent = `Live: ${live.title}`;
+    } else if (KIND === 'products') {
+      const product = await api('GET', `/api/v1/products/${ID}`);
+      document.getElementById('dash-title').textContent = `Product: ${product.title}`;
+    } else if (KIND === 'shops') {
+      const shop = await api('GET', `/api/v1/shops/${ID}`);
+      document.getElementById('dash-title').textContent = `Shop: ${shop.name}`;
+      const products = await api('GET', `/api/v1/shops/${ID}/products?limit=200`);
+      for (const p of products.items) names.set(`product:${p.id}`, p.title);
+    } else if (KIND === 'plans') {
+      const plan = await api('GET', `/api/v1/plans/${ID}`);
+      document.getElementById('dash-title').textContent = `Plan: ${plan.name}`;
+    } else if (KIND === 'creators') {
+      const who = await session();
+      if (who.account_id === ID) document.getElementById('dash-title').textContent = `Creator: ${who.name}`;
+      const mine = await api('GET', '/api/v1/me/plans');
+      for (const e of mine.items) for (const p of e.plan.products) names.set(`product:${p.product_id}`, p.title);
     }
   } catch { /* names are a nicety; ids are shown instead */ }
+  document.title = `${document.getElementById('dash-title').textContent} · shoplink`;
 }
 
 async function load() {

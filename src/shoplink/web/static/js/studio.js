@@ -6,10 +6,11 @@ const tbody = document.querySelector('#videos tbody');
 
 function row(v) {
   return h('tr', { dataset: { videoId: v.id } },
-    h('td', {}, h('a', { href: `/studio/videos/${v.id}` }, v.title || `Video ${v.id}`)),
-    h('td', {}, v.duration_s != null ? fmtTime(v.duration_s) : '—'),
-    h('td', {}, v.width && v.height ? `${v.width}×${v.height}` : ''),
-    h('td', {}, v.created_at ? new Date(v.created_at).toLocaleString() : ''),
+    h('td', {}, h('a', { href: `/studio/videos/${v.id}` }, v.title || `Video ${v.id}`),
+      v.playable === false ? h('div', { class: 'warning small', dataset: { unplayable: 'true' } }, `Browsers cannot play it (${v.codec})`) : null),
+    h('td', { 'data-label': 'Length' }, v.duration_s != null ? fmtTime(v.duration_s) : '—'),
+    h('td', { 'data-label': 'Size' }, v.width && v.height ? `${v.width}×${v.height}` : ''),
+    h('td', { 'data-label': 'Uploaded' }, v.created_at ? new Date(v.created_at).toLocaleString() : ''),
     h('td', {}, h('a', { href: `/dashboard/videos/${v.id}` }, 'Stats')));
 }
 

@@ -117,12 +117,19 @@ function renderCuts() {
     tick.style.left = pct(c);
     return tick;
   }));
+  renderRuler();
+}
+
+/** Time labels far enough apart never to touch (about one per 64 px: fewer on a phone). */
+function renderRuler() {
   const ruler = document.getElementById('ruler');
-  const step = niceStep(state.duration / 10);
+  const width = ruler.getBoundingClientRect().width || 640;
+  const step = niceStep(state.duration / Math.max(1, Math.min(10, Math.floor(width / 64))));
   const marks = [];
   for (let t = 0; t <= state.duration + 1e-9; t += step) {
     const m = h('span', {}, fmtTime(t));
     m.style.left = pct(t);
+    if (t > 0 && state.duration - t < step / 2) m.classList.add('end');  // inside the ruler, not past it
     marks.push(m);
   }
   ruler.replaceChildren(...marks);
@@ -282,18 +289,35 @@ async function archive(anchor) {
 }
 
 // ---- the anchor form --------------------------------------------------------------------------
+// ---- the card preview: the widget's own card (window.shoplink from /v1/player.js) on the player --
+let previewer = null;
+function renderPreview() {
+  if (!previewer && window.shoplink && window.shoplink.preview) previewer = window.shoplink.preview(player);
+  if (!previewer) return;
+  const p = state.product ? { ...(state.products.get(state.product.id) || {}), ...state.product } : null;
+  previewer.preview(p ? {
+    title: form.label.value.trim() || p.title,
+    price: p.price != null ? `${p.currency || ''} ${p.price}`.trim() : '',
+    image: p.image_url || null,
+    position: state.position,
+  } : null);
+}
+form.label.addEventListener('input', renderPreview);
+
 function chooseProduct(p) {
   state.product = p;
   if (p) state.products.set(p.id, { ...(state.products.get(p.id) || {}), ...p });
   document.getElementById('product-chosen').textContent = p ? `${p.title}${p.plan ? ` · plan “${p.plan}”` : ''}` : 'No product chosen';
   document.getElementById('product-chosen').classList.toggle('muted', !p);
   for (const li of results.children) li.setAttribute('aria-selected', String(p && Number(li.dataset.productId) === p.id));
+  renderPreview();
 }
 
 function setPosition(pos) {
   state.position = pos;
   document.getElementById('position-text').textContent = pos
     ? `Card position: ${Math.round(pos.x * 100)}%, ${Math.round(pos.y * 100)}%` : 'Card position: default';
+  renderPreview();
 }
 
 function resetForm(clearRange = true) {
@@ -318,8 +342,8 @@ function startEdit(a) {
   form.start_s.value = a.start_s;
   form.end_s.value = a.end_s;
   form.label.value = a.label || '';
-  chooseProduct({ id: a.product_id, title: productTitle(a.product_id) });
   setPosition(a.position);
+  chooseProduct({ id: a.product_id, title: productTitle(a.product_id) });
   document.getElementById('form-heading').textContent = `Edit anchor ${a.code}`;
   document.getElementById('anchor-submit').textContent = 'Save';
   document.getElementById('anchor-cancel').hidden = false;
@@ -437,8 +461,12 @@ async function main() {
   state.duration = video.duration_s;
   state.cuts = (scenes.cuts || []).filter((c) => c > 0 && c < video.duration_s);
   document.getElementById('video-title').textContent = video.title || `Video ${VIDEO_ID}`;
+  const warning = document.getElementById('playback-warning');
+  warning.hidden = video.playable !== false;
+  warning.textContent = video.playback_warning || '';
   document.title = `${video.title || 'Video'} · shoplink`;
   renderCuts();
+  new ResizeObserver(() => renderRuler()).observe(document.getElementById('ruler'));
   await loadAnchors();
   timeline.dataset.ready = 'true';
   renderThumbs();
