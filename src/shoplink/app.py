@@ -27,7 +27,7 @@ from shoplink.security.cors import cors_middleware
 from shoplink.security.headers import security_headers_middleware
 from shoplink.security.middleware import rate_limit_middleware
 from shoplink.videos import views as video_views
-from shoplink.web import business, console, dashboard, demo_page, demo_shop, home, player, studio
+from shoplink.web import business, console, dashboard, demo_page, demo_shop, home, money_pages, player, studio
 from shoplink.web import views as web_views
 from shoplink.web.middleware import session_middleware
 
@@ -55,6 +55,7 @@ ROUTE_SETUPS: list[Callable[[web.Application], None]] = [
     demo_page.setup_routes,
     home.setup_routes,
     business.setup_routes,
+    money_pages.setup_routes,
 ]
 
 

@@ -166,7 +166,8 @@ async def services(app: web.Application) -> AsyncIterator[None]:
                       viewer_keys=ViewerKeys(settings.secret_key))
         stack.push_async_callback(hub.shutdown)
         app[LIVE] = LiveService(pool, hub, rights, anchors, videos, changes,
-                                max_products=settings.live_max_products, max_pins=settings.live_max_pins)
+                                max_products=settings.live_max_products, max_pins=settings.live_max_pins,
+                                allow_http_urls=settings.allow_http_urls)
         changes.subscribe(hub.on_change)
         await stack.enter_async_context(_task(hub.run(), "live-subscription"))
         await stack.enter_async_context(_task(hub.ticker(), "live-ticker"))

@@ -3,6 +3,7 @@ settlement states and who may change them, payouts, statements (JSON and CSV).""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import timedelta
@@ -422,3 +423,29 @@ async def test_the_conversions_each_account_may_list(
     assert await listed(await make_account("analyst")) == [*everything, theirs["id"]]
     reply = await alice.get("/api/v1/conversions", params={"attribution": "maybe"})
     assert (reply.status, reply.error_code) == (400, "invalid_query")
+
+
+@pytest.mark.usefixtures("count_worker")
+async def test_concurrent_payouts_and_refunds_never_pay_twice_or_refund_past_the_sale(
+        server: TestServer, make_account: AccountFactory, pool: asyncpg.Pool,
+        redis: Redis) -> None:
+    s = await Shop(server, pool, redis).setup(make_account)
+    alice = s.creators[0]
+    sales = [await s.credited_sale(f"C-{n}", amount="10.00") for n in range(6)]
+    # two refunds of 6.00 each of a 10.00 sale, at once: one passes, the other would exceed it
+    url = f"/api/v1/conversions/{sales[0]['id']}/refund"
+    replies = await asyncio.gather(*(s.seller.post(url, {"amount": "6.00"}) for _ in range(2)))
+    assert sorted(r.status for r in replies) == [200, 422]
+    assert (await s.get(sales[0]["id"]))["refunded_minor"] == 600
+    s.clock.advance(days=14)
+    # five payouts with different references at once: one pays everything, the others nothing
+    replies = await asyncio.gather(*(s.seller.post("/api/v1/payouts", {
+        "creator_id": alice.account_id, "currency": "USD", "reference": f"RACE-{n}"})
+        for n in range(5)))
+    assert sorted(r.status for r in replies) == [201, 409, 409, 409, 409]
+    paid = next(r.body for r in replies if r.status == 201)
+    assert (paid["amount_minor"], paid["conversions"]) == (60 + 5 * 150, 6)
+    async with pool.acquire() as con:
+        assert await con.fetchval("SELECT count(*) FROM payouts") == 1
+        assert await con.fetchval("SELECT count(*) FROM conversions WHERE payout_id = $1",
+                                  paid["id"]) == 6

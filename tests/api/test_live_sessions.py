@@ -214,3 +214,32 @@ async def test_bad_ids_and_bodies(make_account: AccountFactory, anon: Api) -> No
     assert (await host.post("/api/v1/live", data=b"{", headers={
         "Content-Type": "application/json"})).status == 400
     assert (await host.get("/api/v1/live")).body["items"] == []
+
+
+async def test_stream_url_is_validated_and_public(make_account: AccountFactory, anon: Api,
+                                                  start_server: ServerFactory, http: ClientSession) -> None:
+    creator, _ = await seller_with_products(make_account, 1)
+    made = await creator.post("/api/v1/live", {"title": "Streamed",
+                                               "stream_url": " https://CDN.example/live/main.m3u8 "})
+    assert made.status == 201, made.body
+    assert made.body["stream_url"] == "https://cdn.example/live/main.m3u8"
+    live_id = made.body["id"]
+    public = await anon.get(f"/v1/live/{live_id}")
+    assert public.body["stream_url"] == "https://cdn.example/live/main.m3u8"
+    for bad in ("http://cdn.example/a.m3u8", "javascript:alert(1)", "ftp://cdn.example/a.m3u8", "/relative.m3u8",
+                "https://user@cdn.example/a.m3u8", ""):
+        reply = await creator.patch(f"/api/v1/live/{live_id}", {"stream_url": bad})
+        assert reply.status == 422, (bad, reply.body)
+        assert reply.body["error"]["details"][0]["field"] == "stream_url", reply.body
+    changed = await creator.patch(f"/api/v1/live/{live_id}", {"stream_url": "https://cdn.example/b.m3u8"})
+    assert changed.status == 200 and changed.body["stream_url"] == "https://cdn.example/b.m3u8"
+    assert (await anon.get(f"/v1/live/{live_id}")).body["stream_url"] == "https://cdn.example/b.m3u8"
+    cleared = await creator.patch(f"/api/v1/live/{live_id}", {"stream_url": None})
+    assert cleared.status == 200 and cleared.body["stream_url"] is None
+    assert (await creator.post("/api/v1/live", {"title": "x", "stream_url": "http://cdn.example/a"})).status == 422
+
+    # Development mode (SHOPLINK_ALLOW_HTTP_URLS): plain http is accepted too.
+    server = await start_server(allow_http_urls=True)
+    dev = Api.of(creator, str(server.make_url("")).rstrip("/"))
+    reply = await dev.patch(f"/api/v1/live/{live_id}", {"stream_url": "http://127.0.0.1:9000/live.m3u8"})
+    assert reply.status == 200 and reply.body["stream_url"] == "http://127.0.0.1:9000/live.m3u8"

@@ -90,7 +90,7 @@ async def test_bad_tokens_from_an_address_never_lock_out_valid_tokens_from_it(
     postback = await good.post("/api/v1/conversions", {
         "shop_id": shop_id, "order_id": "LB-1", "amount": "1.00", "currency": "USD",
         "click_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV"})
-    assert postback.status == 201 and postback.body["reason"] == "click_unknown", postback.body
+    assert postback.status == 201 and postback.body["reason"] == "pending_attribution", postback.body
     async with http.post(f"{base}/signin", data={"token": other.token}, allow_redirects=False) as resp:
         assert resp.status == 303  # a correct sign-in from the same address
     _assert_429(await Api(http, base, "slk_wrong").get("/api/v1/me"))  # still over its budget

@@ -6,7 +6,7 @@ from aiohttp import ClientSession, CookieJar
 
 from support.api import AccountFactory, Api
 
-PAGES = ("/studio", "/studio/live", "/dashboard", "/dashboard/videos/1")
+PAGES = ("/studio", "/studio/live", "/dashboard", "/dashboard/videos/1", "/sales", "/payouts", "/statement")
 OWNED = ("/studio/videos/1", "/studio/live/1")  # others' and missing ones are 404 pages
 
 

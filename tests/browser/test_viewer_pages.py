@@ -97,6 +97,10 @@ async def test_studio_previews_the_card_as_the_widget_draws_it(
         await sign_in(page, webapp.base, shop.seller, f"/studio/videos/{video['id']}")
         await page.wait_for_selector("#timeline[data-ready='true']")
         assert await page.locator(CARDS).count() == 0  # nothing chosen, nothing previewed
+        # Count the cards handed to the beacons' hook (player_events.js): the preview is none of them.
+        await page.evaluate("""() => { const hooks = window.__shoplinkEvents, card = hooks.card;
+            window.__beaconCards = 0;
+            hooks.card = (...args) => { window.__beaconCards += 1; return card(...args); }; }""")
         await page.fill("#product-search", "Trail")
         await page.click("#product-results li[data-product-id]")
         preview = page.locator(f"{CARDS}.preview")
@@ -121,6 +125,7 @@ async def test_studio_previews_the_card_as_the_widget_draws_it(
             "c => [getComputedStyle(c).borderRadius, getComputedStyle(c.querySelector('.cta')).backgroundColor]"
         ) == ["12px", "rgb(196, 30, 82)"]
         await screenshot(page, "studio-card-preview", docs=True)
+        assert await page.evaluate("() => window.__beaconCards") == 0
         await assert_accessible(page)
     finally:
         await ctx.close()

@@ -3,8 +3,8 @@ and sales in three currencies, sales reported before their click (out of order) 
 re-reports (some concurrent), partial and whole refunds (some retried, some while the sale is
 pending), and the count worker killed (SIGKILL) and restarted while all this happens. At the end:
 every conversion owes what an independent model computes; the sums per plan and currency agree
-between the model, `shoplink reconcile`, the affiliate report and the creators' statements; and
-paying every creator pays exactly that, once."""
+between the model, `shoplink reconcile`, the affiliate report, the creators' statements and the
+stats API's funnel (orders, GMV, commission); and paying every creator pays exactly that, once."""
 
 from __future__ import annotations
 
@@ -262,7 +262,24 @@ async def test_randomized_money_reconciles_to_the_minor_unit(
                 t["pending_minor"] + t["paid_minor"]
     assert stated == dict(per_creator)
 
-    # 5. paying everyone pays exactly what is owed, once
+    # 5. the stats API's funnel per plan: orders, GMV and commission (net of refunds)
+    for plan in plans:
+        doc = (await seller.get(f"/api/v1/stats/plans/{plan['id']}",
+                                params={"granularity": "day"})).body
+        mine = [s for s in sales if s.click is not None and plan_of_rate[s.rate_bp] == plan["id"]
+                and s.refunded < s.amount_minor]  # credited, not wholly refunded: an order
+        assert doc["funnel"]["orders"] == len(mine)
+        gmv: dict[str, int] = defaultdict(int)
+        fees: dict[str, int] = defaultdict(int)
+        for s in mine:
+            gmv[s.currency] += s.amount_minor - s.refunded
+            fees[s.currency] += s.owed
+        assert {g["currency"]: g["amount_minor"] for g in doc["funnel"]["gmv"]} == gmv
+        assert {c["currency"]: c["amount_minor"] for c in doc["funnel"]["commission"]} == fees
+        assert {cur: v for cur, v in fees.items() if v} == {
+            cur: v for (pid, cur), v in model.items() if pid == plan["id"] and v}
+
+    # 6. paying everyone pays exactly what is owed, once
     for (creator_id, currency), due in per_creator.items():
         if due == 0:
             continue

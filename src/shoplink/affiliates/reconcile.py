@@ -2,10 +2,10 @@
 
 Read-only. It recomputes every conversion's commission from its amount, refunds and rate (the
 money rules of crediting.py) and checks the stored columns, the refunds table and the payouts,
-then sums the commission owed per (plan, currency) four ways — over the conversions one by one,
-with the SQL expressions the stats use (repository.NET_COMMISSION_SQL), as the affiliate report
-adds it up, and as the creators' statements do (by settlement state) — and checks that they are
-equal. Exit code 0: everything adds up; 1: the problems are listed.
+then sums the commission owed per (plan, currency) five ways — over the conversions one by one,
+with the SQL expressions (repository.NET_COMMISSION_SQL), as the stats API's funnel reads it
+(repository.sales_totals), as the affiliate report adds it up, and as the creators' statements do
+(by settlement state) — and checks that they are equal. Exit code 0: everything adds up; 1: the problems are listed.
 """
 
 from __future__ import annotations
@@ -133,6 +133,14 @@ async def reconcile(pool: asyncpg.Pool, *, now: datetime, return_window: timedel
                                                 scope_account=None, plan_id=None, creator_id=None):
                 _add(by_report, (r["key"], r["currency"].strip()), r["commission_minor"])
         _compare(out, "the affiliate report", by_report)
+
+        by_stats: dict[Key, int] = {}
+        if first is not None and last is not None:
+            for plan_id in sorted({plan for plan, _ in out.owed}):
+                for r in await repo.sales_totals(con, "plan", plan_id, first,
+                                                 last + timedelta(seconds=1)):
+                    _add(by_stats, (plan_id, r["currency"].strip()), r["commission_minor"])
+        _compare(out, "the stats API's funnel", by_stats)
 
         by_statement: dict[Key, int] = {}
         for r in await repo.earnings(con, creator_id=None, seller_id=None, plan_id=None,

@@ -537,8 +537,7 @@ async def sales_totals(con: Conn, kind: str, entity_id: int, start: datetime,
     commission_minor) over conversions that occurred in [start, end).
 
     Counted: `confirmed` conversions (wholly refunded ones are not), net of partial refunds
-    (schemas/sql/0012_affiliate_money.sql: net GMV = amount - refunded, net commission =
-    commission - commission refunded). Which ones belong to the entity:
+    (NET_AMOUNT_SQL, NET_COMMISSION_SQL). Which ones belong to the entity:
     - plan, creator, anchor, video, live: conversions credited to a click (`click_id`), through
       that click's anchor for anchor / video / live;
     - shop, product: conversions the shop reported with a shoplink click id (`given_click_id`),
@@ -548,8 +547,8 @@ async def sales_totals(con: Conn, kind: str, entity_id: int, start: datetime,
     via_click = "v.given_click_id IS NOT NULL" if kind in ("shop", "product") else "v.click_id IS NOT NULL"
     return await con.fetch(
         f"""SELECT v.currency, count(*) AS orders,
-                   coalesce(sum(v.amount_minor - v.refunded_minor), 0)::bigint AS gmv_minor,
-                   coalesce(sum(v.commission_minor - v.commission_refunded_minor), 0)::bigint AS commission_minor
+                   coalesce(sum({NET_AMOUNT_SQL}), 0)::bigint AS gmv_minor,
+                   coalesce(sum({NET_COMMISSION_SQL}), 0)::bigint AS commission_minor
               FROM conversions v
               LEFT JOIN attributed_clicks c ON c.event_id = v.click_id
               LEFT JOIN anchors a ON a.id = c.anchor_id

@@ -310,7 +310,7 @@ class LiveHub:
             if fresh is not None and watch.state is not None:
                 watch.state = dataclasses.replace(
                     watch.state, title=fresh.title, planned_start_at=fresh.planned_start_at,
-                    replay_video_id=fresh.replay_video_id)
+                    replay_video_id=fresh.replay_video_id, stream_url=fresh.stream_url)
             return
         if isinstance(item, LiveEvent):
             if item.seq <= state.seq:

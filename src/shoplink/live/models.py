@@ -31,12 +31,13 @@ class LiveSession:
     last_seq: int
     created_at: datetime
     updated_at: datetime
+    stream_url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "owner_id": self.owner_id, "title": self.title,
                 "planned_start_at": _iso(self.planned_start_at), "status": self.status,
                 "started_at": _iso(self.started_at), "ended_at": _iso(self.ended_at),
-                "replay_video_id": self.replay_video_id, "seq": self.last_seq,
+                "replay_video_id": self.replay_video_id, "stream_url": self.stream_url, "seq": self.last_seq,
                 "created_at": _iso(self.created_at), "updated_at": _iso(self.updated_at)}
 
 
@@ -155,6 +156,7 @@ class LiveState:
     replay_video_id: int | None
     seq: int
     pins: tuple[Pin, ...] = ()
+    stream_url: str | None = None
 
     def apply(self, event: LiveEvent) -> LiveState:
         """The state after `event` (which must be the next in sequence)."""
@@ -184,7 +186,7 @@ class LiveState:
         return {"id": self.session_id, "title": self.title, "status": self.status,
                 "planned_start_at": _iso(self.planned_start_at), "started_at": _iso(self.started_at),
                 "ended_at": _iso(self.ended_at), "replay_video_id": self.replay_video_id,
-                "seq": self.seq, "pins": [p.to_json(base_url) for p in self.pins]}
+                "stream_url": self.stream_url, "seq": self.seq, "pins": [p.to_json(base_url) for p in self.pins]}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from shoplink.live.models import LiveEvent, LiveSession, LiveState, Pin, SetProd
 from shoplink.money import to_decimal_string
 
 _SESSION_COLUMNS = """id, owner_id, title, planned_start_at, status, started_at, ended_at,
-                      replay_video_id, last_seq, created_at, updated_at"""
+                      replay_video_id, last_seq, created_at, updated_at, stream_url"""
 
 
 def _session(row: asyncpg.Record) -> LiveSession:
@@ -28,10 +28,11 @@ def _event(row: asyncpg.Record) -> LiveEvent:
 
 # ---- sessions --------------------------------------------------------------------------------
 
-async def insert_session(con: Conn, owner_id: int, title: str, planned: datetime | None) -> int:
+async def insert_session(con: Conn, owner_id: int, title: str, planned: datetime | None,
+                         stream_url: str | None = None) -> int:
     session_id: int = await con.fetchval(
-        "INSERT INTO live_sessions (owner_id, title, planned_start_at) VALUES ($1, $2, $3) RETURNING id",
-        owner_id, title, planned)
+        "INSERT INTO live_sessions (owner_id, title, planned_start_at, stream_url) VALUES ($1, $2, $3, $4) "
+        "RETURNING id", owner_id, title, planned, stream_url)
     return session_id
 
 
@@ -53,7 +54,7 @@ async def list_sessions(con: Conn, owner_id: int | None, status: str | None, lim
 
 
 async def update_session(con: Conn, session_id: int, changes: dict[str, Any]) -> None:
-    allowed = {"title", "planned_start_at"}
+    allowed = {"title", "planned_start_at", "stream_url"}
     assert set(changes) <= allowed
     if not changes:
         return
@@ -215,5 +216,5 @@ async def load_state(con: Conn, session_id: int) -> LiveState | None:
     return LiveState(session_id=row["id"], title=row["title"], status=row["status"],
                      planned_start_at=row["planned_start_at"], started_at=row["started_at"],
                      ended_at=row["ended_at"], replay_video_id=row["replay_video_id"],
-                     seq=row["last_seq"],
+                     seq=row["last_seq"], stream_url=row["stream_url"],
                      pins=tuple(Pin.from_snapshot(p["product"], p["sold_out"]) for p in pins))

@@ -18,6 +18,7 @@ from shoplink.anchors.models import Anchor, NewVideoAnchor
 from shoplink.anchors.rights import PromotionRights
 from shoplink.auth import policy
 from shoplink.auth.models import Principal
+from shoplink.catalog.urls import UrlRejected, normalize_url
 from shoplink.changes import Change, ChangeBus
 from shoplink.db import Conn
 from shoplink.errors import Conflict, NotFound, ValidationFailed, field_error
@@ -81,7 +82,8 @@ class ReplayVideos(Protocol):
 
 class LiveService:
     def __init__(self, pool: asyncpg.Pool, hub: LiveHub, rights: PromotionRights, anchors: LiveAnchors,
-                 videos: ReplayVideos, changes: ChangeBus, *, max_products: int, max_pins: int) -> None:
+                 videos: ReplayVideos, changes: ChangeBus, *, max_products: int, max_pins: int,
+                 allow_http_urls: bool = False) -> None:
         self._pool = pool
         self.hub = hub
         self._rights = rights
@@ -90,6 +92,16 @@ class LiveService:
         self._changes = changes
         self.max_products = max_products
         self.max_pins = max_pins
+        self.allow_http_urls = allow_http_urls
+
+    def _stream_url(self, raw: str | None) -> str | None:
+        """The host's stream: an absolute https URL (http too with SHOPLINK_ALLOW_HTTP_URLS), or None."""
+        if raw is None:
+            return None
+        try:
+            return normalize_url(raw.strip(), allow_http=self.allow_http_urls)[0]
+        except UrlRejected as exc:
+            raise field_error("stream_url", str(exc), code="invalid_url") from None
 
     # ---- sessions --------------------------------------------------------------------------
 
@@ -107,13 +119,14 @@ class LiveService:
         if not title:
             raise field_error("title", "must not be blank")
         planned = parse_planned_start(body.get("planned_start_at"))
+        stream_url = self._stream_url(body.get("stream_url"))
         product_ids = list(dict.fromkeys(body.get("product_ids", [])))
         rights = await self._check_rights(who, product_ids, "product_ids")
         if len(product_ids) > self.max_products:
             raise field_error("product_ids", f"at most {self.max_products} products per live session",
                               code="too_many_products")
         async with self._pool.acquire() as con, con.transaction():
-            session_id = await repo.insert_session(con, who.account_id, title, planned)
+            session_id = await repo.insert_session(con, who.account_id, title, planned, stream_url)
             await self._anchors.add_live_anchors(con, session_id, who.account_id, rights)
             session = await repo.get_session(con, session_id)
         assert session is not None
@@ -147,6 +160,8 @@ class LiveService:
                 raise field_error("title", "must not be blank")
         if "planned_start_at" in body:
             changes["planned_start_at"] = parse_planned_start(body["planned_start_at"])
+        if "stream_url" in body:
+            changes["stream_url"] = self._stream_url(body["stream_url"])
         async with self._pool.acquire() as con, con.transaction():
             session = await self._owned(con, who, session_id, for_update=True)
             if "planned_start_at" in changes and session.status != SCHEDULED:

@@ -38,7 +38,10 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/marketplace", "Marketplace", frozenset({"creator"})),
     ("/me/plans", "My plans", frozenset({"creator"})),
     ("/links", "Links", frozenset({"creator"})),
+    ("/sales", "Sales", frozenset({"seller", "admin"})),
+    ("/payouts", "Payouts", frozenset({"seller", "admin"})),
     ("/earnings", "Earnings", frozenset({"creator", "seller", "admin", "analyst"})),
+    ("/statement", "Statement", frozenset({"creator"})),
     ("/dashboard", "Dashboard", frozenset()),
 )
 
@@ -71,15 +74,18 @@ def shell(request: web.Request, template: str, *, title: str, script: str, **val
 def viewer_page(request: web.Request, *, title: str, heading: str, intro: str, attr: str, entity_id: int,
                 video_src: str | None, snippet: str, footer: str = "", extra: str = "",
                 script: str | None = None, data: dict[str, str] | None = None,
-                csp: str | None = None) -> web.Response:
+                csp: str | None = None, vendor: tuple[str, ...] = ()) -> web.Response:
     """A public page with a 9:16 video made shoppable by the widget, as a shop would embed it.
 
-    `extra` is trusted HTML put under the intro; `script` a module under /static/js/; `data` the
-    video element's extra data-* attributes; `csp` replaces the default Content-Security-Policy."""
+    `extra` is trusted HTML put under the intro; `script` a module under /static/js/; `vendor`
+    classic scripts (/vendor/ paths) loaded before it; `data` the video element's extra data-*
+    attributes; `csp` replaces the default Content-Security-Policy."""
     e = html.escape
     src = f' src="{e(video_src)}"' if video_src else ""
     attrs = "".join(f' data-{e(k)}="{e(v)}"' for k, v in (data or {}).items())
-    module = f'\n<script type="module" src="{e(static_url(request, f"js/{script}"))}"></script>' if script else ""
+    module = "".join(f'\n<script src="{e(src)}" defer></script>' for src in vendor)
+    if script:
+        module += f'\n<script type="module" src="{e(static_url(request, f"js/{script}"))}"></script>'
     text = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(title)} · shoplink</title><link rel="stylesheet" href="{e(static_url(request, "app.css"))}">

@@ -15,11 +15,16 @@ from shoplink.errors import NotFound
 from shoplink.http import path_id
 from shoplink.keys import LIVE, SETTINGS, VIDEOS
 from shoplink.live.models import ENDED, LiveState
+from shoplink.paths import PROJECT_DIR
+from shoplink.security.headers import CONTENT_SECURITY_POLICY
 from shoplink.videos.models import Video
 from shoplink.web.pages import not_found_page, viewer_page
 from shoplink.web.views import STATIC_DIR
 
 routes = web.RouteTableDef()
+# `npm ci` in web/ installs hls.js (web/package.json); the watch page loads it from /vendor/hls.js/.
+HLS_JS_DIR = PROJECT_DIR / "web" / "node_modules" / "hls.js" / "dist"
+HLS_JS_URL = "/vendor/hls.js/hls.min.js"
 # The player's events (player_events.js) first: the widget finds its hooks when it starts.
 _SCRIPT = (STATIC_DIR / "player_events.js").read_bytes() + b"\n" + (STATIC_DIR / "player.js").read_bytes()
 _ETAG = '"' + hashlib.sha256(_SCRIPT).hexdigest()[:16] + '"'
@@ -56,10 +61,26 @@ async def watch_live(request: web.Request) -> web.Response:
                  + (f'<a class="button-link" href="/watch/live/{live_id}/replay">Watch the replay</a>'
                     if state.replay_video_id is not None else "The replay shows here once the host publishes it.")
                  + "</p>")
+    extra += '<p class="small muted" id="stream-status" aria-live="polite"></p>'
+    stream = "" if state.status == ENDED else state.stream_url or ""  # an ended live's stream is over
     return viewer_page(request, title=state.title, heading=state.title,
                        intro="Live shopping: products the host pins show up on the video at once.",
                        attr="data-shoplink-live", entity_id=live_id, video_src=None, snippet=snippet,
-                       extra=extra)
+                       extra=extra, script="watch_live.js", data={"stream-url": stream},
+                       vendor=(HLS_JS_URL,) if HLS_JS_DIR.is_dir() else (),
+                       csp=watch_csp(request.app[SETTINGS].allow_http_urls))
+
+
+def watch_csp(allow_http: bool) -> str:
+    """The pages' CSP, but media and fetches may reach the host's stream, wherever the host set it
+    (validated https, or http in development); scripts stay our own."""
+    extra = " https:" + (" http:" if allow_http else "")
+    out = []
+    for directive in CONTENT_SECURITY_POLICY.split("; "):
+        if directive.startswith(("media-src ", "connect-src ")):
+            directive += extra
+        out.append(directive)
+    return "; ".join(out)
 
 
 async def _replay(request: web.Request) -> tuple[LiveState, Video] | None:
@@ -101,3 +122,5 @@ async def replay_media(request: web.Request) -> web.StreamResponse:
 
 def setup_routes(app: web.Application) -> None:
     app.add_routes(routes)
+    if HLS_JS_DIR.is_dir():
+        app.router.add_static("/vendor/hls.js/", HLS_JS_DIR, name="vendor-hlsjs")

@@ -186,7 +186,7 @@
         el('span', { class: 'price' }, item.price)), el('span', { class: 'cta' }, 'Shop'));
       a._pos = item.position;
       a._item = item;
-      if (events) events.card(this.video, a, item.code);
+      if (events && !this.isPreview) events.card(this.video, a, item.code);  // no beacons for the studio preview
       // The link carries the playback second at the moment of the click (keyboard or pointer).
       const stamp = (e) => {
         const current = a._item;
@@ -368,8 +368,11 @@
     }
   }
 
-  /** The studio's preview: the same card, not a link, wherever the editor puts it. */
+  /** The studio's preview: the same card, not a link, wherever the editor puts it. It shows no
+   *  real anchor: viewer beacons (views, impressions) must skip overlays whose `isPreview` is true. */
   class PreviewOverlay extends Overlay {
+    get isPreview() { return true; }
+
     preview(item) {
       this.show([]);
       if (!item) return;

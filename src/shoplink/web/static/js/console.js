@@ -39,6 +39,9 @@ function render() {
   // An ended live's set is final: no Add, no Remove (the API would answer 409); the replay instead.
   document.getElementById('add-section').hidden = ended;
   renderReplay(s);
+  const streamInput = document.getElementById('stream-url');
+  if (document.activeElement !== streamInput && !streamInput.dataset.dirty) streamInput.value = s.stream_url || '';
+  document.getElementById('stream-form').hidden = ended;
   const pinned = new Map((s.pins || []).map((p) => [p.product_id, p]));
   let total = 0;
   for (const n of clicksByAnchor.values()) total += n;
@@ -89,6 +92,25 @@ function act(fn) {
 document.getElementById('start-live').addEventListener('click', () => act(() => api('POST', `/api/v1/live/${LIVE_ID}/start`)));
 document.getElementById('end-live').addEventListener('click', () => {
   if (window.confirm('End the live for every viewer?')) act(() => api('POST', `/api/v1/live/${LIVE_ID}/end`));
+});
+
+// ---- the host's stream ----------------------------------------------------------------------
+document.getElementById('stream-url').addEventListener('input', (e) => { e.target.dataset.dirty = 'true'; });
+document.getElementById('stream-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const input = document.getElementById('stream-url');
+  const streamError = document.getElementById('stream-error');
+  streamError.textContent = '';
+  const value = input.value.trim();
+  act(async () => {
+    try {
+      await api('PATCH', `/api/v1/live/${LIVE_ID}`, { stream_url: value || null });
+      delete input.dataset.dirty;
+      root.dataset.streamSaved = value;
+    } catch (err) {
+      streamError.textContent = (err.details && err.details[0] && err.details[0].message) || err.message;
+    }
+  });
 });
 
 // ---- the replay (after the end) ---------------------------------------------------------------
