@@ -1,6 +1,8 @@
 """Analytics benchmark: counting throughput, end-to-end freshness, and stats query latency.
 
     .venv/bin/python bench/analytics.py [--events 1000000] [--rate 5000] [--seconds 20]
+    .venv/bin/python bench/analytics.py --only-throughput --mixed --events 440000   (issue 15)
+    .venv/bin/python bench/analytics.py --events-freshness --rate 50000 --seconds 15  (issue 15)
 
 Self-contained: starts its own redis-server and `shoplink serve`, creates (and drops) a fresh
 PostgreSQL database on 127.0.0.1:5432. Three measurements:
@@ -194,31 +196,100 @@ async def preload(redis_url: str, n: int) -> float:
     return time.perf_counter() - t0
 
 
+def make_batch(rng: random.Random, ts_ms: int, impressions: int = 20) -> dict[str, Any]:
+    """One page view's beacon as the event stream holds it: `impressions` card impressions (of
+    distinct anchors, entities as make_event's) and one video view."""
+    events = []
+    for anchor in rng.sample(range(1, 2001), impressions):
+        video = 1000 + anchor % 200
+        product = 1 + anchor % 500
+        events.append({"type": "impression", "code": f"c{anchor:07d}", "anchor_id": anchor, "video_id": video,
+                       "live_session_id": None, "product_id": product, "shop_id": 1 + product % 50,
+                       "creator_id": 1 + video % 100, "plan_id": (1 + anchor % 20) if anchor % 5 == 0 else None,
+                       "playback_s": round(rng.uniform(0, 60), 2), "quartile": None})
+    video = events[0]["video_id"]
+    events.append({"type": "view", "code": None, "anchor_id": None, "video_id": video, "live_session_id": None,
+                   "product_id": None, "shop_id": None, "creator_id": 1 + video % 100, "plan_id": None,
+                   "playback_s": 0.0, "quartile": None})
+    return {"schema_version": 1, "batch_id": new_ulid(ts_ms), "ts_ms": ts_ms,
+            "viewer": f"{rng.getrandbits(128):032x}"[:32], "ua_class": rng.choice(CLASSES),
+            "page_view": f"{rng.getrandbits(64):016x}", "referrer_host": "shop.example", "events": events}
+
+
+async def preload_mixed(redis_url: str, n: int) -> tuple[float, int]:
+    """n events as 20 impressions : 1 view : 1 click: n // 22 clicks on the click streams and as
+    many page-view batches (20 impressions + 1 view) on the event streams. (seconds, events)."""
+    from shoplink.resp import pack
+
+    rng = random.Random(11)
+    now = int(time.time() * 1000)
+    pages = n // 22
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    t0 = time.perf_counter()
+    chunk = 2000
+    try:
+        for start in range(0, pages, chunk):
+            count = min(pages, start + chunk) - start
+            buf = []
+            for i in range(start, start + count):
+                ts = now - 3_600_000 + i * 3_600_000 // pages
+                ev = make_event(rng, ts)
+                buf.append(pack(["XADD", f"shoplink:clicks:{{{ev['anchor_id'] % SHARDS}}}", "*", "e",
+                                 orjson.dumps(ev)]))
+                buf.append(pack(["XADD", f"shoplink:events:{{{i % SHARDS}}}", "*", "e",
+                                 orjson.dumps(make_batch(rng, ts))]))
+            writer.write(b"".join(buf))
+            await writer.drain()
+            need, seen, tail = 4 * count, 0, b""
+            while seen < need:
+                data = await reader.read(1 << 20)
+                if not data:
+                    raise RuntimeError("redis closed the connection")
+                if data.startswith(b"-") or b"\r\n-" in data:
+                    raise RuntimeError(data[:200].decode(errors="replace"))
+                seen += (tail + data).count(b"\r\n") - tail.count(b"\r\n")
+                tail = data[-1:]
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return time.perf_counter() - t0, pages * 22
+
+
 NAIVE = """
 import sys, time, orjson, redis
 r = redis.Redis.from_url(sys.argv[1])
 shards, n = int(sys.argv[2]), 0
-for s in range(shards):
-    try:
-        r.xgroup_create(f"shoplink:clicks:{{{s}}}", "naive", id="0")
-    except redis.ResponseError:
-        pass
+families = ("clicks", "events")
+for f in families:
+    for s in range(shards):
+        try:
+            r.xgroup_create(f"shoplink:{f}:{{{s}}}", "naive", id="0", mkstream=True)
+        except redis.ResponseError:
+            pass
 t0 = time.perf_counter()
 while True:
     got = 0
-    for s in range(shards):
-        stream = f"shoplink:clicks:{{{s}}}"
-        reply = r.xreadgroup("naive", "c", {stream: ">"}, count=1000)
-        entries = reply[0][1] if reply else []
-        if not entries:
-            continue
-        got += len(entries)
-        pipe = r.pipeline(transaction=False)
-        for sid, fields in entries:
-            ev = orjson.loads(fields[b"e"])
-            pipe.hincrby(f"naive:{{{s}}}:{ev['anchor_id']}", f"{ev['ts_ms'] // 60000}:{ev['ua_class']}", 1)
-        pipe.xack(stream, "naive", *[e[0] for e in entries])
-        pipe.execute()
+    for f in families:
+        for s in range(shards):
+            stream = f"shoplink:{f}:{{{s}}}"
+            reply = r.xreadgroup("naive", "c", {stream: ">"}, count=1000)
+            entries = reply[0][1] if reply else []
+            if not entries:
+                continue
+            pipe = r.pipeline(transaction=False)
+            for sid, fields in entries:
+                ev = orjson.loads(fields[b"e"])
+                if f == "clicks":
+                    got += 1
+                    pipe.hincrby(f"naive:{{{s}}}:{ev['anchor_id']}", f"{ev['ts_ms'] // 60000}:{ev['ua_class']}", 1)
+                    continue
+                for e in ev["events"]:  # one HINCRBY per player event
+                    got += 1
+                    pipe.hincrby(f"naive:{{{s}}}:{e['anchor_id'] or e['video_id']}",
+                                 f"{ev['ts_ms'] // 60000}:{ev['ua_class']}:{e['type']}", 1)
+            pipe.xack(stream, "naive", *[e[0] for e in entries])
+            pipe.execute()
     n += got
     if not got:
         break
@@ -280,12 +351,16 @@ async def union_pass(stack: Stack, redis: Redis) -> dict[str, Any]:
 
 
 async def throughput(stack: Stack, redis: Redis, n: int, batch: int, workers: int = 1,
-                     chunk: int | None = None) -> dict[str, Any]:
+                     chunk: int | None = None, mixed: bool = False) -> dict[str, Any]:
     for shard in range(SHARDS):  # the group exists before the load, as with a running deployment
-        await redis.xgroup_create(f"shoplink:clicks:{{{shard}}}", "counters", id="0", mkstream=True)
+        for family in ("clicks", "events"):
+            await redis.xgroup_create(f"shoplink:{family}:{{{shard}}}", "counters", id="0", mkstream=True)
     # process start-up + one idle pass, measured alone
     empty_s, empty = await asyncio.to_thread(run_worker, stack, batch=batch, chunk=chunk)
-    load_s = await preload(stack.redis_url, n)
+    if mixed:
+        load_s, n = await preload_mixed(stack.redis_url, n)
+    else:
+        load_s = await preload(stack.redis_url, n)
     memory_before = (await redis.info("memory"))["used_memory"]
     cpu = await redis.info("cpu")
     redis_cpu_before = cpu["used_cpu_user"] + cpu["used_cpu_sys"]
@@ -396,6 +471,79 @@ async def freshness(stack: Stack, redis: Redis, token: str, probe_anchor: int, r
             "max_ms": 1000 * latencies[-1]}
 
 
+async def beacon_freshness(stack: Stack, redis: Redis, token: str, probe_anchor: int, rate: int,
+                           seconds: float) -> dict[str, Any]:
+    """The player's events: a steady `rate` events/s of page-view batches (20 impressions + 1
+    view, XADD straight to shoplink:events:{n}: a 2-core machine cannot also run the HTTP load)
+    while a worker counts; ~5 times a second a probe beacon (one impression of the probe anchor's
+    card, a new page view) is POSTed to /v1/events, and the time from its 204 until the stats API
+    counts it is measured."""
+    worker = await asyncio.create_subprocess_exec(
+        *pinned(1, [sys.executable, "-m", "shoplink", "count"]),
+        env=stack.env(SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5"), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    stack.procs.append(worker)
+    await asyncio.sleep(1.0)
+    rng = random.Random(13)
+    stop = time.perf_counter() + seconds
+    written = 0
+
+    async def background() -> None:
+        nonlocal written
+        tick = 0.02
+        per_tick = max(1, int(rate * tick / 21))
+        next_t = time.perf_counter()
+        n = 0
+        while time.perf_counter() < stop:
+            pipe = redis.pipeline(transaction=False)
+            now = int(time.time() * 1000)
+            for _ in range(per_tick):
+                n += 1
+                pipe.xadd(f"shoplink:events:{{{n % SHARDS}}}", {"e": orjson.dumps(make_batch(rng, now))})
+            await pipe.execute()
+            written += per_tick * 21
+            next_t += tick
+            await asyncio.sleep(max(0.0, next_t - time.perf_counter()))
+
+    latencies: list[float] = []
+    url = (f"http://127.0.0.1:{stack.http_port}/api/v1/stats/anchors/{probe_anchor}"
+           f"?granularity=hour&from={int(time.time()) - 7200}")
+    headers = {"Authorization": f"Bearer {token}"}
+    beacon_headers = {"Content-Type": "text/plain", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120"}
+
+    async def probes(http: aiohttp.ClientSession) -> None:
+        sent = 0
+        while time.perf_counter() < stop:
+            slot = time.perf_counter() + 0.2
+            body = orjson.dumps({"pv": f"probe{rng.getrandbits(64):016x}",
+                                 "events": [{"type": "impression", "code": "probe0001", "t": 1.0}]})
+            async with http.post(f"http://127.0.0.1:{stack.http_port}/v1/events", data=body,
+                                 headers=beacon_headers) as resp:
+                assert resp.status == 204, resp.status
+            t0 = time.perf_counter()
+            sent += 1
+            while True:
+                async with http.get(url, headers=headers) as resp:
+                    doc = await resp.json()
+                if doc["funnel"]["impressions"]["total"] >= sent:
+                    break
+                await asyncio.sleep(0.005)
+            latencies.append(time.perf_counter() - t0)
+            await asyncio.sleep(max(0.0, slot - time.perf_counter()))
+
+    async with aiohttp.ClientSession() as http:
+        t_start = time.perf_counter()
+        await asyncio.gather(background(), probes(http))
+        elapsed = time.perf_counter() - t_start
+    worker.terminate()
+    await asyncio.wait_for(worker.wait(), timeout=20)
+    latencies.sort()
+    return {"rate_target": rate, "rate_achieved": written / elapsed, "seconds": elapsed,
+            "probes": len(latencies), "p50_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+            "max_ms": 1000 * latencies[-1]}
+
+
 async def seed_history(pool: asyncpg.Pool, redis: Redis, video: int) -> dict[str, int]:
     """A year of day rows, 90 days of hours, 48 h of minutes for the video and 200 others."""
     rng = random.Random(3)
@@ -487,6 +635,10 @@ async def main() -> int:
     parser.add_argument("--chunk", type=int, default=5000,
                         help="SHOPLINK_COUNT_APPLY_CHUNK of the worker (default: the setting's default)")
     parser.add_argument("--only-throughput", action="store_true")
+    parser.add_argument("--events-freshness", action="store_true",
+                        help="only: the player's events, beacon 204 -> stats API, at --rate events/s")
+    parser.add_argument("--mixed", action="store_true",
+                        help="count 20 impressions : 1 view : 1 click (the player's event streams beside the clicks)")
     parser.add_argument("--only-queries", action="store_true", help="section 3 (stats query latency) only")
     parser.add_argument("--workers", type=int, default=1, help="count worker processes (1 is pinned to cpu 1)")
     parser.add_argument("--dense-hll", action="store_true",
@@ -501,12 +653,25 @@ async def main() -> int:
             await redis.config_set("hll-sparse-max-bytes", 0)
             print("redis-server: hll-sparse-max-bytes 0 (every HyperLogLog dense, 12 KB)")
         print(f"taskset pinning: {'yes (redis-server: cpu 0, worker: cpu 1)' if HAS_TASKSET else 'no'}")
+        if args.events_freshness:
+            token, probe_anchor, _ = await seed_accounts(pool)
+            await stack.serve()
+            f = await beacon_freshness(stack, redis, token, probe_anchor, args.rate, args.seconds)
+            print("\n## Freshness of the player's events (beacon 204 -> visible in the stats API)")
+            print("| load | duration | probes | p50 | p99 | max |")
+            print("|---:|---:|---:|---:|---:|---:|")
+            print(f"| {f['rate_achieved']:,.0f} events/s (target {f['rate_target']:,}) | {f['seconds']:.1f} s | "
+                  f"{f['probes']} | {f['p50_ms']:.1f} ms | {f['p99_ms']:.1f} ms | {f['max_ms']:.1f} ms |")
+            return 0
         if args.only_queries:
             token, _, video = await seed_accounts(pool)
             await stack.serve()
             await print_queries(stack, pool, redis, token, video)
             return 0
-        t = await throughput(stack, redis, args.events, args.batch, args.workers, args.chunk)
+        t = await throughput(stack, redis, args.events, args.batch, args.workers, args.chunk, args.mixed)
+        if args.mixed:
+            print("mix: 20 impressions : 1 view : 1 click (one 21-event batch per page view on "
+                  "shoplink:events:{n}, clicks on shoplink:clicks:{n})")
         print(f"\n## Counting throughput ({args.workers} worker process(es))")
         print(f"pre-load: {t['events']:,} events in {t['preload_s']:.1f} s ({t['preload_rate']:,.0f}/s)")
         print("| events | batch | worker wall time | start-up (empty run) | counting time | "
@@ -523,6 +688,8 @@ async def main() -> int:
         print("\nRedis time per event by command (commandstats; EVALSHA includes the commands it calls):")
         print(", ".join(f"{name} {us:.2f} µs ({calls:,} calls)" for name, us, calls in t["redis_commands"]))
         print(f"Naive consumer: Redis CPU {t['naive_redis_us']:.1f} µs per event.")
+        print(f"Ratio, exactly-once worker / naive consumer (events/s, wall): "
+              f"**{t['rate'] / t['naive_rate']:.2f}x**; per CPU-second: {t['cpu_rate'] / t['naive_cpu_rate']:.2f}x")
         u = t["union"]
         print(f"Uniques union pass afterwards (`shoplink count --rollup`, the work of one "
               f"SHOPLINK_COUNT_UNIQUES_INTERVAL_S): {u['hlls']:,} combo HyperLogLogs into "

@@ -1,4 +1,4 @@
-"""Export shoplink click events to hourly JSON-lines files (for a warehouse load).
+"""Export shoplink click events and the player's events to hourly JSON-lines files (for a warehouse load).
 
 A minimal, independent consumer of the click streams, using only redis-py and the standard
 library: it has its own consumer group (default `jsonl_export`), so it neither sees nor disturbs
@@ -23,6 +23,13 @@ few entries again. It drops both kinds by `event_id`: it remembers the ids of th
 `--dedup-window` events it wrote (and, at start, reads them back from the newest hour files).
 Copies of one event are never far apart in a stream (the same outage), so a window of minutes of
 traffic is plenty; a warehouse load should still use `event_id` as the unique key.
+
+The player's events (views, card impressions, view-through quartiles) are on their own streams,
+`shoplink:events:{n}`, one entry per beacon batch (schemas/events/stream_batch.schema.json). Each
+event becomes one line of `<out>/player-events-YYYYMMDDHH.jsonl`: the event's fields with its
+batch's (`batch_id`, `index` in the batch, `ts_ms`, `viewer`, `ua_class`, `page_view`,
+`referrer_host`). Copies of a batch are dropped by `batch_id` the same way; load with
+(`batch_id`, `index`) as the unique key.
 """
 
 from __future__ import annotations
@@ -80,6 +87,10 @@ def stream_key(shard: int) -> str:
     return f"shoplink:clicks:{{{shard}}}"
 
 
+def event_stream_key(shard: int) -> str:
+    return f"shoplink:events:{{{shard}}}"
+
+
 def ensure_group(client: redis.Redis | RedisCluster, stream: str, group: str) -> None:
     try:
         # "0": start with every entry still retained; use "$" for new events only.
@@ -116,9 +127,17 @@ def _hour_file(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("clicks-%Y%m%d%H.jsonl")
 
 
-def handle_entries(files: HourlyFiles, entries: list[Any], seen: SeenIds | None = None) -> int:
-    """Write one batch, copies of an event written already left out; returns how many events
-    were exported."""
+def _player_lines(batch: dict[str, Any]) -> list[bytes]:
+    """One line per event of a player-event batch, with the batch's fields."""
+    head = {name: batch.get(name) for name in ("batch_id", "ts_ms", "viewer", "ua_class", "page_view",
+                                               "referrer_host")}
+    return [json.dumps({**head, "index": i, **event}).encode() for i, event in enumerate(batch["events"])]
+
+
+def handle_entries(files: HourlyFiles, entries: list[Any], seen: SeenIds | None = None, *,
+                   player: bool = False) -> int:
+    """Write one read of a click stream (or, `player`, of a player-event stream), copies of what
+    was written already left out; returns how many events were exported."""
     exported = 0
     for entry_id, fields in entries:
         if fields is None:  # trimmed while pending
@@ -134,6 +153,18 @@ def handle_entries(files: HourlyFiles, entries: list[Any], seen: SeenIds | None 
                 {"id": entry_id.decode(), "reason": reason,
                  "e": raw.decode("utf-8", "replace") if raw else None}).encode())
             continue
+        if player:
+            if not isinstance(event.get("events"), list):
+                files.write("rejected.jsonl", json.dumps({"id": entry_id.decode(), "reason": "unreadable",
+                                                          "e": raw.decode("utf-8", "replace")}).encode())
+                continue
+            if seen is not None and not seen.first_time("batch:" + str(event.get("batch_id"))):
+                continue  # a copy of a batch written already
+            name = "player-events-" + _hour_file(int(event["ts_ms"])).removeprefix("clicks-")
+            for line in _player_lines(event):
+                files.write(name, line)
+                exported += 1
+            continue
         if seen is not None and not seen.first_time(str(event.get("event_id"))):
             continue  # a copy (at-least-once delivery): written already
         files.write(_hour_file(int(event["ts_ms"])), raw)
@@ -146,7 +177,7 @@ def export(client: redis.Redis | RedisCluster, out: Path, *, shards: int, group:
            claim_idle_ms: int = 60_000, dedup_window: int = DEDUP_WINDOW) -> int:
     """Export until every shard is drained (once=True) or forever; returns events exported."""
     consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
-    streams = [stream_key(n) for n in range(shards)]
+    streams = [stream_key(n) for n in range(shards)] + [event_stream_key(n) for n in range(shards)]
     for stream in streams:
         ensure_group(client, stream, group)
     files = HourlyFiles(out)
@@ -161,7 +192,7 @@ def export(client: redis.Redis | RedisCluster, out: Path, *, shards: int, group:
                 cursor, entries, *_ = client.xautoclaim(stream, group, consumer, claim_idle_ms,
                                                         cursor, count=batch)
                 if entries:
-                    total += handle_entries(files, entries, seen)
+                    total += handle_entries(files, entries, seen, player=stream.startswith("shoplink:events:"))
                     files.flush()
                     client.xack(stream, group, *[e[0] for e in entries])
                 if cursor in (b"0-0", "0-0"):
@@ -177,7 +208,7 @@ def export(client: redis.Redis | RedisCluster, out: Path, *, shards: int, group:
                 if not entries:
                     continue
                 idle = False
-                total += handle_entries(files, entries, seen)
+                total += handle_entries(files, entries, seen, player=stream.startswith("shoplink:events:"))
                 files.flush()
                 client.xack(stream, group, *[e[0] for e in entries])
             if idle:

@@ -61,18 +61,18 @@ async def test_beacons_and_clicks_make_the_funnel(
 
 async def _conversion(con: Conn, s: Seed, *, click: str | None, given: str | None, amount: int,
                       currency: str, commission: int, status: str = "confirmed",
-                      occurred: datetime | None = None, plan: int | None = None) -> None:
+                      occurred: datetime | None = None, plan: int | None = None, refunded: int = 0) -> None:
     await con.execute(
         """INSERT INTO conversions (shop_id, order_id, amount_minor, currency, occurred_at, reported_at,
                                     given_click_id, click_id, plan_id, creator_id, product_id,
-                                    commission_minor, reason, status, refunded_minor,
-                                    commission_refunded_minor, refunded_at)
-           VALUES ($1, $2, $3::bigint, $4, $5, now(), $6, $7, $8, $9, $10, $11::bigint, 'test', $12::text,
-                   CASE WHEN $12 = 'refunded' THEN $3::bigint ELSE 0 END,
-                   CASE WHEN $12 = 'refunded' THEN $11::bigint ELSE 0 END,
-                   CASE WHEN $12 = 'refunded' THEN now() END)""",
+                                    commission_minor, reason, status, refunded_minor, commission_refunded_minor,
+                                    refunded_at)
+           VALUES ($1, $2, $3, $4, $5, now(), $6, $7, $8, $9, $10, $11, 'test', $12, $13, $14, $15)""",
         s.shop_id, f"order-{time.monotonic_ns()}", amount, currency, occurred or datetime.now(UTC),
-        given, click, plan, s.creator_id if click else None, s.product_ids[0], commission, status)
+        given, click, plan, s.creator_id if click else None, s.product_ids[0], commission, status,
+        amount if status == "refunded" else refunded,
+        commission if status == "refunded" else refunded * commission // amount,
+        datetime.now(UTC) if status == "refunded" or refunded else None)
 
 
 async def test_orders_gmv_and_commission_come_from_conversions(make_account: AccountFactory, pool: asyncpg.Pool,
@@ -90,6 +90,9 @@ async def test_orders_gmv_and_commission_come_from_conversions(make_account: Acc
                 f"01J{n:023d}", now, anchor, s.creator_id, s.product_ids[0], s.shop_id, f"{n:032x}")
         click_v, click_l = f"01J{0:023d}", f"01J{1:023d}"
         await _conversion(con, s, click=click_v, given=click_v, amount=8900, currency="USD", commission=712, plan=7)
+        # partly refunded: 400 of 1000 back, and its commission in proportion (80 -> 48)
+        await _conversion(con, s, click=click_v, given=click_v, amount=1000, currency="USD", commission=80, plan=7,
+                          refunded=400)
         await _conversion(con, s, click=click_v, given=click_v, amount=1000, currency="EUR", commission=80, plan=7)
         await _conversion(con, s, click=click_l, given=click_l, amount=500, currency="USD", commission=40, plan=7)
         await _conversion(con, s, click=click_v, given=click_v, amount=99999, currency="USD", commission=1,
@@ -107,19 +110,19 @@ async def test_orders_gmv_and_commission_come_from_conversions(make_account: Acc
         return body
 
     video = await funnel("videos", s.video_id)
-    assert video["orders"] == 2
+    assert video["orders"] == 3
     assert video["gmv"] == [{"currency": "EUR", "amount": "10.00", "amount_minor": 1000, "orders": 1},
-                            {"currency": "USD", "amount": "89.00", "amount_minor": 8900, "orders": 1}]
+                            {"currency": "USD", "amount": "95.00", "amount_minor": 9500, "orders": 2}]
     assert video["commission"] == [{"currency": "EUR", "amount": "0.80", "amount_minor": 80},
-                                   {"currency": "USD", "amount": "7.12", "amount_minor": 712}]
+                                   {"currency": "USD", "amount": "7.60", "amount_minor": 760}]
     assert video["conversion_rate"] is None  # no clicks counted in this test
     live = await funnel("live", s.live_id)
     assert live["orders"] == 1 and live["gmv"] == [{"currency": "USD", "amount": "5.00", "amount_minor": 500,
                                                     "orders": 1}]
-    assert (await funnel("anchors", s.video_anchor_ids[0]))["orders"] == 2
-    assert (await funnel("creators", s.creator_id))["orders"] == 3
+    assert (await funnel("anchors", s.video_anchor_ids[0]))["orders"] == 3
+    assert (await funnel("creators", s.creator_id))["orders"] == 4
     shop = await funnel("shops", s.shop_id)
-    assert shop["orders"] == 4
+    assert shop["orders"] == 5
     assert [g["currency"] for g in shop["gmv"]] == ["EUR", "JPY", "USD"]  # type: ignore[attr-defined]
-    assert [g["amount"] for g in shop["gmv"]] == ["10.00", "2500", "94.00"]  # type: ignore[attr-defined]
-    assert (await funnel("products", s.product_ids[0]))["orders"] == 4
+    assert [g["amount"] for g in shop["gmv"]] == ["10.00", "2500", "100.00"]  # type: ignore[attr-defined]
+    assert (await funnel("products", s.product_ids[0]))["orders"] == 5

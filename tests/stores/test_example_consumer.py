@@ -11,13 +11,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
+import asyncpg
 import redis as sync_redis
 from redis.asyncio import Redis
 
 from shoplink.config import Settings
 from shoplink.paths import PROJECT_DIR
 
+from support.analytics_data import seed
+from support.api import AccountFactory
 from support.event_data import event, write_events, write_raw
+from support.funnel_batches import funnel_batches, write_batches
 
 
 def load_example() -> ModuleType:
@@ -95,3 +99,30 @@ async def test_copies_of_an_event_are_exported_once(redis: Redis, settings: Sett
     name = datetime.fromtimestamp(hour, UTC).strftime("clicks-%Y%m%d%H.jsonl")
     ids = [json.loads(line)["event_id"] for line in (tmp_path / name).read_text().splitlines()]
     assert sorted(ids) == sorted(d["event_id"] for d in docs)
+
+
+async def test_exports_the_players_events_one_line_each(redis: Redis, settings: Settings, tmp_path: Path,
+                                                        pool: asyncpg.Pool, make_account: AccountFactory) -> None:
+    example = load_example()
+    seller, creator = await make_account("seller"), await make_account("creator")
+    s = await seed(pool, seller.account_id, creator.account_id)
+    batches = funnel_batches(s, 12, int(time.time() * 1000) - 60_000)
+    await write_batches(redis, batches)
+
+    def run() -> int:
+        client = sync_redis.Redis.from_url(settings.redis_url)
+        try:
+            exported: int = example.export(client, tmp_path, shards=4, once=True)
+            return exported
+        finally:
+            client.close()
+
+    events = sum(len(b["events"]) for b in batches)
+    assert await asyncio.to_thread(run) == events
+    lines = [json.loads(line) for p in tmp_path.glob("player-events-*.jsonl") for line in p.read_text().splitlines()]
+    assert len(lines) == events
+    assert {(d["batch_id"], d["index"]) for d in lines} == {
+        (b["batch_id"], i) for b in batches for i in range(len(b["events"]))}
+    assert {d["type"] for d in lines} == {"impression", "view", "progress"}
+    assert all(d["viewer"] and d["ua_class"] and "anchor_id" in d for d in lines)
+    assert await asyncio.to_thread(run) == 0

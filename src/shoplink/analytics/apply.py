@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 
 from shoplink.analytics import keys as k
 from shoplink.analytics.events import Row
-from shoplink.analytics.funnel_events import Batch
+from shoplink.analytics.funnel_events import MEASURE, Batch
 from shoplink.redis import RedisTopology, topology_of
 from shoplink.resp import Script, pack
 
@@ -232,41 +232,41 @@ def build_funnel_plan(shard: int, batches: Sequence[Batch], buckets: tuple[int, 
     prefix = k.shard_prefix(shard, ns)
     plan = Plan(shard, sum([len(b[4]) for b in batches]))
     hincr = plan.hincr
-    combos: dict[tuple[Any, ...], str] = {_NO_ENTITY: ""}
-    labels: dict[tuple[int, str, str], str] = {}
-    for (ents, minute, ua, measure), n in Counter(
-            [(e[1:8], minute, ua, e[0])
+    hashes: dict[tuple[Any, ...], str] = {_NO_ENTITY: ""}  # entity ids -> the combo's hash key
+    labels: dict[tuple[int, str, str, Any], str] = {}
+    for (ents, minute, ua, kind, quartile), n in Counter(
+            [(e[2:9], minute, ua, e[0], e[1])
              for minute, ua, events in [(b[1] - b[1] % m_ms, b[2], b[4]) for b in batches]
              for e in events]).items():
-        cid = combos.get(ents)
-        if cid is None:
-            cid = combos[ents] = k.combo_id(ents)
-        if not cid:
+        key = hashes.get(ents)
+        if key is None:
+            cid = k.combo_id(ents)
+            key = hashes[ents] = prefix + "c:" + cid if cid else ""
+        if not key:
             continue
-        label = labels.get((minute, ua, measure))
+        label = labels.get((minute, ua, kind, quartile))
         if label is None:
-            label = labels[(minute, ua, measure)] = f"{minute // 1000}:{_CLS[ua]}{_OUT[measure]}"
-        fields = hincr.get(prefix + "c:" + cid)
+            label = labels[(minute, ua, kind, quartile)] = (
+                f"{minute // 1000}:{_CLS[ua]}{_OUT[MEASURE[(kind, quartile)]]}")
+        fields = hincr.get(key)
         if fields is None:
-            hincr[prefix + "c:" + cid] = {label: n}
+            hincr[key] = {label: n}
         else:
             fields[label] = n
     seen = [(b[1] - b[1] % d_ms, b[3], e) for b in batches if b[2] == "human"
             for e in b[4] if e[0] == "impression"]
     views: dict[str, dict[str, int]] = defaultdict(dict)
     for (video, second), n in Counter([
-            (e[2], int(e[8] // heatmap_bucket_s) * heatmap_bucket_s)
-            for _, _, e in seen if e[2] is not None and e[8] is not None]).items():
+            (e[3], int(e[9] // heatmap_bucket_s) * heatmap_bucket_s)
+            for _, _, e in seen if e[3] is not None and e[9] is not None]).items():
         views[f"{prefix}vm:{video}"][str(second)] = n
     hincr.update(views)
     by_day: defaultdict[tuple[Any, int], set[str]] = defaultdict(set)
-    for ents, day, viewer in {(e[1:8], day, viewer) for day, viewer, e in seen}:
+    for ents, day, viewer in {(e[2:9], day, viewer) for day, viewer, e in seen}:
         by_day[(ents, day)].add(viewer)
     for (ents, day), viewers in by_day.items():
-        cid = combos.get(ents)
-        if cid is None:
-            cid = combos[ents] = k.combo_id(ents)
-        if cid:
+        cid = k.combo_id(ents)
+        if ents != _NO_ENTITY:
             plan.pfadd[f"{prefix}ui:{cid}:{day // 1000}"] = viewers
     hours = {b[1] // 3_600_000 for b in batches}
     if len(hours) == 1:

@@ -7,8 +7,9 @@ in the minute of its `ts_ms`. A batch is parsed into a `Batch` row:
 
     (batch_id, ts_ms, ua_class, viewer, events)
 
-where each event is `(measure, anchor, video, live, product, shop, creator, plan, playback_s)`
-and the measure is impression, view, or q25/q50/q75/q100 (a progress event's quartile).
+where each event is `(type, quartile, anchor, video, live, product, shop, creator, plan,
+playback_s)`, (type, quartile) one of MEASURE's keys: impression, view, or q25/q50/q75/q100 (a
+progress event's quartile). The rows are the itemgetter tuples themselves: no per-event copy.
 `parse_batches` checks a whole read column by column; when anything is off, `parse_one` finds
 which entries are malformed and why (they go to the dead-letter stream).
 """
@@ -29,6 +30,7 @@ SCHEMA_VERSION = 1
 MAX_EVENTS = 100
 MEASURE = {("impression", None): "impression", ("view", None): "view", ("progress", 25): "q25",
            ("progress", 50): "q50", ("progress", 75): "q75", ("progress", 100): "q100"}
+_MEASURE_KEYS = frozenset(MEASURE)
 _ID_NAMES = ("anchor_id", "video_id", "live_session_id", "product_id", "shop_id", "creator_id", "plan_id")
 _HEAD = itemgetter("batch_id", "ts_ms", "ua_class", "viewer", "events", "schema_version")
 _EVENT = itemgetter("type", "quartile", *_ID_NAMES, "playback_s")
@@ -40,25 +42,27 @@ Batch = tuple[Any, ...]
 
 
 def _events(raw: Sequence[Any]) -> list[tuple[Any, ...]] | None:
-    """The events of one or more batches as (measure, 7 ids, playback_s), or None if malformed."""
+    """The events of one or more batches as (type, quartile, 7 ids, playback_s), or None if
+    malformed."""
     try:
         cols = list(map(_EVENT, raw))
     except (KeyError, TypeError):
         return None
     if not cols:
         return []
-    try:
-        measures = [MEASURE[(c[0], c[1])] for c in cols]
-    except (KeyError, TypeError):
-        return None
     columns = list(zip(*cols, strict=True))
     playback = columns[9]
+    try:
+        if not set(zip(columns[0], columns[1], strict=True)) <= _MEASURE_KEYS:
+            return None
+    except TypeError:  # an unhashable type or quartile
+        return None
     if not (all(_ids_ok(columns[i]) for i in range(2, 9)) and set(map(type, playback)) <= {int, float, _NONE}):
         return None
     present = [p for p in playback if p is not None]
     if present and not (min(present) >= 0 and max(present) < 1e9):
         return None
-    return [(m, *c[2:]) for m, c in zip(measures, cols, strict=True)]
+    return cols
 
 
 def parse_batches(payloads: Sequence[bytes]) -> list[Batch] | None:
