@@ -278,10 +278,12 @@ async def test_a_whole_business_in_the_browser(webapp: WebApp, browser: Browser,
         text = await cw.page.inner_text(row)
         assert "Walk Spring" in text and "USD 15.00" in text  # the bowl's own rate: 15 % of 100.00
         await cw.page.wait_for_selector("[data-kpi='commission-USD']:has-text('USD 15.00')")
+        assert await cw.page.get_attribute("#settlement-link a", "href") == "/statement"
         await cw.check("earnings")
 
         await sw.goto("/earnings")
         await sw.page.wait_for_selector(f"#earnings-table tr[data-id='{open_id}']:has-text('USD 100.00')")
+        assert await sw.page.get_attribute("#settlement-link a", "href") == "/payouts"
         await sw.check("sales")
         await sw.page.select_option("#earnings-group", "creator")
         await sw.page.wait_for_selector(
@@ -305,6 +307,9 @@ async def test_a_whole_business_in_the_browser(webapp: WebApp, browser: Browser,
         await sw.page.wait_for_selector("#overview[data-loaded]")
         bowl = "#products-table tbody tr:has-text('Walk Bowl')"
         assert await sw.page.inner_text(f"{bowl} td[data-col=clicks]") == "1"
+        # The funnel's measures are columns because the stats API sends them: the sale is there.
+        assert await sw.page.inner_text(f"{bowl} td[data-col=orders]") == "1"
+        assert await sw.page.inner_text(f"{bowl} td[data-col=gmv]") == "USD 100.00"
         assert await sw.page.eval_on_selector_all(
             "#products-table tbody tr", "els => els[0].textContent.includes('Walk Bowl')")  # most clicked first
         await sw.page.wait_for_selector(f"#plans-table tbody tr[data-id='{open_id}']:has-text('Walk Spring')")
@@ -313,5 +318,7 @@ async def test_a_whole_business_in_the_browser(webapp: WebApp, browser: Browser,
         await sw.check("dashboard-seller")
         await sw.page.click(f"{bowl} a")
         await sw.page.wait_for_selector("#dash-title:has-text('Product: Walk Bowl')")
-        await sw.page.wait_for_selector("[data-kpi=clicks]:has-text('1')")
+        await sw.page.wait_for_selector("#kpis [data-kpi=clicks]:has-text('1')")
+        await sw.page.wait_for_selector("#funnel-kpis [data-kpi=gmv]:has-text('USD 100.00')")
+        await sw.page.wait_for_selector("#funnel-kpis [data-kpi=commission]:has-text('USD 15.00')")
         await sw.check("dashboard-product")

@@ -89,7 +89,8 @@ async function load() {
   document.getElementById('csv').href = `/api/v1/stats/${KIND}/${ID}.csv?${query()}`;
   const t = stats.totals;
   const values = { clicks: t.clicks, ...t.by_class, ...t.by_outcome, unique_viewers: stats.unique_viewers };
-  for (const el of document.querySelectorAll('[data-kpi]')) el.textContent = values[el.dataset.kpi] ?? 0;
+  for (const el of document.querySelectorAll('#kpis [data-kpi]')) el.textContent = values[el.dataset.kpi] ?? 0;
+  showFunnel(stats.funnel);
   draw('series-chart', {
     type: 'bar',
     data: {
@@ -102,6 +103,27 @@ async function load() {
   if (KIND === 'videos') await loadHeatmap();
   if (TOP[KIND]) await loadTop();
   root.dataset.loaded = String(Number(root.dataset.loaded || 0) + 1);
+}
+
+function pct(v) { return v == null ? '—' : `${(v * 100).toFixed(1)} %`; }
+function money(list) { return list && list.length ? list.map((x) => `${x.currency} ${x.amount}`).join(', ') : '0'; }
+
+/** impressions -> clicks -> orders -> GMV and commission (people only), when the API sends it. */
+function showFunnel(f) {
+  const section = document.getElementById('funnel-section');
+  section.hidden = !f;
+  if (!f) return;
+  const steps = [
+    ['impressions', f.impressions && f.impressions.human, 'cards seen by people'],
+    ['ctr', pct(f.ctr), 'CTR (clicks / impressions)'],
+    ['funnel-clicks', f.clicks, 'clicks by people'],
+    ['orders', f.orders, 'orders'],
+    ['conversion_rate', pct(f.conversion_rate), 'orders / clicks'],
+    ['gmv', money(f.gmv), 'GMV'],
+    ['commission', money(f.commission), 'commission'],
+  ];
+  document.getElementById('funnel-kpis').replaceChildren(...steps.map(([key, value, text]) => h('div', { class: 'kpi' },
+    h('span', { class: 'kpi-value', dataset: { kpi: key } }, String(value ?? 0)), h('span', { class: 'kpi-label' }, text))));
 }
 
 async function loadHeatmap() {

@@ -9,6 +9,8 @@ import { emptyState, scrollBox } from './ui.js';
 const PERIODS = { '24h': [86400, 'hour'], '7d': [7 * 86400, 'hour'], '30d': [30 * 86400, 'day'], '90d': [90 * 86400, 'day'] };
 const MAX_ROWS = 15;  // entities asked about per section (one stats request each)
 const FIRST = ['impressions', 'clicks', 'ctr', 'human', 'unique_viewers', 'orders', 'gmv', 'commission'];
+// Funnel fields left out of the overview (the entity's own dashboard shows them).
+const FUNNEL_SKIP = new Set(['clicks', 'views', 'view_through', 'unique_impressions', 'unique_clickers']);
 const HIDDEN = new Set(['by_class', 'by_outcome', 'by_class_outcome', 'bot', 'link_preview']);
 const form = document.getElementById('overview-controls');
 const errorBox = document.getElementById('overview-error');
@@ -28,6 +30,15 @@ function measures(doc) {
   }
   if (doc.totals && doc.totals.by_class) out.human = doc.totals.by_class.human;
   if (doc.unique_viewers != null) out.unique_viewers = doc.unique_viewers;
+  // The funnel (impressions -> clicks -> orders -> GMV, commission): numbers, rates as percent,
+  // per-class counts by their human part, amounts per currency.
+  for (const [k, v] of Object.entries(doc.funnel || {})) {
+    if (k in out || FUNNEL_SKIP.has(k)) continue;
+    if (typeof v === 'number') out[k] = /ctr$|_rate$/.test(k) ? `${(v * 100).toFixed(1)} %` : v;
+    else if (v === null) out[k] = '—';
+    else if (Array.isArray(v)) out[k] = v.length ? v.map((x) => `${x.currency} ${x.amount}`).join(', ') : '0';
+    else if (typeof v === 'object' && typeof v.human === 'number') out[k] = v.human;
+  }
   return out;
 }
 
@@ -37,7 +48,8 @@ function columnsOf(rows) {
 }
 
 function label(key) {
-  return { human: 'clicks by people', unique_viewers: 'unique viewers', ctr: 'CTR', gmv: 'GMV' }[key] || key.replace(/_/g, ' ');
+  return { human: 'clicks by people', unique_viewers: 'unique viewers', ctr: 'CTR', unique_ctr: 'unique CTR', gmv: 'GMV',
+    impressions: 'impressions (people)' }[key] || key.replace(/_/g, ' ');
 }
 
 function table(section, rows) {

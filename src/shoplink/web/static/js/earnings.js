@@ -93,6 +93,14 @@ async function load() {
       columns.map(([key, text, value]) => h('td', { 'data-label': text || label(group), class: key === 'name' ? '' : 'num', dataset: { col: key } }, String(value(l, group))))))))));
 }
 
+// Settlement states and payouts have their own pages (/statement for creators, /payouts for sellers).
+function settlementLink() {
+  const creator = who.roles.includes('creator');
+  document.getElementById('settlement-link').replaceChildren(creator
+    ? h('a', { href: '/statement' }, 'Your statement: pending, payable, frozen and paid commission, and payouts received')
+    : h('a', { href: '/payouts' }, 'Payouts: what you owe each creator, and recording a payout'));
+}
+
 form.addEventListener('submit', (e) => { e.preventDefault(); load().catch((err) => { errorBox.textContent = err.message; }); });
 form.period.addEventListener('change', () => load().catch((err) => { errorBox.textContent = err.message; }));
 form.group_by.addEventListener('change', () => load().catch((err) => { errorBox.textContent = err.message; }));
@@ -104,5 +112,6 @@ mountNav().then(async (session) => {
     document.getElementById('earnings-intro').textContent = 'Clicks on creators\u2019 links to your products, the sales they led to, and the commission you owe, per plan or creator.';
   }
   await loadNames();
+  settlementLink();
   await load();
 }).catch((err) => { errorBox.textContent = err.message; });
