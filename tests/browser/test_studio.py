@@ -70,8 +70,16 @@ async def test_upload_then_anchor_on_the_timeline(webapp: WebApp, page: Page, tm
     # No product chosen: the error shows next to the product field, nothing is sent.
     await page.click("#anchor-submit")
     assert "product" in (await page.text_content("[data-error-for='product_id']") or "")
+    # A search that finds nothing says where products come from.
+    await page.fill("#product-search", "no such thing")
+    hint = page.locator("#product-hint")
+    await hint.wait_for(state="visible")
+    assert "No products match" in (await hint.text_content() or "")
+    assert await hint.locator("a[href='/marketplace']").count() == 1
+    assert await page.locator("#product-results li").count() == 0
     await page.fill("#product-search", "sneak")
     await page.click("#product-results li:has-text('Trail Runner Sneakers')")
+    assert await hint.is_hidden()
     await page.click("#anchor-submit")
     await page.wait_for_selector("#anchors tbody tr")
     anchors = (await seller.get(f"/api/v1/videos/{video_id}/anchors")).body["items"]

@@ -406,7 +406,8 @@ document.getElementById('end-now').addEventListener('click', () => { form.end_s.
 let searchSeq = 0;
 async function showResults() {
   const seq = ++searchSeq;
-  const items = await searchProducts(document.getElementById('product-search').value.trim());
+  const query = document.getElementById('product-search').value.trim();
+  const items = await searchProducts(query);
   if (seq !== searchSeq) return;
   results.replaceChildren(...items.slice(0, 30).map((p) => {
     const li = h('li', { role: 'option', tabindex: 0, 'aria-selected': String(state.product?.id === p.id), dataset: { productId: p.id } },
@@ -416,7 +417,17 @@ async function showResults() {
     li.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); pick(); } });
     return li;
   }));
-  if (!items.length) results.replaceChildren(h('li', { class: 'muted' }, 'No matching products'));
+  productHint(items.length ? null : query);
+}
+
+/** Nothing to pick: say where products come from (a new creator has none until joining a plan). */
+function productHint(query) {
+  const hint = document.getElementById('product-hint');
+  hint.hidden = query === null;
+  if (query === null) return;
+  hint.replaceChildren(query ? `No products match “${query}”. ` : 'No products to anchor yet. ',
+    'Sellers add their own on ', h('a', { href: '/shops' }, 'Shops'), '; creators join a promotion plan in the ',
+    h('a', { href: '/marketplace' }, 'Marketplace'), ' to promote its products.');
 }
 let debounce = 0;
 document.getElementById('product-search').addEventListener('input', () => {
