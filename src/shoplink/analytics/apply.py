@@ -24,7 +24,8 @@ from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, chain, compress
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -163,6 +164,10 @@ class Plan:
 _dumps = orjson.dumps
 _NO_ENTITY = (None,) * len(k.ENTITY_KINDS)
 _COMBO_IDS: dict[tuple[Any, ...], str] = {_NO_ENTITY: ""}
+# a player event's (type, quartile, 7 ids), 7 ids, type, video, playback second (funnel_events.py)
+_HEAD9, _ENTS, _TYPE = itemgetter(slice(0, 9)), itemgetter(slice(2, 9)), itemgetter(0)
+_VIDEO, _PLAYBACK = itemgetter(3), itemgetter(9)
+_IS_IMPRESSION = "impression".__eq__
 
 
 def _combo_id(ents: tuple[Any, ...]) -> str:
@@ -245,37 +250,49 @@ def build_funnel_plan(shard: int, batches: Sequence[Batch], buckets: tuple[int, 
     plan = Plan(shard, sum([len(b[4]) for b in batches]))
     hincr = plan.hincr
     hashes: dict[tuple[Any, ...], str] = {_NO_ENTITY: ""}  # entity ids -> the combo's hash key
-    labels: dict[tuple[int, str, str, Any], str] = {}
-    for (ents, minute, ua, kind, quartile), n in Counter(
-            [(e[2:9], minute, ua, e[0], e[1])
-             for minute, ua, events in [(b[1] - b[1] % m_ms, b[2], b[4]) for b in batches]
-             for e in events]).items():
-        key = hashes.get(ents)
-        if key is None:
-            cid = _combo_id(ents)
-            key = hashes[ents] = prefix + "c:" + cid if cid else ""
-        if not key:
-            continue
-        label = labels.get((minute, ua, kind, quartile))
-        if label is None:
-            label = labels[(minute, ua, kind, quartile)] = (
-                f"{minute // 1000}:{_CLS[ua]}{_OUT[MEASURE[(kind, quartile)]]}")
-        fields = hincr.get(key)
-        if fields is None:
-            hincr[key] = {label: n}
-        else:
-            fields[label] = n
-    seen = [(b[1] - b[1] % d_ms, b[3], e) for b in batches if b[2] == "human"
-            for e in b[4] if e[0] == "impression"]
+    # the batches' event lists by (minute, class): within a group every event is counted by its
+    # (type, quartile, 7 ids) alone, in one C-level Counter pass
+    groups: defaultdict[tuple[int, str], list[list[Any]]] = defaultdict(list)
+    for b in batches:
+        groups[(b[1] - b[1] % m_ms, b[2])].append(b[4])
+    for (minute, ua), lists in groups.items():
+        stamp, cls = f"{minute // 1000}:", _CLS[ua]
+        labels: dict[tuple[str, Any], str] = {}
+        for key9, n in Counter(map(_HEAD9, chain.from_iterable(lists))).items():
+            ents = key9[2:]
+            key = hashes.get(ents)
+            if key is None:
+                cid = _combo_id(ents)
+                key = hashes[ents] = prefix + "c:" + cid if cid else ""
+            if not key:
+                continue
+            label = labels.get(key9[:2])
+            if label is None:
+                label = labels[key9[:2]] = stamp + cls + _OUT[MEASURE[key9[:2]]]
+            fields = hincr.get(key)
+            if fields is None:
+                hincr[key] = {label: n}
+            else:
+                fields[label] = n
+    # human impressions: the view map (video, playback second) and the viewers per combo and day
+    humans = [b for b in batches if b[2] == "human"]
+    shown = [list(compress(b[4], map(_IS_IMPRESSION, map(_TYPE, b[4])))) for b in humans]
+    imps = list(chain.from_iterable(shown))
+    videos, playbacks = list(map(_VIDEO, imps)), list(map(_PLAYBACK, imps))
+    if heatmap_bucket_s == 1 and None not in videos and None not in playbacks:
+        at = Counter(zip(videos, map(int, playbacks), strict=True))
+    else:
+        at = Counter([(v, int(p // heatmap_bucket_s) * heatmap_bucket_s)
+                      for v, p in zip(videos, playbacks, strict=True) if v is not None and p is not None])
     views: dict[str, dict[str, int]] = defaultdict(dict)
-    for (video, second), n in Counter([
-            (e[3], int(e[9] // heatmap_bucket_s) * heatmap_bucket_s)
-            for _, _, e in seen if e[3] is not None and e[9] is not None]).items():
+    for (video, second), n in at.items():
         views[f"{prefix}vm:{video}"][str(second)] = n
     hincr.update(views)
     by_day: defaultdict[tuple[Any, int], set[str]] = defaultdict(set)
-    for ents, day, viewer in {(e[2:9], day, viewer) for day, viewer, e in seen}:
-        by_day[(ents, day)].add(viewer)
+    for b, events in zip(humans, shown, strict=True):
+        day, viewer = b[1] - b[1] % d_ms, b[3]
+        for ents in set(map(_ENTS, events)):
+            by_day[(ents, day)].add(viewer)
     for (ents, day), viewers in by_day.items():
         if ents != _NO_ENTITY:
             plan.pfadd[f"{prefix}ui:{_combo_id(ents)}:{day // 1000}"] = viewers
