@@ -116,28 +116,31 @@ def install(server: web.Server, routes: Mapping[str, SegmentHandler],
     for _, path in exact or ():
         if not (path.startswith("/") and _PLAIN_PATH.fullmatch(path)):
             raise ValueError(f"a fast exact path is plain (/a/b, no query), not {path!r}")
+        if path[:path.find("/", 1) + 1] in routes:
+            raise ValueError(f"a fast exact path under a fast prefix is never reached: {path!r}")
     table = dict(routes)
     exact_table = dict(exact or {})
 
     def wrap(app_handler: RequestHandler) -> RequestHandler:
         async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
             path = request.raw_path
-            if exact_table:
+            end = path.find("/", 1) + 1
+            handler = table.get(path[:end]) if end else None
+            if handler is not None:  # a prefix route (the click: looked up first)
+                if request.method in _GET_HEAD:
+                    query = path.find("?", end)
+                    segment = path[end:] if query < 0 else path[end:query]
+                    if _SEGMENT.fullmatch(segment):
+                        try:
+                            return await handler(request, segment)
+                        except Exception as exc:  # rendered as error_middleware renders every error
+                            return await error_middleware(request, _raising(exc))  # type: ignore[arg-type]
+            elif exact_table:
                 query = path.find("?")
                 whole = exact_table.get((request.method, path if query < 0 else path[:query]))
                 if whole is not None:
                     try:
                         return await whole(request)
-                    except Exception as exc:  # rendered as error_middleware renders every error
-                        return await error_middleware(request, _raising(exc))  # type: ignore[arg-type]
-            end = path.find("/", 1) + 1
-            handler = table.get(path[:end]) if end else None
-            if handler is not None and request.method in _GET_HEAD:
-                query = path.find("?", end)
-                segment = path[end:] if query < 0 else path[end:query]
-                if _SEGMENT.fullmatch(segment):
-                    try:
-                        return await handler(request, segment)
                     except Exception as exc:  # rendered as error_middleware renders every error
                         return await error_middleware(request, _raising(exc))  # type: ignore[arg-type]
             return await app_handler(request)

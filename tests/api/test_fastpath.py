@@ -152,6 +152,8 @@ async def test_a_fast_prefix_is_one_path_segment() -> None:
     for path in ("/e/x?a=1", "e/x", "/e/%78", "/e//x", "/"):
         with pytest.raises(ValueError, match="fast exact path"):
             install(server, {}, exact={("POST", path): None})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="never reached"):
+        install(server, {"/e/": None}, exact={("POST", "/e/x"): None})  # type: ignore[dict-item]
 
 
 async def test_a_click_answers_the_same_through_the_dispatch_and_through_the_route(
