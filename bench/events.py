@@ -1,7 +1,7 @@
 """Benchmark: POST /v1/events (the player's beacons, 20 events per request) against a bare
 aiohttp handler that reads the same body and answers 204.
 
-    .venv/bin/python bench/events.py [--duration 3] [--rounds 3] [--connections 50]
+    .venv/bin/python bench/events.py [--duration 3] [--rounds 3] [--connections 50] [--profile x.txt]
 
 Starts its own redis-server, a fresh PostgreSQL database (a shop, a video and 30 anchors) and
 `shoplink serve` (uvloop, access log off, the per-client event limit raised so that the load
@@ -106,6 +106,13 @@ def wrk(url: str, script: Path, seconds: int, connections: int, pid: int) -> tup
     return float(rate[1]), int(total[1]) / max(used, 1e-3)
 
 
+def _profile(path: Path, pid: int, duration: int) -> subprocess.Popen[bytes]:
+    fmt = {".json": "speedscope", ".txt": "raw"}.get(path.suffix, "flamegraph")
+    return subprocess.Popen([str(Path(PY).parent / "py-spy"), "record", "-o", str(path), "--pid", str(pid),
+                             "--duration", str(duration), "--rate", "250", "-f", fmt],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 async def prepare(database_url: str) -> tuple[int, list[str]]:
     """Migrate, then a seller, a creator, a video with 30 anchors: (video id, anchor codes)."""
     from shoplink import db
@@ -136,6 +143,8 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3, help="alternating wrk runs per server")
+    parser.add_argument("--profile", type=Path,
+                        help="py-spy record the server during its first round (.txt: raw, for bench/profile_top.py)")
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
@@ -171,9 +180,14 @@ def main() -> int:
         url, bare_url = f"{base}/v1/events", f"{bare}/v1/events"
         wrk(url, script, 1, args.connections, ours_pid)  # warm-up (resolver cache, connections)
         wrk(bare_url, script, 1, args.connections, bare_pid)
-        rounds = [(wrk(url, script, args.duration, args.connections, ours_pid),
-                   wrk(bare_url, script, args.duration, args.connections, bare_pid))
-                  for _ in range(args.rounds)]
+        rounds = []
+        for _ in range(args.rounds):
+            profiler = _profile(args.profile, ours_pid, args.duration) if args.profile else None
+            ours = wrk(url, script, args.duration, args.connections, ours_pid)
+            if profiler is not None:
+                profiler.wait()
+                args.profile = None  # the first round only
+            rounds.append((ours, wrk(bare_url, script, args.duration, args.connections, bare_pid)))
         ratios = sorted(o[0] / b[0] for o, b in rounds)
         ours_cpu = statistics.median(o[1] for o, _ in rounds)
         bare_cpu = statistics.median(b[1] for _, b in rounds)

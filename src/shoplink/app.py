@@ -20,7 +20,7 @@ from shoplink.config import Settings
 from shoplink.errors import Handler, RequestTimeout, error_middleware
 from shoplink.fastpath import fast_path_middleware
 from shoplink.funnel import views as funnel_views
-from shoplink.keys import CLICKS, METRICS, REQUEST_ID, SETTINGS
+from shoplink.keys import CLICKS, FUNNEL, METRICS, REQUEST_ID, SETTINGS
 from shoplink.live import views as live_views
 from shoplink.metrics import Registry
 from shoplink.security.cors import cors_middleware
@@ -103,8 +103,10 @@ def install_read_timeouts(runner: web.AppRunner) -> None:
 
 
 def install_fast_dispatch(runner: web.AppRunner) -> None:
-    """The server-level fast path (shoplink.fastpath.install): plain `/r/{code}` clicks are
-    answered before aiohttp's router and middleware. Call after `runner.setup()` (the click
+    """The server-level fast path (shoplink.fastpath.install): plain `/r/{code}` clicks and
+    `POST /v1/events` beacons (and their preflight) are answered before aiohttp's router and
+    middleware. Call after `runner.setup()` (the click
     service exists once the app has started) and before the site accepts connections."""
     assert runner.server is not None, "runner.setup() first"
-    fastpath.install(runner.server, {"/r/": runner.app[CLICKS].click})
+    fastpath.install(runner.server, {"/r/": runner.app[CLICKS].click},
+                     exact=funnel_views.fast_handlers(runner.app[FUNNEL]))

@@ -9,14 +9,16 @@ database lookup). Errors are rendered exactly as everywhere else (`error_middlew
 its errors. Not added there: `X-Request-Id`.
 
 In the server (`install`, done by `shoplink serve` and the test servers): a request for
-`{prefix}{segment}` of a registered prefix (`/r/` → the click) is answered before aiohttp's
+`{prefix}{segment}` of a registered prefix (`/r/` → the click), or for an exact method and path
+(`POST /v1/events` → the player's beacons, and its CORS preflight), is answered before aiohttp's
 application handler runs at all. That handler resolves the route (a URL object, the router's
 index and regex, a match-info object) and calls the middleware chain: about 46,000 of the
 click's 207,000 instructions and, measured with wrk, a third of its CPU time
 (bench/results/clicks.md); `install` wraps the server's request handler
 (`shoplink.aiohttp_internals.wrap_request_handler`). Only the plain case is taken there: GET or
 HEAD, a segment of `[A-Za-z0-9_-]` (nothing to percent-decode or normalise) and nothing after it
-but a query; anything else goes to the app, whose router gives the same answer (or the 404/405).
+but a query; an exact route takes its path as written (then a query, if any) and only its
+method; anything else goes to the app, whose router gives the same answer (or the 404/405).
 A request answered there has no match info: `request.app`, `request.match_info` and the app's
 response-prepare signals are not available to its handler.
 
@@ -34,7 +36,7 @@ from aiohttp import web
 
 from shoplink.aiohttp_internals import RequestHandler, wrap_request_handler
 from shoplink.errors import Handler, error_middleware
-from shoplink.security.cors import with_cors
+from shoplink.security.cors import allow_cross_origin, with_cors
 
 H = TypeVar("H", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
 
@@ -81,31 +83,64 @@ async def fast_path_middleware(request: web.Request, handler: Handler) -> web.St
 
 
 SegmentHandler = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
+ExactHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _GET_HEAD = frozenset(("GET", "HEAD"))
+_PLAIN_PATH = re.compile(r"(/[A-Za-z0-9_.-]+)+")
 
 
-def install(server: web.Server, routes: Mapping[str, SegmentHandler]) -> None:
-    """Answer `GET|HEAD {prefix}{segment}[?query]` with `routes[prefix](request, segment)` before
-    the application handler (see the module docstring). `server`: a runner's, after `setup()`
-    and before the first connection (each connection takes the server's handler when it opens).
-    A prefix is `/name/`."""
+def public_cors(handler: ExactHandler) -> ExactHandler:
+    """An exact route's handler whose answers, errors included (rendered as `error_middleware`
+    renders them), carry the public CORS headers: `fast_cors_route` for the server level."""
+    async def call(request: web.BaseRequest) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            return await with_cors(request, _rendered(_raising(exc)))  # type: ignore[arg-type]
+        if not response.prepared:
+            allow_cross_origin(response.headers)
+        return response
+    return call
+
+
+def install(server: web.Server, routes: Mapping[str, SegmentHandler],
+            exact: Mapping[tuple[str, str], ExactHandler] | None = None) -> None:
+    """Answer `GET|HEAD {prefix}{segment}[?query]` with `routes[prefix](request, segment)`, and
+    `{method} {path}[?query]` with `exact[(method, path)](request)`, before the application
+    handler (see the module docstring). `server`: a runner's, after `setup()` and before the
+    first connection (each connection takes the server's handler when it opens). A prefix is
+    `/name/`; an exact path has nothing to percent-decode or normalise."""
     for prefix in routes:
         if not (prefix.startswith("/") and prefix.endswith("/") and prefix.count("/") == 2):
             raise ValueError(f"a fast prefix is /name/, not {prefix!r}")
+    for _, path in exact or ():
+        if not (path.startswith("/") and _PLAIN_PATH.fullmatch(path)):
+            raise ValueError(f"a fast exact path is plain (/a/b, no query), not {path!r}")
+        if path[:path.find("/", 1) + 1] in routes:
+            raise ValueError(f"a fast exact path under a fast prefix is never reached: {path!r}")
     table = dict(routes)
+    exact_table = dict(exact or {})
 
     def wrap(app_handler: RequestHandler) -> RequestHandler:
         async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
             path = request.raw_path
             end = path.find("/", 1) + 1
             handler = table.get(path[:end]) if end else None
-            if handler is not None and request.method in _GET_HEAD:
-                query = path.find("?", end)
-                segment = path[end:] if query < 0 else path[end:query]
-                if _SEGMENT.fullmatch(segment):
+            if handler is not None:  # a prefix route (the click: looked up first)
+                if request.method in _GET_HEAD:
+                    query = path.find("?", end)
+                    segment = path[end:] if query < 0 else path[end:query]
+                    if _SEGMENT.fullmatch(segment):
+                        try:
+                            return await handler(request, segment)
+                        except Exception as exc:  # rendered as error_middleware renders every error
+                            return await error_middleware(request, _raising(exc))  # type: ignore[arg-type]
+            elif exact_table:
+                query = path.find("?")
+                whole = exact_table.get((request.method, path if query < 0 else path[:query]))
+                if whole is not None:
                     try:
-                        return await handler(request, segment)
+                        return await whole(request)
                     except Exception as exc:  # rendered as error_middleware renders every error
                         return await error_middleware(request, _raising(exc))  # type: ignore[arg-type]
             return await app_handler(request)

@@ -76,10 +76,21 @@ async def _echo_app_and_dispatch() -> tuple[TestServer, list[str]]:
             raise RuntimeError("a bug in a fast handler")
         return web.Response(text=f"fast:{segment}")
 
+    async def routed_exact(request: web.Request) -> web.Response:
+        return web.Response(text=f"app:{request.method.lower()}")
+
+    app.router.add_post("/e/x", routed_exact)
+    app.router.add_get("/e/x", routed_exact)
+
+    async def exact(request: web.BaseRequest) -> web.Response:
+        if await request.read() == b"boom":
+            raise ValueError("a bug in an exact handler")
+        return web.Response(text="fast:post")
+
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     assert server.runner is not None and server.runner.server is not None
-    install(server.runner.server, {"/x/": fast})
+    install(server.runner.server, {"/x/": fast}, exact={("POST", "/e/x"): exact})
     return server, calls
 
 
@@ -96,6 +107,12 @@ async def _echo_app_and_dispatch() -> tuple[TestServer, list[str]]:
     ("GET", "/x/" + "a" * 129, 200, "app:" + "a" * 129),
     ("POST", "/x/abc", 405, None),
     ("GET", "/y/abc", 404, None),
+    # an exact route: its method and path as written, a query allowed
+    ("POST", "/e/x", 200, "fast:post"),
+    ("POST", "/e/x?a=1", 200, "fast:post"),
+    ("GET", "/e/x", 200, "app:get"),
+    ("POST", "/e/%78", 200, "app:post"),
+    ("POST", "/e/x/", 404, None),
 ])
 async def test_the_dispatch_takes_only_plain_requests(method: str, path: str, status: int,
                                                      body: str | None) -> None:
@@ -120,6 +137,8 @@ async def test_errors_of_a_dispatched_handler_are_rendered_as_everywhere_else() 
             boom = await api.get("/x/boom", headers={"Accept": "application/json"})
             assert boom.status == 500 and boom.error_code == "internal_error"
             assert "a bug" not in str(boom.body)  # nothing internal leaks
+            exact = await api.request("POST", "/e/x", data=b"boom")
+            assert exact.status == 500 and exact.error_code == "internal_error"
         assert calls == ["missing", "boom"]
     finally:
         await server.close()
@@ -130,6 +149,11 @@ async def test_a_fast_prefix_is_one_path_segment() -> None:
     for prefix in ("/r", "r/", "/a/b/", "/"):
         with pytest.raises(ValueError, match="fast prefix"):
             install(server, {prefix: None})  # type: ignore[dict-item]
+    for path in ("/e/x?a=1", "e/x", "/e/%78", "/e//x", "/"):
+        with pytest.raises(ValueError, match="fast exact path"):
+            install(server, {}, exact={("POST", path): None})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="never reached"):
+        install(server, {"/e/": None}, exact={("POST", "/e/x"): None})  # type: ignore[dict-item]
 
 
 async def test_a_click_answers_the_same_through_the_dispatch_and_through_the_route(

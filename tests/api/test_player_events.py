@@ -3,10 +3,13 @@ schemas/events/stream_batch.schema.json), CORS, bad bodies, and the forged-event
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import orjson
 from aiohttp import ClientSession
 from redis.asyncio import Redis
+from yarl import URL
 
 from support.api import METRICS_AUTH, AccountFactory, Api, ServerFactory
 from support.click_data import insert_anchor, insert_live, make_shop, stream_events, video_anchor
@@ -112,6 +115,55 @@ async def test_preflight_allows_any_origin_to_post(anon: Api) -> None:
     assert reply.headers["Access-Control-Allow-Origin"] == "*"
     assert "POST" in reply.headers["Access-Control-Allow-Methods"]
     assert "Content-Type" in reply.headers["Access-Control-Allow-Headers"]
+
+
+async def test_the_server_answers_plain_beacons_before_the_app_and_the_route_the_rest_the_same(
+        make_account: AccountFactory, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
+    """`POST /v1/events` and its preflight are answered by the server-level fast path
+    (test_fastpath.py tests which requests it takes); a path written otherwise reaches the route,
+    which answers the same."""
+    shop = await make_shop(await make_account("seller"))
+    _, code, _ = await video_anchor(pool, shop)
+    body = orjson.dumps({"pv": page_view(), "events": [{"type": "impression", "code": code, "t": 1}]})
+    plain = await anon.request("POST", "/v1/events?from=player", data=body)
+    encoded = await anon.request("POST", URL(f"{anon.base_url}/v1/%65vents", encoded=True),
+                                 data=orjson.dumps({"pv": page_view(), "events": [{"type": "impression",
+                                                                                   "code": code, "t": 1}]}))
+    for reply in (plain, encoded):
+        assert reply.status == 204 and reply.headers["Access-Control-Allow-Origin"] == "*"
+        assert reply.headers["Cache-Control"] == "no-store"
+        assert "X-Request-Id" not in reply.headers
+    assert [e["code"] for e in await wait_for_player_events(redis, 2)] == [code, code]
+    bad = await anon.request("POST", "/v1/events", data=b"[]")
+    assert bad.status == 422 and bad.error_code == "invalid_events" and "X-Request-Id" not in bad.headers
+    assert bad.headers["Access-Control-Allow-Origin"] == "*"
+    preflight = await anon.request("OPTIONS", "/v1/events", headers={
+        "Origin": "https://shop.example", "Access-Control-Request-Method": "POST"})
+    assert preflight.status == 204 and "X-Request-Id" not in preflight.headers
+    assert preflight.headers["Access-Control-Allow-Methods"] == "POST"
+    other = await anon.get("/v1/events")  # other methods: the app's 405, as before
+    assert other.status == 405 and other.headers["Allow"] == "POST"
+
+
+async def test_a_beacon_body_arriving_in_pieces_is_read_whole(start_server: ServerFactory,
+                                                            make_account: AccountFactory, pool: asyncpg.Pool,
+                                                            redis: Redis) -> None:
+    server = await start_server()
+    shop = await make_shop(Api.of(await make_account("seller"), str(server.make_url("/"))))
+    _, code, _ = await video_anchor(pool, shop)
+    body = orjson.dumps({"pv": page_view(), "events": [{"type": "impression", "code": code, "t": 1}]})
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body[:10]))
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the server has read the first piece
+        writer.write(body[10:])
+        status = await reader.readline()
+    finally:
+        writer.close()
+    assert status.startswith(b"HTTP/1.1 204"), status
+    assert [e["code"] for e in await wait_for_player_events(redis, 1)] == [code]
 
 
 async def test_bots_and_link_previews_are_classified(make_account: AccountFactory, anon: Api,

@@ -31,6 +31,7 @@ BAD: list[Any] = [
     {"type": "progress", "video": 1}, {"type": "progress", "q": 25}, {"type": "progress", "video": 1, "q": 30},
     {"type": "progress", "live": 1, "q": 25}, {"type": "progress", "video": 1, "q": "25"},
     {"type": "progress", "video": 1, "q": 25.5}, {"type": "click", "code": "a"}, {"type": None},
+    {"type": ["impression"], "code": "a"}, {"type": {"impression": 1}}, {"code": "a"}, {"type": 1},
     {}, [], "impression", None, 3,
 ]
 
@@ -49,8 +50,9 @@ def test_good_events_pass_both(event: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("event", BAD)
-def test_bad_events_fail_both(event: Any) -> None:
-    doc = {"pv": "pv-12345678", "events": [{"type": "view", "video": 1}, event]}
+@pytest.mark.parametrize("beside", [{"type": "view", "video": 1}, {"type": "impression", "code": "a"}])
+def test_bad_events_fail_both(event: Any, beside: dict[str, Any]) -> None:
+    doc = {"pv": "pv-12345678", "events": [beside, event]}
     assert not _schema_ok(doc)
     assert checked(doc) is None
 
