@@ -318,7 +318,8 @@ def run_worker(stack: Stack, *extra: str, batch: int = 1000, workers: int = 1,
     # One worker is pinned to cpu 1; several workers are left to the scheduler (2 vCPUs).
     argv = [sys.executable, "-m", "shoplink", "count", "--exit-when-idle", *extra]
     env = stack.env(SHOPLINK_COUNT_BLOCK_MS="100", SHOPLINK_COUNT_BATCH=str(batch),
-                    SHOPLINK_COUNT_APPLY_CHUNK=str(chunk or max(batch, 5000)), SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5")
+                    SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5",
+                    **({"SHOPLINK_COUNT_APPLY_CHUNK": str(chunk)} if chunk else {}))
     procs = [subprocess.Popen(pinned(1, argv) if workers == 1 else argv, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
              for _ in range(workers)]
@@ -632,7 +633,7 @@ async def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--batch", type=int, default=20000,
                         help="SHOPLINK_COUNT_BATCH of the worker (default: the setting's default)")
-    parser.add_argument("--chunk", type=int, default=5000,
+    parser.add_argument("--chunk", type=int, default=None,
                         help="SHOPLINK_COUNT_APPLY_CHUNK of the worker (default: the setting's default)")
     parser.add_argument("--only-throughput", action="store_true")
     parser.add_argument("--events-freshness", action="store_true",

@@ -349,8 +349,9 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("count_batch", "SHOPLINK_COUNT_BATCH", "20000", _parse_int(1, 100_000),
            "Stream entries the count worker reads per XREADGROUP (bigger reads: fewer round trips; "
            "about 600 bytes of reply per entry)."),
-    _Field("count_apply_chunk", "SHOPLINK_COUNT_APPLY_CHUNK", "5000", _parse_int(1, 100_000),
-           "Most events applied by one atomic Lua call (a read batch is split into chunks)."),
+    _Field("count_apply_chunk", "SHOPLINK_COUNT_APPLY_CHUNK", "40000", _parse_int(1, 1_000_000),
+           "Most distinct increments (counter fields, HyperLogLog viewers, event ids) one atomic Lua "
+           "call applies (a read batch is split into calls of whole events/batches)."),
     _Field("count_block_ms", "SHOPLINK_COUNT_BLOCK_MS", "1000", _parse_int(1, 60_000),
            "How long one XREADGROUP waits for new entries."),
     _Field("count_claim_idle_ms", "SHOPLINK_COUNT_CLAIM_IDLE_MS", "30000", _parse_int(1, 86_400_000),

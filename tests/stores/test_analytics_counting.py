@@ -129,6 +129,30 @@ async def test_applying_a_batch_twice_changes_nothing(settings: Settings, redis:
     assert sum(row) == 51
 
 
+async def test_a_bounded_apply_splits_into_short_calls_and_counts_exactly(settings: Settings, redis: Redis,
+                                                                         pool: asyncpg.Pool) -> None:
+    import orjson
+    applier = Applier(redis, buckets=settings.stats_buckets, dedup_ttl_s=3600, uniques_ttl_s=3600)
+    base = now_ms()
+    events = [parse(orjson.dumps(event(ts_ms=base + i, viewer_id=i))) for i in range(60)]
+    limit = 40
+    increments = applier.plan(1, events).size()
+    assert increments > 3 * limit
+    await redis.config_resetstat()
+    firsts: list[int] = []
+    # five events come twice in the same read: counted once, whichever call they fall in
+    result = await applier.apply_bounded(1, [*events, *events[:5]], funnel=False, limit=limit,
+                                         after_first=lambda: firsts.append(1))
+    calls = int((await redis.info("commandstats"))["cmdstat_evalsha"]["calls"])
+    assert (result.applied, result.duplicates) == (60, 5)
+    assert firsts == [1]
+    assert -(-increments // limit) <= calls <= 65 + 1
+    again = await applier.apply_bounded(1, events, funnel=False, limit=1_000_000)
+    assert (again.applied, again.duplicates) == (0, 60)
+    row = totals(await reader(redis, pool, settings).counts("video", 10, "day", 0, base // 1000 + 86400))
+    assert sum(row) == 60
+
+
 async def test_minute_hour_and_day_boundaries(settings: Settings, redis: Redis, pool: asyncpg.Pool) -> None:
     stamps = ["2026-03-01T23:59:59.999", "2026-03-02T00:00:00.000", "2026-03-02T00:00:59.999",
               "2026-03-02T00:01:00.000", "2026-03-02T00:59:59.999", "2026-03-02T01:00:00.000"]

@@ -20,9 +20,12 @@ increments, and needs no per-event increments inside Lua.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, chain, compress
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -134,6 +137,11 @@ class Plan:
     hincr: dict[str, dict[str, int]] = field(default_factory=dict)
     pfadd: dict[str, set[str]] = field(default_factory=dict)
 
+    def size(self) -> int:
+        """Distinct increments: hash fields, HyperLogLog elements and ids (what a call's work grows with)."""
+        return (sum([len(f) for f in self.hincr.values()]) + sum([len(v) for v in self.pfadd.values()])
+                + sum([len(i) for i in self.dedup.values()]))
+
     def keys(self, ns: str) -> list[str]:
         return [*self.dedup, *self.hincr, *self.pfadd,
                 k.dirty(self.shard, ns), k.udirty(self.shard, ns), k.applied(self.shard, ns)]
@@ -155,6 +163,22 @@ class Plan:
 
 _dumps = orjson.dumps
 _NO_ENTITY = (None,) * len(k.ENTITY_KINDS)
+_COMBO_IDS: dict[tuple[Any, ...], str] = {_NO_ENTITY: ""}
+# a player event's (type, quartile, 7 ids), 7 ids, type, video, playback second (funnel_events.py)
+_HEAD9, _ENTS, _TYPE = itemgetter(slice(0, 9)), itemgetter(slice(2, 9)), itemgetter(0)
+_VIDEO, _PLAYBACK = itemgetter(3), itemgetter(9)
+_IS_IMPRESSION = "impression".__eq__
+
+
+def _combo_id(ents: tuple[Any, ...]) -> str:
+    """keys.combo_id, memoised across plans (a worker sees the same combos read after read)."""
+    cid = _COMBO_IDS.get(ents)
+    if cid is None:
+        if len(_COMBO_IDS) > 500_000:
+            _COMBO_IDS.clear()
+            _COMBO_IDS[_NO_ENTITY] = ""
+        cid = _COMBO_IDS[ents] = k.combo_id(ents)
+    return cid
 
 
 def build_plan(shard: int, events: Sequence[Row], buckets: tuple[int, int, int],
@@ -172,14 +196,7 @@ def build_plan(shard: int, events: Sequence[Row], buckets: tuple[int, int, int],
     prefix = k.shard_prefix(shard, ns)
     plan = Plan(shard, len(events))
     hincr = plan.hincr
-    combos: dict[tuple[Any, ...], str] = {_NO_ENTITY: ""}  # entity ids -> combo id ("": none)
-
-    def combo(ents: tuple[Any, ...]) -> str:
-        cid = combos.get(ents)
-        if cid is None:
-            cid = combos[ents] = k.combo_id(ents)
-        return cid
-
+    combo = _combo_id
     labels: dict[tuple[int, str, str], str] = {}
     for (ents, minute, ua, outcome), n in Counter(
             [(e[4:11], e[1] - e[1] % m_ms, e[2], e[3]) for e in events]).items():
@@ -233,41 +250,52 @@ def build_funnel_plan(shard: int, batches: Sequence[Batch], buckets: tuple[int, 
     plan = Plan(shard, sum([len(b[4]) for b in batches]))
     hincr = plan.hincr
     hashes: dict[tuple[Any, ...], str] = {_NO_ENTITY: ""}  # entity ids -> the combo's hash key
-    labels: dict[tuple[int, str, str, Any], str] = {}
-    for (ents, minute, ua, kind, quartile), n in Counter(
-            [(e[2:9], minute, ua, e[0], e[1])
-             for minute, ua, events in [(b[1] - b[1] % m_ms, b[2], b[4]) for b in batches]
-             for e in events]).items():
-        key = hashes.get(ents)
-        if key is None:
-            cid = k.combo_id(ents)
-            key = hashes[ents] = prefix + "c:" + cid if cid else ""
-        if not key:
-            continue
-        label = labels.get((minute, ua, kind, quartile))
-        if label is None:
-            label = labels[(minute, ua, kind, quartile)] = (
-                f"{minute // 1000}:{_CLS[ua]}{_OUT[MEASURE[(kind, quartile)]]}")
-        fields = hincr.get(key)
-        if fields is None:
-            hincr[key] = {label: n}
-        else:
-            fields[label] = n
-    seen = [(b[1] - b[1] % d_ms, b[3], e) for b in batches if b[2] == "human"
-            for e in b[4] if e[0] == "impression"]
+    # the batches' event lists by (minute, class): within a group every event is counted by its
+    # (type, quartile, 7 ids) alone, in one C-level Counter pass
+    groups: defaultdict[tuple[int, str], list[list[Any]]] = defaultdict(list)
+    for b in batches:
+        groups[(b[1] - b[1] % m_ms, b[2])].append(b[4])
+    for (minute, ua), lists in groups.items():
+        stamp, cls = f"{minute // 1000}:", _CLS[ua]
+        labels: dict[tuple[str, Any], str] = {}
+        for key9, n in Counter(map(_HEAD9, chain.from_iterable(lists))).items():
+            ents = key9[2:]
+            key = hashes.get(ents)
+            if key is None:
+                cid = _combo_id(ents)
+                key = hashes[ents] = prefix + "c:" + cid if cid else ""
+            if not key:
+                continue
+            label = labels.get(key9[:2])
+            if label is None:
+                label = labels[key9[:2]] = stamp + cls + _OUT[MEASURE[key9[:2]]]
+            fields = hincr.get(key)
+            if fields is None:
+                hincr[key] = {label: n}
+            else:
+                fields[label] = n
+    # human impressions: the view map (video, playback second) and the viewers per combo and day
+    humans = [b for b in batches if b[2] == "human"]
+    shown = [list(compress(b[4], map(_IS_IMPRESSION, map(_TYPE, b[4])))) for b in humans]
+    imps = list(chain.from_iterable(shown))
+    videos, playbacks = list(map(_VIDEO, imps)), list(map(_PLAYBACK, imps))
+    if heatmap_bucket_s == 1 and None not in videos and None not in playbacks:
+        at = Counter(zip(videos, map(int, playbacks), strict=True))
+    else:
+        at = Counter([(v, int(p // heatmap_bucket_s) * heatmap_bucket_s)
+                      for v, p in zip(videos, playbacks, strict=True) if v is not None and p is not None])
     views: dict[str, dict[str, int]] = defaultdict(dict)
-    for (video, second), n in Counter([
-            (e[3], int(e[9] // heatmap_bucket_s) * heatmap_bucket_s)
-            for _, _, e in seen if e[3] is not None and e[9] is not None]).items():
+    for (video, second), n in at.items():
         views[f"{prefix}vm:{video}"][str(second)] = n
     hincr.update(views)
     by_day: defaultdict[tuple[Any, int], set[str]] = defaultdict(set)
-    for ents, day, viewer in {(e[2:9], day, viewer) for day, viewer, e in seen}:
-        by_day[(ents, day)].add(viewer)
+    for b, events in zip(humans, shown, strict=True):
+        day, viewer = b[1] - b[1] % d_ms, b[3]
+        for ents in set(map(_ENTS, events)):
+            by_day[(ents, day)].add(viewer)
     for (ents, day), viewers in by_day.items():
-        cid = k.combo_id(ents)
         if ents != _NO_ENTITY:
-            plan.pfadd[f"{prefix}ui:{cid}:{day // 1000}"] = viewers
+            plan.pfadd[f"{prefix}ui:{_combo_id(ents)}:{day // 1000}"] = viewers
     hours = {b[1] // 3_600_000 for b in batches}
     if len(hours) == 1:
         plan.dedup = {f"{prefix}seen:{hours.pop()}": [b[0] for b in batches]}
@@ -309,26 +337,78 @@ class Applier:
         self.uniques_ttl_s = uniques_ttl_s
         self.heatmap_bucket_s = heatmap_bucket_s
         self.ns = ns
+        # distinct increments per event of the last plan, by family (funnel?); the start is an
+        # upper bound (an event adds at most a field, a heat/view-map field, a viewer and an id)
+        self._per_event = {False: 4.0, True: 4.0}
 
-    async def apply(self, shard: int, events: Sequence[Row], *, funnel: bool = False) -> ApplyResult:
-        """Apply click events, or (`funnel`) batches of player events; the result counts events
-        (a batch counts as many as it holds)."""
+    def plan(self, shard: int, events: Sequence[Row], *, funnel: bool = False) -> Plan:
         build = build_funnel_plan if funnel else build_plan
+        return build(shard, events, self.buckets, self.heatmap_bucket_s, self.ns)
+
+    async def apply(self, shard: int, events: Sequence[Row], *, funnel: bool = False,
+                    plan: Plan | None = None) -> ApplyResult:
+        """Apply click events, or (`funnel`) batches of player events, in ONE atomic call (plus a
+        retry without the duplicates it reports); the result counts events (a batch counts as
+        many as it holds). `plan`, when given, is `self.plan` of `unique_by_id(events)`."""
         size = _batch_events if funnel else len
         pending = unique_by_id(events)
         result = ApplyResult(duplicates=size(events) - size(pending))
         while pending:
-            plan = build(shard, pending, self.buckets, self.heatmap_bucket_s, self.ns)
+            if plan is None:
+                plan = self.plan(shard, pending, funnel=funnel)
             request = plan.packed(self._script.sha, self.ns, self.dedup_ttl_s, self.uniques_ttl_s)
             seen = await self._script.packed(self._topology.for_shard(shard), request)
             if not seen:
                 result.applied += plan.events
                 break
+            plan = None
             already = {s.decode() if isinstance(s, bytes) else str(s) for s in seen}
             kept = [ev for ev in pending if ev[0] not in already]
             result.duplicates += size(pending) - size(kept)
             pending = kept
         return result
+
+    async def apply_bounded(self, shard: int, rows: Sequence[Row], *, funnel: bool, limit: int,
+                            after_first: Callable[[], None] | None = None) -> ApplyResult:
+        """Apply `rows` in consecutive atomic calls of at most `limit` distinct increments each
+        (`Plan.size`: hash fields, HyperLogLog elements, ids), so that no Lua call runs long
+        however the events collapse, and calls are as big as that allows (Redis' cost is mostly
+        per key touched, so bigger calls cost less per event). Each call is a whole number of
+        rows (a batch is never split): exactly once holds per call as in `apply`.
+
+        How many rows fit is estimated from the previous call's increments per event, aiming at
+        80 % of the limit (distinct increments grow less than linearly with the events); a plan
+        that still exceeds the limit is rebuilt from half its rows. `after_first` runs after the
+        first call when more follow (the worker's mid_batch checkpoint)."""
+        weights = [len(b[4]) for b in rows] if funnel else [1] * len(rows)
+        ends = list(accumulate(weights))  # events in rows[:i + 1]
+        result = ApplyResult()
+        start = 0
+        while start < len(rows):
+            before = ends[start - 1] if start else 0
+            budget = int(limit * 0.8 / self._per_event[funnel])
+            take = max(1, bisect_right(ends, before + budget) - start)
+            while True:
+                chunk = rows[start:start + take]
+                unique = unique_by_id(chunk)
+                plan = self.plan(shard, unique, funnel=funnel)
+                if plan.size() <= limit or take == 1:
+                    break
+                take //= 2
+            if plan.events:
+                self._per_event[funnel] = max(0.05, plan.size() / plan.events)
+            part = await self.apply(shard, unique, funnel=funnel, plan=plan)
+            result.applied += part.applied
+            result.duplicates += part.duplicates + (ends[start + take - 1] - before) - _events_of(unique, funnel)
+            start += take
+            if after_first is not None and start < len(rows):
+                after_first()
+                after_first = None
+        return result
+
+
+def _events_of(rows: Sequence[Row], funnel: bool) -> int:
+    return _batch_events(rows) if funnel else len(rows)
 
 
 def _batch_events(batches: Sequence[Batch]) -> int:

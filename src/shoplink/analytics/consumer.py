@@ -41,7 +41,7 @@ from redis.exceptions import RedisError
 
 from shoplink.analytics import keys as k
 from shoplink.analytics.apply import Applier
-from shoplink.analytics.events import Malformed, Row, parse, parse_batch
+from shoplink.analytics.events import Malformed, parse, parse_batch
 from shoplink.analytics.funnel_events import parse_batches, parse_one
 from shoplink.analytics.rollup import Checkpoint, Rollup
 from shoplink.analytics.streams import ensure_group, trim_shard
@@ -110,10 +110,6 @@ class WorkerStats:
     dead: int = 0
     batches: int = 0
     claimed: int = 0
-
-
-def _chunks(items: Sequence[Row], size: int) -> list[Sequence[Row]]:
-    return [items[i:i + size] for i in range(0, len(items), size)] or [items]
 
 
 class CountWorker:
@@ -345,19 +341,17 @@ class CountWorker:
         checkpoint = self.checkpoint
         if checkpoint is not None:
             checkpoint("after_read", shard, ids)
-        # SHOPLINK_COUNT_APPLY_CHUNK counts events: a player-event entry holds up to 100, and
-        # chunks of entries made Lua calls of 100k events, seconds long under load (Redis blocked,
-        # the client timing out), so such reads are chunked by their events too.
-        size = self.settings.count_apply_chunk
-        if family.funnel and events:
-            size = max(1, size * len(events) // max(1, sum([len(b[4]) for b in events])))
-        chunks = _chunks(events, size)
-        for i, chunk in enumerate(chunks):
-            result = await self.applier.apply(shard, chunk, funnel=family.funnel)
+        # Each atomic Lua call applies at most SHOPLINK_COUNT_APPLY_CHUNK distinct increments
+        # (Applier.apply_bounded): calls stay short whatever the events, and as big as that allows.
+        if events:
+            mid: Callable[[], None] | None = None
+            if checkpoint is not None:
+                reached: Checkpoint = checkpoint
+                mid = lambda: reached("mid_batch", shard, ids)  # noqa: E731
+            result = await self.applier.apply_bounded(shard, events, funnel=family.funnel,
+                                                      limit=self.settings.count_apply_chunk, after_first=mid)
             self.stats.applied += result.applied
             self.stats.duplicates += result.duplicates
-            if i == 0 and len(chunks) > 1 and checkpoint is not None:
-                checkpoint("mid_batch", shard, ids)
         if checkpoint is not None:
             checkpoint("after_apply", shard, ids)
         if dead:

@@ -113,10 +113,9 @@ async def rebuild(topology: Redis | RedisTopology, pool: asyncpg.Pool, settings:
                 events.append(ev)
                 first_ts = ts_ms if first_ts is None else min(first_ts, ts_ms)
                 last_ts = ts_ms if last_ts is None else max(last_ts, ts_ms)
-            for i in range(0, len(events), settings.count_apply_chunk):
-                result = await applier.apply(shard, events[i:i + settings.count_apply_chunk], funnel=funnel)
-                report.events += result.applied
-                report.duplicates += result.duplicates
+            result = await applier.apply_bounded(shard, events, funnel=funnel, limit=settings.count_apply_chunk)
+            report.events += result.applied
+            report.duplicates += result.duplicates
             last_id = rows[-1][0]
             cursor = "(" + (last_id.decode() if isinstance(last_id, bytes) else str(last_id))
             if len(rows) < PAGE:
