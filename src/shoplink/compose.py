@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -74,7 +75,7 @@ from shoplink.live.service import LiveService
 from shoplink.metrics import Registry
 from shoplink.redis import RedisTopology
 from shoplink.security.ratelimit import Limit, RateLimiter, RateLimits
-from shoplink.streams import event_stream_key
+from shoplink.streams import event_stream_key, stream_key
 from shoplink.videos.media import MediaStore, MediaWorkers
 from shoplink.videos.probe import ProbeLimits
 from shoplink.videos.service import VideoService
@@ -180,28 +181,14 @@ async def services(app: web.Application) -> AsyncIterator[None]:
                             allow_http=settings.allow_http_urls, max_stale_s=settings.click_cache_max_stale_s,
                             terms=plans)
         changes.subscribe(resolver.on_change)
-        writer = ClickWriter(settings.redis_url, settings.spool_dir,
-                             flush_interval_s=settings.click_flush_ms / 1000,
-                             batch_size=settings.click_flush_batch, buffer_max=settings.click_buffer_max,
-                             timeout_s=settings.click_redis_timeout_s,
-                             fsync_interval_s=settings.spool_fsync_ms / 1000,
-                             spool_max_bytes=settings.spool_max_bytes, router=redis)
-        await writer.start()
-        stack.push_async_callback(_close_writer, writer)
+        writer = await _start_writer(stack, settings, redis, settings.spool_dir, stream_key)
         clicks = ClickService(settings, resolver, writer)
         clicks.register_metrics(metrics)
         app[CLICK_RESOLVER], app[CLICK_WRITER], app[CLICKS] = resolver, writer, clicks
 
         # The player's events: the same delivery on a stream family (and a spool) of their own.
-        event_writer = ClickWriter(settings.redis_url, settings.spool_dir / "events",
-                                   flush_interval_s=settings.click_flush_ms / 1000,
-                                   batch_size=settings.click_flush_batch, buffer_max=settings.click_buffer_max,
-                                   timeout_s=settings.click_redis_timeout_s,
-                                   fsync_interval_s=settings.spool_fsync_ms / 1000,
-                                   spool_max_bytes=settings.spool_max_bytes, router=redis,
-                                   stream=event_stream_key)
-        await event_writer.start()
-        stack.push_async_callback(_close_writer, event_writer)
+        event_writer = await _start_writer(stack, settings, redis, settings.spool_dir / "events",
+                                           event_stream_key)
         funnel = FunnelService(settings, resolver, SurfaceCache(pool), event_writer)
         funnel.register_metrics(metrics)
         app[FUNNEL] = funnel
@@ -256,6 +243,20 @@ async def _task(coro: Coroutine[Any, Any, Any], name: str) -> AsyncIterator[None
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _start_writer(stack: contextlib.AsyncExitStack, settings: Settings, redis: RedisTopology, spool_dir: Path,
+                        stream: Callable[[int], str]) -> ClickWriter:
+    """A started event writer onto one stream family (clicks, or the player's events), with the
+    delivery settings both share, closed (and its totals logged) when `stack` unwinds."""
+    writer = ClickWriter(settings.redis_url, spool_dir, flush_interval_s=settings.click_flush_ms / 1000,
+                         batch_size=settings.click_flush_batch, buffer_max=settings.click_buffer_max,
+                         timeout_s=settings.click_redis_timeout_s,
+                         fsync_interval_s=settings.spool_fsync_ms / 1000,
+                         spool_max_bytes=settings.spool_max_bytes, router=redis, stream=stream)
+    await writer.start()
+    stack.push_async_callback(_close_writer, writer)
+    return writer
 
 
 async def _close_writer(writer: ClickWriter) -> None:
