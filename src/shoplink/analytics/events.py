@@ -96,8 +96,8 @@ def parse_batch(payloads: Sequence[bytes]) -> list[Row] | None:
     return rows
 
 
-def parse(raw: bytes | None) -> Event:
-    """One stream payload -> Event, or raise Malformed(reason)."""
+def load_object(raw: bytes | None) -> dict[str, Any]:
+    """A stream payload's JSON object, or raise Malformed (missing, not JSON, not an object)."""
     if raw is None:
         raise Malformed("missing_payload")
     try:
@@ -106,6 +106,12 @@ def parse(raw: bytes | None) -> Event:
         raise Malformed("not_json") from None
     if type(doc) is not dict:
         raise Malformed("not_an_object")
+    return doc
+
+
+def parse(raw: bytes | None) -> Event:
+    """One stream payload -> Event, or raise Malformed(reason)."""
+    doc = load_object(raw)
     version = doc.get("schema_version")
     if version is None:
         raise Malformed("missing_field:schema_version")

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from shoplink.analytics.events import CLASSES, Malformed
+from shoplink.analytics.events import CLASSES, Malformed, load_object
 from shoplink.analytics.events import fixed_width as _fixed
 from shoplink.analytics.events import ids_ok as _ids_ok
 
@@ -95,14 +95,7 @@ def parse_batches(payloads: Sequence[bytes]) -> list[Batch] | None:
 
 def parse_one(raw: bytes | None) -> Batch:
     """One stream payload -> Batch, or raise Malformed(reason)."""
-    if raw is None:
-        raise Malformed("missing_payload")
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise Malformed("not_json") from None
-    if type(doc) is not dict:
-        raise Malformed("not_an_object")
+    doc = load_object(raw)
     version = doc.get("schema_version")
     if version != SCHEMA_VERSION or type(version) is not int:
         raise Malformed(f"unsupported_version:{str(version)[:20]}")
