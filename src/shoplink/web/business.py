@@ -6,17 +6,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from shoplink.http import path_id
-from shoplink.web.pages import shell, signed_in
+from shoplink.web.pages import shell, signed_in, signed_in_page
 
 routes = web.RouteTableDef()
-
-
-# ---- sellers ---------------------------------------------------------------------------------
-
-@routes.get("/shops")
-async def shops(request: web.Request) -> web.Response:
-    signed_in(request)
-    return shell(request, "shops.html", title="Shops", script="shops.js")
 
 
 @routes.get("/shops/{shop_id}")
@@ -34,12 +26,6 @@ async def shop_products(request: web.Request) -> web.Response:
                  shop_id=str(shop_id))
 
 
-@routes.get("/plans")
-async def plans(request: web.Request) -> web.Response:
-    signed_in(request)
-    return shell(request, "plans.html", title="Promotion plans", script="plans.js")
-
-
 @routes.get("/plans/{plan_id}")
 async def plan(request: web.Request) -> web.Response:
     plan_id = path_id(request, "plan_id")
@@ -47,30 +33,11 @@ async def plan(request: web.Request) -> web.Response:
     return shell(request, "plan.html", title="Promotion plan", script="plan.js", plan_id=str(plan_id))
 
 
-# ---- creators --------------------------------------------------------------------------------
-
-@routes.get("/marketplace")
-async def marketplace(request: web.Request) -> web.Response:
-    signed_in(request)
-    return shell(request, "marketplace.html", title="Marketplace", script="marketplace.js")
-
-
-@routes.get("/me/plans")
-async def my_plans(request: web.Request) -> web.Response:
-    signed_in(request)
-    return shell(request, "my_plans.html", title="My plans", script="my_plans.js")
-
-
-@routes.get("/links")
-async def links(request: web.Request) -> web.Response:
-    signed_in(request)
-    return shell(request, "links.html", title="My links", script="links.js")
-
-
-@routes.get("/earnings")
-async def earnings(request: web.Request) -> web.Response:
-    signed_in(request)
-    return shell(request, "earnings.html", title="Earnings", script="earnings.js")
+# Seller and creator pages that are their shell alone: path, then the name of the template and script, and the title.
+for _path, _name, _title in (("/shops", "shops", "Shops"), ("/plans", "plans", "Promotion plans"),
+                             ("/marketplace", "marketplace", "Marketplace"), ("/me/plans", "my_plans", "My plans"),
+                             ("/links", "links", "My links"), ("/earnings", "earnings", "Earnings")):
+    routes.get(_path)(signed_in_page(_name, _title))
 
 
 def setup_routes(app: web.Application) -> None:

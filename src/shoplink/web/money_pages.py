@@ -6,27 +6,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from shoplink.web.pages import shell, signed_in
+from shoplink.web.pages import signed_in_page
 
 routes = web.RouteTableDef()
 
 
-@routes.get("/sales")
-async def sales(request: web.Request) -> web.Response:
-    signed_in(request)
-    return shell(request, "sales.html", title="Sales", script="sales.js")
-
-
-@routes.get("/payouts")
-async def payouts(request: web.Request) -> web.Response:
-    signed_in(request)
-    return shell(request, "payouts.html", title="Payouts", script="payouts.js")
-
-
-@routes.get("/statement")
-async def statement(request: web.Request) -> web.Response:
-    signed_in(request)
-    return shell(request, "statement.html", title="Statement", script="statement.js")
+for _path, _name, _title in (("/sales", "sales", "Sales"), ("/payouts", "payouts", "Payouts"),
+                             ("/statement", "statement", "Statement")):
+    routes.get(_path)(signed_in_page(_name, _title))
 
 
 def setup_routes(app: web.Application) -> None:

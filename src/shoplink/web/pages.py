@@ -7,6 +7,7 @@ session cookie. Values put into templates are HTML-escaped by `views.render`.
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from aiohttp import web
@@ -69,6 +70,16 @@ def shell(request: web.Request, template: str, *, title: str, script: str, **val
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", html.escape(value))
     return page(text)
+
+
+def signed_in_page(name: str, title: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler of a page that is only its shell (`{name}.html` + `js/{name}.js`, the script
+    calling the API) for any signed-in account; others are sent to sign in."""
+    async def view(request: web.Request) -> web.Response:
+        signed_in(request)
+        return shell(request, f"{name}.html", title=title, script=f"{name}.js")
+
+    return view
 
 
 def viewer_page(request: web.Request, *, title: str, heading: str, intro: str, attr: str, entity_id: int,
