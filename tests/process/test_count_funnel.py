@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import asyncpg
 import orjson
 import pytest
 from redis.asyncio import Redis
@@ -15,20 +14,12 @@ from redis.asyncio import Redis
 from shoplink.config import Settings
 
 from .test_count_worker import assert_exact, click_docs
-from support.analytics_data import Seed, seed
-from support.api import AccountFactory, Api
+from support.analytics_data import Seed
+from support.api import Api
 from support.click_data import xrange
 from support.count import run_count
 from support.event_data import write_events
 from support.funnel_batches import expected_funnel, funnel_batches, write_batches
-
-
-@pytest.fixture
-async def world(pool: asyncpg.Pool, make_account: AccountFactory) -> tuple[Seed, Api]:
-    seller = await make_account("seller")
-    creator = await make_account("creator")
-    analyst = await make_account("analyst")
-    return await seed(pool, seller.account_id, creator.account_id), analyst
 
 
 async def assert_funnel(api: Api, s: Seed, docs: list[dict[str, Any]]) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import time
 from typing import Any
 
-import asyncpg
 import orjson
 import pytest
 from redis.asyncio import Redis
@@ -16,8 +15,8 @@ from redis.asyncio import Redis
 from shoplink.analytics import keys as k
 from shoplink.config import Settings
 
-from support.analytics_data import Seed, seed
-from support.api import METRICS_AUTH, AccountFactory, Api
+from support.analytics_data import Seed
+from support.api import METRICS_AUTH, Api
 from support.click_data import xrange
 from support.count import run_count, start_count_worker
 from support.event_data import event, expected_counts, write_events, write_raw
@@ -43,14 +42,6 @@ def click_docs(s: Seed, n: int, start_ms: int | None = None) -> list[dict[str, A
                               playback_s=float(j * 10 + i % 8), viewer_id=i % 97,
                               ua_class=CLASSES[i % 5], outcome=OUTCOMES[i % 4]))
     return docs
-
-
-@pytest.fixture
-async def world(pool: asyncpg.Pool, make_account: AccountFactory) -> tuple[Seed, Api]:
-    seller = await make_account("seller")
-    creator = await make_account("creator")
-    analyst = await make_account("analyst")
-    return await seed(pool, seller.account_id, creator.account_id), analyst
 
 
 async def assert_exact(api: Api, s: Seed, docs: list[dict[str, Any]]) -> None:
