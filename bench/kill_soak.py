@@ -45,10 +45,12 @@ from soak import (
     children,
     clock,
     pct,
+    publish,
     run_load,
     seed,
     spool_bytes,
     stats_total,
+    stop,
     stream_ids,
 )
 
@@ -161,20 +163,9 @@ async def kill_soak(args: argparse.Namespace) -> int:
             "",
             *[f"- [{'x' if ok else ' '}] {name}" for name, ok in checks.items()],
         ]
-        report = "\n".join(lines)
-        print(report)
-        if args.report:
-            Path(args.report).write_text(report + "\n")
-        return 0 if all(checks.values()) else 1
+        return publish(lines, args.report, checks)
     finally:
-        for proc in (serve, count):
-            if proc is not None and proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 30)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+        await stop(serve, count)
         await redis_server.kill()
         for log in logs:
             log.close()

@@ -320,6 +320,27 @@ async def stats_total(base_url: str, token: str, shop: int) -> tuple[int, list[i
 
 # ---- the run ---------------------------------------------------------------------------------
 
+def publish(lines: list[str], path: str | None, checks: dict[str, bool]) -> int:
+    """Print the report (and write it to `path`); the exit status: 0 when every check passed."""
+    report = "\n".join(lines)
+    print(report)
+    if path:
+        Path(path).write_text(report + "\n")
+    return 0 if all(checks.values()) else 1
+
+
+async def stop(*procs: asyncio.subprocess.Process | None) -> None:
+    """SIGTERM each process still running; SIGKILL what has not ended 30 s later."""
+    for proc in procs:
+        if proc is not None and proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
 async def soak(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="shoplink-soak-"))
     redis_server = RedisServer(work / "redis")
@@ -464,20 +485,9 @@ async def soak(args: argparse.Namespace) -> int:
             "",
             *[f"- [{'x' if ok else ' '}] {name}" for name, ok in checks.items()],
         ]
-        report = "\n".join(lines)
-        print(report)
-        if args.report:
-            Path(args.report).write_text(report + "\n")
-        return 0 if all(checks.values()) else 1
+        return publish(lines, args.report, checks)
     finally:
-        for proc in (serve, count):
-            if proc is not None and proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 30)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+        await stop(serve, count)
         await redis_server.kill()
         for log in logs:
             log.close()
