@@ -9,8 +9,9 @@ real HTTP, so an upgrade that changes one fails there, by name. To move to a new
 
 What is relied on:
 
-1. `PreformattedResponse` (the click's 302, shoplink.clicks.redirect): a `web.StreamResponse`
-   whose `prepare` writes a complete HTTP/1.1 message to the transport itself. It reads and sets
+1. `PreformattedResponse` (the click's 302, shoplink.clicks.redirect; the beacon's 204,
+   shoplink.funnel.views): a `web.StreamResponse` whose `prepare` writes a complete HTTP/1.1
+   message to the transport itself. It reads and sets
    `StreamResponse._eof_sent` (finished: aiohttp's request loop writes nothing more, `prepare`
    and `write_eof` do nothing), sets `_keep_alive` (what `keep_alive` returns: the request loop
    keeps the connection open), reads `_headers` (the CIMultiDict behind `headers`, without the
@@ -66,15 +67,19 @@ _UNSAFE = re.compile(r"[\r\n\x00]")
 class PreformattedResponse(web.StreamResponse):
     """A complete response message written to the transport as is by `prepare`.
 
-    Only for messages that keep the connection open (a GET over HTTP/1.1 with keep-alive:
-    ClickService.answer checks); aiohttp's request loop
-    then reads `keep_alive` and goes on with the next request on the connection. Response-prepare
-    signals still run (shoplink registers none), and headers that they or a middleware add to
-    `headers` are written after the preformatted ones."""
+    Only for messages that keep the connection open, on requests whose body is read (a GET over
+    HTTP/1.1 with keep-alive: ClickService.answer checks; a beacon's POST, read whole:
+    funnel/views.py); aiohttp's request loop then reads `keep_alive` and goes on with the next
+    request on the connection. Response-prepare signals still run (shoplink registers none), and
+    headers that they or a middleware add to `headers` are written after the preformatted ones,
+    but for those `included` says the message holds already."""
 
-    def __init__(self, status: int, message: bytes) -> None:
+    def __init__(self, status: int, message: bytes, included: Mapping[str, str] | None = None) -> None:
+        """`included`: headers the message holds already; the same name and value set on
+        `headers` (by a CORS wrapper, say) is not written twice."""
         super().__init__(status=status)
         self._message = message
+        self._included = included or {}
 
     async def prepare(self, request: web.BaseRequest) -> None:
         if self._eof_sent:
@@ -82,7 +87,10 @@ class PreformattedResponse(web.StreamResponse):
         await request._prepare_hook(self)  # what StreamResponse._start does before the headers
         message = self._message
         if self._headers:
-            message = message[:-2] + _serialize(self._headers) + b"\r\n"
+            included = self._included
+            extra = [(k, v) for k, v in self._headers.items() if included.get(k) != v]
+            if extra:
+                message = message[:-2] + _serialize(extra) + b"\r\n"
         transport = request.transport
         if transport is None or transport.is_closing():
             raise ConnectionResetError("the client went away")
@@ -95,9 +103,9 @@ class PreformattedResponse(web.StreamResponse):
         return None
 
 
-def _serialize(headers: Mapping[str, str]) -> bytes:
+def _serialize(headers: list[tuple[str, str]]) -> bytes:
     lines = []
-    for name, value in headers.items():
+    for name, value in headers:
         if _UNSAFE.search(name) or _UNSAFE.search(value):
             raise ValueError(f"newline or carriage return in the {name!r} header")
         lines.append(f"{name}: {value}\r\n")

@@ -4,12 +4,18 @@ schemas/events/stream_batch.schema.json), CORS, bad bodies, and the forged-event
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 import orjson
 from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 from yarl import URL
+
+from api.test_click_redirect_message import one, read_head
+from shoplink.funnel.validate import Impression, events_of
+from shoplink.keys import FUNNEL
 
 from support.api import METRICS_AUTH, AccountFactory, Api, ServerFactory
 from support.click_data import insert_anchor, insert_live, make_shop, stream_events, video_anchor
@@ -175,3 +181,74 @@ async def test_bots_and_link_previews_are_classified(make_account: AccountFactor
                  headers={"User-Agent": "facebookexternalhit/1.1"})
     events = await wait_for_player_events(redis, 2)
     assert sorted(e["_batch"]["ua_class"] for e in events) == ["bot", "link_preview"]
+
+
+async def test_the_fast_and_the_one_by_one_paths_stream_the_same_events(
+        make_account: AccountFactory, server: TestServer, anon: Api, pool: asyncpg.Pool, redis: Redis) -> None:
+    """A beacon whose cards are all cached, new to the page view and within their video takes
+    the column-wise path (FunnelService._fast_impressions); any other goes event by event. Both
+    must write the same events."""
+    shop = await make_shop(await make_account("seller"))
+    assert shop.seller.account_id is not None
+    _, first, video_id = await video_anchor(pool, shop, duration_s=40)
+    codes = [first] + [(await insert_anchor(pool, product_id=shop.product_ids[0], video_id=video_id,
+                                            publisher_id=shop.seller.account_id))[1] for _ in range(2)]
+    events = [{"type": "impression", "code": c, "t": t} for c, t in zip(codes, (1.5, 2, 40.9), strict=True)]
+    events.append({"type": "view", "video": video_id, "t": 0})
+    cold, warm = page_view(), page_view()
+    assert (await beacon(anon, events, pv=cold)).status == 204  # cold cache: one by one
+    funnel = server.app[FUNNEL]
+    checked = [e for e in events_of(orjson.dumps({"pv": page_view(), "events": events[:3]})).events
+               if isinstance(e, Impression)]
+    assert funnel._fast_impressions(checked, set()) is not None  # now cached: the fast path
+    assert (await beacon(anon, events, pv=warm)).status == 204
+    streamed = await wait_for_player_events(redis, 8)
+
+    def of(pv: str) -> list[dict[str, Any]]:
+        return sorted(({k: v for k, v in e.items() if k != "_batch"} for e in streamed
+                       if e["_batch"]["page_view"] == pv), key=lambda e: (e["type"], e["code"] or ""))
+
+    assert of(cold) == of(warm)
+    assert sorted(e["playback_s"] for e in of(warm)) == [0, 1.5, 2, 40.9]
+    # a second beyond the video's end (and a second of slack), a repeat, a live card: one by one
+    late = page_view()
+    assert (await beacon(anon, [{"type": "impression", "code": first, "t": 41.5},
+                                {"type": "impression", "code": codes[1], "t": 3}], pv=late)).status == 204
+    assert (await beacon(anon, [{"type": "impression", "code": first, "t": 5},
+                                {"type": "impression", "code": codes[2], "t": 6}], pv=late)).status == 204
+    streamed = await wait_for_player_events(redis, 11)
+    assert [(e["code"], e["playback_s"]) for e in of(late)] == sorted(
+        [(first, None), (codes[1], 3), (codes[2], 6)], key=lambda p: p[0])
+
+
+async def test_the_204_is_one_complete_message_per_beacon_on_a_kept_alive_connection(
+        server: TestServer) -> None:
+    """The 204 of a beacon on a kept-alive HTTP/1.1 connection is preformatted
+    (funnel/views.py): its headers must be aiohttp's own (as an HTTP/1.0 request gets them),
+    each once, and the next request on the connection answered after it."""
+    body = orjson.dumps({"pv": page_view(), "events": [{"type": "impression", "code": "Zzunknown1"}]})
+
+    def request(version: str) -> bytes:
+        return (f"POST /v1/events HTTP/{version}\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(request("1.1") + request("1.1"))
+        heads = [await read_head(reader), await read_head(reader)]
+    finally:
+        writer.close()
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(request("1.0"))
+        plain = await read_head(reader)  # aiohttp's own response path
+    finally:
+        writer.close()
+    for status, headers in heads:
+        assert status == "HTTP/1.1 204 No Content"
+        names = [name for name, _ in headers]
+        assert len(names) == len(set(names)), headers
+        assert {(n, v) for n, v in headers if n != "date"} == {
+            (n, v) for n, v in plain[1] if n not in ("date", "connection")}
+    assert plain[0] == "HTTP/1.0 204 No Content"
+    assert one(plain[1], "access-control-allow-origin") == "*"

@@ -15,7 +15,7 @@ from shoplink.config import Settings
 
 from .test_count_worker import assert_exact, click_docs
 from support.analytics_data import Seed
-from support.api import Api
+from support.api import METRICS_AUTH, Api
 from support.click_data import xrange
 from support.count import run_count
 from support.event_data import write_events
@@ -117,3 +117,33 @@ async def test_malformed_batches_go_to_the_events_dead_letter_stream(world: tupl
     assert sorted(f[b"reason"].decode() for _, f in dead) == sorted(
         ["not_json", "invalid_field:events", "unsupported_version:2", "invalid_field:events"])
     await assert_funnel(analyst, s, batches)
+
+
+async def test_status_and_metrics_report_the_event_streams_lag(world: tuple[Seed, Api], redis: Redis,
+                                                               settings: Settings, anon: Api) -> None:
+    """`count --status` and /metrics cover the player-event streams beside the click streams:
+    what waits there is as visible as waiting clicks, and gone once counted."""
+    s, _ = world
+    batches = funnel_batches(s, 90, int(time.time() * 1000) - 60_000)
+    await write_batches(redis, batches)
+    for shard in range(4):  # the group exists (as a worker would create it) but nothing was read
+        await redis.xgroup_create(f"shoplink:events:{{{shard}}}", "counters", id="0", mkstream=True)
+    rc, out, err = await run_count(settings, "--status", "--interval", "0.2")
+    assert rc == 0, err
+    doc = orjson.loads(out)
+    assert sum(g["unacked"] for sh in doc["event_shards"] for g in sh["groups"]) == 90
+    assert sum(sh["length"] for sh in doc["event_shards"]) == 90
+    assert all(sh["stream"] == f"shoplink:events:{{{sh['shard']}}}" for sh in doc["event_shards"])
+    assert max(g["oldest_unacked_age_s"] or 0 for sh in doc["event_shards"] for g in sh["groups"]) > 0
+    assert sum(sh["length"] for sh in doc["shards"]) == 0  # no click waits
+    metrics = (await anon.get("/metrics", headers=METRICS_AUTH)).body
+    lag = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+              if line.startswith("shoplink_player_event_group_lag{"))
+    assert lag == 90
+    assert "shoplink_player_event_group_oldest_unacked_age_seconds" in metrics
+    assert "shoplink_player_event_stream_length" in metrics
+    rc, _, err = await run_count(settings, "--exit-when-idle", "--no-rollup")
+    assert rc == 0, err
+    doc = orjson.loads((await run_count(settings, "--status", "--interval", "0"))[1])
+    assert sum(g["unacked"] for sh in doc["event_shards"] for g in sh["groups"]) == 0
+    assert sum(sh["applied_total"] for sh in doc["shards"]) == sum(len(b["events"]) for b in batches)

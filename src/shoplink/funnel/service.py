@@ -1,12 +1,15 @@
 """POST /v1/events: the player's events, checked, resolved, limited and queued for the streams.
 
-Per request: the body (at most 64 KB), one orjson parse, the schema check (validate.py), then
-per event a dictionary lookup for its card (the click resolver's cache) or its video / live
-session (`SurfaceCache`), the page view's repeat check and the client's budget. An impression's
-JSON is its card's, prebuilt once, and its playback second: nothing is encoded twice. The
-accepted events of a request become ONE stream entry (schemas/events/stream_batch.schema.json) handed to
-the event writer (the clicks' delivery: buffer, pipelined XADD, spool on outage); nothing waits
-on Redis, and PostgreSQL only on a cache miss.
+Per request: the body (at most 64 KB) decoded and checked in one pass (validate.py), the
+client's budget and the page view's count, then the events' JSON. An impression's JSON is its
+card's prefix, built once per anchor, and its playback second. In the common case (every card
+cached, new to the page view, on a video, with a playback second within it) the impressions of a
+request are resolved, checked and written in a handful of C loops, whatever their number
+(`_fast_impressions`); any other beacon goes event by event (`_impressions`), with the same
+result (tests/api/test_player_events.py). The accepted events of a request become ONE stream
+entry (schemas/events/stream_batch.schema.json) handed to the event writer (the clicks'
+delivery: journal, buffer, pipelined XADD, spool on outage); nothing waits on Redis, and
+PostgreSQL only on a cache miss.
 
 Limits (per server process; every dropped event is counted in
 `shoplink_player_events_dropped_total{reason}`):
@@ -21,13 +24,17 @@ Limits (per server process; every dropped event is counted in
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from itertools import compress, repeat
+from operator import attrgetter, is_, is_not, le
 from typing import Any
 
 import asyncpg
 import orjson
+from msgspec import UNSET
 
 from shoplink.clicks.classify import Classifier, default_classifier
 from shoplink.clicks.events import live_playback
@@ -37,7 +44,7 @@ from shoplink.config import Settings
 from shoplink.delivery.writer import ClickWriter
 from shoplink.funnel import repository as repo
 from shoplink.funnel.models import DROP_REASONS, STREAM_SCHEMA_VERSION, Surface
-from shoplink.funnel.validate import Beacon
+from shoplink.funnel.validate import Beacon, Impression, Progress, View
 from shoplink.ids import new_ulid_and_ms
 from shoplink.metrics import Registry
 
@@ -106,9 +113,11 @@ class FunnelService:
         self._page_views_max = settings.events_page_views_tracked
         self._clients: OrderedDict[str | None, list[float]] = OrderedDict()
         self._clock = clock
-        # target -> its impressions' stream fields (a target is immutable; a changed anchor gets a
-        # new one from the resolver, so entries never go stale, and the dict is cleared when big)
-        self._bases: dict[Target, Base] = {}
+        # target -> its card (a target's row never changes; a changed anchor gets a new target
+        # from the resolver, so entries never go stale, and the dict is cleared when big)
+        self._cards: dict[Target, _Card] = {}
+        # (surface, type, quartile) -> its events' JSON up to the playback second (the same)
+        self._surface_prefixes: dict[tuple[Surface, str, int | None], bytes] = {}
         self.accepted = 0
         self.requests = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
@@ -145,10 +154,10 @@ class FunnelService:
                      remote: str | None, referer: str | None) -> int:
         """Queue the beacon's countable events; returns how many were queued.
 
-        One loop over the events with a dictionary lookup or two each (the card's target and its
-        prebuilt JSON, completed by the playback second: no event dict is built or encoded); the
-        accepted events of the request become ONE stream entry, on
-        the shard of the page view (counting does not depend on the shard; keys.py)."""
+        The accepted events of the request become ONE stream entry, on the shard of the page
+        view (counting does not depend on the shard; keys.py). Each event's JSON is prebuilt per
+        card (or video / live session) and completed with its playback second: no event dict is
+        built or encoded per request."""
         self.requests += 1
         events = beacon.events
         viewers = self.viewers
@@ -165,48 +174,25 @@ class FunnelService:
             events = events[:max(room, 0)]
         pv.count += len(events)
         batch_id, ts_ms = new_ulid_and_ms()
-        seen = pv.seen
-        get = self.resolver.get
-        bases = self._bases
-        items: list[bytes] = []  # each event's JSON: nothing is encoded twice
-        dumps = orjson.dumps
-        repeats = unknown = 0
-        for ev in events:
-            if ev["type"] == "impression":
-                code = ev["code"]
-                if code in seen:
-                    repeats += 1
-                    continue
-                target = get(code) or await self.resolver.resolve(code)
-                base = bases.get(target)
-                if base is None:
-                    base = bases[target] = _impression_base(target)
-                    if len(bases) > BASES_MAX:
-                        bases.clear()
-                if not base[0]:
-                    unknown += 1
-                    continue
-                seen.add(code)
-                if base[2]:  # live: seconds since the live started
-                    playback = live_playback(target.live_started_s, ts_ms / 1000)[0]
-                else:
-                    t = ev.get("t")
-                    playback = t if t is None or base[1] is None or t <= base[1] + 1 else None
-                items.append(base[0] + (dumps(playback) + b"}" if playback is not None else _NULL_END))
-                continue
-            built = await self._surface_event(ev, seen, ts_ms)
-            if built is None:
-                unknown += 1
-            elif built is _REPEAT:
-                repeats += 1
-            else:
-                items.append(dumps(built))
-        self.dropped["repeat"] += repeats
-        self.dropped["unknown"] += unknown
+        impressions: list[Impression]
+        others: list[View | Progress]
+        if set(map(type, events)) == _IMPRESSIONS_ONLY:
+            impressions, others = events, []  # type: ignore[assignment]
+        else:
+            impressions = list(compress(events, map(is_, map(type, events), repeat(Impression))))  # type: ignore[arg-type]
+            others = list(compress(events, map(is_not, map(type, events), repeat(Impression))))  # type: ignore[arg-type]
+        fast = self._fast_impressions(impressions, pv.seen) if impressions else None
+        items = [fast] if fast is not None else []
+        if impressions and fast is None:
+            items = await self._impressions(impressions, pv.seen, ts_ms)
+        for ev in others:
+            item = await self._surface_event(ev, pv.seen, ts_ms)
+            if item is not None:
+                items.append(item)
         if not items:
             return 0
         cookie = viewers.from_cookie_header(cookie_header) if cookie_header else None
-        head = dumps({
+        head = orjson.dumps({
             "schema_version": STREAM_SCHEMA_VERSION, "batch_id": batch_id, "ts_ms": ts_ms,
             "viewer": viewers.viewer_hash(cookie if cookie is not None else "pv:" + beacon.pv),
             "ua_class": self._classify(user_agent)[0], "page_view": beacon.pv,
@@ -215,31 +201,92 @@ class FunnelService:
         self.accepted += len(items)
         return len(items)
 
-    async def _surface_event(self, ev: dict[str, Any], seen: set[Any],
-                             ts_ms: int) -> dict[str, Any] | object | None:
-        """The stream's event for a view or progress event; _REPEAT when the page view sent it
-        already, None when its video or live session does not exist."""
-        kind = ev["type"]
-        surface_kind, surface_id = ("video", ev["video"]) if "video" in ev else ("live", ev["live"])
-        key = (kind, surface_kind, surface_id, ev.get("q"))
+    def _fast_impressions(self, impressions: list[Impression], seen: set[Any]) -> bytes | None:
+        """The impressions' JSON, comma-separated, in the common case, in a few C loops whatever
+        their number: new distinct cards of the page view, all cached, on videos, each with a
+        playback second within its video. None when any of that does not hold (then
+        `_impressions` takes them one by one)."""
+        codes = list(map(_CODE, impressions))
+        if len(set(codes)) != len(codes) or not seen.isdisjoint(codes):
+            return None
+        targets = self.resolver.get_fresh(codes)
+        if targets is None:
+            return None
+        cards = list(map(self._cards.get, targets))
+        if None in cards:
+            return None
+        seconds = list(map(_T, impressions))
+        if UNSET in seconds or not all(map(le, seconds, map(_LIMIT, cards))):  # type: ignore[arg-type]
+            return None
+        seen.update(codes)
+        numbers = orjson.dumps(seconds)[1:-1].split(b",")  # each second's JSON, encoded at once
+        return b"},".join(map(bytes.__add__, map(_PREFIX, cards), numbers)) + b"}"
+
+    async def _impressions(self, impressions: list[Impression], seen: set[Any], ts_ms: int) -> list[bytes]:
+        """The impressions' JSON, one by one: repeats and unknown cards dropped (and counted),
+        live cards at the seconds since their live started, out-of-range seconds as null."""
+        items: list[bytes] = []
+        repeats = unknown = 0
+        get, resolve, cards = self.resolver.get, self.resolver.resolve, self._cards
+        for ev in impressions:
+            code = ev.code
+            if code in seen:
+                repeats += 1
+                continue
+            target = get(code) or await resolve(code)
+            card = cards.get(target)
+            if card is None:
+                card = cards[target] = _card(target)
+                if len(cards) > CARDS_MAX:
+                    cards.clear()
+            if card.prefix is None:
+                unknown += 1
+                continue
+            seen.add(code)
+            if card.live:
+                playback = live_playback(target.live_started_s, ts_ms / 1000)[0]
+            else:
+                t = ev.t
+                playback = None if t is UNSET or t > card.limit else t  # type: ignore[operator]
+            items.append(card.prefix + orjson.dumps(playback) + b"}")
+        self.dropped["repeat"] += repeats
+        self.dropped["unknown"] += unknown
+        return items
+
+    async def _surface_event(self, ev: View | Progress, seen: set[Any], ts_ms: int) -> bytes | None:
+        """The stream's JSON of a view or progress event; None (counted) when the page view sent
+        it already or its video or live session does not exist."""
+        kind = "view" if type(ev) is View else "progress"
+        q = ev.q if type(ev) is Progress else None
+        surface_kind, surface_id = ("video", ev.video) if ev.video is not UNSET else ("live", ev.live)
+        key = (kind, surface_kind, surface_id, q)
         if key in seen:
-            return _REPEAT
-        cached, surface = self.surfaces.get(surface_kind, surface_id)
+            self.dropped["repeat"] += 1
+            return None
+        cached, surface = self.surfaces.get(surface_kind, surface_id)  # type: ignore[arg-type]
         if not cached:
-            surface = await self.surfaces.load(surface_kind, surface_id)
+            surface = await self.surfaces.load(surface_kind, surface_id)  # type: ignore[arg-type]
         if surface is None:
+            self.dropped["unknown"] += 1
             return None
         seen.add(key)
         if surface_kind == "live":
             playback = live_playback(surface.started_s, ts_ms / 1000)[0]
         else:
-            t = ev.get("t")
+            t = None if ev.t is UNSET else ev.t
             playback = t if t is None or surface.duration_s is None or t <= surface.duration_s + 1 else None
-        return {"type": kind, "code": None, "anchor_id": None,
+        prefixes = self._surface_prefixes
+        prefix = prefixes.get((surface, kind, q))
+        if prefix is None:
+            if len(prefixes) >= CARDS_MAX:
+                prefixes.clear()
+            prefix = prefixes[(surface, kind, q)] = orjson.dumps({
+                "type": kind, "code": None, "anchor_id": None,
                 "video_id": surface_id if surface_kind == "video" else None,
                 "live_session_id": surface_id if surface_kind == "live" else None,
                 "product_id": None, "shop_id": None, "creator_id": surface.owner_id, "plan_id": None,
-                "playback_s": playback, "quartile": ev.get("q")}
+                "quartile": q})[:-1] + b',"playback_s":'
+        return prefix + orjson.dumps(playback) + b"}"
 
     # ---- metrics ---------------------------------------------------------------------------
 
@@ -271,21 +318,39 @@ class FunnelService:
         registry.register_collector(collect)
 
 
-_REPEAT = object()
-_NULL_END = b"null}"
-BASES_MAX = 100_000
-Base = tuple[bytes | None, float | None, bool]
+CARDS_MAX = 100_000
+_IMPRESSIONS_ONLY = {Impression}
+_CODE = attrgetter("code")
+_T = attrgetter("t")
+_LIMIT = attrgetter("limit")
+_PREFIX = attrgetter("prefix")
 
 
-def _impression_base(target: Target) -> Base:
-    """(the JSON of an impression of the target's card up to its playback second's value, the
-    video's duration, whether the card is on a live); (None, None, False) for an unknown code.
-    An impression's JSON is that, the playback second's JSON and "}"."""
+class _Card:
+    """An anchor's impressions as stream JSON: `prefix`, the playback second's JSON and "}" is
+    one event (prefix None: an unknown card). `limit`: the largest playback second taken as is
+    (the video's duration and a second of slack; -1 on a live or an unknown card, which the fast
+    path leaves to the slow one)."""
+
+    __slots__ = ("limit", "live", "prefix")
+
+    def __init__(self, prefix: bytes | None, limit: float, live: bool) -> None:
+        self.prefix = prefix
+        self.limit = limit
+        self.live = live
+
+
+def _card(target: Target) -> _Card:
+    """The card of `target` (the resolver's answer for its code)."""
     row = target.row
     if row is None:
-        return None, None, False
+        return _Card(None, -1.0, False)
     fields = orjson.dumps({
         "type": "impression", "code": row.code, "anchor_id": row.anchor_id, "video_id": row.video_id,
         "live_session_id": row.live_session_id, "product_id": row.product_id, "shop_id": row.shop_id,
         "creator_id": row.publisher_id, "plan_id": row.plan_id, "quartile": None})
-    return fields[:-1] + b',"playback_s":', row.video_duration_s, row.live_session_id is not None
+    prefix = fields[:-1] + b',"playback_s":'
+    live = row.live_session_id is not None
+    duration = row.video_duration_s
+    limit = -1.0 if live else (math.inf if duration is None else duration + 1)
+    return _Card(prefix, limit, live)

@@ -35,9 +35,13 @@ PREFLIGHT_POST_HEADERS = {**PREFLIGHT_HEADERS, "Access-Control-Allow-Methods": "
                           "Access-Control-Allow-Headers": "Content-Type"}
 
 
+# What every public response carries (and each error of a public path).
+CROSS_ORIGIN_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "ETag"}
+
+
 def allow_cross_origin(headers: MutableMapping[str, str]) -> None:
-    headers.setdefault("Access-Control-Allow-Origin", "*")
-    headers.setdefault("Access-Control-Expose-Headers", "ETag")
+    for name, value in CROSS_ORIGIN_HEADERS.items():
+        headers.setdefault(name, value)
 
 
 def _public_path(request: web.BaseRequest) -> bool:
