@@ -498,12 +498,12 @@ async def beacon_freshness(stack: Stack, redis: Redis, token: str, probe_anchor:
     async def background() -> None:
         nonlocal written
         tick = 0.02
-        per_tick = max(1, int(rate * tick / 21))
-        next_t = time.perf_counter()
+        began = next_t = time.perf_counter()
         n = 0
         while time.perf_counter() < stop:
             pipe = redis.pipeline(transaction=False)
             now = int(time.time() * 1000)
+            per_tick = max(1, round(rate * (next_t + tick - began) / 21) - n)  # on schedule, no rounding drift
             for _ in range(per_tick):
                 n += 1
                 batch = shape % (new_ulid(now).encode(), now, rng.getrandbits(128), classes[n % len(classes)],

@@ -1,7 +1,7 @@
 """Benchmark: POST /v1/events (the player's beacons, 20 events per request) against a bare
 aiohttp handler that reads the same body and answers 204.
 
-    .venv/bin/python bench/events.py [--duration 3] [--rounds 3] [--connections 50] [--profile x.txt]
+    .venv/bin/python bench/events.py [--duration 3] [--rounds 3] [--connections 50] [--profile x.txt] [--floors]
 
 Starts its own redis-server, a fresh PostgreSQL database (a shop, a video and 30 anchors) and
 `shoplink serve` (uvloop, access log off, the per-client event limit raised so that the load
@@ -9,6 +9,9 @@ generator is one client) pinned with `taskset -c 1`, and the bare handler with t
 wrk (pinned to core 0) posts, per request, a new page view with 18 card impressions, one view
 and one quartile (about 1.3 KB; every event is checked, resolved and streamed). The two servers
 are loaded alternately, `--rounds` times. Target: >= 0.7x the bare handler's requests/s.
+`--floors` adds two servers measured in the same rounds: shoplink's server path answering the
+preformatted 204 right after reading the body, and the same with the beacon's decoding and schema
+check: what any handler on this stack pays before its own work.
 Everything is cleaned up at the end.
 """
 
@@ -77,6 +80,40 @@ def bare_server(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, loop=uvloop.new_event_loop())
 
 
+def floor_server(port: int, decode: bool) -> None:
+    """What any beacon handler on shoplink's server path pays before doing its work: the
+    server-level fast path (shoplink.fastpath.install, read timeouts), the body read as
+    POST /v1/events reads it, and the preformatted 204; with `decode`, the beacon's decoding and
+    schema check too (funnel/validate.py). Nothing resolved, journaled or streamed."""
+    import uvloop
+    from aiohttp import web
+
+    from shoplink import aiohttp_internals
+    from shoplink.fastpath import install, public_cors
+    from shoplink.funnel.validate import events_of
+    from shoplink.funnel.views import _body, no_content_message
+    from shoplink.security.cors import CROSS_ORIGIN_HEADERS
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        body = await _body(request)
+        if decode:
+            events_of(body)
+        return aiohttp_internals.PreformattedResponse(204, no_content_message(int(time.time())),
+                                                      CROSS_ORIGIN_HEADERS)
+
+    async def run() -> None:
+        runner = web.AppRunner(web.Application(), access_log=None)
+        await runner.setup()
+        assert runner.server is not None
+        install(runner.server, {}, exact={("POST", "/v1/events"): public_cors(handler)})
+        aiohttp_internals.install_read_timeouts(runner.server, aiohttp_internals.ReadTimeouts(
+            header_s=10, body_s=30, body_min_rate=1024, body_error=lambda: TimeoutError()))
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.Event().wait()
+
+    uvloop.run(run())
+
+
 def wait_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -138,6 +175,13 @@ async def prepare(database_url: str) -> tuple[int, list[str]]:
         await pool.close()
 
 
+def _floor_line(measured: list[tuple[float, float]], rounds: list[tuple[tuple[float, float], tuple[float, float]]],
+                bare_cpu: float) -> str:
+    cpu = statistics.median(f[1] for f in measured)
+    wall = statistics.median(f[0] / b[0] for f, (_, b) in zip(measured, rounds, strict=True))
+    return f"{cpu:,.0f} / {bare_cpu:,.0f} = {cpu / bare_cpu:.2f}x (wall, median of rounds: {wall:.2f}x)"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
@@ -145,10 +189,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating wrk runs per server")
     parser.add_argument("--profile", type=Path,
                         help="py-spy record the server during its first round (.txt: raw, for bench/profile_top.py)")
+    parser.add_argument("--floors", action="store_true",
+                        help="also measure the floor of shoplink's server path (body read + 204), "
+                             "with and without the beacon's decoding, against the same bare handler")
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--floor-server", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--decode", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
         bare_server(args.bare_server)
+        return 0
+    if args.floor_server:
+        floor_server(args.floor_server, args.decode)
         return 0
     work = Path(tempfile.mkdtemp(prefix="shoplink-bench-events-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -173,6 +225,14 @@ def main() -> int:
                                       env=env, cwd=ROOT))
         procs.append(subprocess.Popen(["taskset", "-c", SERVER_CORE, PY, __file__, "--bare-server",
                                        str(bare_port)]))
+        floors: list[tuple[str, int, int]] = []  # (label, port, pid)
+        if args.floors:
+            for label, extra in (("floor (server path, body read, 204)", []),
+                                 ("floor + the beacon's decoding and check", ["--decode"])):
+                floor_port = free_port()
+                procs.append(subprocess.Popen(["taskset", "-c", SERVER_CORE, PY, __file__, "--floor-server",
+                                               str(floor_port), *extra]))
+                floors.append((label, floor_port, procs[-1].pid))
         base, bare = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
         wait_http(f"{base}/healthz")
         time.sleep(0.5)  # the bare server has no GET route: give it a moment to listen
@@ -180,8 +240,14 @@ def main() -> int:
         url, bare_url = f"{base}/v1/events", f"{bare}/v1/events"
         wrk(url, script, 1, args.connections, ours_pid)  # warm-up (resolver cache, connections)
         wrk(bare_url, script, 1, args.connections, bare_pid)
+        for _, floor_port, floor_pid in floors:
+            wrk(f"http://127.0.0.1:{floor_port}/v1/events", script, 1, args.connections, floor_pid)
         rounds = []
+        floor_rounds: list[list[tuple[float, float]]] = [[] for _ in floors]
         for _ in range(args.rounds):
+            for (_, floor_port, floor_pid), measured in zip(floors, floor_rounds, strict=True):
+                measured.append(wrk(f"http://127.0.0.1:{floor_port}/v1/events", script, args.duration,
+                                    args.connections, floor_pid))
             profiler = _profile(args.profile, ours_pid, args.duration) if args.profile else None
             ours = wrk(url, script, args.duration, args.connections, ours_pid)
             if profiler is not None:
@@ -203,6 +269,8 @@ def main() -> int:
                     ("ratio (best round)", f"{ratios[-1]:.2f}x"),
                     ("per server CPU-second (ours / bare)",
                      f"{ours_cpu:,.0f} / {bare_cpu:,.0f} = {ours_cpu / bare_cpu:.2f}x"),
+                    *[(f"{label} / bare, per server CPU-second", _floor_line(measured, rounds, bare_cpu))
+                      for (label, _, _), measured in zip(floors, floor_rounds, strict=True)],
                     ("stream entries written (batches, one per shard touched per request)", f"{streamed:,}"),
                     ("load", f"wrk -t1 -c{args.connections} -d{args.duration}s x {args.rounds} rounds each, "
                              f"server on core {SERVER_CORE}, wrk on core {WRK_CORE}, uvloop, access log off")]
