@@ -43,14 +43,18 @@ async def decide(con: Conn, *, shop_id: int, click_id: str | None, viewer: str |
         else:
             viewer = given.viewer
     if viewer is not None:
+        # By viewer alone, "none of the viewer's clicks is known yet" (keep waiting) is read
+        # BEFORE looking for the qualifying click: each statement sees what was committed before
+        # it started (READ COMMITTED), so a click the consumer commits between the two reads is
+        # then found by the second. The other order missed it and settled the sale for good.
+        unknown_viewer = click_id is None and not await repo.viewer_has_clicks(
+            con, viewer=viewer, shop_id=shop_id)
         credited = await repo.last_qualifying_click(
             con, viewer=viewer, shop_id=shop_id, since=occurred_at - window, until=occurred_at)
         if credited is not None and credited.rate_bp is not None:
             return Decision(credited, "last_click")
         if problem is None and click_id is None:
-            return Decision(None, "no_qualifying_click",
-                            waiting=not await repo.viewer_has_clicks(con, viewer=viewer,
-                                                                     shop_id=shop_id))
+            return Decision(None, "no_qualifying_click", waiting=unknown_viewer)
     if problem is not None:
         return Decision(None, problem, waiting=True)
     return Decision(None, "no_qualifying_click")
