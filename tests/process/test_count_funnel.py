@@ -17,7 +17,7 @@ from .test_count_worker import assert_exact, click_docs
 from support.analytics_data import Seed
 from support.api import METRICS_AUTH, Api
 from support.click_data import xrange
-from support.count import run_count
+from support.count import run_count, status_before_reading
 from support.event_data import write_events
 from support.funnel_batches import expected_funnel, funnel_batches, write_batches
 
@@ -126,11 +126,7 @@ async def test_status_and_metrics_report_the_event_streams_lag(world: tuple[Seed
     s, _ = world
     batches = funnel_batches(s, 90, int(time.time() * 1000) - 60_000)
     await write_batches(redis, batches)
-    for shard in range(4):  # the group exists (as a worker would create it) but nothing was read
-        await redis.xgroup_create(f"shoplink:events:{{{shard}}}", "counters", id="0", mkstream=True)
-    rc, out, err = await run_count(settings, "--status", "--interval", "0.2")
-    assert rc == 0, err
-    doc = orjson.loads(out)
+    doc = await status_before_reading(redis, settings, "events")
     assert sum(g["unacked"] for sh in doc["event_shards"] for g in sh["groups"]) == 90
     assert sum(sh["length"] for sh in doc["event_shards"]) == 90
     assert all(sh["stream"] == f"shoplink:events:{{{sh['shard']}}}" for sh in doc["event_shards"])

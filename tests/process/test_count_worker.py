@@ -18,7 +18,7 @@ from shoplink.config import Settings
 from support.analytics_data import Seed
 from support.api import METRICS_AUTH, Api
 from support.click_data import xrange
-from support.count import run_count, start_count_worker
+from support.count import run_count, start_count_worker, status_before_reading
 from support.event_data import event, expected_counts, write_events, write_raw
 from support.wait import until
 
@@ -206,11 +206,7 @@ async def test_status_and_metrics_report_lag(world: tuple[Seed, Api], redis: Red
     s, _ = world
     docs = click_docs(s, 120)
     await write_events(redis, docs)
-    for shard in range(4):  # the group exists (as a worker would create it) but nothing was read
-        await redis.xgroup_create(f"shoplink:clicks:{{{shard}}}", "counters", id="0", mkstream=True)
-    rc, out, err = await run_count(settings, "--status", "--interval", "0.2")
-    assert rc == 0, err
-    doc = orjson.loads(out)
+    doc = await status_before_reading(redis, settings, "clicks")
     lag = sum(g["unacked"] for sh in doc["shards"] for g in sh["groups"])
     assert lag == 120
     assert all("events_per_s" in sh for sh in doc["shards"])

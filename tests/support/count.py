@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import ClientSession
+from redis.asyncio import Redis
 
 from shoplink.config import Settings
 
@@ -100,3 +102,15 @@ async def count_metric(http: ClientSession, port: int, name: str) -> float:
         text = await reply.text()
     pattern = rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$"
     return sum(float(m[1]) for m in re.finditer(pattern, text, re.MULTILINE))
+
+
+async def status_before_reading(redis: Redis, settings: Settings, family: str) -> dict[str, Any]:
+    """`count --status` (rates over 0.2 s) once the counters group exists on every shard of the
+    `family` streams (`clicks` or `events`), as a worker creates it, but has read nothing."""
+    for shard in range(settings.click_shards):
+        await redis.xgroup_create(f"shoplink:{family}:{{{shard}}}", "counters", id="0", mkstream=True)
+    rc, out, err = await run_count(settings, "--status", "--interval", "0.2")
+    assert rc == 0, err
+    doc: dict[str, Any] = orjson.loads(out)
+    return doc
+
