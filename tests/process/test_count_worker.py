@@ -5,8 +5,10 @@ duplicates, after --rebuild, roll-up re-runs and a Redis flush; dead letters; --
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import pytest
@@ -18,7 +20,7 @@ from shoplink.config import Settings
 from support.analytics_data import Seed
 from support.api import METRICS_AUTH, Api
 from support.click_data import xrange
-from support.count import run_count, start_count_worker, status_before_reading
+from support.count import run_count, start_count_worker, status_before_reading, stop_count_worker
 from support.event_data import event, expected_counts, write_events, write_raw
 from support.wait import until
 
@@ -219,3 +221,40 @@ async def test_status_and_metrics_report_lag(world: tuple[Seed, Api], redis: Red
     assert total == 120
     assert "shoplink_click_group_oldest_unacked_age_seconds" in metrics
     assert "shoplink_click_group_pending" in metrics and "shoplink_click_stream_length" in metrics
+
+
+async def test_a_sigterm_during_the_start_up_ends_in_a_clean_exit(settings: Settings) -> None:
+    """SIGTERM while the worker is still connecting (a restart, a scale-down during a deploy)
+    must end like any stop: exit 0, not death by the signal (-15). The worker's first PostgreSQL
+    connection goes through a gate here, held until the signal has been sent."""
+    db = urlsplit(settings.database_url)
+    reached, gate = asyncio.Event(), asyncio.Event()
+
+    async def gated(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        reached.set()
+        await gate.wait()
+        server_r, server_w = await asyncio.open_connection(db.hostname, db.port)
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            finally:
+                w.close()
+
+        await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w), return_exceptions=True)
+
+    proxy = await asyncio.start_server(gated, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    try:
+        through = settings.replace(database_url=urlunsplit(db._replace(netloc=f"{db.username}@127.0.0.1:{port}")))
+        proc = await start_count_worker(through)
+        await asyncio.wait_for(reached.wait(), timeout=30)  # started, connecting to PostgreSQL
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.2)
+        gate.set()
+        code, err = await stop_count_worker(proc)
+        assert code == 0, err[-3000:]
+    finally:
+        proxy.close()

@@ -35,7 +35,7 @@ from support.affiliate_data import (
     xadd_click,
 )
 from support.api import AccountFactory, Api
-from support.count import run_shoplink, start_count_worker, stop_count_worker
+from support.count import run_shoplink, start_serving_count_worker, stop_count_worker
 from support.wait import until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -161,8 +161,8 @@ async def test_randomized_money_reconciles_to_the_minor_unit(
             assert (again.status, again.body["refunded_minor"]) == (200, sale.refunded)
 
     async def start() -> asyncio.subprocess.Process:
-        return await start_count_worker(settings, attribution_reclaim_idle_s=1,
-                                        attribution_sweep_s=0.2)
+        return await start_serving_count_worker(settings, attribution_reclaim_idle_s=1,
+                                                attribution_sweep_s=0.2)
 
     worker = await start()
     kills = 0

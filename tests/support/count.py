@@ -11,11 +11,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import ClientSession
 from redis.asyncio import Redis
 
 from shoplink.config import Settings
+
+from support.services import free_port
+from support.wait import until
 
 LAUNCHER = Path(__file__).with_name("count_launcher.py")
 
@@ -83,6 +87,24 @@ async def start_count_worker(settings: Settings, *args: str, crash_at: str | Non
     return await asyncio.create_subprocess_exec(
         *count_argv(*args, crash_at=crash_at, crash_after=crash_after), env=worker_env(settings, **env),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+async def start_serving_count_worker(settings: Settings, **env: Any) -> asyncio.subprocess.Process:
+    """`start_count_worker`, returned once the process serves its /metrics (on a free port): past
+    its start-up, so that a SIGTERM from then on is a clean stop (before, one that lands while
+    the interpreter is still importing ends the process by the signal)."""
+    port = free_port()
+    proc = await start_count_worker(settings, count_metrics_port=port, **env)
+
+    async def serving() -> bool:
+        try:
+            async with ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as reply:
+                return reply.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    await until(serving, timeout=60, interval=0.05, what="the count worker serving its /metrics")
+    return proc
 
 
 async def stop_count_worker(proc: asyncio.subprocess.Process) -> tuple[int, str]:

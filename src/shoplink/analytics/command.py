@@ -69,6 +69,10 @@ def _print(value: Any) -> None:
 
 
 async def count_command(settings: Settings, args: argparse.Namespace) -> int:
+    once = args.status or args.rebuild or args.rollup or args.trim
+    # The worker's SIGTERM/SIGINT handling is in place before its start-up (connections, the
+    # migration check, the metrics port): a signal then still ends in a clean exit.
+    stop = None if once else _stop_on_signals()
     topology = RedisTopology.from_settings(settings)
     await topology.connect()
     redis = topology.client
@@ -122,7 +126,8 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
             print(f"shoplink: {exc}", file=sys.stderr)
             return 1
         try:
-            return await _run(worker, attribution, exit_when_idle=args.exit_when_idle)
+            assert stop is not None
+            return await _run(worker, attribution, exit_when_idle=args.exit_when_idle, stop=stop)
         finally:
             if metrics_runner is not None:
                 await metrics_runner.cleanup()
@@ -131,12 +136,30 @@ async def count_command(settings: Settings, args: argparse.Namespace) -> int:
         await topology.aclose()
 
 
-async def _run(worker: CountWorker, attribution: AttributionConsumer | None, *,
-               exit_when_idle: bool) -> int:
+def _stop_on_signals() -> asyncio.Event:
+    """An event SIGINT and SIGTERM set (from now on)."""
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, worker.stop)
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _run(worker: CountWorker, attribution: AttributionConsumer | None, *,
+               exit_when_idle: bool, stop: asyncio.Event) -> int:
+    if stop.is_set():  # asked to stop during the start-up
+        worker.stop()
+    stopper = asyncio.create_task(stop.wait(), name="count-stop-signal")
+    stopper.add_done_callback(lambda _: worker.stop())
+    try:
+        return await _work(worker, attribution, exit_when_idle=exit_when_idle)
+    finally:
+        stopper.cancel()
+
+
+async def _work(worker: CountWorker, attribution: AttributionConsumer | None, *,
+                exit_when_idle: bool) -> int:
     if exit_when_idle:
         stats = await worker.run()
         attributed = await attribution.drain() if attribution is not None else None
