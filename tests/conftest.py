@@ -50,6 +50,15 @@ def redis_proc() -> Iterator[RedisProcess]:
     proc.cleanup()
 
 
+@pytest.fixture
+def own_redis() -> Iterator[RedisProcess]:
+    """A redis-server of the test's own, to stop, freeze, restart or kill underneath the code."""
+    proc = RedisProcess()
+    proc.start()
+    yield proc
+    proc.cleanup()
+
+
 @pytest.fixture(scope="session")
 def _session_cluster() -> Iterator[RedisCluster3]:
     cluster = RedisCluster3()

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import jsonschema
-import pytest
 from aiohttp import ClientSession
 from redis.asyncio import Redis
 
@@ -36,14 +34,6 @@ async def clicks(api: Api, code: str, count: int) -> list[str]:
     replies = await asyncio.gather(*(api.get(f"/r/{code}") for _ in range(count)))
     assert [r.status for r in replies] == [302] * count
     return [click_id(r.headers["Location"]) for r in replies]
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
-    proc = RedisProcess()
-    proc.start()
-    yield proc
-    proc.cleanup()
 
 
 async def test_redis_outage_spools_and_replays_every_click(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -43,14 +42,6 @@ async def click_one_by_one(viewer: Api, code: str, count: int) -> list[str]:
         assert reply.status == 302
         ids.append(click_id(reply.headers["Location"]))
     return ids
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
-    proc = RedisProcess()
-    proc.start()
-    yield proc
-    proc.cleanup()
 
 
 async def test_full_spool_drops_are_counted_and_logged_and_it_recovers(

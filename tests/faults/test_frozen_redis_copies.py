@@ -11,11 +11,9 @@ import asyncio
 import os
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-import pytest
 from redis.asyncio import Redis
 
 from shoplink.delivery.spool import Mark, SpoolFile
@@ -30,14 +28,6 @@ from support.wait import until
 
 def event(n: int) -> bytes:
     return orjson.dumps({"event_id": new_ulid(), "n": n})
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
-    proc = RedisProcess()
-    proc.start()
-    yield proc
-    proc.cleanup()
 
 
 async def frozen_outage(proc: RedisProcess, writer: ClickWriter, first: int, count: int) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -26,14 +25,6 @@ TEST_SECRET = "test-secret-key-0123456789abcdef"
 REQUESTS = 20_000
 CLIENTS = 125  # a miss waits for its batch (at most MISS_LOAD_GAP_S): many clients, short burst
 REDIS_GROWTH_MAX = 256 * 1024  # bytes: allocator noise and client buffers, no data
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
-    proc = RedisProcess()
-    proc.start()
-    yield proc
-    proc.cleanup()
 
 
 async def burst(session: aiohttp.ClientSession, url: str, count: int, statuses: list[int]) -> None:

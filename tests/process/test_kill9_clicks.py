@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import asyncpg
-import pytest
 from redis.asyncio import Redis
 
 from support.api import AccountFactory
@@ -27,14 +25,6 @@ from support.wait import until
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
 CLIENTS = 8  # concurrent viewers, each clicking as fast as answered (a bounded loopback load)
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
-    proc = RedisProcess()
-    proc.start()
-    yield proc
-    proc.cleanup()
 
 
 async def load(url: str, code: str, answered: list[str], cut: list[int], stop: asyncio.Event) -> None:

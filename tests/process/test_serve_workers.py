@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -28,14 +28,6 @@ from support.wait import until
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
 SPOOL_NAME = re.compile(r"^clicks-(\d+)-[0-9a-f]+\.spool$")
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
-    proc = RedisProcess()
-    proc.start()
-    yield proc
-    proc.cleanup()
 
 
 @pytest.fixture

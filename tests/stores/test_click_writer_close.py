@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import hiredis
 import orjson
-import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
@@ -53,14 +51,6 @@ def assert_each_event_kept(written: list[int], spool: list[int], *, exact: bool)
     assert set(written) | set(spool) == set(range(EVENTS))
     if exact:
         assert sorted(written + spool) == list(range(EVENTS))
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
-    proc = RedisProcess()
-    proc.start()
-    yield proc
-    proc.cleanup()
 
 
 async def test_close_while_redis_answers_out_of_memory(own_redis: RedisProcess, tmp_path: Path) -> None:
