@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -407,93 +408,23 @@ async def seed_accounts(pool: asyncpg.Pool) -> tuple[str, int, int]:
     return token.token, anchor, video
 
 
-async def freshness(stack: Stack, redis: Redis, token: str, probe_anchor: int, rate: int,
-                    seconds: float) -> dict[str, Any]:
+async def _measure_freshness(stack: Stack, redis: Redis, token: str, probe_anchor: int, rate: int,
+                             seconds: float, *, unit: int, add: Callable[[Any, int, int], None],
+                             send_probe: Callable[[aiohttp.ClientSession], Awaitable[float]],
+                             counted: Callable[[dict[str, Any], int], bool]) -> dict[str, Any]:
+    """The run both freshness measurements share: a `shoplink count` worker (roll-ups every 5 s)
+    while a steady `rate` events/s is written straight to the streams, as entries of `unit`
+    events (`add(pipeline, n, now_ms)` adds the n-th; kept on schedule, no rounding drift), and
+    five times a second a probe is sent (`send_probe(http)`, which returns when its latency
+    starts) and the probe anchor's stats polled until `counted(stats, probes sent)`."""
     worker = await asyncio.create_subprocess_exec(
         *pinned(1, [sys.executable, "-m", "shoplink", "count"]),
         env=stack.env(SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5"), stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     stack.procs.append(worker)
     await asyncio.sleep(1.0)
-    rng = random.Random(11)
     stop = time.perf_counter() + seconds
     written = 0
-
-    async def background() -> None:
-        nonlocal written
-        tick = 0.02
-        per_tick = max(1, int(rate * tick))
-        next_t = time.perf_counter()
-        while time.perf_counter() < stop:
-            pipe = redis.pipeline(transaction=False)
-            now = int(time.time() * 1000)
-            for _ in range(per_tick):
-                ev = make_event(rng, now, anchor=rng.randrange(10_000, 12_000))
-                pipe.xadd(f"shoplink:clicks:{{{ev['anchor_id'] % SHARDS}}}", {"e": orjson.dumps(ev)})
-            await pipe.execute()
-            written += per_tick
-            next_t += tick
-            await asyncio.sleep(max(0.0, next_t - time.perf_counter()))
-
-    latencies: list[float] = []
-    url = (f"http://127.0.0.1:{stack.http_port}/api/v1/stats/anchors/{probe_anchor}"
-           f"?granularity=hour&from={int(time.time()) - 7200}")
-    headers = {"Authorization": f"Bearer {token}"}
-
-    async def probes(http: aiohttp.ClientSession) -> None:
-        sent = 0
-        while time.perf_counter() < stop:
-            slot = time.perf_counter() + 0.2
-            ev = make_event(rng, int(time.time() * 1000), anchor=probe_anchor)
-            ev["video_id"] = None
-            ev.update({"surface": "video", "video_id": 999_999, "ua_class": "human"})
-            t0 = time.perf_counter()
-            await redis.xadd(f"shoplink:clicks:{{{probe_anchor % SHARDS}}}", {"e": orjson.dumps(ev)})
-            sent += 1
-            while True:
-                async with http.get(url, headers=headers) as resp:
-                    body = await resp.json()
-                if body["totals"]["clicks"] >= sent:
-                    break
-                await asyncio.sleep(0.005)
-            latencies.append(time.perf_counter() - t0)
-            await asyncio.sleep(max(0.0, slot - time.perf_counter()))
-
-    async with aiohttp.ClientSession() as http:
-        t_start = time.perf_counter()
-        await asyncio.gather(background(), probes(http))
-        elapsed = time.perf_counter() - t_start
-    worker.terminate()
-    await asyncio.wait_for(worker.wait(), timeout=20)
-    latencies.sort()
-    return {"rate_target": rate, "rate_achieved": written / elapsed, "seconds": elapsed,
-            "probes": len(latencies), "p50_ms": 1000 * statistics.median(latencies),
-            "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-            "max_ms": 1000 * latencies[-1]}
-
-
-async def beacon_freshness(stack: Stack, redis: Redis, token: str, probe_anchor: int, rate: int,
-                           seconds: float) -> dict[str, Any]:
-    """The player's events: a steady `rate` events/s of page-view batches (20 impressions + 1
-    view, XADD straight to shoplink:events:{n}: a 2-core machine cannot also run the HTTP load)
-    while a worker counts; ~5 times a second a probe beacon (one impression of the probe anchor's
-    card, a new page view) is POSTed to /v1/events, and the time from its 204 until the stats API
-    counts it is measured."""
-    worker = await asyncio.create_subprocess_exec(
-        *pinned(1, [sys.executable, "-m", "shoplink", "count"]),
-        env=stack.env(SHOPLINK_COUNT_ROLLUP_INTERVAL_S="5"), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    stack.procs.append(worker)
-    await asyncio.sleep(1.0)
-    rng = random.Random(13)
-    stop = time.perf_counter() + seconds
-    written = 0
-    # The events of 256 page views, encoded once; each batch gets its own id, time, viewer and
-    # page view (building and encoding each batch anew capped the generator at ~42,000 events/s).
-    pool = [orjson.dumps(make_batch(rng, 0)["events"]) for _ in range(256)]
-    shape = (b'{"schema_version":1,"batch_id":"%s","ts_ms":%d,"viewer":"%032x","ua_class":"%s",'
-             b'"page_view":"%016x","referrer_host":"shop.example","events":%s}')
-    classes = [c.encode() for c in CLASSES]
 
     async def background() -> None:
         nonlocal written
@@ -503,14 +434,12 @@ async def beacon_freshness(stack: Stack, redis: Redis, token: str, probe_anchor:
         while time.perf_counter() < stop:
             pipe = redis.pipeline(transaction=False)
             now = int(time.time() * 1000)
-            per_tick = max(1, round(rate * (next_t + tick - began) / 21) - n)  # on schedule, no rounding drift
-            for _ in range(per_tick):
+            due = max(1, round(rate * (next_t + tick - began) / unit) - n)
+            for _ in range(due):
                 n += 1
-                batch = shape % (new_ulid(now).encode(), now, rng.getrandbits(128), classes[n % len(classes)],
-                                 rng.getrandbits(64), pool[n % len(pool)])
-                pipe.xadd(f"shoplink:events:{{{n % SHARDS}}}", {"e": batch})
+                add(pipe, n, now)
             await pipe.execute()
-            written += per_tick * 21
+            written += due * unit
             next_t += tick
             await asyncio.sleep(max(0.0, next_t - time.perf_counter()))
 
@@ -518,23 +447,17 @@ async def beacon_freshness(stack: Stack, redis: Redis, token: str, probe_anchor:
     url = (f"http://127.0.0.1:{stack.http_port}/api/v1/stats/anchors/{probe_anchor}"
            f"?granularity=hour&from={int(time.time()) - 7200}")
     headers = {"Authorization": f"Bearer {token}"}
-    beacon_headers = {"Content-Type": "text/plain", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120"}
 
     async def probes(http: aiohttp.ClientSession) -> None:
         sent = 0
         while time.perf_counter() < stop:
             slot = time.perf_counter() + 0.2
-            body = orjson.dumps({"pv": f"probe{rng.getrandbits(64):016x}",
-                                 "events": [{"type": "impression", "code": "probe0001", "t": 1.0}]})
-            async with http.post(f"http://127.0.0.1:{stack.http_port}/v1/events", data=body,
-                                 headers=beacon_headers) as resp:
-                assert resp.status == 204, resp.status
-            t0 = time.perf_counter()
+            t0 = await send_probe(http)
             sent += 1
             while True:
                 async with http.get(url, headers=headers) as resp:
                     doc = await resp.json()
-                if doc["funnel"]["impressions"]["total"] >= sent:
+                if counted(doc, sent):
                     break
                 await asyncio.sleep(0.005)
             latencies.append(time.perf_counter() - t0)
@@ -551,6 +474,62 @@ async def beacon_freshness(stack: Stack, redis: Redis, token: str, probe_anchor:
             "probes": len(latencies), "p50_ms": 1000 * statistics.median(latencies),
             "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
             "max_ms": 1000 * latencies[-1]}
+
+
+async def freshness(stack: Stack, redis: Redis, token: str, probe_anchor: int, rate: int,
+                    seconds: float) -> dict[str, Any]:
+    """Clicks: a steady `rate` clicks/s on the click streams; a probe click on the probe anchor,
+    timed from before its XADD until the stats API counts it."""
+    rng = random.Random(11)
+
+    def add(pipe: Any, n: int, now: int) -> None:
+        ev = make_event(rng, now, anchor=rng.randrange(10_000, 12_000))
+        pipe.xadd(f"shoplink:clicks:{{{ev['anchor_id'] % SHARDS}}}", {"e": orjson.dumps(ev)})
+
+    async def send_probe(http: aiohttp.ClientSession) -> float:
+        ev = make_event(rng, int(time.time() * 1000), anchor=probe_anchor)
+        ev.update({"surface": "video", "video_id": 999_999, "ua_class": "human"})
+        t0 = time.perf_counter()
+        await redis.xadd(f"shoplink:clicks:{{{probe_anchor % SHARDS}}}", {"e": orjson.dumps(ev)})
+        return t0
+
+    return await _measure_freshness(stack, redis, token, probe_anchor, rate, seconds, unit=1, add=add,
+                                    send_probe=send_probe,
+                                    counted=lambda doc, sent: bool(doc["totals"]["clicks"] >= sent))
+
+
+async def beacon_freshness(stack: Stack, redis: Redis, token: str, probe_anchor: int, rate: int,
+                           seconds: float) -> dict[str, Any]:
+    """The player's events: a steady `rate` events/s of page-view batches (20 impressions + 1
+    view, XADD straight to shoplink:events:{n}: a 2-core machine cannot also run the HTTP load)
+    while a worker counts; ~5 times a second a probe beacon (one impression of the probe anchor's
+    card, a new page view) is POSTed to /v1/events, and the time from its 204 until the stats API
+    counts it is measured."""
+    rng = random.Random(13)
+    # The events of 256 page views, encoded once; each batch gets its own id, time, viewer and
+    # page view (building and encoding each batch anew capped the generator at ~42,000 events/s).
+    pool = [orjson.dumps(make_batch(rng, 0)["events"]) for _ in range(256)]
+    shape = (b'{"schema_version":1,"batch_id":"%s","ts_ms":%d,"viewer":"%032x","ua_class":"%s",'
+             b'"page_view":"%016x","referrer_host":"shop.example","events":%s}')
+    classes = [c.encode() for c in CLASSES]
+    beacon_headers = {"Content-Type": "text/plain", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120"}
+
+    def add(pipe: Any, n: int, now: int) -> None:
+        batch = shape % (new_ulid(now).encode(), now, rng.getrandbits(128), classes[n % len(classes)],
+                         rng.getrandbits(64), pool[n % len(pool)])
+        pipe.xadd(f"shoplink:events:{{{n % SHARDS}}}", {"e": batch})
+
+    async def send_probe(http: aiohttp.ClientSession) -> float:
+        body = orjson.dumps({"pv": f"probe{rng.getrandbits(64):016x}",
+                             "events": [{"type": "impression", "code": "probe0001", "t": 1.0}]})
+        async with http.post(f"http://127.0.0.1:{stack.http_port}/v1/events", data=body,
+                             headers=beacon_headers) as resp:
+            assert resp.status == 204, resp.status
+        return time.perf_counter()
+
+    return await _measure_freshness(
+        stack, redis, token, probe_anchor, rate, seconds, unit=21, add=add, send_probe=send_probe,
+        counted=lambda doc, sent: bool(doc["funnel"]["impressions"]["total"] >= sent))
 
 
 async def seed_history(pool: asyncpg.Pool, redis: Redis, video: int) -> dict[str, int]:
