@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from msgspec import UNSET
 
 from shoplink.errors import BadRequest, ValidationFailed
-from shoplink.funnel.validate import Impression, Progress, View, decoded, events_of, schema_validator
+from shoplink.funnel.validate import Beacon, Impression, Progress, View, decoded, events_of, schema_validator
 
 GOOD: list[dict[str, Any]] = [
     {"type": "impression", "code": "abc123"},
@@ -100,6 +101,7 @@ def test_bad_events_fail_both(event: Any, beside: dict[str, Any]) -> None:
     {"pv": 12345678, "events": [{"type": "view", "video": 1}]}, [], "x", None, 5,
 ])
 def test_bad_bodies_fail_both(doc: Any) -> None:
+    assert not _schema_ok(doc)
     assert decoded(orjson.dumps(doc)) is None
     assert not _taken(doc)
 
@@ -154,7 +156,23 @@ _docs = st.fixed_dictionaries(
     optional={"more": _values})
 
 
+def test_the_page_view_pattern_is_the_schema_s_and_means_the_same_in_python() -> None:
+    """JSON Schema patterns are ECMA-262 regexes, where $ matches only at the very end; Python's
+    re (jsonschema's validator, msgspec) also matches it before a final newline. The schema's
+    pattern is written so that both give the same answer, and msgspec uses that pattern."""
+    schema = schema_validator().schema
+    assert isinstance(schema, dict)
+    pattern = schema["properties"]["pv"]["pattern"]
+    beacon = msgspec.inspect.type_info(Beacon)
+    assert isinstance(beacon, msgspec.inspect.StructType)
+    field = next(f.type for f in beacon.fields if f.name == "pv")
+    assert isinstance(field, msgspec.inspect.StrType) and field.pattern == pattern
+    for pv in ("pv-12345678\n", "pv-12345678\n\n", "\npv-12345678"):
+        assert not _schema_ok({"pv": pv, "events": [{"type": "view", "video": 1}]})
+
+
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example({"pv": "pv-12345678\n", "events": [{"type": "impression", "code": "0"}]})  # found by this test
 @given(_docs)
 def test_generated_documents_get_the_schema_s_answer(doc: dict[str, Any]) -> None:
     valid = _schema_ok(doc)

@@ -30,8 +30,9 @@ _MAX_ID = 9007199254740991
 Code = Annotated[str, Meta(min_length=1, max_length=MAX_CODE_LENGTH)]
 Second = Annotated[float, Meta(ge=0, le=MAX_PLAYBACK_S)]
 Id = Annotated[int, Meta(ge=1, le=_MAX_ID)]
-# \Z, not $: Python's $ also matches before a final newline
-PageView = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{8,64}\Z")]
+# the schema's pattern (msgspec matches with Python's re, where (?!\n) keeps $ from matching
+# before a final newline)
+PageView = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{8,64}(?!\n)$")]
 
 
 class Impression(Struct, tag="impression", tag_field="type", forbid_unknown_fields=True,
